@@ -1,0 +1,344 @@
+/* DCNv4 core operator: parameter validation and the forward/backward
+ * launchers (kernels in cl/dcnv4_forward.cl and cl/dcnv4_backward.cl). */
+#include "tuning.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Coordinates are split into an exact integer and a small float part in the
+ * kernels; both bounds keep the integer part exact in float. */
+#define MAX_EXTENT (1 << 24)
+#define MAX_KERNEL_POINTS 1024
+
+/* Mirrors dcnv4_geometry in the kernels (all 4-byte fields, no padding). */
+typedef struct geometry_arg {
+  cl_int height_in, width_in, height_out, width_out, group;
+  cl_int stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w;
+  cl_float offset_scale;
+  cl_int offset_mask_stride;
+} geometry_arg;
+
+void dcnv4_params_init(dcnv4_params *p) {
+  if (!p)
+    return;
+  memset(p, 0, sizeof *p);
+  p->group = 1;
+  p->kernel_h = p->kernel_w = 3;
+  p->stride_h = p->stride_w = 1;
+  p->pad_h = p->pad_w = 1;
+  p->dilation_h = p->dilation_w = 1;
+  p->offset_scale = 1.0f;
+  p->dtype = DCNV4_FLOAT32;
+}
+
+/* Validates and derives; messages go to ctx when given. */
+static dcnv4_status compute_shape(dcnv4_context *ctx, const dcnv4_params *p,
+                                  dcnv4_shape *s) {
+  if (!p)
+    return dcn_fail(ctx, DCNV4_ERROR_NULL_POINTER, "params is NULL");
+  if (dcnv4_dtype_size(p->dtype) == 0)
+    return dcn_fail(ctx, DCNV4_ERROR_INVALID_PARAMETER, "unknown dtype %d",
+                    (int)p->dtype);
+  struct {
+    const char *name;
+    int32_t value, min;
+  } ranges[] = {
+      {"batch", p->batch, 1},           {"height_in", p->height_in, 1},
+      {"width_in", p->width_in, 1},     {"group", p->group, 1},
+      {"group_channels", p->group_channels, 1},
+      {"kernel_h", p->kernel_h, 1},     {"kernel_w", p->kernel_w, 1},
+      {"stride_h", p->stride_h, 1},     {"stride_w", p->stride_w, 1},
+      {"pad_h", p->pad_h, 0},           {"pad_w", p->pad_w, 0},
+      {"dilation_h", p->dilation_h, 1}, {"dilation_w", p->dilation_w, 1},
+      {"offset_mask_stride", p->offset_mask_stride, 0},
+  };
+  for (size_t i = 0; i < sizeof ranges / sizeof ranges[0]; i++)
+    if (ranges[i].value < ranges[i].min)
+      return dcn_fail(ctx, DCNV4_ERROR_INVALID_PARAMETER,
+                      "%s is %d; it must be at least %d", ranges[i].name,
+                      (int)ranges[i].value, (int)ranges[i].min);
+  if (p->remove_center != 0 && p->remove_center != 1)
+    return dcn_fail(ctx, DCNV4_ERROR_INVALID_PARAMETER,
+                    "remove_center is %d; it must be 0 or 1",
+                    (int)p->remove_center);
+  if (p->softmax != 0 && p->softmax != 1)
+    return dcn_fail(ctx, DCNV4_ERROR_INVALID_PARAMETER,
+                    "softmax is %d; it must be 0 or 1", (int)p->softmax);
+  if (!isfinite(p->offset_scale))
+    return dcn_fail(ctx, DCNV4_ERROR_INVALID_PARAMETER,
+                    "offset_scale must be finite");
+  /* 64-bit intermediates: none of these can overflow for int32 inputs. */
+  int64_t span_h = (int64_t)p->dilation_h * (p->kernel_h - 1) + 1;
+  int64_t span_w = (int64_t)p->dilation_w * (p->kernel_w - 1) + 1;
+  int64_t padded_h = (int64_t)p->height_in + 2 * (int64_t)p->pad_h;
+  int64_t padded_w = (int64_t)p->width_in + 2 * (int64_t)p->pad_w;
+  if (span_h > MAX_EXTENT || span_w > MAX_EXTENT || padded_h > MAX_EXTENT ||
+      padded_w > MAX_EXTENT)
+    return dcn_fail(ctx, DCNV4_ERROR_SIZE_OVERFLOW,
+                    "spatial extents (padded input %lldx%lld, kernel span "
+                    "%lldx%lld) must stay below 2^24",
+                    (long long)padded_h, (long long)padded_w,
+                    (long long)span_h, (long long)span_w);
+  int64_t points = (int64_t)p->kernel_h * p->kernel_w - p->remove_center;
+  if (points < 1 || points > MAX_KERNEL_POINTS)
+    return dcn_fail(ctx, DCNV4_ERROR_INVALID_PARAMETER,
+                    "the kernel has %lld sampling points; 1 to %d are "
+                    "supported",
+                    (long long)points, MAX_KERNEL_POINTS);
+  if (padded_h < span_h || padded_w < span_w)
+    return dcn_fail(ctx, DCNV4_ERROR_INVALID_SHAPE,
+                    "the kernel span %lldx%lld exceeds the padded input "
+                    "%lldx%lld: the output would be empty",
+                    (long long)span_h, (long long)span_w, (long long)padded_h,
+                    (long long)padded_w);
+  int64_t channels = (int64_t)p->group * p->group_channels;
+  int64_t lanes = (int64_t)p->group * points * 3;
+  if (channels > INT32_MAX || lanes > INT32_MAX)
+    return dcn_fail(ctx, DCNV4_ERROR_SIZE_OVERFLOW,
+                    "group * group_channels (%lld) or group * K * 3 (%lld) "
+                    "exceeds 2^31-1",
+                    (long long)channels, (long long)lanes);
+  int64_t stride = p->offset_mask_stride;
+  if (stride == 0) {
+    stride = (lanes + 7) / 8 * 8;
+    if (stride > INT32_MAX)
+      return dcn_fail(ctx, DCNV4_ERROR_SIZE_OVERFLOW,
+                      "the default offset_mask_stride exceeds 2^31-1");
+  } else if (stride < lanes)
+    return dcn_fail(ctx, DCNV4_ERROR_INVALID_PARAMETER,
+                    "offset_mask_stride is %lld; it must be at least "
+                    "group*K*3 = %lld",
+                    (long long)stride, (long long)lanes);
+
+  memset(s, 0, sizeof *s);
+  s->height_out = (int32_t)((padded_h - span_h) / p->stride_h + 1);
+  s->width_out = (int32_t)((padded_w - span_w) / p->stride_w + 1);
+  s->channels = (int32_t)channels;
+  s->points = (int32_t)points;
+  s->offset_mask_stride = (int32_t)stride;
+  size_t esize = dcnv4_dtype_size(p->dtype);
+  uint64_t in_f[] = {(uint64_t)p->batch, (uint64_t)p->height_in,
+                     (uint64_t)p->width_in, (uint64_t)channels};
+  uint64_t out_f[] = {(uint64_t)p->batch, (uint64_t)s->height_out,
+                      (uint64_t)s->width_out, (uint64_t)channels};
+  uint64_t om_f[] = {(uint64_t)p->batch, (uint64_t)s->height_out,
+                     (uint64_t)s->width_out, (uint64_t)stride};
+  if (!dcn_product_u64(in_f, 4, &s->input_elements) ||
+      !dcn_product_u64(out_f, 4, &s->output_elements) ||
+      !dcn_product_u64(om_f, 4, &s->offset_mask_elements) ||
+      !dcn_bytes(s->input_elements, esize, &s->input_bytes) ||
+      !dcn_bytes(s->output_elements, esize, &s->output_bytes) ||
+      !dcn_bytes(s->offset_mask_elements, esize, &s->offset_mask_bytes) ||
+      !dcn_bytes(s->input_elements, 4, &(size_t){0}))
+    return dcn_fail(ctx, DCNV4_ERROR_SIZE_OVERFLOW,
+                    "tensor sizes overflow (batch %d, %dx%d in, %dx%d out, "
+                    "%lld channels)",
+                    (int)p->batch, (int)p->height_in, (int)p->width_in,
+                    (int)s->height_out, (int)s->width_out, (long long)channels);
+  return DCNV4_SUCCESS;
+}
+
+dcnv4_status dcnv4_get_shape(const dcnv4_params *params, dcnv4_shape *shape) {
+  if (!shape)
+    return DCNV4_ERROR_NULL_POINTER;
+  return compute_shape(NULL, params, shape);
+}
+
+dcnv4_status dcnv4_check_params(const dcnv4_params *params, char *message,
+                                size_t message_size) {
+  /* A blank context collects the message; nothing else of it is used. */
+  dcnv4_context scratch;
+  memset(&scratch, 0, sizeof scratch);
+  dcnv4_shape s;
+  dcnv4_status st = compute_shape(&scratch, params, &s);
+  if (message && message_size > 0)
+    snprintf(message, message_size, "%s",
+             st == DCNV4_SUCCESS ? "" : scratch.error_fixed);
+  return st;
+}
+
+dcnv4_status dcnv4_backward_workspace_size(const dcnv4_params *params,
+                                           size_t *bytes) {
+  if (!bytes)
+    return DCNV4_ERROR_NULL_POINTER;
+  dcnv4_shape s;
+  dcnv4_status st = compute_shape(NULL, params, &s);
+  if (st != DCNV4_SUCCESS)
+    return st;
+  *bytes = 0;
+  if (params->dtype != DCNV4_FLOAT32 &&
+      !dcn_bytes(s.input_elements, sizeof(cl_float), bytes))
+    return DCNV4_ERROR_SIZE_OVERFLOW;
+  return DCNV4_SUCCESS;
+}
+
+/* Whether 32-bit signed indices cover every tensor of the call. */
+static bool needs_64bit_indices(const dcnv4_shape *s) {
+  return s->input_elements >= ((uint64_t)1 << 31) ||
+         s->output_elements >= ((uint64_t)1 << 31) ||
+         s->offset_mask_elements >= ((uint64_t)1 << 31);
+}
+
+static geometry_arg make_geometry(const dcnv4_params *p, const dcnv4_shape *s) {
+  geometry_arg g = {p->height_in,    p->width_in,     s->height_out,
+                    s->width_out,    p->group,        p->stride_h,
+                    p->stride_w,     p->pad_h,        p->pad_w,
+                    p->dilation_h,   p->dilation_w,   p->offset_scale,
+                    s->offset_mask_stride};
+  return g;
+}
+
+/* The -D options shared by the forward and backward programs. */
+static void kernel_options(const dcnv4_params *p, int vec, bool idx64,
+                           char *out, size_t size) {
+  snprintf(out, size,
+           "-DDTYPE=%d -DVEC=%d -DIDX64=%d -DGROUP_CHANNELS=%d -DKH=%d "
+           "-DKW=%d -DREMOVE_CENTER=%d -DSOFTMAX=%d",
+           (int)p->dtype, vec, idx64 ? 1 : 0, (int)p->group_channels,
+           (int)p->kernel_h, (int)p->kernel_w, (int)p->remove_center,
+           (int)p->softmax);
+}
+
+/* The kernel's `items` argument has the kernel's index type. */
+typedef union index_arg {
+  cl_int i32;
+  cl_long i64;
+} index_arg;
+
+static dcn_arg make_index_arg(index_arg *storage, bool idx64, uint64_t value) {
+  if (idx64) {
+    storage->i64 = (cl_long)value;
+    return (dcn_arg){sizeof(cl_long), &storage->i64};
+  }
+  storage->i32 = (cl_int)value;
+  return (dcn_arg){sizeof(cl_int), &storage->i32};
+}
+
+/* Checks shared by forward and backward before anything is touched. */
+static dcnv4_status check_call(dcnv4_context *ctx, const dcnv4_params *params,
+                               dcnv4_shape *s, cl_uint num_wait,
+                               const cl_event *wait) {
+  if (!ctx)
+    return DCNV4_ERROR_NULL_POINTER;
+  dcnv4_status st = compute_shape(ctx, params, s);
+  if (st != DCNV4_SUCCESS)
+    return st;
+  return dcn_check_wait_list(ctx, num_wait, wait);
+}
+
+dcnv4_status dcnv4_forward(dcnv4_context *ctx, const dcnv4_params *params,
+                           cl_mem input, cl_mem offset_mask, cl_mem output,
+                           cl_uint num_wait, const cl_event *wait,
+                           cl_event *event) {
+  dcnv4_shape s;
+  dcnv4_status st = check_call(ctx, params, &s, num_wait, wait);
+  if (st != DCNV4_SUCCESS)
+    return st;
+  const cl_mem bufs[] = {input, offset_mask, output};
+  const char *const names[] = {"input", "offset_mask", "output"};
+  const bool readonly[] = {true, true, false};
+  if ((st = dcn_check_buffer(ctx, input, "input", s.input_bytes)) ||
+      (st = dcn_check_buffer(ctx, offset_mask, "offset_mask",
+                             s.offset_mask_bytes)) ||
+      (st = dcn_check_buffer(ctx, output, "output", s.output_bytes)) ||
+      (st = dcn_check_no_alias(ctx, bufs, names, readonly, 3)))
+    return st;
+
+  dcn_launch_config cfg =
+      dcn_tuning_lookup(ctx, DCN_KERNEL_DCNV4_FORWARD, params->dtype);
+  int vec = dcn_vector_width(params->group_channels, cfg.max_vec);
+  bool idx64 = needs_64bit_indices(&s);
+  char options[256];
+  kernel_options(params, vec, idx64, options, sizeof options);
+  cl_kernel kernel;
+  if ((st = dcn_get_kernel(ctx, "dcnv4_forward", options, "dcnv4_forward",
+                           &kernel)))
+    return st;
+  uint64_t items = s.output_elements / (uint64_t)vec;
+  geometry_arg geo = make_geometry(params, &s);
+  index_arg idx;
+  const dcn_arg args[] = {DCN_ARG(input), DCN_ARG(offset_mask),
+                          DCN_ARG(output), DCN_ARG(geo),
+                          make_index_arg(&idx, idx64, items)};
+  if ((st = dcn_set_args(ctx, kernel, args, 5, "dcnv4_forward")))
+    return st;
+  return dcn_enqueue_1d(ctx, kernel, items, cfg.local_size, num_wait, wait,
+                        event, "dcnv4_forward");
+}
+
+dcnv4_status dcnv4_backward(dcnv4_context *ctx, const dcnv4_params *params,
+                            const dcnv4_backward_buffers *b, cl_uint num_wait,
+                            const cl_event *wait, cl_event *event) {
+  dcnv4_shape s;
+  dcnv4_status st = check_call(ctx, params, &s, num_wait, wait);
+  if (st != DCNV4_SUCCESS)
+    return st;
+  if (!b)
+    return dcn_fail(ctx, DCNV4_ERROR_NULL_POINTER, "buffers is NULL");
+  const cl_mem bufs[] = {b->input,      b->offset_mask,      b->grad_output,
+                         b->grad_input, b->grad_offset_mask, b->workspace};
+  const char *const names[] = {"input",      "offset_mask",      "grad_output",
+                               "grad_input", "grad_offset_mask", "workspace"};
+  const bool readonly[] = {true, true, true, false, false, false};
+  if ((st = dcn_check_buffer(ctx, b->input, "input", s.input_bytes)) ||
+      (st = dcn_check_buffer(ctx, b->offset_mask, "offset_mask",
+                             s.offset_mask_bytes)) ||
+      (st = dcn_check_buffer(ctx, b->grad_output, "grad_output",
+                             s.output_bytes)) ||
+      (st = dcn_check_buffer(ctx, b->grad_input, "grad_input",
+                             s.input_bytes)) ||
+      (st = dcn_check_buffer(ctx, b->grad_offset_mask, "grad_offset_mask",
+                             s.offset_mask_bytes)) ||
+      (st = dcn_check_no_alias(ctx, bufs, names, readonly, 6)))
+    return st;
+  size_t ws_bytes = 0;
+  bool direct = params->dtype == DCNV4_FLOAT32;
+  if (!direct)
+    (void)dcn_bytes(s.input_elements, sizeof(cl_float), &ws_bytes);
+  cl_mem acc = b->grad_input;
+  if (!direct && (st = dcn_workspace(ctx, b->workspace, ws_bytes, &acc)))
+    return st;
+
+  dcn_launch_config cfg =
+      dcn_tuning_lookup(ctx, DCN_KERNEL_DCNV4_BACKWARD, params->dtype);
+  int vec = dcn_vector_width(params->group_channels, cfg.max_vec);
+  bool idx64 = needs_64bit_indices(&s);
+  char options[256];
+  kernel_options(params, vec, idx64, options, sizeof options);
+  cl_kernel kernel, convert = NULL;
+  if ((st = dcn_get_kernel(ctx, "dcnv4_backward", options, "dcnv4_backward",
+                           &kernel)))
+    return st;
+  uint64_t items = s.output_elements / (uint64_t)params->group_channels;
+  geometry_arg geo = make_geometry(params, &s);
+  index_arg idx, count;
+  const dcn_arg args[] = {DCN_ARG(b->input),       DCN_ARG(b->offset_mask),
+                          DCN_ARG(b->grad_output), DCN_ARG(acc),
+                          DCN_ARG(b->grad_offset_mask), DCN_ARG(geo),
+                          make_index_arg(&idx, idx64, items)};
+  if ((st = dcn_set_args(ctx, kernel, args, 7, "dcnv4_backward")))
+    return st;
+  if (!direct) {
+    char copts[64];
+    snprintf(copts, sizeof copts, "-DDTYPE=%d -DIDX64=%d", (int)params->dtype,
+             idx64 ? 1 : 0);
+    if ((st = dcn_get_kernel(ctx, "convert", copts, "convert_from_float",
+                             &convert)))
+      return st;
+    const dcn_arg cargs[] = {DCN_ARG(acc), DCN_ARG(b->grad_input),
+                             make_index_arg(&count, idx64, s.input_elements)};
+    if ((st = dcn_set_args(ctx, convert, cargs, 3, "convert_from_float")))
+      return st;
+  }
+  /* Everything is validated and built: enqueue zero, scatter, convert. */
+  size_t acc_bytes = direct ? s.input_bytes : ws_bytes;
+  if ((st = dcn_enqueue_zero(ctx, acc, acc_bytes, num_wait, wait, NULL)) ||
+      (st = dcn_enqueue_1d(ctx, kernel, items, cfg.local_size, 0, NULL,
+                           direct ? event : NULL, "dcnv4_backward")))
+    return st;
+  if (direct)
+    return DCNV4_SUCCESS;
+  return dcn_enqueue_1d(ctx, convert, s.input_elements, 256, 0, NULL, event,
+                        "convert_from_float");
+}

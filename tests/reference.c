@@ -1,0 +1,188 @@
+/* float64 reference operators (DESIGN.md §1). */
+#include "reference.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Bilinear sampling of one channel plane with the DESIGN.md rule; also the
+ * partial derivatives and the four corner weights for the backward pass. */
+typedef struct bilinear {
+  int valid;          /* inside the window -1 < y < H, -1 < x < W */
+  long corner[4];     /* pixel index (h*W + w) of each neighbour, -1 if out */
+  double weight[4];   /* bilinear weight of each neighbour */
+  double dweight_dy[4], dweight_dx[4];
+} bilinear;
+
+static bilinear bilinear_at(double y, double x, int height, int width) {
+  bilinear b;
+  memset(&b, 0, sizeof b);
+  for (int c = 0; c < 4; c++)
+    b.corner[c] = -1;
+  if (!(y > -1 && x > -1 && y < height && x < width))
+    return b;
+  b.valid = 1;
+  double y0 = floor(y), x0 = floor(x);
+  double ly = y - y0, lx = x - x0, hy = 1 - ly, hx = 1 - lx;
+  int ys[4] = {(int)y0, (int)y0, (int)y0 + 1, (int)y0 + 1};
+  int xs[4] = {(int)x0, (int)x0 + 1, (int)x0, (int)x0 + 1};
+  double w[4] = {hy * hx, hy * lx, ly * hx, ly * lx};
+  double dy[4] = {-hx, -lx, hx, lx};
+  double dx[4] = {-hy, hy, -ly, ly};
+  for (int c = 0; c < 4; c++) {
+    if (ys[c] < 0 || ys[c] >= height || xs[c] < 0 || xs[c] >= width)
+      continue;
+    b.corner[c] = (long)ys[c] * width + xs[c];
+    b.weight[c] = w[c];
+    b.dweight_dy[c] = dy[c];
+    b.dweight_dx[c] = dx[c];
+  }
+  return b;
+}
+
+typedef struct dcnv4_dims {
+  int N, H, W, Ho, Wo, G, D, C, K, S;
+} dcnv4_dims;
+
+static dcnv4_dims dims_of(const dcnv4_params *p) {
+  dcnv4_shape s;
+  dcnv4_get_shape(p, &s);
+  dcnv4_dims d = {p->batch,        p->height_in, p->width_in,
+                  s.height_out,    s.width_out,  p->group,
+                  p->group_channels, s.channels, s.points,
+                  s.offset_mask_stride};
+  return d;
+}
+
+/* Sampling position of point (i, j) for output pixel (ho, wo), literally as
+ * DESIGN.md §1.1 writes it. */
+static void position(const dcnv4_params *p, int ho, int wo, int i, int j,
+                     double dx, double dy, double *y, double *x) {
+  double os = p->offset_scale;
+  int base_w = (p->dilation_w * (p->kernel_w - 1)) / 2;
+  int base_h = (p->dilation_h * (p->kernel_h - 1)) / 2;
+  double p0_w = base_w - p->pad_w + wo * p->stride_w - base_w * os;
+  double p0_h = base_h - p->pad_h + ho * p->stride_h - base_h * os;
+  *x = p0_w + (i * p->dilation_w + dx) * os;
+  *y = p0_h + (j * p->dilation_h + dy) * os;
+}
+
+/* The K aggregation weights of one group, softmaxed if asked. */
+static void group_weights(const dcnv4_params *p, const double *row, int K,
+                          double *m) {
+  for (int k = 0; k < K; k++)
+    m[k] = row[2 * K + k];
+  if (!p->softmax)
+    return;
+  double mx = -INFINITY, sum = 0;
+  for (int k = 0; k < K; k++)
+    mx = fmax(mx, m[k]);
+  for (int k = 0; k < K; k++)
+    sum += (m[k] = exp(m[k] - mx));
+  for (int k = 0; k < K; k++)
+    m[k] /= sum;
+}
+
+/* The kept kernel points (i, j) in DESIGN.md order: x outer, y inner. */
+static int kernel_points(const dcnv4_params *p, int *is, int *js) {
+  int k = 0;
+  for (int i = 0; i < p->kernel_w; i++)
+    for (int j = 0; j < p->kernel_h; j++) {
+      if (p->remove_center && i == p->kernel_w / 2 && j == p->kernel_h / 2)
+        continue;
+      is[k] = i;
+      js[k] = j;
+      k++;
+    }
+  return k;
+}
+
+void ref_dcnv4_forward(const dcnv4_params *p, const double *input,
+                       const double *om, double *out) {
+  dcnv4_dims d = dims_of(p);
+  double *m = malloc(sizeof *m * (size_t)d.K);
+  int *pi = malloc(sizeof *pi * (size_t)d.K), *pj = malloc(sizeof *pj * (size_t)d.K);
+  kernel_points(p, pi, pj);
+  for (int n = 0; n < d.N; n++)
+    for (int ho = 0; ho < d.Ho; ho++)
+      for (int wo = 0; wo < d.Wo; wo++) {
+        long pix = ((long)n * d.Ho + ho) * d.Wo + wo;
+        const double *img = input + (long)n * d.H * d.W * d.C;
+        for (int g = 0; g < d.G; g++) {
+          const double *row = om + pix * d.S + (long)g * d.K * 3;
+          double *o = out + pix * d.C + (long)g * d.D;
+          for (int c = 0; c < d.D; c++)
+            o[c] = 0;
+          group_weights(p, row, d.K, m);
+          for (int k = 0; k < d.K; k++) {
+            double y, x;
+            position(p, ho, wo, pi[k], pj[k], row[2 * k], row[2 * k + 1], &y,
+                     &x);
+            bilinear b = bilinear_at(y, x, d.H, d.W);
+            for (int c4 = 0; c4 < 4 && b.valid; c4++)
+              if (b.corner[c4] >= 0)
+                for (int c = 0; c < d.D; c++)
+                  o[c] += m[k] * b.weight[c4] *
+                          img[b.corner[c4] * d.C + (long)g * d.D + c];
+          }
+        }
+      }
+  free(m);
+  free(pi);
+  free(pj);
+}
+
+void ref_dcnv4_backward(const dcnv4_params *p, const double *input,
+                        const double *om, const double *gout, double *gin,
+                        double *gom) {
+  dcnv4_dims d = dims_of(p);
+  memset(gin, 0, sizeof *gin * (size_t)d.N * d.H * d.W * d.C);
+  memset(gom, 0, sizeof *gom * (size_t)d.N * d.Ho * d.Wo * d.S);
+  double *m = malloc(sizeof *m * (size_t)d.K);
+  double *gm = malloc(sizeof *gm * (size_t)d.K);
+  int *pi = malloc(sizeof *pi * (size_t)d.K), *pj = malloc(sizeof *pj * (size_t)d.K);
+  kernel_points(p, pi, pj);
+  for (int n = 0; n < d.N; n++)
+    for (int ho = 0; ho < d.Ho; ho++)
+      for (int wo = 0; wo < d.Wo; wo++) {
+        long pix = ((long)n * d.Ho + ho) * d.Wo + wo;
+        const double *img = input + (long)n * d.H * d.W * d.C;
+        double *gimg = gin + (long)n * d.H * d.W * d.C;
+        for (int g = 0; g < d.G; g++) {
+          const double *row = om + pix * d.S + (long)g * d.K * 3;
+          double *grow = gom + pix * d.S + (long)g * d.K * 3;
+          const double *go = gout + pix * d.C + (long)g * d.D;
+          group_weights(p, row, d.K, m);
+          for (int k = 0; k < d.K; k++) {
+            double y, x;
+            position(p, ho, wo, pi[k], pj[k], row[2 * k], row[2 * k + 1], &y,
+                     &x);
+            bilinear b = bilinear_at(y, x, d.H, d.W);
+            double sample_dot = 0, dy = 0, dx = 0;
+            for (int c4 = 0; c4 < 4 && b.valid; c4++) {
+              if (b.corner[c4] < 0)
+                continue;
+              for (int c = 0; c < d.D; c++) {
+                long at = b.corner[c4] * d.C + (long)g * d.D + c;
+                sample_dot += go[c] * b.weight[c4] * img[at];
+                dy += go[c] * b.dweight_dy[c4] * img[at];
+                dx += go[c] * b.dweight_dx[c4] * img[at];
+                gimg[at] += m[k] * b.weight[c4] * go[c];
+              }
+            }
+            grow[2 * k] = m[k] * dx * p->offset_scale;
+            grow[2 * k + 1] = m[k] * dy * p->offset_scale;
+            gm[k] = sample_dot;
+          }
+          double dot = 0;
+          for (int k = 0; k < d.K; k++)
+            dot += m[k] * gm[k];
+          for (int k = 0; k < d.K; k++)
+            grow[2 * d.K + k] = p->softmax ? m[k] * (gm[k] - dot) : gm[k];
+        }
+      }
+  free(m);
+  free(gm);
+  free(pi);
+  free(pj);
+}

@@ -1,0 +1,17 @@
+/* Plain float64 reference of every operator, written straight from
+ * DESIGN.md §1 for clarity, not speed. Tensors are channels-last doubles. */
+#ifndef DCNV4_REFERENCE_H
+#define DCNV4_REFERENCE_H
+
+#include "dcnv4.h"
+
+/* out (N,H_out,W_out,C) from input (N,H_in,W_in,C) and offset_mask
+ * (N,H_out,W_out,S). */
+void ref_dcnv4_forward(const dcnv4_params *p, const double *input,
+                       const double *offset_mask, double *output);
+/* grad_input and grad_offset_mask (both overwritten; padding lanes 0). */
+void ref_dcnv4_backward(const dcnv4_params *p, const double *input,
+                        const double *offset_mask, const double *grad_output,
+                        double *grad_input, double *grad_offset_mask);
+
+#endif

@@ -1,0 +1,159 @@
+#include "test_util.h"
+
+#include <dirent.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int test_failures = 0;
+
+double tolerance_for(dcnv4_dtype dtype) {
+  return dtype == DCNV4_FLOAT32   ? TOL_FP32
+         : dtype == DCNV4_FLOAT16 ? TOL_FP16
+                                  : TOL_BF16;
+}
+
+int test_finish(const char *name) {
+  if (test_failures) {
+    fprintf(stderr, "%s: %d check(s) FAILED\n", name, test_failures);
+    return 1;
+  }
+  printf("%s: all checks passed\n", name);
+  return 0;
+}
+
+uint64_t rng_next(rng *r) {
+  uint64_t z = (r->state += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+double rng_uniform(rng *r, double lo, double hi) {
+  return lo + (hi - lo) * ((double)(rng_next(r) >> 11) * 0x1.0p-53);
+}
+
+int rng_int(rng *r, int lo, int hi) {
+  return lo + (int)(rng_next(r) % (uint64_t)(hi - lo + 1));
+}
+
+double rng_normal(rng *r) {
+  double u = rng_uniform(r, 1e-12, 1.0), v = rng_uniform(r, 0.0, 1.0);
+  return sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v);
+}
+
+uint64_t test_seed(uint64_t fallback) {
+  const char *s = getenv("TEST_SEED");
+  uint64_t seed = s && *s ? strtoull(s, NULL, 0) : fallback;
+  printf("seed %llu (set TEST_SEED to reproduce)\n", (unsigned long long)seed);
+  return seed;
+}
+
+dcnv4_context *test_context(void) {
+  char why[512] = "";
+  dcnv4_context_options o;
+  dcnv4_context_options_init(&o);
+  o.error_buffer = why;
+  o.error_buffer_size = sizeof why;
+  dcnv4_context *ctx = NULL;
+  if (dcnv4_context_create(&o, &ctx) != DCNV4_SUCCESS) {
+    fprintf(stderr, "cannot create a context: %s\n", why);
+    exit(1);
+  }
+  dcnv4_device_info info;
+  dcnv4_context_device_info(ctx, &info);
+  printf("device %u:%u %s (%s)\n", info.platform_index, info.device_index,
+         info.device_name, info.platform_name);
+  return ctx;
+}
+
+cl_mem upload_values(dcnv4_context *ctx, const float *values, size_t count,
+                     dcnv4_dtype dtype) {
+  size_t esize = dcnv4_dtype_size(dtype);
+  void *packed = malloc(count * esize + 1);
+  pack_dtype(values, packed, count, dtype);
+  cl_mem m = host_buffer(ctx, count * esize, packed);
+  free(packed);
+  if (!m) {
+    fprintf(stderr, "cannot allocate a device buffer\n");
+    exit(1);
+  }
+  return m;
+}
+
+cl_mem poisoned_buffer(dcnv4_context *ctx, size_t count, dcnv4_dtype dtype) {
+  float *nan = malloc(count * sizeof *nan + 1);
+  for (size_t i = 0; i < count; i++)
+    nan[i] = NAN;
+  cl_mem m = upload_values(ctx, nan, count, dtype);
+  free(nan);
+  return m;
+}
+
+double *download_values(dcnv4_context *ctx, cl_mem m, size_t count,
+                        dcnv4_dtype dtype) {
+  size_t esize = dcnv4_dtype_size(dtype);
+  void *raw = malloc(count * esize + 1);
+  float *f = malloc(count * sizeof *f + 1);
+  if (host_read(ctx, m, raw, count * esize) != 0) {
+    fprintf(stderr, "cannot read a device buffer\n");
+    exit(1);
+  }
+  unpack_dtype(raw, f, count, dtype);
+  double *d = to_doubles(f, count);
+  free(raw);
+  free(f);
+  return d;
+}
+
+double rel_l2(const double *got, const double *ref, size_t n) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (!isfinite(got[i]))
+      return INFINITY;
+    num += (got[i] - ref[i]) * (got[i] - ref[i]);
+    den += ref[i] * ref[i];
+  }
+  return den > 0 ? sqrt(num / den) : sqrt(num);
+}
+
+double *to_doubles(const float *v, size_t n) {
+  double *d = malloc(n * sizeof *d + 1);
+  for (size_t i = 0; i < n; i++)
+    d[i] = v[i];
+  return d;
+}
+
+char *make_temp_dir(const char *tag) {
+  const char *base = getenv("TMPDIR");
+  char *path = malloc(4096);
+  snprintf(path, 4096, "%s/dcnv4-%s-XXXXXX", base && *base ? base : "/tmp",
+           tag);
+  if (!mkdtemp(path)) {
+    fprintf(stderr, "mkdtemp failed\n");
+    exit(1);
+  }
+  return path;
+}
+
+void remove_tree(const char *path) {
+  DIR *d = opendir(path);
+  if (d) {
+    struct dirent *e;
+    while ((e = readdir(d))) {
+      if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+        continue;
+      char child[4096];
+      snprintf(child, sizeof child, "%s/%s", path, e->d_name);
+      struct stat st;
+      if (lstat(child, &st) == 0 && S_ISDIR(st.st_mode))
+        remove_tree(child);
+      else
+        unlink(child);
+    }
+    closedir(d);
+  }
+  rmdir(path);
+}
