@@ -77,8 +77,8 @@ inline CAT(ushort, VEC) floatv_to_bf16(floatv f) {
   uintv u = CAT(as_uint, VEC)(f);
   uintv rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
   uintv nan = (u >> 16) | 0x40u;
-  return CAT(convert_ushort, VEC)(
-      select(rounded, nan, (u & 0x7fffffffu) > 0x7f800000u));
+  return CAT(convert_ushort,
+             VEC)(select(rounded, nan, (u & 0x7fffffffu) > 0x7f800000u));
 }
 #define STOREV(v, p) CAT(vstore, VEC)(floatv_to_bf16(v), 0, (p))
 #endif

@@ -104,12 +104,14 @@ __kernel void dcnv4_backward(__global const storage_t *restrict input,
           const idx_t oc = o + c * VEC;
           const floatv go = LOADV(gout + c * VEC);
           const floatv v00 = h0 && w0 ? LOADV(image + oc) : (floatv)(0.0f);
-          const floatv v01 = h0 && w1 ? LOADV(image + (oc + C)) : (floatv)(0.0f);
-          const floatv v10 = h1 && w0 ? LOADV(image + (oc + row)) : (floatv)(0.0f);
+          const floatv v01 =
+              h0 && w1 ? LOADV(image + (oc + C)) : (floatv)(0.0f);
+          const floatv v10 =
+              h1 && w0 ? LOADV(image + (oc + row)) : (floatv)(0.0f);
           const floatv v11 =
               h1 && w1 ? LOADV(image + (oc + row + C)) : (floatv)(0.0f);
-          const floatv value =
-              (hh * hw) * v00 + (hh * lw) * v01 + (lh * hw) * v10 + (lh * lw) * v11;
+          const floatv value = (hh * hw) * v00 + (hh * lw) * v01 +
+                               (lh * hw) * v10 + (lh * lw) * v11;
           gm += HSUM(go * value);
           gx += HSUM(go * (hh * (v01 - v00) + lh * (v11 - v10)));
           gy += HSUM(go * (hw * (v10 - v00) + lw * (v11 - v01)));

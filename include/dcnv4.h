@@ -49,7 +49,8 @@ extern "C" {
 #define DCNV4_VERSION_STRING "0.1.0"
 /* MAJOR * 10000 + MINOR * 100 + PATCH, for compile-time comparisons. */
 #define DCNV4_VERSION_NUMBER                                                   \
-  (DCNV4_VERSION_MAJOR * 10000 + DCNV4_VERSION_MINOR * 100 + DCNV4_VERSION_PATCH)
+  (DCNV4_VERSION_MAJOR * 10000 + DCNV4_VERSION_MINOR * 100 +                   \
+   DCNV4_VERSION_PATCH)
 
 /* The version of the library actually linked, as DCNV4_VERSION_NUMBER. */
 DCNV4_API int dcnv4_version(void);
@@ -61,19 +62,20 @@ typedef enum dcnv4_status {
   DCNV4_SUCCESS = 0,
   DCNV4_ERROR_NULL_POINTER = 1,      /* a required pointer or buffer is NULL */
   DCNV4_ERROR_INVALID_PARAMETER = 2, /* a parameter is out of its range */
-  DCNV4_ERROR_INVALID_SHAPE = 3,     /* sizes disagree or give an empty output */
-  DCNV4_ERROR_SIZE_OVERFLOW = 4,     /* a size does not fit in 64 bits / size_t */
-  DCNV4_ERROR_BUFFER_TOO_SMALL = 5,  /* a cl_mem is smaller than the shape needs */
-  DCNV4_ERROR_INVALID_BUFFER = 6,    /* wrong context, aliasing, not readable... */
+  DCNV4_ERROR_INVALID_SHAPE = 3, /* sizes disagree or give an empty output */
+  DCNV4_ERROR_SIZE_OVERFLOW = 4, /* a size does not fit in 64 bits / size_t */
+  DCNV4_ERROR_BUFFER_TOO_SMALL =
+      5,                          /* a cl_mem is smaller than the shape needs */
+  DCNV4_ERROR_INVALID_BUFFER = 6, /* wrong context, aliasing, not readable... */
   DCNV4_ERROR_OUT_OF_HOST_MEMORY = 7,
-  DCNV4_ERROR_DEVICE_NOT_FOUND = 8,  /* no OpenCL device, or none matches */
-  DCNV4_ERROR_UNSUPPORTED = 9,       /* the device or queue cannot do this */
-  DCNV4_ERROR_BUILD_FAILED = 10,     /* kernel compilation failed (log kept) */
-  DCNV4_ERROR_OPENCL = 11,           /* an OpenCL call failed (code kept) */
-  DCNV4_ERROR_IO = 12,               /* a file could not be read or written */
-  DCNV4_ERROR_INVALID_FILE = 13,     /* a file is malformed */
-  DCNV4_ERROR_MISSING_WEIGHT = 14,   /* a layer weight was never set */
-  DCNV4_ERROR_INVALID_WEIGHT = 15    /* unknown key or wrong shape */
+  DCNV4_ERROR_DEVICE_NOT_FOUND = 8, /* no OpenCL device, or none matches */
+  DCNV4_ERROR_UNSUPPORTED = 9,      /* the device or queue cannot do this */
+  DCNV4_ERROR_BUILD_FAILED = 10,    /* kernel compilation failed (log kept) */
+  DCNV4_ERROR_OPENCL = 11,          /* an OpenCL call failed (code kept) */
+  DCNV4_ERROR_IO = 12,              /* a file could not be read or written */
+  DCNV4_ERROR_INVALID_FILE = 13,    /* a file is malformed */
+  DCNV4_ERROR_MISSING_WEIGHT = 14,  /* a layer weight was never set */
+  DCNV4_ERROR_INVALID_WEIGHT = 15   /* unknown key or wrong shape */
 } dcnv4_status;
 
 /* A constant English description of a status ("invalid parameter", ...). */
@@ -139,8 +141,8 @@ DCNV4_API void dcnv4_context_options_init(dcnv4_context_options *options);
 
 /* Creates a context with its own OpenCL context and in-order queue.
  * `options` may be NULL for the defaults. */
-DCNV4_API dcnv4_status dcnv4_context_create(const dcnv4_context_options *options,
-                                            dcnv4_context **context);
+DCNV4_API dcnv4_status dcnv4_context_create(
+    const dcnv4_context_options *options, dcnv4_context **context);
 
 /* Creates a context on an application's OpenCL objects. The queue must belong
  * to `cl_ctx` and `device` and be in order. The library retains the objects
@@ -168,16 +170,17 @@ DCNV4_API dcnv4_status dcnv4_context_device_info(dcnv4_context *context,
 DCNV4_API dcnv4_status dcnv4_context_finish(dcnv4_context *context);
 
 /* Frees the scratch memory the context manages for calls given no workspace.
- * Call only when no such call is in flight (e.g. after dcnv4_context_finish). */
+ * Call only when no such call is in flight (e.g. after dcnv4_context_finish).
+ */
 DCNV4_API dcnv4_status dcnv4_context_release_scratch(dcnv4_context *context);
 
 /* How the context obtained its kernel programs so far. */
 typedef struct dcnv4_cache_stats {
-  uint64_t memory_hits;    /* program already built in this context */
-  uint64_t disk_hits;      /* loaded from the program-binary cache */
-  uint64_t disk_rejects;   /* cache files found corrupt or stale (rebuilt) */
-  uint64_t source_builds;  /* compiled from source */
-  uint64_t disk_writes;    /* binaries written to the cache */
+  uint64_t memory_hits;   /* program already built in this context */
+  uint64_t disk_hits;     /* loaded from the program-binary cache */
+  uint64_t disk_rejects;  /* cache files found corrupt or stale (rebuilt) */
+  uint64_t source_builds; /* compiled from source */
+  uint64_t disk_writes;   /* binaries written to the cache */
 } dcnv4_cache_stats;
 
 DCNV4_API dcnv4_status dcnv4_context_cache_stats(const dcnv4_context *context,
@@ -198,7 +201,7 @@ typedef struct dcnv4_params {
   int32_t dilation_h, dilation_w;
   float offset_scale;
   int32_t remove_center; /* 0 or 1: skip the kernel's centre point */
-  int32_t softmax;       /* 0 or 1: softmax over each group's K weights (DCNv3) */
+  int32_t softmax; /* 0 or 1: softmax over each group's K weights (DCNv3) */
   /* Elements per offset_mask row, >= group*K*3. 0 means the default
    * ceil(group*K*3 / 8) * 8. */
   int32_t offset_mask_stride;

@@ -12,11 +12,10 @@ void dcnv4_context_options_init(dcnv4_context_options *options) {
 
 /* Writes the creation failure reason where the caller asked for it. */
 static dcnv4_status creation_failed(const dcnv4_context_options *options,
-                                    dcnv4_status status, const char *fmt,
-                                    ...) DCN_PRINTF(3, 4);
+                                    dcnv4_status status, const char *fmt, ...)
+    DCN_PRINTF(3, 4);
 static dcnv4_status creation_failed(const dcnv4_context_options *options,
-                                    dcnv4_status status, const char *fmt,
-                                    ...) {
+                                    dcnv4_status status, const char *fmt, ...) {
   char message[512];
   va_list ap;
   va_start(ap, fmt);
@@ -98,12 +97,13 @@ dcnv4_status dcnv4_context_create(const dcnv4_context_options *options,
     return creation_failed(options, DCNV4_ERROR_NULL_POINTER,
                            "context pointer is NULL");
   *context = NULL;
-  const char *spec = options && options->device ? options->device
-                                                : getenv("DCNV4_DEVICE");
+  const char *spec =
+      options && options->device ? options->device : getenv("DCNV4_DEVICE");
   char why[512] = "";
   cl_platform_id platform;
   cl_device_id device;
-  dcnv4_status st = dcn_select_device(spec, &platform, &device, why, sizeof why);
+  dcnv4_status st =
+      dcn_select_device(spec, &platform, &device, why, sizeof why);
   if (st != DCNV4_SUCCESS)
     return creation_failed(options, st, "%s", why);
 
@@ -120,7 +120,8 @@ dcnv4_status dcnv4_context_create(const dcnv4_context_options *options,
   if (!ctx->cl_ctx) {
     dcnv4_context_destroy(ctx);
     return creation_failed(options, DCNV4_ERROR_OPENCL,
-                           "clCreateContext failed: %s", dcn_cl_error_name(err));
+                           "clCreateContext failed: %s",
+                           dcn_cl_error_name(err));
   }
   cl_command_queue_properties qprops =
       options && options->enable_profiling ? CL_QUEUE_PROFILING_ENABLE : 0;

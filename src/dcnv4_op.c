@@ -44,13 +44,19 @@ static dcnv4_status compute_shape(dcnv4_context *ctx, const dcnv4_params *p,
     const char *name;
     int32_t value, min;
   } ranges[] = {
-      {"batch", p->batch, 1},           {"height_in", p->height_in, 1},
-      {"width_in", p->width_in, 1},     {"group", p->group, 1},
+      {"batch", p->batch, 1},
+      {"height_in", p->height_in, 1},
+      {"width_in", p->width_in, 1},
+      {"group", p->group, 1},
       {"group_channels", p->group_channels, 1},
-      {"kernel_h", p->kernel_h, 1},     {"kernel_w", p->kernel_w, 1},
-      {"stride_h", p->stride_h, 1},     {"stride_w", p->stride_w, 1},
-      {"pad_h", p->pad_h, 0},           {"pad_w", p->pad_w, 0},
-      {"dilation_h", p->dilation_h, 1}, {"dilation_w", p->dilation_w, 1},
+      {"kernel_h", p->kernel_h, 1},
+      {"kernel_w", p->kernel_w, 1},
+      {"stride_h", p->stride_h, 1},
+      {"stride_w", p->stride_w, 1},
+      {"pad_h", p->pad_h, 0},
+      {"pad_w", p->pad_w, 0},
+      {"dilation_h", p->dilation_h, 1},
+      {"dilation_w", p->dilation_w, 1},
       {"offset_mask_stride", p->offset_mask_stride, 0},
   };
   for (size_t i = 0; i < sizeof ranges / sizeof ranges[0]; i++)
@@ -78,8 +84,8 @@ static dcnv4_status compute_shape(dcnv4_context *ctx, const dcnv4_params *p,
     return dcn_fail(ctx, DCNV4_ERROR_SIZE_OVERFLOW,
                     "spatial extents (padded input %lldx%lld, kernel span "
                     "%lldx%lld) must stay below 2^24",
-                    (long long)padded_h, (long long)padded_w,
-                    (long long)span_h, (long long)span_w);
+                    (long long)padded_h, (long long)padded_w, (long long)span_h,
+                    (long long)span_w);
   int64_t points = (int64_t)p->kernel_h * p->kernel_w - p->remove_center;
   if (points < 1 || points > MAX_KERNEL_POINTS)
     return dcn_fail(ctx, DCNV4_ERROR_INVALID_PARAMETER,
@@ -181,10 +187,10 @@ static bool needs_64bit_indices(const dcnv4_shape *s) {
 }
 
 static geometry_arg make_geometry(const dcnv4_params *p, const dcnv4_shape *s) {
-  geometry_arg g = {p->height_in,    p->width_in,     s->height_out,
-                    s->width_out,    p->group,        p->stride_h,
-                    p->stride_w,     p->pad_h,        p->pad_w,
-                    p->dilation_h,   p->dilation_w,   p->offset_scale,
+  geometry_arg g = {p->height_in,         p->width_in,   s->height_out,
+                    s->width_out,         p->group,      p->stride_h,
+                    p->stride_w,          p->pad_h,      p->pad_w,
+                    p->dilation_h,        p->dilation_w, p->offset_scale,
                     s->offset_mask_stride};
   return g;
 }
@@ -258,9 +264,8 @@ dcnv4_status dcnv4_forward(dcnv4_context *ctx, const dcnv4_params *params,
   uint64_t items = s.output_elements / (uint64_t)vec;
   geometry_arg geo = make_geometry(params, &s);
   index_arg idx;
-  const dcn_arg args[] = {DCN_ARG(input), DCN_ARG(offset_mask),
-                          DCN_ARG(output), DCN_ARG(geo),
-                          make_index_arg(&idx, idx64, items)};
+  const dcn_arg args[] = {DCN_ARG(input), DCN_ARG(offset_mask), DCN_ARG(output),
+                          DCN_ARG(geo), make_index_arg(&idx, idx64, items)};
   if ((st = dcn_set_args(ctx, kernel, args, 5, "dcnv4_forward")))
     return st;
   return dcn_enqueue_1d(ctx, kernel, items, cfg.local_size, num_wait, wait,
@@ -286,8 +291,8 @@ dcnv4_status dcnv4_backward(dcnv4_context *ctx, const dcnv4_params *params,
                              s.offset_mask_bytes)) ||
       (st = dcn_check_buffer(ctx, b->grad_output, "grad_output",
                              s.output_bytes)) ||
-      (st = dcn_check_buffer(ctx, b->grad_input, "grad_input",
-                             s.input_bytes)) ||
+      (st =
+           dcn_check_buffer(ctx, b->grad_input, "grad_input", s.input_bytes)) ||
       (st = dcn_check_buffer(ctx, b->grad_offset_mask, "grad_offset_mask",
                              s.offset_mask_bytes)) ||
       (st = dcn_check_no_alias(ctx, bufs, names, readonly, 6)))
@@ -313,9 +318,12 @@ dcnv4_status dcnv4_backward(dcnv4_context *ctx, const dcnv4_params *params,
   uint64_t items = s.output_elements / (uint64_t)params->group_channels;
   geometry_arg geo = make_geometry(params, &s);
   index_arg idx, count;
-  const dcn_arg args[] = {DCN_ARG(b->input),       DCN_ARG(b->offset_mask),
-                          DCN_ARG(b->grad_output), DCN_ARG(acc),
-                          DCN_ARG(b->grad_offset_mask), DCN_ARG(geo),
+  const dcn_arg args[] = {DCN_ARG(b->input),
+                          DCN_ARG(b->offset_mask),
+                          DCN_ARG(b->grad_output),
+                          DCN_ARG(acc),
+                          DCN_ARG(b->grad_offset_mask),
+                          DCN_ARG(geo),
                           make_index_arg(&idx, idx64, items)};
   if ((st = dcn_set_args(ctx, kernel, args, 7, "dcnv4_backward")))
     return st;

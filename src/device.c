@@ -50,8 +50,8 @@ dcnv4_status dcn_query_device_info(cl_platform_id platform, cl_device_id device,
   cl_ulong mem = 0;
   if (clGetDeviceInfo(device, CL_DEVICE_TYPE, sizeof type, &type, NULL) !=
           CL_SUCCESS ||
-      clGetDeviceInfo(device, CL_DEVICE_MAX_COMPUTE_UNITS, sizeof units,
-                      &units, NULL) != CL_SUCCESS ||
+      clGetDeviceInfo(device, CL_DEVICE_MAX_COMPUTE_UNITS, sizeof units, &units,
+                      NULL) != CL_SUCCESS ||
       clGetDeviceInfo(device, CL_DEVICE_GLOBAL_MEM_SIZE, sizeof mem, &mem,
                       NULL) != CL_SUCCESS)
     return DCNV4_ERROR_OPENCL;

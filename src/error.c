@@ -30,7 +30,8 @@ const char *dcnv4_status_string(dcnv4_status status) {
 
 const char *dcn_cl_error_name(cl_int err) {
   switch (err) {
-#define NAME(x) case x: return #x
+#define NAME(x)                                                                \
+  case x: return #x
     NAME(CL_SUCCESS);
     NAME(CL_DEVICE_NOT_FOUND);
     NAME(CL_DEVICE_NOT_AVAILABLE);

@@ -23,11 +23,9 @@ static inline cl_mem dcn_clCreateBuffer(cl_context c, cl_mem_flags flags,
   return clCreateBuffer(c, flags, size, host, err);
 }
 
-static inline cl_program dcn_clCreateProgramWithSource(cl_context c,
-                                                       cl_uint count,
-                                                       const char **strings,
-                                                       const size_t *lengths,
-                                                       cl_int *err) {
+static inline cl_program
+dcn_clCreateProgramWithSource(cl_context c, cl_uint count, const char **strings,
+                              const size_t *lengths, cl_int *err) {
   if (DCN_FAULT("clCreateProgramWithSource")) {
     *err = CL_OUT_OF_HOST_MEMORY;
     return NULL;
@@ -35,15 +33,16 @@ static inline cl_program dcn_clCreateProgramWithSource(cl_context c,
   return clCreateProgramWithSource(c, count, strings, lengths, err);
 }
 
-static inline cl_program dcn_clCreateProgramWithBinary(
-    cl_context c, cl_device_id device, size_t size,
-    const unsigned char *binary, cl_int *binary_status, cl_int *err) {
+static inline cl_program
+dcn_clCreateProgramWithBinary(cl_context c, cl_device_id device, size_t size,
+                              const unsigned char *binary,
+                              cl_int *binary_status, cl_int *err) {
   if (DCN_FAULT("clCreateProgramWithBinary")) {
     *err = CL_OUT_OF_HOST_MEMORY;
     return NULL;
   }
-  return clCreateProgramWithBinary(c, 1, &device, &size, &binary,
-                                   binary_status, err);
+  return clCreateProgramWithBinary(c, 1, &device, &size, &binary, binary_status,
+                                   err);
 }
 
 static inline cl_int dcn_clBuildProgram(cl_program p, cl_device_id device,
@@ -62,28 +61,28 @@ static inline cl_kernel dcn_clCreateKernel(cl_program p, const char *name,
   return clCreateKernel(p, name, err);
 }
 
-static inline cl_int dcn_clSetKernelArg(cl_kernel k, cl_uint index,
-                                        size_t size, const void *value) {
+static inline cl_int dcn_clSetKernelArg(cl_kernel k, cl_uint index, size_t size,
+                                        const void *value) {
   if (DCN_FAULT("clSetKernelArg"))
     return CL_OUT_OF_RESOURCES;
   return clSetKernelArg(k, index, size, value);
 }
 
-static inline cl_int dcn_clEnqueueNDRangeKernel(
-    cl_command_queue q, cl_kernel k, cl_uint dims, const size_t *global,
-    const size_t *local, cl_uint num_wait, const cl_event *wait,
-    cl_event *event) {
+static inline cl_int
+dcn_clEnqueueNDRangeKernel(cl_command_queue q, cl_kernel k, cl_uint dims,
+                           const size_t *global, const size_t *local,
+                           cl_uint num_wait, const cl_event *wait,
+                           cl_event *event) {
   if (DCN_FAULT("clEnqueueNDRangeKernel"))
     return CL_OUT_OF_RESOURCES;
-  return clEnqueueNDRangeKernel(q, k, dims, NULL, global, local, num_wait,
-                                wait, event);
+  return clEnqueueNDRangeKernel(q, k, dims, NULL, global, local, num_wait, wait,
+                                event);
 }
 
 static inline cl_int dcn_clEnqueueFillBuffer(cl_command_queue q, cl_mem buffer,
                                              const void *pattern,
-                                             size_t pattern_size,
-                                             size_t offset, size_t size,
-                                             cl_uint num_wait,
+                                             size_t pattern_size, size_t offset,
+                                             size_t size, cl_uint num_wait,
                                              const cl_event *wait,
                                              cl_event *event) {
   if (DCN_FAULT("clEnqueueFillBuffer"))
@@ -100,8 +99,8 @@ static inline cl_int dcn_clEnqueueWriteBuffer(cl_command_queue q, cl_mem buffer,
                                               cl_event *event) {
   if (DCN_FAULT("clEnqueueWriteBuffer"))
     return CL_OUT_OF_RESOURCES;
-  return clEnqueueWriteBuffer(q, buffer, blocking, offset, size, data,
-                              num_wait, wait, event);
+  return clEnqueueWriteBuffer(q, buffer, blocking, offset, size, data, num_wait,
+                              wait, event);
 }
 
 static inline cl_int dcn_clEnqueueReadBuffer(cl_command_queue q, cl_mem buffer,

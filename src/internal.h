@@ -161,8 +161,8 @@ typedef struct dcn_binary {
   size_t size;
 } dcn_binary;
 typedef enum dcn_cache_result {
-  DCN_CACHE_MISS = 0,   /* no file */
-  DCN_CACHE_HIT = 1,    /* *out holds the binary (free with dcn_free) */
+  DCN_CACHE_MISS = 0,    /* no file */
+  DCN_CACHE_HIT = 1,     /* *out holds the binary (free with dcn_free) */
   DCN_CACHE_REJECTED = 2 /* a file exists but is corrupt, stale or foreign */
 } dcn_cache_result;
 dcn_cache_result dcn_disk_cache_load(const dcnv4_context *ctx, const char *key,

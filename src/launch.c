@@ -73,8 +73,8 @@ dcnv4_status dcn_check_wait_list(dcnv4_context *ctx, cl_uint count,
 dcnv4_status dcn_set_args(dcnv4_context *ctx, cl_kernel kernel,
                           const dcn_arg *args, size_t count, const char *what) {
   for (size_t i = 0; i < count; i++) {
-    cl_int err = dcn_clSetKernelArg(kernel, (cl_uint)i, args[i].size,
-                                    args[i].value);
+    cl_int err =
+        dcn_clSetKernelArg(kernel, (cl_uint)i, args[i].size, args[i].value);
     if (err != CL_SUCCESS)
       return dcn_fail(ctx, DCNV4_ERROR_OPENCL,
                       "clSetKernelArg(%s, %zu) failed: %s", what, i,
@@ -144,8 +144,8 @@ dcnv4_status dcn_workspace(dcnv4_context *ctx, cl_mem user, size_t bytes,
   }
   if (ctx->scratch_bytes < bytes) {
     cl_int err;
-    cl_mem grown = dcn_clCreateBuffer(ctx->cl_ctx, CL_MEM_READ_WRITE, bytes,
-                                      NULL, &err);
+    cl_mem grown =
+        dcn_clCreateBuffer(ctx->cl_ctx, CL_MEM_READ_WRITE, bytes, NULL, &err);
     if (!grown)
       return dcn_fail(ctx, DCNV4_ERROR_OPENCL,
                       "allocating %zu bytes of scratch memory failed: %s",

@@ -99,8 +99,8 @@ dcn_cache_result dcn_disk_cache_load(const dcnv4_context *ctx, const char *key,
   size_t key_size = strlen(key);
   if (!f)
     goto done; /* a miss, not a problem */
-  if (fread(&h, sizeof h, 1, f) != 1 ||
-      memcmp(h.magic, CACHE_MAGIC, 8) != 0 || h.format != CACHE_FORMAT) {
+  if (fread(&h, sizeof h, 1, f) != 1 || memcmp(h.magic, CACHE_MAGIC, 8) != 0 ||
+      h.format != CACHE_FORMAT) {
     problem = "bad header";
     goto done;
   }

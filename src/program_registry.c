@@ -92,8 +92,8 @@ static dcnv4_status assemble_source(dcnv4_context *ctx,
       return st;
     }
     char marker[160];
-    int m = snprintf(marker, sizeof marker, "#line 1 \"%s\"\n",
-                     recipe->files[i]);
+    int m =
+        snprintf(marker, sizeof marker, "#line 1 \"%s\"\n", recipe->files[i]);
     char *grown = dcn_realloc(all, used + (size_t)m + size + 2);
     if (!grown) {
       dcn_free(text);

@@ -23,7 +23,8 @@ void problem_init(dcnv4_problem *pr, const dcnv4_params *p, rng *r,
   for (uint64_t i = 0; i < s->output_elements; i++)
     pr->grad_output[i] = round_to_dtype((float)rng_uniform(r, -1, 1), p->dtype);
   const int K = s->points, lanes = p->group * K * 3;
-  const uint64_t rows = s->offset_mask_elements / (uint64_t)s->offset_mask_stride;
+  const uint64_t rows =
+      s->offset_mask_elements / (uint64_t)s->offset_mask_stride;
   for (uint64_t row = 0; row < rows; row++) {
     float *om = pr->offset_mask + row * (uint64_t)s->offset_mask_stride;
     for (int g = 0; g < p->group; g++) {
@@ -35,8 +36,8 @@ void problem_init(dcnv4_problem *pr, const dcnv4_params *p, rng *r,
         grp[k] = (float)v;
       }
       for (int k = 0; k < K; k++)
-        grp[2 * K + k] = (float)(p->softmax ? rng_normal(r) * 2
-                                            : rng_uniform(r, -1, 1));
+        grp[2 * K + k] =
+            (float)(p->softmax ? rng_normal(r) * 2 : rng_uniform(r, -1, 1));
     }
     for (int lane = lanes; lane < s->offset_mask_stride; lane++)
       om[lane] = 1e4f; /* padding: never read */

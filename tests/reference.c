@@ -8,9 +8,9 @@
 /* Bilinear sampling of one channel plane with the DESIGN.md rule; also the
  * partial derivatives and the four corner weights for the backward pass. */
 typedef struct bilinear {
-  int valid;          /* inside the window -1 < y < H, -1 < x < W */
-  long corner[4];     /* pixel index (h*W + w) of each neighbour, -1 if out */
-  double weight[4];   /* bilinear weight of each neighbour */
+  int valid;        /* inside the window -1 < y < H, -1 < x < W */
+  long corner[4];   /* pixel index (h*W + w) of each neighbour, -1 if out */
+  double weight[4]; /* bilinear weight of each neighbour */
   double dweight_dy[4], dweight_dx[4];
 } bilinear;
 
@@ -47,10 +47,11 @@ typedef struct dcnv4_dims {
 static dcnv4_dims dims_of(const dcnv4_params *p) {
   dcnv4_shape s;
   dcnv4_get_shape(p, &s);
-  dcnv4_dims d = {p->batch,        p->height_in, p->width_in,
-                  s.height_out,    s.width_out,  p->group,
-                  p->group_channels, s.channels, s.points,
-                  s.offset_mask_stride};
+  dcnv4_dims d = {p->batch,          p->height_in,
+                  p->width_in,       s.height_out,
+                  s.width_out,       p->group,
+                  p->group_channels, s.channels,
+                  s.points,          s.offset_mask_stride};
   return d;
 }
 
@@ -101,7 +102,8 @@ void ref_dcnv4_forward(const dcnv4_params *p, const double *input,
                        const double *om, double *out) {
   dcnv4_dims d = dims_of(p);
   double *m = malloc(sizeof *m * (size_t)d.K);
-  int *pi = malloc(sizeof *pi * (size_t)d.K), *pj = malloc(sizeof *pj * (size_t)d.K);
+  int *pi = malloc(sizeof *pi * (size_t)d.K),
+      *pj = malloc(sizeof *pj * (size_t)d.K);
   kernel_points(p, pi, pj);
   for (int n = 0; n < d.N; n++)
     for (int ho = 0; ho < d.Ho; ho++)
@@ -140,7 +142,8 @@ void ref_dcnv4_backward(const dcnv4_params *p, const double *input,
   memset(gom, 0, sizeof *gom * (size_t)d.N * d.Ho * d.Wo * d.S);
   double *m = malloc(sizeof *m * (size_t)d.K);
   double *gm = malloc(sizeof *gm * (size_t)d.K);
-  int *pi = malloc(sizeof *pi * (size_t)d.K), *pj = malloc(sizeof *pj * (size_t)d.K);
+  int *pi = malloc(sizeof *pi * (size_t)d.K),
+      *pj = malloc(sizeof *pj * (size_t)d.K);
   kernel_points(p, pi, pj);
   for (int n = 0; n < d.N; n++)
     for (int ho = 0; ho < d.Ho; ho++)

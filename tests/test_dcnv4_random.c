@@ -18,21 +18,21 @@ typedef struct config {
 /* Shapes upstream gets wrong or refuses, and other corners. */
 static const config fixed[] = {
     /* n  h  w  g  d kh kw sh sw ph pw dh dw   os rc sm extra */
-    {2, 9, 9, 2, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1.0f, 0, 0, 0}, /* upstream's */
-    {1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1.0f, 0, 0, 0},  /* 1x1 image */
-    {1, 1, 1, 3, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1.0f, 0, 0, 0},  /* 1x1, pad */
-    {1, 5, 7, 1, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1.0f, 0, 0, 0},  /* odd D */
-    {1, 6, 6, 7, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1.0f, 0, 0, 0},  /* D = 1 */
+    {2, 9, 9, 2, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1.0f, 0, 0, 0},  /* upstream's */
+    {1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1.0f, 0, 0, 0},   /* 1x1 image */
+    {1, 1, 1, 3, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1.0f, 0, 0, 0},   /* 1x1, pad */
+    {1, 5, 7, 1, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1.0f, 0, 0, 0},   /* odd D */
+    {1, 6, 6, 7, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1.0f, 0, 0, 0},   /* D = 1 */
     {1, 6, 5, 1, 128, 3, 3, 1, 1, 1, 1, 1, 1, 1.0f, 0, 0, 0}, /* wide */
-    {2, 8, 8, 2, 8, 2, 2, 1, 1, 0, 0, 1, 1, 1.0f, 0, 0, 0},  /* even k */
-    {1, 9, 9, 2, 4, 4, 4, 2, 2, 1, 2, 1, 1, 1.0f, 1, 0, 0},  /* even, rc */
-    {1, 7, 9, 2, 8, 1, 3, 1, 1, 0, 1, 1, 1, 1.0f, 1, 0, 3},  /* 1x3, rc */
-    {1, 9, 9, 1, 8, 7, 7, 1, 1, 3, 3, 1, 1, 1.0f, 1, 1, 0},  /* 7x7 softmax */
+    {2, 8, 8, 2, 8, 2, 2, 1, 1, 0, 0, 1, 1, 1.0f, 0, 0, 0},   /* even k */
+    {1, 9, 9, 2, 4, 4, 4, 2, 2, 1, 2, 1, 1, 1.0f, 1, 0, 0},   /* even, rc */
+    {1, 7, 9, 2, 8, 1, 3, 1, 1, 0, 1, 1, 1, 1.0f, 1, 0, 3},   /* 1x3, rc */
+    {1, 9, 9, 1, 8, 7, 7, 1, 1, 3, 3, 1, 1, 1.0f, 1, 1, 0},   /* 7x7 softmax */
     {1, 11, 13, 2, 8, 3, 5, 3, 2, 2, 0, 3, 2, 1.5f, 0, 0, 1}, /* big dil */
-    {1, 8, 8, 2, 16, 3, 3, 1, 1, 1, 1, 1, 1, 0.0f, 0, 0, 0}, /* scale 0 */
+    {1, 8, 8, 2, 16, 3, 3, 1, 1, 1, 1, 1, 1, 0.0f, 0, 0, 0},  /* scale 0 */
     {1, 8, 8, 2, 16, 3, 3, 1, 1, 1, 1, 1, 1, -0.7f, 0, 1, 0}, /* negative */
-    {3, 5, 4, 3, 6, 3, 3, 2, 2, 0, 0, 1, 1, 2.0f, 0, 0, 5},  /* pad 0 */
-    {1, 4, 30, 2, 4, 1, 9, 1, 3, 0, 4, 1, 2, 1.0f, 0, 0, 0}, /* 1x9 */
+    {3, 5, 4, 3, 6, 3, 3, 2, 2, 0, 0, 1, 1, 2.0f, 0, 0, 5},   /* pad 0 */
+    {1, 4, 30, 2, 4, 1, 9, 1, 3, 0, 4, 1, 2, 1.0f, 0, 0, 0},  /* 1x9 */
 };
 
 static void to_params(const config *c, dcnv4_dtype dtype, dcnv4_params *p) {
@@ -80,8 +80,8 @@ static void random_params(rng *r, dcnv4_dtype dtype, dcnv4_params *p) {
   while (c.w + 2 * c.pw < c.dw * (c.kw - 1) + 1)
     c.pw++;
   c.g = rng_int(r, 1, 4);
-  c.d = channel_choices[rng_int(r, 0, (int)(sizeof channel_choices /
-                                            sizeof channel_choices[0]) - 1)];
+  c.d = channel_choices[rng_int(
+      r, 0, (int)(sizeof channel_choices / sizeof channel_choices[0]) - 1)];
   c.rc = c.kh * c.kw > 1 && rng_int(r, 0, 3) == 0;
   c.sm = rng_int(r, 0, 4) == 0;
   c.os = (float)(rng_int(r, 0, 2) == 0 ? rng_uniform(r, 0.25, 2.5) : 1.0);
@@ -106,8 +106,8 @@ static void check_problem(dcnv4_context *ctx, const dcnv4_params *p, rng *r,
     CHECK(e.grad_offset_mask <= tol, "%s: grad_offset_mask error %.3g > %.0e",
           what, e.grad_offset_mask, tol);
     if (getenv("TEST_VERBOSE"))
-      printf("%-80s out %.2e gin %.2e gom %.2e\n", what, e.output,
-             e.grad_input, e.grad_offset_mask);
+      printf("%-80s out %.2e gin %.2e gom %.2e\n", what, e.output, e.grad_input,
+             e.grad_offset_mask);
   }
   (*count)++;
   problem_free(&pr);

@@ -65,8 +65,7 @@ static void run_dcnv4_case(dcnv4_context *ctx, const char *dir,
     compare(dir, name, "grad_input", r, 4, c.input_shape, p->dtype);
     free(r);
     r = download_values(ctx, gom, s->offset_mask_elements, p->dtype);
-    compare(dir, name, "grad_offset_mask", r, 4, c.offset_mask_shape,
-            p->dtype);
+    compare(dir, name, "grad_offset_mask", r, 4, c.offset_mask_shape, p->dtype);
     free(r);
   }
   cl_mem all[] = {in, om, go, out, gi, gom};

@@ -73,8 +73,9 @@ int meta_int(const cJSON *root, const char *key, int64_t min, int64_t max,
   else
     return case_fail(e, "meta.json \"%s\" is not a number", key);
   if (!isfinite(d) || d != floor(d) || d < (double)min || d > (double)max)
-    return case_fail(e, "meta.json \"%s\" is %g; expected an integer in "
-                        "[%lld, %lld]",
+    return case_fail(e,
+                     "meta.json \"%s\" is %g; expected an integer in "
+                     "[%lld, %lld]",
                      key, d, (long long)min, (long long)max);
   *out = (int64_t)d;
   return 0;
@@ -154,8 +155,8 @@ int case_load_tensor(const char *case_dir, const char *name, int ndim,
                      npy_dtype_descr(a.dtype));
   }
   float *v = malloc(a.count ? a.count * sizeof *v : 1);
-  void *p = packed ? malloc(a.count ? a.count * dcnv4_dtype_size(dtype) : 1)
-                   : NULL;
+  void *p =
+      packed ? malloc(a.count ? a.count * dcnv4_dtype_size(dtype) : 1) : NULL;
   if (!v || (packed && !p)) {
     free(v);
     free(p);
@@ -227,8 +228,9 @@ int dcnv4_case_read(const cJSON *root, dcnv4_case *c, case_error *e) {
       dcnv4_get_shape(p, &c->shape) != DCNV4_SUCCESS)
     return case_fail(e, "invalid dcnv4 parameters: %s", why);
   if (c->shape.height_out != h_out || c->shape.width_out != w_out)
-    return case_fail(e, "meta.json says the output is %dx%d but the "
-                        "parameters give %dx%d",
+    return case_fail(e,
+                     "meta.json says the output is %dx%d but the "
+                     "parameters give %dx%d",
                      (int)h_out, (int)w_out, (int)c->shape.height_out,
                      (int)c->shape.width_out);
   const int64_t n = p->batch, ch = c->shape.channels;

@@ -6,9 +6,12 @@
 #include <string.h>
 
 int main(int argc, char **argv) {
-  if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-    printf("usage: dcnv4-devices\n  Lists OpenCL devices as \"platform:device\" "
-           "(the form DCNV4_DEVICE and --device take)\n  and marks the default.\n");
+  if (argc > 1 &&
+      (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+    printf(
+        "usage: dcnv4-devices\n  Lists OpenCL devices as \"platform:device\" "
+        "(the form DCNV4_DEVICE and --device take)\n  and marks the "
+        "default.\n");
     return 0;
   }
   size_t n = 0;
@@ -33,13 +36,15 @@ int main(int argc, char **argv) {
          n == 1 ? "" : "s");
   for (size_t i = 0; i < n; i++) {
     const dcnv4_device_info *d = &all[i];
-    int is_default = have_default && d->platform_index == chosen.platform_index &&
+    int is_default = have_default &&
+                     d->platform_index == chosen.platform_index &&
                      d->device_index == chosen.device_index;
-    printf("%c %u:%u  %s  [%s, %s, %s, driver %s, %u compute units, %.1f GiB]\n",
-           is_default ? '*' : ' ', d->platform_index, d->device_index,
-           d->device_name, d->is_gpu ? "GPU" : "non-GPU", d->platform_name,
-           d->device_version, d->driver_version, d->compute_units,
-           (double)d->global_memory_bytes / (1024.0 * 1024.0 * 1024.0));
+    printf(
+        "%c %u:%u  %s  [%s, %s, %s, driver %s, %u compute units, %.1f GiB]\n",
+        is_default ? '*' : ' ', d->platform_index, d->device_index,
+        d->device_name, d->is_gpu ? "GPU" : "non-GPU", d->platform_name,
+        d->device_version, d->driver_version, d->compute_units,
+        (double)d->global_memory_bytes / (1024.0 * 1024.0 * 1024.0));
   }
   if (have_default)
     printf("* = the device used by default (DCNV4_DEVICE=%s)\n",

@@ -73,8 +73,8 @@ void pack_dtype(const float *src, void *dst, size_t count, dcnv4_dtype dtype) {
   }
   uint16_t *out = dst;
   for (size_t i = 0; i < count; i++)
-    out[i] = dtype == DCNV4_FLOAT16 ? float_to_half(src[i])
-                                    : float_to_bf16(src[i]);
+    out[i] =
+        dtype == DCNV4_FLOAT16 ? float_to_half(src[i]) : float_to_bf16(src[i]);
 }
 
 void unpack_dtype(const void *src, float *dst, size_t count,
@@ -85,8 +85,8 @@ void unpack_dtype(const void *src, float *dst, size_t count,
   }
   const uint16_t *in = src;
   for (size_t i = 0; i < count; i++)
-    dst[i] = dtype == DCNV4_FLOAT16 ? half_to_float(in[i])
-                                    : bf16_to_float(in[i]);
+    dst[i] =
+        dtype == DCNV4_FLOAT16 ? half_to_float(in[i]) : bf16_to_float(in[i]);
 }
 
 int parse_dtype(const char *name, dcnv4_dtype *dtype) {

@@ -37,7 +37,8 @@ const char *npy_dtype_descr(npy_dtype dtype) {
 
 static int fail(char *err, size_t size, const char *msg, const char *detail) {
   if (err && size)
-    snprintf(err, size, "%s%s%s", msg, detail ? ": " : "", detail ? detail : "");
+    snprintf(err, size, "%s%s%s", msg, detail ? ": " : "",
+             detail ? detail : "");
   return -1;
 }
 
@@ -279,7 +280,14 @@ int npy_write(const char *path, npy_dtype dtype, const void *data, int ndim,
   memset(header + len, ' ', pad);
   header[(size_t)len + pad] = '\n';
   size_t hlen = (size_t)len + pad + 1;
-  unsigned char prefix[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0,
+  unsigned char prefix[10] = {0x93,
+                              'N',
+                              'U',
+                              'M',
+                              'P',
+                              'Y',
+                              1,
+                              0,
                               (unsigned char)(hlen & 0xff),
                               (unsigned char)(hlen >> 8)};
   FILE *f = fopen(path, "wb");

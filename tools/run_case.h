@@ -41,8 +41,7 @@ int run_open_context(const run_request *req, dcnv4_context **ctx,
                      case_error *e);
 
 /* Runner of each op: returns RUN_OK, RUN_FAILED or RUN_BAD_INPUT. */
-typedef int (*run_fn)(const run_request *req, run_outputs *outs,
-                      case_error *e);
+typedef int (*run_fn)(const run_request *req, run_outputs *outs, case_error *e);
 int run_dcnv4(const run_request *req, run_outputs *outs, case_error *e);
 
 #endif

@@ -31,8 +31,8 @@ int run_dcnv4(const run_request *req, run_outputs *outs, case_error *e) {
   int rc = RUN_BAD_INPUT;
   dcnv4_context *ctx = NULL;
   cl_mem in = NULL, om = NULL, out = NULL, go = NULL, gi = NULL, gom = NULL;
-  if (case_load_tensor(req->case_dir, "input", 4, c.input_shape, p->dtype,
-                       &vin, &pin, e) ||
+  if (case_load_tensor(req->case_dir, "input", 4, c.input_shape, p->dtype, &vin,
+                       &pin, e) ||
       case_load_tensor(req->case_dir, "offset_mask", 4, c.offset_mask_shape,
                        p->dtype, &vom, &pom, e) ||
       (!req->forward_only &&
