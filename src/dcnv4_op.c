@@ -244,11 +244,11 @@ dcnv4_status dcnv4_forward(dcnv4_context *ctx, const dcnv4_params *params,
   const cl_mem bufs[] = {input, offset_mask, output};
   const char *const names[] = {"input", "offset_mask", "output"};
   const bool readonly[] = {true, true, false};
-  if ((st = dcn_check_buffer(ctx, input, "input", s.input_bytes)) ||
+  if ((st = dcn_check_no_alias(ctx, bufs, names, readonly, 3)) ||
+      (st = dcn_check_buffer(ctx, input, "input", s.input_bytes)) ||
       (st = dcn_check_buffer(ctx, offset_mask, "offset_mask",
                              s.offset_mask_bytes)) ||
-      (st = dcn_check_buffer(ctx, output, "output", s.output_bytes)) ||
-      (st = dcn_check_no_alias(ctx, bufs, names, readonly, 3)))
+      (st = dcn_check_buffer(ctx, output, "output", s.output_bytes)))
     return st;
 
   dcn_launch_config cfg =
@@ -286,7 +286,8 @@ dcnv4_status dcnv4_backward(dcnv4_context *ctx, const dcnv4_params *params,
   const char *const names[] = {"input",      "offset_mask",      "grad_output",
                                "grad_input", "grad_offset_mask", "workspace"};
   const bool readonly[] = {true, true, true, false, false, false};
-  if ((st = dcn_check_buffer(ctx, b->input, "input", s.input_bytes)) ||
+  if ((st = dcn_check_no_alias(ctx, bufs, names, readonly, 6)) ||
+      (st = dcn_check_buffer(ctx, b->input, "input", s.input_bytes)) ||
       (st = dcn_check_buffer(ctx, b->offset_mask, "offset_mask",
                              s.offset_mask_bytes)) ||
       (st = dcn_check_buffer(ctx, b->grad_output, "grad_output",
@@ -294,8 +295,7 @@ dcnv4_status dcnv4_backward(dcnv4_context *ctx, const dcnv4_params *params,
       (st =
            dcn_check_buffer(ctx, b->grad_input, "grad_input", s.input_bytes)) ||
       (st = dcn_check_buffer(ctx, b->grad_offset_mask, "grad_offset_mask",
-                             s.offset_mask_bytes)) ||
-      (st = dcn_check_no_alias(ctx, bufs, names, readonly, 6)))
+                             s.offset_mask_bytes)))
     return st;
   size_t ws_bytes = 0;
   bool direct = params->dtype == DCNV4_FLOAT32;

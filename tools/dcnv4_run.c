@@ -114,6 +114,10 @@ int main(int argc, char **argv) {
       req.device = argv[++i];
     else if (strncmp(argv[i], "--device=", 9) == 0)
       req.device = argv[i] + 9;
+    else if (strcmp(argv[i], "--device") == 0) {
+      fprintf(stderr, "dcnv4-run: --device needs a value (see --help)\n");
+      return RUN_BAD_INPUT;
+    }
     else if (argv[i][0] == '-' && argv[i][1] != '\0') {
       fprintf(stderr, "dcnv4-run: unknown option %s (see --help)\n", argv[i]);
       return RUN_BAD_INPUT;

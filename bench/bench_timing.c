@@ -1,0 +1,72 @@
+#include "bench_timing.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+static cl_ulong profile(cl_event e, cl_profiling_info what) {
+  cl_ulong t = 0;
+  clGetEventProfilingInfo(e, what, sizeof t, &t, NULL);
+  return t;
+}
+
+double event_ms(cl_event e) {
+  return 1e-6 * (double)(profile(e, CL_PROFILING_COMMAND_END) -
+                         profile(e, CL_PROFILING_COMMAND_START));
+}
+
+double span_ms(cl_event before, cl_event after) {
+  return 1e-6 * (double)(profile(after, CL_PROFILING_COMMAND_END) -
+                         profile(before, CL_PROFILING_COMMAND_END));
+}
+
+cl_event enqueue_marker(dcnv4_context *ctx) {
+  cl_event e = NULL;
+  if (clEnqueueMarkerWithWaitList(dcnv4_context_queue(ctx), 0, NULL, &e) !=
+      CL_SUCCESS)
+    return NULL;
+  return e;
+}
+
+static int compare_doubles(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+double median(double *v, int n) {
+  if (n <= 0)
+    return 0;
+  qsort(v, (size_t)n, sizeof *v, compare_doubles);
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+double copy_bandwidth(dcnv4_context *ctx, size_t bytes, int reps) {
+  cl_int err;
+  cl_context c = dcnv4_context_cl_context(ctx);
+  cl_command_queue q = dcnv4_context_queue(ctx);
+  cl_mem a = clCreateBuffer(c, CL_MEM_READ_WRITE, bytes, NULL, &err);
+  cl_mem b = clCreateBuffer(c, CL_MEM_READ_WRITE, bytes, NULL, &err);
+  double result = 0;
+  if (a && b) {
+    const cl_uint pattern = 0x3f800000u;
+    clEnqueueFillBuffer(q, a, &pattern, 4, 0, bytes, 0, NULL, NULL);
+    clEnqueueFillBuffer(q, b, &pattern, 4, 0, bytes, 0, NULL, NULL);
+    double *ms = malloc(sizeof *ms * (size_t)reps);
+    for (int i = -2; i < reps; i++) { /* two warm-up copies */
+      cl_event e;
+      clEnqueueCopyBuffer(q, i % 2 ? a : b, i % 2 ? b : a, 0, 0, bytes, 0,
+                          NULL, &e);
+      clWaitForEvents(1, &e);
+      if (i >= 0)
+        ms[i] = event_ms(e);
+      clReleaseEvent(e);
+    }
+    double m = median(ms, reps);
+    result = m > 0 ? 2.0 * (double)bytes / (m * 1e-3) : 0;
+    free(ms);
+  }
+  if (a)
+    clReleaseMemObject(a);
+  if (b)
+    clReleaseMemObject(b);
+  return result;
+}

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Run here, from the project root, before a GPU-machine job: fills the ignored
+# folder .device/ with what the job needs that the GPU machine lacks:
+# Debian's CLBlast, ICD loader and clinfo (../shared/device/prepare.sh),
+# cJSON's packages, and a copy of the reference cases.
+set -euo pipefail
+mkdir -p .git/info
+bash ../shared/device/prepare.sh >/dev/null
+(cd .device/debs && for p in libcjson1 libcjson-dev; do
+   ls ${p}_*.deb >/dev/null 2>&1 || apt-get download "$p" >/dev/null 2>&1
+ done)
+rm -rf .device/golden && mkdir -p .device/golden && cp -r ../shared/golden/. .device/golden/
+du -sh .device
