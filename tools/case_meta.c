@@ -62,6 +62,7 @@ static const cJSON *field(const cJSON *root, const char *key, case_error *e) {
 
 int meta_int(const cJSON *root, const char *key, int64_t min, int64_t max,
              int64_t *out, case_error *e) {
+  *out = 0;
   const cJSON *v = field(root, key, e);
   if (!v)
     return -1;
@@ -84,6 +85,7 @@ int meta_int(const cJSON *root, const char *key, int64_t min, int64_t max,
 int meta_int32(const cJSON *root, const char *key, int32_t min, int32_t max,
                int32_t *out, case_error *e) {
   int64_t v;
+  *out = 0;
   if (meta_int(root, key, min, max, &v, e) != 0)
     return -1;
   *out = (int32_t)v;
@@ -92,6 +94,7 @@ int meta_int32(const cJSON *root, const char *key, int32_t min, int32_t max,
 
 int meta_number(const cJSON *root, const char *key, double *out,
                 case_error *e) {
+  *out = 0;
   const cJSON *v = field(root, key, e);
   if (!v)
     return -1;
@@ -103,6 +106,7 @@ int meta_number(const cJSON *root, const char *key, double *out,
 
 int meta_string(const cJSON *root, const char *key, const char **out,
                 case_error *e) {
+  *out = NULL;
   const cJSON *v = field(root, key, e);
   if (!v)
     return -1;
@@ -113,7 +117,7 @@ int meta_string(const cJSON *root, const char *key, const char **out,
 }
 
 int meta_dtype(const cJSON *root, dcnv4_dtype *out, case_error *e) {
-  const char *name;
+  const char *name = NULL;
   if (meta_string(root, "dtype", &name, e) != 0)
     return -1;
   if (parse_dtype(name, out) != 0)
@@ -196,7 +200,7 @@ int dcnv4_case_read(const cJSON *root, dcnv4_case *c, case_error *e) {
   dcnv4_params *p = &c->params;
   dcnv4_params_init(p);
   const int32_t big = INT32_MAX;
-  double offset_scale;
+  double offset_scale = 1.0;
   int32_t h_out, w_out, om_channels;
   if (meta_int32(root, "N", 1, big, &p->batch, e) ||
       meta_int32(root, "H_in", 1, big, &p->height_in, e) ||

@@ -27,10 +27,12 @@ source .device/opencl-nvidia.sh
 t0=$(date +%s)
 cmake -S . -B /tmp/build -G Ninja -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_PREFIX_PATH=/tmp/dcnv4-root/usr \
-  -DDCNV4_GOLDEN_DIR="$PWD/.device/golden" >"$out/build.log" 2>&1 &&
+  -DDCNV4_WERROR=OFF -DDCNV4_GOLDEN_DIR="$PWD/.device/golden" \
+  >"$out/build.log" 2>&1 &&
   cmake --build /tmp/build -j16 >>"$out/build.log" 2>&1 ||
   { tail -40 "$out/build.log"; exit 1; }
-echo "build: $(( $(date +%s) - t0 )) s"
+echo "build: $(( $(date +%s) - t0 )) s, $(grep -c 'warning:' "$out/build.log") warning(s)"
+grep -A3 'warning:' "$out/build.log" | head -20
 
 export DCNV4_CACHE_DIR=/tmp/dcnv4-cache
 status=0
