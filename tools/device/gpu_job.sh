@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
-# One GPU-machine job: build, run the tests, run the benchmark; logs under
-# $OUT. Run from the project root on the device machine, with .device/
-# carried (bash ../shared/device/prepare.sh, plus cJSON's packages and a copy
-# of shared/golden in .device/golden: see tools/device/prepare.sh).
+# One GPU-machine job: build, quick tests, benchmark, then (if asked) the
+# full tests, each phase under its own time limit so one stall cannot eat the
+# lease. Logs under $OUT. Run from the project root on the device machine
+# with .device/ carried (prepare it here with tools/device/prepare.sh).
 #
-#   bash tools/device/gpu_job.sh [--tests LABEL_REGEX|all|none] [--bench "ARGS"]
+#   bash tools/device/gpu_job.sh [--tests quick|all|none] [--bench "ARGS"|none]
+#                                [--test-timeout S] [--bench-timeout S]
 set -uo pipefail
-tests=all
+tests=quick
 bench_args=""
+test_timeout=150
+bench_timeout=300
 while [ $# -gt 0 ]; do
   case "$1" in
     --tests) tests=$2; shift 2 ;;
     --bench) bench_args=$2; shift 2 ;;
+    --test-timeout) test_timeout=$2; shift 2 ;;
+    --bench-timeout) bench_timeout=$2; shift 2 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -36,19 +41,21 @@ grep -A3 'warning:' "$out/build.log" | head -20
 
 export DCNV4_CACHE_DIR=/tmp/dcnv4-cache
 status=0
-if [ "$tests" != none ]; then
-  t0=$(date +%s)
-  label=()
-  [ "$tests" != all ] && label=(-L "$tests")
+run_tests() { # label-args log
+  local log=$1; shift
+  local t0=$(date +%s)
   # install_package needs pkg-config, which the GPU image lacks.
-  (cd /tmp/build && ctest "${label[@]}" -E install_package -j4 \
-     --output-on-failure --timeout 900) >"$out/ctest.log" 2>&1 || status=1
-  grep -E "tests passed|tests failed|Failed|\*\*\*|Total Test" "$out/ctest.log" | tail -25
-  echo "tests: $(( $(date +%s) - t0 )) s"
-fi
-if [ -n "$bench_args" ]; then
+  (cd /tmp/build && timeout $((test_timeout + 30)) ctest "$@" -E install_package \
+     -j4 --output-on-failure --timeout "$test_timeout") >"$out/$log" 2>&1 || status=1
+  grep -E "tests passed|tests failed|Failed|Timeout|\*\*\*|Not Run" "$out/$log" | tail -25
+  echo "$log: $(( $(date +%s) - t0 )) s"
+}
+[ "$tests" != none ] && run_tests ctest-quick.log -L quick
+if [ "$bench_args" != none ]; then
   # shellcheck disable=SC2086
-  /tmp/build/bench/dcnv4-bench --no-plot --out "$out" $bench_args 2>&1 |
-    tee "$out/bench.log" || status=1
+  timeout "$bench_timeout" /tmp/build/bench/dcnv4-bench --no-plot --out "$out" \
+    $bench_args >"$out/bench.log" 2>&1 || status=1
+  cat "$out/bench.log"
 fi
+[ "$tests" = all ] && run_tests ctest-full.log -LE quick
 exit $status
