@@ -53,8 +53,8 @@ double copy_bandwidth(dcnv4_context *ctx, size_t bytes, int reps) {
     double *ms = malloc(sizeof *ms * (size_t)reps);
     for (int i = -2; i < reps; i++) { /* two warm-up copies */
       cl_event e;
-      clEnqueueCopyBuffer(q, i % 2 ? a : b, i % 2 ? b : a, 0, 0, bytes, 0,
-                          NULL, &e);
+      clEnqueueCopyBuffer(q, i % 2 ? a : b, i % 2 ? b : a, 0, 0, bytes, 0, NULL,
+                          &e);
       clWaitForEvents(1, &e);
       if (i >= 0)
         ms[i] = event_ms(e);

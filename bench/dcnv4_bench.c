@@ -30,11 +30,11 @@ typedef struct shape {
 
 /* DESIGN.md §5: the paper's Tables 2 and 5. */
 static const shape paper_shapes[] = {
-    {"standard", 64, 56, 56, 128}, {"standard", 64, 28, 28, 256},
-    {"standard", 64, 14, 14, 512}, {"standard", 64, 7, 7, 1024},
-    {"standard", 64, 14, 14, 768}, {"high-res", 1, 200, 320, 128},
+    {"standard", 64, 56, 56, 128},  {"standard", 64, 28, 28, 256},
+    {"standard", 64, 14, 14, 512},  {"standard", 64, 7, 7, 1024},
+    {"standard", 64, 14, 14, 768},  {"high-res", 1, 200, 320, 128},
     {"high-res", 1, 100, 160, 256}, {"high-res", 1, 50, 80, 512},
-    {"high-res", 1, 25, 40, 1024}, {"high-res", 1, 64, 64, 768},
+    {"high-res", 1, 25, 40, 1024},  {"high-res", 1, 64, 64, 768},
 };
 
 /* Upstream CUDA forward times on an H100 (DESIGN.md §5), ms. */
@@ -42,8 +42,8 @@ static const struct {
   int n, h, w, c, d;
   double fp32, fp16;
 } upstream[] = {
-    {64, 56, 56, 128, 16, 0.399, 0.248}, {64, 56, 56, 128, 32, 0.332, 0.240},
-    {64, 28, 28, 256, 16, 0.233, 0.130}, {1, 200, 320, 128, 16, 0.152, 0.102},
+    {64, 56, 56, 128, 16, 0.399, 0.248},  {64, 56, 56, 128, 32, 0.332, 0.240},
+    {64, 28, 28, 256, 16, 0.233, 0.130},  {1, 200, 320, 128, 16, 0.152, 0.102},
     {1, 100, 160, 256, 16, 0.085, 0.049}, {1, 64, 64, 768, 16, 0.064, 0.041},
 };
 
@@ -66,6 +66,8 @@ typedef struct options {
   int group_channels[4];
   int nd;
   int forward, backward;
+  shape shapes[16]; /* --shape: instead of the paper's */
+  int nshapes;
 } options;
 
 typedef struct row {
@@ -248,8 +250,8 @@ static void bench_dcnv4(dcnv4_context *ctx, const options *o, const shape *sh,
   double tol = tolerance_for(dtype);
   if (!(err <= tol))
     res->failures++;
-  double fwd_bytes = (double)(shp.input_bytes + shp.offset_mask_bytes +
-                              shp.output_bytes);
+  double fwd_bytes =
+      (double)(shp.input_bytes + shp.offset_mask_bytes + shp.output_bytes);
   double bwd_bytes = (double)(2 * shp.input_bytes + 2 * shp.offset_mask_bytes +
                               shp.output_bytes);
   int backward = o->backward;
@@ -309,8 +311,7 @@ static void bench_dcnv4(dcnv4_context *ctx, const options *o, const shape *sh,
     }
     printf("%-17s %-9s %-16s %-6s %-8s %9.4f %9.1f %7.3f %8s %7s %9.2e%s\n",
            x->op, x->set, x->shape, x->config, dcnv4_dtype_name(dtype), x->ms,
-           x->gbps, x->fraction, up, speedup, err,
-           err <= tol ? "" : " FAILED");
+           x->gbps, x->fraction, up, speedup, err, err <= tol ? "" : " FAILED");
     fflush(stdout);
   }
 }
@@ -326,8 +327,9 @@ static void write_csv(const char *path, const results *r) {
              "tolerance,input_sets,launches\n");
   for (int i = 0; i < r->count; i++) {
     const row *x = &r->rows[i];
-    fprintf(f, "%s,%s,%s,%s,%s,%.5f,%.0f,%.2f,%.4f,%.1f,%.3f,%.3f,%.3e,%.0e,%d,"
-               "%d\n",
+    fprintf(f,
+            "%s,%s,%s,%s,%s,%.5f,%.0f,%.2f,%.4f,%.1f,%.3f,%.3f,%.3e,%.0e,%d,"
+            "%d\n",
             x->op, x->set, x->shape, x->config, dcnv4_dtype_name(x->dtype),
             x->ms, x->bytes, x->gbps, x->fraction, r->copy_gbps, x->upstream,
             x->upstream > 0 ? x->upstream / x->ms : 0, x->verify_error,
@@ -450,6 +452,7 @@ static void usage(void) {
       "                     default float32 and float16)\n"
       "  --group-channels D 16 or 32 or any divisor of C (repeatable;\n"
       "                     default 16 and 32)\n"
+      "  --shape NxHxWxC    this shape instead of the paper's (repeatable)\n"
       "  --forward-only     skip backward rows\n"
       "  --reps N           launches per row (default 50, quick 15)\n"
       "  --full-size        paper sizes on CPU devices too (default: smaller)\n"
@@ -489,6 +492,18 @@ static int parse_options(int argc, char **argv, options *o) {
         fprintf(stderr, "dcnv4-bench: unknown dtype %s\n", argv[i]);
         return -1;
       }
+    } else if (v && !strcmp(a, "--shape") && o->nshapes < 16) {
+      shape *x = &o->shapes[o->nshapes++];
+      x->set = "custom";
+      if (sscanf(argv[++i], "%dx%dx%dx%d", &x->n, &x->h, &x->w, &x->c) != 4 ||
+          x->n < 1 || x->h < 1 || x->w < 1 || x->c < 1) {
+        fprintf(stderr, "dcnv4-bench: --shape wants NxHxWxC\n");
+        return -1;
+      }
+      for (size_t k = 0; k < sizeof paper_shapes / sizeof paper_shapes[0]; k++)
+        if (paper_shapes[k].n == x->n && paper_shapes[k].h == x->h &&
+            paper_shapes[k].w == x->w && paper_shapes[k].c == x->c)
+          x->set = paper_shapes[k].set;
     } else if (v && !strcmp(a, "--group-channels") && o->nd < 4) {
       o->group_channels[o->nd++] = atoi(argv[++i]);
       if (o->group_channels[o->nd - 1] < 1) {
@@ -556,16 +571,18 @@ int main(int argc, char **argv) {
          "shape NxHxWxC", "GxD", "dtype", "ms", "GB/s", "frac", "upstr.ms",
          "speedup", "verify");
 
+  const shape *shapes = o.nshapes ? o.shapes : paper_shapes;
+  size_t nshapes = o.nshapes ? (size_t)o.nshapes
+                             : sizeof paper_shapes / sizeof paper_shapes[0];
   for (int t = 0; t < o.ndtypes; t++)
     for (int di = 0; di < o.nd; di++)
-      for (size_t si = 0; si < sizeof paper_shapes / sizeof paper_shapes[0];
-           si++) {
-        if (o.quick && si != 0 && si != 5)
+      for (size_t si = 0; si < nshapes; si++) {
+        if (o.quick && !o.nshapes && si != 0 && si != 5)
           continue;
-        if (paper_shapes[si].c % o.group_channels[di] != 0)
+        if (shapes[si].c % o.group_channels[di] != 0)
           continue;
-        bench_dcnv4(ctx, &o, &paper_shapes[si], o.group_channels[di],
-                    o.dtypes[t], dev.is_gpu, &res);
+        bench_dcnv4(ctx, &o, &shapes[si], o.group_channels[di], o.dtypes[t],
+                    dev.is_gpu, &res);
       }
 
   mkdir(o.out_dir, 0755);

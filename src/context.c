@@ -1,5 +1,6 @@
 /* Context creation and destruction. */
 #include "fault.h"
+#include "tuning.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,6 +67,10 @@ static dcnv4_status finish_setup(dcnv4_context *ctx,
     }
     dcn_free(all);
   }
+  const char *tuning = getenv("DCNV4_TUNING");
+  if (tuning && *tuning &&
+      !dcn_tuning_parse(tuning, &ctx->tuning, why, why_size))
+    return DCNV4_ERROR_INVALID_PARAMETER;
   ctx->cache_dir = dcn_resolve_cache_dir(options);
   const char *kdir = getenv("DCNV4_KERNEL_DIR");
   if (kdir && *kdir) {

@@ -39,6 +39,8 @@ typedef struct dcn_program {
   size_t kernel_count;
 } dcn_program;
 
+#include "tuning_types.h"
+
 struct dcnv4_context {
   cl_platform_id platform;
   cl_device_id device;
@@ -58,6 +60,7 @@ struct dcnv4_context {
   size_t program_count, program_capacity;
 
   dcnv4_cache_stats cache_stats;
+  dcn_tuning_override tuning; /* DCNV4_TUNING */
 
   cl_mem scratch; /* context-managed workspace, grown on demand */
   size_t scratch_bytes;

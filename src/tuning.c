@@ -1,6 +1,57 @@
 /* Built-in launch defaults by device class. */
 #include "tuning.h"
 
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const kernel_names[DCN_KERNEL_COUNT] = {
+    "dcnv4_forward",
+    "dcnv4_backward",
+};
+
+const char *dcn_kernel_name(dcn_kernel_id kernel) {
+  return kernel < DCN_KERNEL_COUNT ? kernel_names[kernel] : "?";
+}
+
+bool dcn_tuning_parse(const char *text, dcn_tuning_override *out, char *why,
+                      size_t why_size) {
+  memset(out, 0, sizeof *out);
+  const char *p = text;
+  while (p && *p) {
+    const char *end = strchr(p, ';');
+    size_t len = end ? (size_t)(end - p) : strlen(p);
+    char entry[128], kernel[64], param[32];
+    long value;
+    char extra;
+    snprintf(entry, sizeof entry, "%.*s", (int)(len < 127 ? len : 127), p);
+    int k = -1;
+    if (sscanf(entry, "%63[a-z0-9_].%31[a-z]=%ld%c", kernel, param, &value,
+               &extra) == 3)
+      for (int i = 0; i < DCN_KERNEL_COUNT; i++)
+        if (!strcmp(kernel, kernel_names[i]))
+          k = i;
+    int which = k < 0                     ? -1
+                : !strcmp(param, "vec")   ? 0
+                : !strcmp(param, "local") ? 1
+                                          : -1;
+    bool ok = which == 0
+                  ? (value == 1 || value == 2 || value == 4 || value == 8)
+                  : which == 1 && value >= 1 && value <= 4096;
+    if (!ok) {
+      snprintf(why, why_size, "bad tuning entry \"%s\"", entry);
+      return false;
+    }
+    if (which == 0)
+      out->config[k].max_vec = (int)value;
+    else
+      out->config[k].local_size = (size_t)value;
+    out->set[k][which] = true;
+    p = end ? end + 1 : NULL;
+  }
+  return true;
+}
+
 /* One row per (device class, kernel); fp16/bf16 rows may differ later. */
 typedef struct tuning_row {
   dcn_vendor vendor;
@@ -25,10 +76,17 @@ static const dcn_launch_config fallback = {4, 64};
 dcn_launch_config dcn_tuning_lookup(const dcnv4_context *ctx,
                                     dcn_kernel_id kernel, dcnv4_dtype dtype) {
   (void)dtype;
+  dcn_launch_config c = fallback;
   for (size_t i = 0; i < sizeof defaults / sizeof defaults[0]; i++)
     if (defaults[i].vendor == ctx->vendor && defaults[i].kernel == kernel)
-      return defaults[i].config;
-  return fallback;
+      c = defaults[i].config;
+  if (kernel < DCN_KERNEL_COUNT) {
+    if (ctx->tuning.set[kernel][0])
+      c.max_vec = ctx->tuning.config[kernel].max_vec;
+    if (ctx->tuning.set[kernel][1])
+      c.local_size = ctx->tuning.config[kernel].local_size;
+  }
+  return c;
 }
 
 int dcn_vector_width(int channels, int max_vec) {

@@ -5,16 +5,12 @@
 
 #include "internal.h"
 
-typedef enum dcn_kernel_id {
-  DCN_KERNEL_DCNV4_FORWARD = 0,
-  DCN_KERNEL_DCNV4_BACKWARD,
-  DCN_KERNEL_COUNT
-} dcn_kernel_id;
+/* Names used in tuning strings and files ("dcnv4_forward", ...). */
+const char *dcn_kernel_name(dcn_kernel_id kernel);
 
-typedef struct dcn_launch_config {
-  int max_vec;       /* widest vector of channels per work-item (1..8) */
-  size_t local_size; /* work-items per work-group */
-} dcn_launch_config;
+/* Parses `text`; on a malformed entry returns false and names it in why. */
+bool dcn_tuning_parse(const char *text, dcn_tuning_override *out, char *why,
+                      size_t why_size);
 
 /* Launch parameters for `kernel` on the context's device and `dtype`. */
 dcn_launch_config dcn_tuning_lookup(const dcnv4_context *ctx,

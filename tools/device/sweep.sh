@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Times the benchmark under several DCNV4_TUNING settings on the device
+# machine (after gpu_job.sh built /tmp/build). Prints one summary line each.
+#   bash tools/device/sweep.sh "BENCH ARGS" "TUNING1" "TUNING2" ...
+args=$1; shift
+out=${OUT:-/tmp/dcnv4-out}
+for t in "$@"; do
+  # shellcheck disable=SC2086
+  DCNV4_TUNING="$t" timeout 120 /tmp/build/bench/dcnv4-bench --no-plot \
+    --out /tmp/sweep $args >/tmp/sweep.log 2>&1
+  echo "== $t"
+  grep -E "^(forward|backward|forward\+backward) " /tmp/sweep.log
+  cat /tmp/sweep.log >>"$out/sweep.log"
+done
