@@ -18,6 +18,17 @@ static const tuning_row defaults[] = {
     /* PoCL's CPU device vectorises across work-items; wide groups pay. */
     {DCN_VENDOR_CPU, DCN_KERNEL_DCNV4_FORWARD, {8, 256}},
     {DCN_VENDOR_CPU, DCN_KERNEL_DCNV4_BACKWARD, {8, 64}},
+    /* FlashDeformAttn: the forward puts D/VEC work-items on one head (4-wide
+     * fp32: a 32-channel head is one 128-byte line per corner, read by 8
+     * neighbouring work-items); the backward loops over the channels. */
+    {DCN_VENDOR_NVIDIA, DCN_KERNEL_FDA_FORWARD, {4, 256}},
+    {DCN_VENDOR_NVIDIA, DCN_KERNEL_FDA_BACKWARD, {4, 128}},
+    {DCN_VENDOR_AMD, DCN_KERNEL_FDA_FORWARD, {4, 256}},
+    {DCN_VENDOR_AMD, DCN_KERNEL_FDA_BACKWARD, {4, 256}},
+    {DCN_VENDOR_INTEL_GPU, DCN_KERNEL_FDA_FORWARD, {4, 128}},
+    {DCN_VENDOR_INTEL_GPU, DCN_KERNEL_FDA_BACKWARD, {4, 128}},
+    {DCN_VENDOR_CPU, DCN_KERNEL_FDA_FORWARD, {8, 256}},
+    {DCN_VENDOR_CPU, DCN_KERNEL_FDA_BACKWARD, {8, 64}},
 };
 
 static const dcn_launch_config fallback = {4, 64};
