@@ -269,6 +269,107 @@ DCNV4_API dcnv4_status dcnv4_backward(dcnv4_context *context,
                                       const cl_event *event_wait_list,
                                       cl_event *event);
 
+/* ------------------------------------------- FlashDeformAttn core operator */
+
+/* Most feature levels one call handles. */
+#define DCNV4_FDA_MAX_LEVELS 16
+/* Most sampling points per (query, head): levels * points <= this. */
+#define DCNV4_FDA_MAX_SAMPLES 1024
+
+/* Parameters of the multi-scale deformable attention core operator
+ * (DESIGN.md §1.2), in DCNv4's memory-efficient form: one sampling_loc_attn
+ * tensor holds the locations and the attention logits, and the softmax over
+ * each (query, head)'s levels*points logits happens inside the operator.
+ *
+ * Levels: level l is an (H_l, W_l) row-major image stored in the value rows
+ * [level_start[l], level_start[l] + H_l*W_l). Every level must lie inside
+ * [0, value_len) and no two levels may share a row; they may come in any
+ * order and leave gaps (rows of no level are never read and get a zero
+ * gradient). Upstream passes level_start = exclusive cumulative sum of H_l*W_l
+ * and value_len = sum of H_l*W_l, which is the usual case. Entries at index
+ * >= levels are ignored. The shapes travel to the kernels as a by-value
+ * argument: changing them never recompiles. */
+typedef struct dcnv4_fda_params {
+  int32_t batch;          /* B >= 1 */
+  int32_t queries;        /* Q >= 1 */
+  int32_t group;          /* G >= 1 (attention heads) */
+  int32_t group_channels; /* D >= 1 (channels per head); C = G * D */
+  int32_t levels;         /* L, 1..DCNV4_FDA_MAX_LEVELS */
+  int32_t points;         /* K >= 1 per level; L*K <= DCNV4_FDA_MAX_SAMPLES */
+  int32_t value_len;      /* Nv >= 1: value rows per batch item */
+  /* (H_l, W_l) of each level, each 1..2^24 */
+  int32_t spatial_shapes[DCNV4_FDA_MAX_LEVELS][2];
+  /* First value row of each level */
+  int32_t level_start[DCNV4_FDA_MAX_LEVELS];
+  dcnv4_dtype dtype;
+} dcnv4_fda_params;
+
+/* Zeroes everything and sets dtype fp32, group 1, levels 1, points 4; the
+ * sizes (batch, queries, group_channels, value_len, spatial_shapes,
+ * level_start) must be set. */
+DCNV4_API void dcnv4_fda_params_init(dcnv4_fda_params *params);
+
+/* Sizes derived from a parameter set. */
+typedef struct dcnv4_fda_shape {
+  uint64_t value_elements;    /* B*Nv*G*D: value and grad_value */
+  uint64_t sampling_elements; /* B*Q*G*L*K*3: sampling_loc_attn and its grad */
+  uint64_t output_elements;   /* B*Q*G*D: output and grad_output */
+  size_t value_bytes, sampling_bytes, output_bytes;
+  int32_t sampling_stride; /* L*K*3: elements per (query, head) row */
+} dcnv4_fda_shape;
+
+/* Validates `params` (no context needed) and computes the derived sizes. */
+DCNV4_API dcnv4_status dcnv4_fda_get_shape(const dcnv4_fda_params *params,
+                                           dcnv4_fda_shape *shape);
+
+/* As dcnv4_fda_get_shape, and explains a failure in `message` (may be
+ * NULL). */
+DCNV4_API dcnv4_status dcnv4_fda_check_params(const dcnv4_fda_params *params,
+                                              char *message,
+                                              size_t message_size);
+
+/* output (B,Q,G*D) = FlashDeformAttn(value (B,Nv,G,D),
+ *                                    sampling_loc_attn (B,Q,G,L*K*3)).
+ * Each (b, q, g) row of sampling_loc_attn holds L*K locations (x, y),
+ * interleaved, level-major then point, normalized so that (0,0) and (1,1) are
+ * a level's corners; then the L*K attention logits. Point (l, k) samples
+ * level l bilinearly at x = loc_x*W_l - 0.5, y = loc_y*H_l - 0.5 (neighbours
+ * outside the level count as zero, points outside -1 < x < W_l,
+ * -1 < y < H_l contribute nothing; non-finite locations count as outside),
+ * weighted by the softmax of the row's logits. Locations are used in the
+ * storage type's precision as given (no rounding to fp16 as upstream's layer
+ * does); arithmetic is fp32 throughout.
+ * Enqueued on the context's queue after the optional wait list; `event`
+ * (may be NULL) receives the completion event. */
+DCNV4_API dcnv4_status dcnv4_fda_forward(
+    dcnv4_context *context, const dcnv4_fda_params *params, cl_mem value,
+    cl_mem sampling_loc_attn, cl_mem output, cl_uint num_events_in_wait_list,
+    const cl_event *event_wait_list, cl_event *event);
+
+/* Bytes of device scratch dcnv4_fda_backward needs (0 for fp32: the value
+ * gradient is accumulated in place; B*Nv*G*D*4 for fp16/bf16). */
+DCNV4_API dcnv4_status dcnv4_fda_backward_workspace_size(
+    const dcnv4_fda_params *params, size_t *bytes);
+
+/* Buffers of one backward call. */
+typedef struct dcnv4_fda_backward_buffers {
+  cl_mem value;                  /* (B,Nv,G,D), read */
+  cl_mem sampling_loc_attn;      /* (B,Q,G,L*K*3), read */
+  cl_mem grad_output;            /* (B,Q,G*D), read */
+  cl_mem grad_value;             /* (B,Nv,G,D), overwritten */
+  cl_mem grad_sampling_loc_attn; /* (B,Q,G,L*K*3), overwritten */
+  /* Scratch of dcnv4_fda_backward_workspace_size() bytes, or NULL to let the
+   * context manage it. */
+  cl_mem workspace;
+} dcnv4_fda_backward_buffers;
+
+/* Gradients of the forward with respect to value and sampling_loc_attn (the
+ * locations, and the logits through the softmax). */
+DCNV4_API dcnv4_status dcnv4_fda_backward(
+    dcnv4_context *context, const dcnv4_fda_params *params,
+    const dcnv4_fda_backward_buffers *buffers, cl_uint num_events_in_wait_list,
+    const cl_event *event_wait_list, cl_event *event);
+
 #ifdef __cplusplus
 }
 #endif

@@ -17,6 +17,10 @@ static const program_recipe recipes[] = {
     {"dcnv4_forward", {"common.h", "dcnv4_forward.cl", NULL}},
     {"dcnv4_backward", {"common.h", "dcnv4_backward.cl", NULL}},
     {"convert", {"common.h", "convert.cl", NULL}},
+    {"flash_deform_attn_forward",
+     {"common.h", "fda_common.h", "flash_deform_attn_forward.cl", NULL}},
+    {"flash_deform_attn_backward",
+     {"common.h", "fda_common.h", "flash_deform_attn_backward.cl", NULL}},
 };
 
 static const program_recipe *find_recipe(const char *name) {

@@ -8,6 +8,8 @@
 static const char *const kernel_names[DCN_KERNEL_COUNT] = {
     "dcnv4_forward",
     "dcnv4_backward",
+    "flash_deform_attn_forward",
+    "flash_deform_attn_backward",
 };
 
 const char *dcn_kernel_name(dcn_kernel_id kernel) {
@@ -69,6 +71,17 @@ static const tuning_row defaults[] = {
     /* PoCL's CPU device vectorises across work-items; wide groups pay. */
     {DCN_VENDOR_CPU, DCN_KERNEL_DCNV4_FORWARD, {8, 256}},
     {DCN_VENDOR_CPU, DCN_KERNEL_DCNV4_BACKWARD, {8, 64}},
+    /* FlashDeformAttn: the forward puts D/VEC work-items on one head (4-wide
+     * fp32: a 32-channel head is one 128-byte line per corner, read by 8
+     * neighbouring work-items); the backward loops over the channels. */
+    {DCN_VENDOR_NVIDIA, DCN_KERNEL_FDA_FORWARD, {4, 256}},
+    {DCN_VENDOR_NVIDIA, DCN_KERNEL_FDA_BACKWARD, {4, 128}},
+    {DCN_VENDOR_AMD, DCN_KERNEL_FDA_FORWARD, {4, 256}},
+    {DCN_VENDOR_AMD, DCN_KERNEL_FDA_BACKWARD, {4, 256}},
+    {DCN_VENDOR_INTEL_GPU, DCN_KERNEL_FDA_FORWARD, {4, 128}},
+    {DCN_VENDOR_INTEL_GPU, DCN_KERNEL_FDA_BACKWARD, {4, 128}},
+    {DCN_VENDOR_CPU, DCN_KERNEL_FDA_FORWARD, {8, 256}},
+    {DCN_VENDOR_CPU, DCN_KERNEL_FDA_BACKWARD, {8, 64}},
 };
 
 static const dcn_launch_config fallback = {4, 64};

@@ -8,6 +8,8 @@
 typedef enum dcn_kernel_id {
   DCN_KERNEL_DCNV4_FORWARD = 0,
   DCN_KERNEL_DCNV4_BACKWARD,
+  DCN_KERNEL_FDA_FORWARD,
+  DCN_KERNEL_FDA_BACKWARD,
   DCN_KERNEL_COUNT
 } dcn_kernel_id;
 

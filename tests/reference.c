@@ -189,3 +189,102 @@ void ref_dcnv4_backward(const dcnv4_params *p, const double *input,
   free(pi);
   free(pj);
 }
+
+/* ------------------------------------------------------- FlashDeformAttn */
+
+/* Softmax of the L*K logits of one (b, q, g) row. */
+static void fda_weights(const double *row, int LK, double *m) {
+  double mx = -INFINITY, sum = 0;
+  for (int i = 0; i < LK; i++)
+    mx = fmax(mx, row[2 * LK + i]);
+  for (int i = 0; i < LK; i++)
+    sum += (m[i] = exp(row[2 * LK + i] - mx));
+  for (int i = 0; i < LK; i++)
+    m[i] /= sum;
+}
+
+void ref_fda_forward(const dcnv4_fda_params *p, const double *value,
+                     const double *sampling, double *out) {
+  const int B = p->batch, Q = p->queries, G = p->group, D = p->group_channels;
+  const int L = p->levels, K = p->points, LK = L * K;
+  const long GD = (long)G * D, Nv = p->value_len;
+  double *m = malloc(sizeof *m * (size_t)LK);
+  for (int b = 0; b < B; b++)
+    for (int q = 0; q < Q; q++)
+      for (int g = 0; g < G; g++) {
+        long qg = ((long)b * Q + q) * G + g;
+        const double *row = sampling + qg * LK * 3;
+        double *o = out + qg * D;
+        for (int c = 0; c < D; c++)
+          o[c] = 0;
+        fda_weights(row, LK, m);
+        for (int l = 0; l < L; l++) {
+          const int H = p->spatial_shapes[l][0], W = p->spatial_shapes[l][1];
+          const double *level =
+              value + ((long)b * Nv + p->level_start[l]) * GD + (long)g * D;
+          for (int k = 0; k < K; k++) {
+            int i = l * K + k;
+            double x = row[2 * i] * W - 0.5, y = row[2 * i + 1] * H - 0.5;
+            bilinear bl = bilinear_at(y, x, H, W);
+            for (int c4 = 0; c4 < 4 && bl.valid; c4++)
+              if (bl.corner[c4] >= 0)
+                for (int c = 0; c < D; c++)
+                  o[c] += m[i] * bl.weight[c4] * level[bl.corner[c4] * GD + c];
+          }
+        }
+      }
+  free(m);
+}
+
+void ref_fda_backward(const dcnv4_fda_params *p, const double *value,
+                      const double *sampling, const double *gout,
+                      double *gvalue, double *gsampling) {
+  const int B = p->batch, Q = p->queries, G = p->group, D = p->group_channels;
+  const int L = p->levels, K = p->points, LK = L * K;
+  const long GD = (long)G * D, Nv = p->value_len;
+  memset(gvalue, 0, sizeof *gvalue * (size_t)B * (size_t)Nv * (size_t)GD);
+  double *m = malloc(sizeof *m * (size_t)LK);
+  double *gm = malloc(sizeof *gm * (size_t)LK);
+  for (int b = 0; b < B; b++)
+    for (int q = 0; q < Q; q++)
+      for (int g = 0; g < G; g++) {
+        long qg = ((long)b * Q + q) * G + g;
+        const double *row = sampling + qg * LK * 3;
+        double *grow = gsampling + qg * LK * 3;
+        const double *go = gout + qg * D;
+        fda_weights(row, LK, m);
+        for (int l = 0; l < L; l++) {
+          const int H = p->spatial_shapes[l][0], W = p->spatial_shapes[l][1];
+          long level_off =
+              ((long)b * Nv + p->level_start[l]) * GD + (long)g * D;
+          for (int k = 0; k < K; k++) {
+            int i = l * K + k;
+            double x = row[2 * i] * W - 0.5, y = row[2 * i + 1] * H - 0.5;
+            bilinear bl = bilinear_at(y, x, H, W);
+            double sample_dot = 0, dy = 0, dx = 0;
+            for (int c4 = 0; c4 < 4 && bl.valid; c4++) {
+              if (bl.corner[c4] < 0)
+                continue;
+              for (int c = 0; c < D; c++) {
+                long at = level_off + bl.corner[c4] * GD + c;
+                sample_dot += go[c] * bl.weight[c4] * value[at];
+                dy += go[c] * bl.dweight_dy[c4] * value[at];
+                dx += go[c] * bl.dweight_dx[c4] * value[at];
+                gvalue[at] += m[i] * bl.weight[c4] * go[c];
+              }
+            }
+            /* x = loc_x * W - 0.5, y = loc_y * H - 0.5 */
+            grow[2 * i] = m[i] * dx * W;
+            grow[2 * i + 1] = m[i] * dy * H;
+            gm[i] = sample_dot;
+          }
+        }
+        double dot = 0;
+        for (int i = 0; i < LK; i++)
+          dot += m[i] * gm[i];
+        for (int i = 0; i < LK; i++)
+          grow[2 * LK + i] = m[i] * (gm[i] - dot);
+      }
+  free(m);
+  free(gm);
+}

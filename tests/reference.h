@@ -14,4 +14,15 @@ void ref_dcnv4_backward(const dcnv4_params *p, const double *input,
                         const double *offset_mask, const double *grad_output,
                         double *grad_input, double *grad_offset_mask);
 
+/* FlashDeformAttn (DESIGN.md §1.2): out (B,Q,G*D) from value (B,Nv,G,D) and
+ * sampling_loc_attn (B,Q,G,L*K*3). */
+void ref_fda_forward(const dcnv4_fda_params *p, const double *value,
+                     const double *sampling_loc_attn, double *output);
+/* grad_value (B,Nv,G,D) and grad_sampling_loc_attn (B,Q,G,L*K*3), both
+ * overwritten. */
+void ref_fda_backward(const dcnv4_fda_params *p, const double *value,
+                      const double *sampling_loc_attn,
+                      const double *grad_output, double *grad_value,
+                      double *grad_sampling_loc_attn);
+
 #endif

@@ -25,7 +25,7 @@ static void compare(const char *dir, const char *case_name, const char *name,
     n *= (uint64_t)shape[i];
   double err = rel_l2(got, want, (size_t)n);
   double tol = tolerance_for(dtype);
-  printf("  %-22s %-18s rel err %.2e (tol %.0e)\n", case_name, name, err, tol);
+  printf("  %-22s %-22s rel err %.2e (tol %.0e)\n", case_name, name, err, tol);
   CHECK(err <= tol, "%s: %s error %.3g > %.0e", case_name, name, err, tol);
   free(want);
 }
@@ -77,6 +77,54 @@ done:
   free(vgo);
 }
 
+static void run_fda_case(dcnv4_context *ctx, const char *dir, const char *name,
+                         const cJSON *meta) {
+  fda_case c;
+  case_error e;
+  float *vval = NULL, *vsa = NULL, *vgo = NULL;
+  if (fda_case_read(meta, &c, &e) ||
+      case_load_tensor(dir, "value", 4, c.value_shape, c.params.dtype, &vval,
+                       NULL, &e) ||
+      case_load_tensor(dir, "sampling_loc_attn", 4, c.sampling_shape,
+                       c.params.dtype, &vsa, NULL, &e) ||
+      case_load_tensor(dir, "grad_output", 3, c.output_shape, c.params.dtype,
+                       &vgo, NULL, &e)) {
+    CHECK(0, "%s: %s", name, e.text);
+    goto done;
+  }
+  const dcnv4_fda_params *p = &c.params;
+  const dcnv4_fda_shape *s = &c.shape;
+  cl_mem val = upload_values(ctx, vval, s->value_elements, p->dtype);
+  cl_mem sa = upload_values(ctx, vsa, s->sampling_elements, p->dtype);
+  cl_mem go = upload_values(ctx, vgo, s->output_elements, p->dtype);
+  cl_mem out = poisoned_buffer(ctx, s->output_elements, p->dtype);
+  cl_mem gv = poisoned_buffer(ctx, s->value_elements, p->dtype);
+  cl_mem gsa = poisoned_buffer(ctx, s->sampling_elements, p->dtype);
+  dcnv4_fda_backward_buffers b = {val, sa, go, gv, gsa, NULL};
+  if (dcnv4_fda_forward(ctx, p, val, sa, out, 0, NULL, NULL) != DCNV4_SUCCESS ||
+      dcnv4_fda_backward(ctx, p, &b, 0, NULL, NULL) != DCNV4_SUCCESS)
+    CHECK(0, "%s: %s", name, dcnv4_context_last_error(ctx));
+  else {
+    double *r = download_values(ctx, out, s->output_elements, p->dtype);
+    compare(dir, name, "output", r, 3, c.output_shape, p->dtype);
+    free(r);
+    r = download_values(ctx, gv, s->value_elements, p->dtype);
+    compare(dir, name, "grad_value", r, 4, c.value_shape, p->dtype);
+    free(r);
+    r = download_values(ctx, gsa, s->sampling_elements, p->dtype);
+    compare(dir, name, "grad_sampling_loc_attn", r, 4, c.sampling_shape,
+            p->dtype);
+    free(r);
+  }
+  cl_mem all[] = {val, sa, go, out, gv, gsa};
+  for (size_t i = 0; i < 6; i++)
+    host_release(all[i]);
+done:
+  free(vval);
+  free(vsa);
+  free(vgo);
+}
+
 typedef void (*case_runner)(dcnv4_context *, const char *, const char *,
                             const cJSON *);
 static const struct {
@@ -84,6 +132,7 @@ static const struct {
   case_runner run;
 } runners[] = {
     {"dcnv4", run_dcnv4_case},
+    {"flash_deform_attn", run_fda_case},
 };
 
 int main(int argc, char **argv) {

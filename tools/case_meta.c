@@ -246,3 +246,75 @@ int dcnv4_case_read(const cJSON *root, dcnv4_case *c, case_error *e) {
   memcpy(c->offset_mask_shape, om, sizeof om);
   return 0;
 }
+
+/* An array of `count` integers in [min, max] under `key` (an element may be
+ * nested one level deeper when `pairs`: then `count` [a, b] arrays). */
+static int meta_int_array(const cJSON *root, const char *key, int count,
+                          int pairs, int64_t min, int64_t max, int32_t *out,
+                          case_error *e) {
+  const cJSON *v = field(root, key, e);
+  if (!v)
+    return -1;
+  if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) != count)
+    return case_fail(e, "meta.json \"%s\" must be an array of %d %s", key,
+                     count, pairs ? "[H, W] pairs" : "integers");
+  for (int i = 0; i < count; i++) {
+    const cJSON *item = cJSON_GetArrayItem(v, i);
+    int n = pairs ? 2 : 1;
+    if (pairs && (!cJSON_IsArray(item) || cJSON_GetArraySize(item) != 2))
+      return case_fail(e, "meta.json \"%s\"[%d] is not an [H, W] pair", key, i);
+    for (int j = 0; j < n; j++) {
+      const cJSON *x = pairs ? cJSON_GetArrayItem(item, j) : item;
+      double d = cJSON_IsNumber(x) ? x->valuedouble : NAN;
+      if (!isfinite(d))
+        return case_fail(e, "meta.json \"%s\"[%d]%s is not a number", key, i,
+                         pairs ? (j ? "[1]" : "[0]") : "");
+      if (d != floor(d) || d < (double)min || d > (double)max)
+        return case_fail(e,
+                         "meta.json \"%s\"[%d]%s is %g; expected an integer "
+                         "in [%lld, %lld]",
+                         key, i, pairs ? (j ? "[1]" : "[0]") : "", d,
+                         (long long)min, (long long)max);
+      out[i * n + j] = (int32_t)d;
+    }
+  }
+  return 0;
+}
+
+int fda_case_read(const cJSON *root, fda_case *c, case_error *e) {
+  dcnv4_fda_params *p = &c->params;
+  dcnv4_fda_params_init(p);
+  memset(&c->shape, 0, sizeof c->shape);
+  const int32_t big = INT32_MAX;
+  if (meta_int32(root, "B", 1, big, &p->batch, e) ||
+      meta_int32(root, "Q", 1, big, &p->queries, e) ||
+      meta_int32(root, "group", 1, big, &p->group, e) ||
+      meta_int32(root, "group_channels", 1, big, &p->group_channels, e) ||
+      meta_int32(root, "levels", 1, DCNV4_FDA_MAX_LEVELS, &p->levels, e) ||
+      meta_int32(root, "points", 1, big, &p->points, e) ||
+      meta_int32(root, "value_len", 1, big, &p->value_len, e) ||
+      meta_dtype(root, &p->dtype, e))
+    return -1;
+  int32_t shapes[DCNV4_FDA_MAX_LEVELS * 2] = {0};
+  if (meta_int_array(root, "spatial_shapes", p->levels, 1, 1, big, shapes, e) ||
+      meta_int_array(root, "level_start_index", p->levels, 0, 0, big,
+                     p->level_start, e))
+    return -1;
+  for (int l = 0; l < p->levels; l++) {
+    p->spatial_shapes[l][0] = shapes[2 * l];
+    p->spatial_shapes[l][1] = shapes[2 * l + 1];
+  }
+  char why[256];
+  if (dcnv4_fda_check_params(p, why, sizeof why) != DCNV4_SUCCESS ||
+      dcnv4_fda_get_shape(p, &c->shape) != DCNV4_SUCCESS)
+    return case_fail(e, "invalid flash_deform_attn parameters: %s", why);
+  const int64_t b = p->batch, q = p->queries, g = p->group,
+                d = p->group_channels;
+  int64_t value[4] = {b, p->value_len, g, d};
+  int64_t samp[4] = {b, q, g, c->shape.sampling_stride};
+  int64_t out[3] = {b, q, g * d};
+  memcpy(c->value_shape, value, sizeof value);
+  memcpy(c->sampling_shape, samp, sizeof samp);
+  memcpy(c->output_shape, out, sizeof out);
+  return 0;
+}

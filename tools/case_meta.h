@@ -56,4 +56,15 @@ typedef struct dcnv4_case {
 } dcnv4_case;
 int dcnv4_case_read(const cJSON *root, dcnv4_case *c, case_error *e);
 
+/* The parameters of a `flash_deform_attn` case and the sizes its meta
+ * declares. spatial_shapes must be an array of `levels` [H, W] integer pairs
+ * and level_start_index an array of `levels` integers; the library's rules
+ * (dcnv4_fda_check_params) apply on top. */
+typedef struct fda_case {
+  dcnv4_fda_params params;
+  dcnv4_fda_shape shape;
+  int64_t value_shape[4], sampling_shape[4], output_shape[3];
+} fda_case;
+int fda_case_read(const cJSON *root, fda_case *c, case_error *e);
+
 #endif

@@ -16,6 +16,7 @@ static const struct {
   run_fn run;
 } runners[] = {
     {"dcnv4", run_dcnv4},
+    {"flash_deform_attn", run_flash_deform_attn},
 };
 
 static void usage(FILE *to) {

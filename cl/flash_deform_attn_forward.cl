@@ -1,0 +1,70 @@
+// FlashDeformAttn core operator, forward (DESIGN.md §1.2).
+//
+// One work-item computes VEC channels of one (batch, query, head): it reads
+// the head's L*K logits and locations, samples the L*K points bilinearly and
+// writes the softmax-weighted sum. Consecutive work-items take consecutive
+// channel chunks of the same head, so the value gathers of a head are
+// contiguous across neighbouring work-items (one cache line per corner for
+// D*sizeof(storage) = 128 bytes) and the row of locations and logits is a
+// broadcast read. The softmax is folded into the sum: the unnormalized
+// weights exp(logit - max) accumulate with the samples, and the result is
+// divided by their sum once.
+//
+// Build-time defines: see common.h and fda_common.h.
+
+__kernel void
+flash_deform_attn_forward(__global const storage_t *restrict value,
+                          __global const storage_t *restrict sampling,
+                          __global storage_t *restrict output,
+                          const fda_geometry g, const idx_t items) {
+  const idx_t gid = (idx_t)get_global_id(0);
+  if (gid >= items)
+    return;
+  const int chunk = (int)(gid % CHUNKS);
+  const idx_t qg = gid / CHUNKS; // (batch, query, head) index
+  const int grp = (int)(qg % (idx_t)g.group);
+  const idx_t b = qg / (idx_t)g.group / (idx_t)g.queries;
+  const int GD = g.group * D;
+
+  __global const storage_t *row = sampling + qg * (idx_t)(LK * 3);
+  __global const storage_t *image =
+      value + b * (idx_t)g.value_len * GD + (idx_t)(grp * D + chunk * VEC);
+
+  float mmax = -INFINITY;
+  for (int i = 0; i < LK; i++)
+    mmax = fmax(mmax, LOAD1(row, 2 * LK + i));
+
+  floatv acc = (floatv)(0.0f);
+  float wsum = 0.0f;
+  for (int l = 0; l < L; l++) {
+    const int H = g.height[l], W = g.width[l];
+    __global const storage_t *level = image + (idx_t)g.start[l] * GD;
+    const idx_t stride_row = (idx_t)W * GD;
+    for (int k = 0; k < K; k++) {
+      const int i = l * K + k;
+      const float w = exp(LOAD1(row, 2 * LK + i) - mmax);
+      wsum += w;
+      const sample_coord x = fda_coord(LOAD1(row, 2 * i), W);
+      const sample_coord y = fda_coord(LOAD1(row, 2 * i + 1), H);
+      if (!(x.inside && y.inside))
+        continue;
+      const float lw = x.frac, lh = y.frac, hw = 1.0f - lw, hh = 1.0f - lh;
+      const bool w0 = x.low >= 0, w1 = x.low + 1 < W;
+      const bool h0 = y.low >= 0, h1 = y.low + 1 < H;
+      // Offset of the top-left neighbour; a pointer is formed only for
+      // neighbours inside the level.
+      const idx_t o = (idx_t)y.low * stride_row + (idx_t)x.low * GD;
+      floatv s = (floatv)(0.0f);
+      if (h0 && w0)
+        s += (hh * hw) * LOADV(level + o);
+      if (h0 && w1)
+        s += (hh * lw) * LOADV(level + (o + GD));
+      if (h1 && w0)
+        s += (lh * hw) * LOADV(level + (o + stride_row));
+      if (h1 && w1)
+        s += (lh * lw) * LOADV(level + (o + stride_row + GD));
+      acc += w * s;
+    }
+  }
+  STOREV(acc / wsum, output + gid * VEC);
+}

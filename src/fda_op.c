@@ -1,0 +1,359 @@
+/* FlashDeformAttn core operator: parameter validation and the
+ * forward/backward launchers (kernels in cl/flash_deform_attn_forward.cl and
+ * cl/flash_deform_attn_backward.cl). */
+#include "tuning.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* Sampling coordinates are split into an exact integer and a small float
+ * part in the kernels; this bound keeps level sizes exact in float. */
+#define MAX_EXTENT (1 << 24)
+
+/* Mirrors fda_geometry in the kernels (all 4-byte fields, no padding). The
+ * level tables always have DCNV4_FDA_MAX_LEVELS entries; the unused ones are
+ * zero. */
+typedef struct fda_geometry_arg {
+  cl_int value_len, queries, group;
+  cl_int height[DCNV4_FDA_MAX_LEVELS];
+  cl_int width[DCNV4_FDA_MAX_LEVELS];
+  cl_int start[DCNV4_FDA_MAX_LEVELS];
+} fda_geometry_arg;
+
+void dcnv4_fda_params_init(dcnv4_fda_params *p) {
+  if (!p)
+    return;
+  memset(p, 0, sizeof *p);
+  p->group = 1;
+  p->levels = 1;
+  p->points = 4;
+  p->dtype = DCNV4_FLOAT32;
+}
+
+/* Validates the levels: shapes, and rows inside [0, Nv) without overlap. */
+static dcnv4_status check_levels(dcnv4_context *ctx,
+                                 const dcnv4_fda_params *p) {
+  int64_t begin[DCNV4_FDA_MAX_LEVELS], end[DCNV4_FDA_MAX_LEVELS];
+  for (int l = 0; l < p->levels; l++) {
+    for (int a = 0; a < 2; a++) {
+      int32_t v = p->spatial_shapes[l][a];
+      if (v < 1)
+        return dcn_fail(ctx, DCNV4_ERROR_INVALID_PARAMETER,
+                        "spatial_shapes[%d][%d] (%s of level %d) is %d; it "
+                        "must be at least 1",
+                        l, a, a ? "width" : "height", l, (int)v);
+      if (v > MAX_EXTENT)
+        return dcn_fail(ctx, DCNV4_ERROR_SIZE_OVERFLOW,
+                        "spatial_shapes[%d][%d] is %d; level sizes must stay "
+                        "at or below 2^24",
+                        l, a, (int)v);
+    }
+    begin[l] = p->level_start[l];
+    end[l] =
+        begin[l] + (int64_t)p->spatial_shapes[l][0] * p->spatial_shapes[l][1];
+    if (begin[l] < 0 || end[l] > p->value_len)
+      return dcn_fail(ctx, DCNV4_ERROR_INVALID_SHAPE,
+                      "level %d (level_start[%d] = %d, %dx%d) covers value "
+                      "rows [%lld, %lld), outside [0, value_len = %d)",
+                      l, l, (int)p->level_start[l],
+                      (int)p->spatial_shapes[l][0],
+                      (int)p->spatial_shapes[l][1], (long long)begin[l],
+                      (long long)end[l], (int)p->value_len);
+  }
+  for (int l = 0; l < p->levels; l++)
+    for (int m = 0; m < l; m++)
+      if (begin[l] < end[m] && begin[m] < end[l])
+        return dcn_fail(ctx, DCNV4_ERROR_INVALID_SHAPE,
+                        "levels %d (rows [%lld, %lld)) and %d (rows [%lld, "
+                        "%lld)) overlap; check level_start",
+                        m, (long long)begin[m], (long long)end[m], l,
+                        (long long)begin[l], (long long)end[l]);
+  return DCNV4_SUCCESS;
+}
+
+/* Validates and derives; messages go to ctx when given. */
+static dcnv4_status compute_shape(dcnv4_context *ctx, const dcnv4_fda_params *p,
+                                  dcnv4_fda_shape *s) {
+  if (!p)
+    return dcn_fail(ctx, DCNV4_ERROR_NULL_POINTER, "params is NULL");
+  if (dcnv4_dtype_size(p->dtype) == 0)
+    return dcn_fail(ctx, DCNV4_ERROR_INVALID_PARAMETER, "unknown dtype %d",
+                    (int)p->dtype);
+  struct {
+    const char *name;
+    int32_t value, min;
+  } ranges[] = {
+      {"batch", p->batch, 1},         {"queries", p->queries, 1},
+      {"group", p->group, 1},         {"group_channels", p->group_channels, 1},
+      {"levels", p->levels, 1},       {"points", p->points, 1},
+      {"value_len", p->value_len, 1},
+  };
+  for (size_t i = 0; i < sizeof ranges / sizeof ranges[0]; i++)
+    if (ranges[i].value < ranges[i].min)
+      return dcn_fail(ctx, DCNV4_ERROR_INVALID_PARAMETER,
+                      "%s is %d; it must be at least %d", ranges[i].name,
+                      (int)ranges[i].value, (int)ranges[i].min);
+  if (p->levels > DCNV4_FDA_MAX_LEVELS)
+    return dcn_fail(ctx, DCNV4_ERROR_INVALID_PARAMETER,
+                    "levels is %d; at most %d are supported", (int)p->levels,
+                    DCNV4_FDA_MAX_LEVELS);
+  int64_t samples = (int64_t)p->levels * p->points;
+  if (samples > DCNV4_FDA_MAX_SAMPLES)
+    return dcn_fail(ctx, DCNV4_ERROR_INVALID_PARAMETER,
+                    "levels * points is %lld; at most %d sampling points per "
+                    "query and head are supported",
+                    (long long)samples, DCNV4_FDA_MAX_SAMPLES);
+  dcnv4_status st = check_levels(ctx, p);
+  if (st != DCNV4_SUCCESS)
+    return st;
+  int64_t channels = (int64_t)p->group * p->group_channels;
+  int64_t lanes = (int64_t)p->group * samples * 3;
+  if (channels > INT32_MAX || lanes > INT32_MAX)
+    return dcn_fail(ctx, DCNV4_ERROR_SIZE_OVERFLOW,
+                    "group * group_channels (%lld) or group * levels * "
+                    "points * 3 (%lld) exceeds 2^31-1",
+                    (long long)channels, (long long)lanes);
+
+  memset(s, 0, sizeof *s);
+  s->sampling_stride = (int32_t)(samples * 3);
+  size_t esize = dcnv4_dtype_size(p->dtype);
+  uint64_t value_f[] = {(uint64_t)p->batch, (uint64_t)p->value_len,
+                        (uint64_t)channels};
+  uint64_t out_f[] = {(uint64_t)p->batch, (uint64_t)p->queries,
+                      (uint64_t)channels};
+  uint64_t samp_f[] = {(uint64_t)p->batch, (uint64_t)p->queries,
+                       (uint64_t)lanes};
+  if (!dcn_product_u64(value_f, 3, &s->value_elements) ||
+      !dcn_product_u64(out_f, 3, &s->output_elements) ||
+      !dcn_product_u64(samp_f, 3, &s->sampling_elements) ||
+      !dcn_bytes(s->value_elements, esize, &s->value_bytes) ||
+      !dcn_bytes(s->output_elements, esize, &s->output_bytes) ||
+      !dcn_bytes(s->sampling_elements, esize, &s->sampling_bytes) ||
+      !dcn_bytes(s->value_elements, 4, &(size_t){0}))
+    return dcn_fail(ctx, DCNV4_ERROR_SIZE_OVERFLOW,
+                    "tensor sizes overflow (batch %d, queries %d, value_len "
+                    "%d, %lld channels, %lld sampling lanes)",
+                    (int)p->batch, (int)p->queries, (int)p->value_len,
+                    (long long)channels, (long long)lanes);
+  return DCNV4_SUCCESS;
+}
+
+dcnv4_status dcnv4_fda_get_shape(const dcnv4_fda_params *params,
+                                 dcnv4_fda_shape *shape) {
+  if (!shape)
+    return DCNV4_ERROR_NULL_POINTER;
+  return compute_shape(NULL, params, shape);
+}
+
+dcnv4_status dcnv4_fda_check_params(const dcnv4_fda_params *params,
+                                    char *message, size_t message_size) {
+  /* A blank context collects the message; nothing else of it is used. */
+  dcnv4_context scratch;
+  memset(&scratch, 0, sizeof scratch);
+  dcnv4_fda_shape s;
+  dcnv4_status st = compute_shape(&scratch, params, &s);
+  if (message && message_size > 0)
+    snprintf(message, message_size, "%s",
+             st == DCNV4_SUCCESS ? "" : scratch.error_fixed);
+  return st;
+}
+
+dcnv4_status dcnv4_fda_backward_workspace_size(const dcnv4_fda_params *params,
+                                               size_t *bytes) {
+  if (!bytes)
+    return DCNV4_ERROR_NULL_POINTER;
+  dcnv4_fda_shape s;
+  dcnv4_status st = compute_shape(NULL, params, &s);
+  if (st != DCNV4_SUCCESS)
+    return st;
+  *bytes = 0;
+  if (params->dtype != DCNV4_FLOAT32 &&
+      !dcn_bytes(s.value_elements, sizeof(cl_float), bytes))
+    return DCNV4_ERROR_SIZE_OVERFLOW;
+  return DCNV4_SUCCESS;
+}
+
+/* Whether 32-bit signed indices cover every tensor of the call. */
+static bool needs_64bit_indices(const dcnv4_fda_shape *s) {
+  return s->value_elements >= ((uint64_t)1 << 31) ||
+         s->output_elements >= ((uint64_t)1 << 31) ||
+         s->sampling_elements >= ((uint64_t)1 << 31);
+}
+
+static fda_geometry_arg make_geometry(const dcnv4_fda_params *p) {
+  fda_geometry_arg g;
+  memset(&g, 0, sizeof g);
+  g.value_len = p->value_len;
+  g.queries = p->queries;
+  g.group = p->group;
+  for (int l = 0; l < p->levels; l++) {
+    g.height[l] = p->spatial_shapes[l][0];
+    g.width[l] = p->spatial_shapes[l][1];
+    g.start[l] = p->level_start[l];
+  }
+  return g;
+}
+
+/* The -D options shared by the forward and backward programs. */
+static void kernel_options(const dcnv4_fda_params *p, int vec, bool idx64,
+                           char *out, size_t size) {
+  snprintf(out, size,
+           "-DDTYPE=%d -DVEC=%d -DIDX64=%d -DGROUP_CHANNELS=%d -DLEVELS=%d "
+           "-DPOINTS=%d -DMAX_LEVELS=%d",
+           (int)p->dtype, vec, idx64 ? 1 : 0, (int)p->group_channels,
+           (int)p->levels, (int)p->points, DCNV4_FDA_MAX_LEVELS);
+}
+
+/* The kernel's `items` argument has the kernel's index type. */
+typedef union index_arg {
+  cl_int i32;
+  cl_long i64;
+} index_arg;
+
+static dcn_arg make_index_arg(index_arg *storage, bool idx64, uint64_t value) {
+  if (idx64) {
+    storage->i64 = (cl_long)value;
+    return (dcn_arg){sizeof(cl_long), &storage->i64};
+  }
+  storage->i32 = (cl_int)value;
+  return (dcn_arg){sizeof(cl_int), &storage->i32};
+}
+
+/* Checks shared by forward and backward before anything is touched. */
+static dcnv4_status check_call(dcnv4_context *ctx,
+                               const dcnv4_fda_params *params,
+                               dcnv4_fda_shape *s, cl_uint num_wait,
+                               const cl_event *wait) {
+  if (!ctx)
+    return DCNV4_ERROR_NULL_POINTER;
+  dcnv4_status st = compute_shape(ctx, params, s);
+  if (st != DCNV4_SUCCESS)
+    return st;
+  return dcn_check_wait_list(ctx, num_wait, wait);
+}
+
+dcnv4_status dcnv4_fda_forward(dcnv4_context *ctx,
+                               const dcnv4_fda_params *params, cl_mem value,
+                               cl_mem sampling_loc_attn, cl_mem output,
+                               cl_uint num_wait, const cl_event *wait,
+                               cl_event *event) {
+  dcnv4_fda_shape s;
+  dcnv4_status st = check_call(ctx, params, &s, num_wait, wait);
+  if (st != DCNV4_SUCCESS)
+    return st;
+  const cl_mem bufs[] = {value, sampling_loc_attn, output};
+  const char *const names[] = {"value", "sampling_loc_attn", "output"};
+  const bool readonly[] = {true, true, false};
+  if ((st = dcn_check_no_alias(ctx, bufs, names, readonly, 3)) ||
+      (st = dcn_check_buffer(ctx, value, "value", s.value_bytes)) ||
+      (st = dcn_check_buffer(ctx, sampling_loc_attn, "sampling_loc_attn",
+                             s.sampling_bytes)) ||
+      (st = dcn_check_buffer(ctx, output, "output", s.output_bytes)))
+    return st;
+
+  dcn_launch_config cfg =
+      dcn_tuning_lookup(ctx, DCN_KERNEL_FDA_FORWARD, params->dtype);
+  int vec = dcn_vector_width(params->group_channels, cfg.max_vec);
+  bool idx64 = needs_64bit_indices(&s);
+  char options[256];
+  kernel_options(params, vec, idx64, options, sizeof options);
+  cl_kernel kernel;
+  if ((st = dcn_get_kernel(ctx, "flash_deform_attn_forward", options,
+                           "flash_deform_attn_forward", &kernel)))
+    return st;
+  uint64_t items = s.output_elements / (uint64_t)vec;
+  fda_geometry_arg geo = make_geometry(params);
+  index_arg idx;
+  const dcn_arg args[] = {DCN_ARG(value), DCN_ARG(sampling_loc_attn),
+                          DCN_ARG(output), DCN_ARG(geo),
+                          make_index_arg(&idx, idx64, items)};
+  if ((st = dcn_set_args(ctx, kernel, args, 5, "flash_deform_attn_forward")))
+    return st;
+  return dcn_enqueue_1d(ctx, kernel, items, cfg.local_size, num_wait, wait,
+                        event, "flash_deform_attn_forward");
+}
+
+dcnv4_status dcnv4_fda_backward(dcnv4_context *ctx,
+                                const dcnv4_fda_params *params,
+                                const dcnv4_fda_backward_buffers *b,
+                                cl_uint num_wait, const cl_event *wait,
+                                cl_event *event) {
+  dcnv4_fda_shape s;
+  dcnv4_status st = check_call(ctx, params, &s, num_wait, wait);
+  if (st != DCNV4_SUCCESS)
+    return st;
+  if (!b)
+    return dcn_fail(ctx, DCNV4_ERROR_NULL_POINTER, "buffers is NULL");
+  const cl_mem bufs[] = {
+      b->value,      b->sampling_loc_attn,      b->grad_output,
+      b->grad_value, b->grad_sampling_loc_attn, b->workspace};
+  const char *const names[] = {
+      "value",      "sampling_loc_attn",      "grad_output",
+      "grad_value", "grad_sampling_loc_attn", "workspace"};
+  const bool readonly[] = {true, true, true, false, false, false};
+  if ((st = dcn_check_no_alias(ctx, bufs, names, readonly, 6)) ||
+      (st = dcn_check_buffer(ctx, b->value, "value", s.value_bytes)) ||
+      (st = dcn_check_buffer(ctx, b->sampling_loc_attn, "sampling_loc_attn",
+                             s.sampling_bytes)) ||
+      (st = dcn_check_buffer(ctx, b->grad_output, "grad_output",
+                             s.output_bytes)) ||
+      (st =
+           dcn_check_buffer(ctx, b->grad_value, "grad_value", s.value_bytes)) ||
+      (st = dcn_check_buffer(ctx, b->grad_sampling_loc_attn,
+                             "grad_sampling_loc_attn", s.sampling_bytes)))
+    return st;
+  size_t ws_bytes = 0;
+  bool direct = params->dtype == DCNV4_FLOAT32;
+  if (!direct)
+    (void)dcn_bytes(s.value_elements, sizeof(cl_float), &ws_bytes);
+  cl_mem acc = b->grad_value;
+  if (!direct && (st = dcn_workspace(ctx, b->workspace, ws_bytes, &acc)))
+    return st;
+
+  dcn_launch_config cfg =
+      dcn_tuning_lookup(ctx, DCN_KERNEL_FDA_BACKWARD, params->dtype);
+  int vec = dcn_vector_width(params->group_channels, cfg.max_vec);
+  bool idx64 = needs_64bit_indices(&s);
+  char options[256];
+  kernel_options(params, vec, idx64, options, sizeof options);
+  cl_kernel kernel, convert = NULL;
+  if ((st = dcn_get_kernel(ctx, "flash_deform_attn_backward", options,
+                           "flash_deform_attn_backward", &kernel)))
+    return st;
+  /* One work-item per (batch, query, head). */
+  uint64_t items = s.output_elements / (uint64_t)params->group_channels;
+  fda_geometry_arg geo = make_geometry(params);
+  index_arg idx, count;
+  const dcn_arg args[] = {DCN_ARG(b->value),
+                          DCN_ARG(b->sampling_loc_attn),
+                          DCN_ARG(b->grad_output),
+                          DCN_ARG(acc),
+                          DCN_ARG(b->grad_sampling_loc_attn),
+                          DCN_ARG(geo),
+                          make_index_arg(&idx, idx64, items)};
+  if ((st = dcn_set_args(ctx, kernel, args, 7, "flash_deform_attn_backward")))
+    return st;
+  if (!direct) {
+    char copts[64];
+    snprintf(copts, sizeof copts, "-DDTYPE=%d -DIDX64=%d", (int)params->dtype,
+             idx64 ? 1 : 0);
+    if ((st = dcn_get_kernel(ctx, "convert", copts, "convert_from_float",
+                             &convert)))
+      return st;
+    const dcn_arg cargs[] = {DCN_ARG(acc), DCN_ARG(b->grad_value),
+                             make_index_arg(&count, idx64, s.value_elements)};
+    if ((st = dcn_set_args(ctx, convert, cargs, 3, "convert_from_float")))
+      return st;
+  }
+  /* Everything is validated and built: enqueue zero, scatter, convert. */
+  size_t acc_bytes = direct ? s.value_bytes : ws_bytes;
+  if ((st = dcn_enqueue_zero(ctx, acc, acc_bytes, num_wait, wait, NULL)) ||
+      (st =
+           dcn_enqueue_1d(ctx, kernel, items, cfg.local_size, 0, NULL,
+                          direct ? event : NULL, "flash_deform_attn_backward")))
+    return st;
+  if (direct)
+    return DCNV4_SUCCESS;
+  return dcn_enqueue_1d(ctx, convert, s.value_elements, 256, 0, NULL, event,
+                        "convert_from_float");
+}
