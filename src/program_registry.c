@@ -17,6 +17,7 @@ static const program_recipe recipes[] = {
     {"dcnv4_forward", {"common.h", "dcnv4_forward.cl", NULL}},
     {"dcnv4_backward", {"common.h", "dcnv4_backward.cl", NULL}},
     {"convert", {"common.h", "convert.cl", NULL}},
+    {"layer_ops", {"common.h", "layer_ops.cl", NULL}},
 };
 
 static const program_recipe *find_recipe(const char *name) {

@@ -18,6 +18,15 @@ static const tuning_row defaults[] = {
     /* PoCL's CPU device vectorises across work-items; wide groups pay. */
     {DCN_VENDOR_CPU, DCN_KERNEL_DCNV4_FORWARD, {8, 256}},
     {DCN_VENDOR_CPU, DCN_KERNEL_DCNV4_BACKWARD, {8, 64}},
+    /* Layer kernels: one element per work-item, max_vec unused. */
+    {DCN_VENDOR_NVIDIA, DCN_KERNEL_LAYER_ELEMENTWISE, {1, 256}},
+    {DCN_VENDOR_NVIDIA, DCN_KERNEL_LAYER_DWCONV, {1, 128}},
+    {DCN_VENDOR_AMD, DCN_KERNEL_LAYER_ELEMENTWISE, {1, 256}},
+    {DCN_VENDOR_AMD, DCN_KERNEL_LAYER_DWCONV, {1, 256}},
+    {DCN_VENDOR_INTEL_GPU, DCN_KERNEL_LAYER_ELEMENTWISE, {1, 256}},
+    {DCN_VENDOR_INTEL_GPU, DCN_KERNEL_LAYER_DWCONV, {1, 128}},
+    {DCN_VENDOR_CPU, DCN_KERNEL_LAYER_ELEMENTWISE, {1, 256}},
+    {DCN_VENDOR_CPU, DCN_KERNEL_LAYER_DWCONV, {1, 256}},
 };
 
 static const dcn_launch_config fallback = {4, 64};

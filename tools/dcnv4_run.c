@@ -16,6 +16,7 @@ static const struct {
   run_fn run;
 } runners[] = {
     {"dcnv4", run_dcnv4},
+    {"dcnv4_layer", run_dcnv4_layer},
 };
 
 static void usage(FILE *to) {
