@@ -370,6 +370,167 @@ DCNV4_API dcnv4_status dcnv4_fda_backward(
     const dcnv4_fda_backward_buffers *buffers, cl_uint num_events_in_wait_list,
     const cl_event *event_wait_list, cl_event *event);
 
+/* ----------------------------------------------------------------- layers */
+
+/* A layer is the forward pass of a PyTorch module with its trained weights
+ * (DESIGN.md §1.3): an input tensor in, the layer's output out. Create one
+ * from its configuration and a storage dtype, set every weight by its
+ * state-dict key (from host arrays or a safetensors file), then run forward
+ * on device buffers as often as needed. Forward only for now.
+ *
+ * Computation: the linear projections run as fp32 GEMMs on CLBlast (one
+ * SGEMM per projection over all N*H*W rows, row-major, y = x W^T), the
+ * depthwise convolution, bias epilogues, gating and dtype conversions are
+ * kernels of this library, the deformable sampling is the core operator.
+ * Whatever the layer's dtype, intermediates (value, offsets and mask, the
+ * core output, gates) are fp32 and accumulation is fp32: fp16 and bf16
+ * layers widen their input to fp32 once, run the same fp32 GEMMs (so no
+ * cl_khr_fp16 and no half-precision GEMM is needed: NVIDIA's OpenCL has
+ * neither) and round only the output to the dtype. Weights are rounded to the
+ * layer's dtype when set (as PyTorch's module.half() / .bfloat16() would) and
+ * held on the device as fp32 values.
+ *
+ * CLBlast compiles its GEMM kernels on the first call for a device in the
+ * process (about a second on a GPU, several seconds on PoCL) and keeps them
+ * (with a reference to the OpenCL context) in a process-wide cache until
+ * CLBlastClearCache().
+ *
+ * A layer belongs to its context: it must be destroyed before the context,
+ * and is used by the context's thread. Failures leave their message on the
+ * context (dcnv4_context_last_error). */
+
+typedef struct dcnv4_layer dcnv4_layer;
+
+typedef enum dcnv4_layer_kind {
+  DCNV4_LAYER_DCNV4 = 0 /* the DCNv4 module (DCNv4/modules/dcnv4.py) */
+  /* The FlashDeformAttn layer will be the next kind. */
+} dcnv4_layer_kind;
+
+/* Configuration of a DCNv4 layer, parameter for parameter the constructor
+ * of upstream's PyTorch module. */
+typedef struct dcnv4_dcnv4_layer_config {
+  int32_t channels;    /* C; a multiple of group */
+  int32_t kernel_size; /* k >= 1: the sampling grid is k x k */
+  int32_t stride;      /* >= 1 */
+  int32_t pad;         /* >= 0 */
+  int32_t dilation;    /* >= 1 */
+  int32_t group;       /* G >= 1 */
+  float offset_scale;
+  /* 0: None (offsets and mask computed from the input itself); else an odd
+   * depthwise convolution size applied to the input first. */
+  int32_t dw_kernel_size;
+  int32_t center_feature_scale; /* 0 or 1 */
+  int32_t remove_center;        /* 0 or 1 */
+  int32_t output_bias;          /* 0 or 1: output_proj has a bias */
+  int32_t without_pointwise;    /* 0 or 1: no value_proj / output_proj */
+} dcnv4_dcnv4_layer_config;
+
+/* PyTorch's defaults: channels 64, kernel_size 3, stride 1, pad 1,
+ * dilation 1, group 4, offset_scale 1, dw_kernel_size None (0),
+ * center_feature_scale 0, remove_center 0, output_bias 1,
+ * without_pointwise 0. */
+DCNV4_API void dcnv4_dcnv4_layer_config_init(dcnv4_dcnv4_layer_config *config);
+
+/* Creates a DCNv4 layer computing in `dtype` (its input and output storage
+ * type) with every weight unset. Its weights, by state-dict key:
+ *   value_proj.weight (C, C), value_proj.bias (C)   unless without_pointwise
+ *   offset_mask.weight (S, C), offset_mask.bias (S) S = ceil(G*K*3 / 8) * 8,
+ *                                                   K = k*k - remove_center
+ *   offset_mask_dw.weight (C, 1, d, d), offset_mask_dw.bias (C)
+ *                                                   with dw_kernel_size d
+ *   output_proj.weight (C, C)                       unless without_pointwise
+ *   output_proj.bias (C)                            also needs output_bias
+ *   center_feature_scale_proj_weight (G, C),
+ *   center_feature_scale_proj_bias (G)              with center_feature_scale
+ */
+DCNV4_API dcnv4_status dcnv4_dcnv4_layer_create(
+    dcnv4_context *context, const dcnv4_dcnv4_layer_config *config,
+    dcnv4_dtype dtype, dcnv4_layer **layer);
+
+/* Releases the layer's device memory. NULL is fine. Commands already
+ * enqueued that use the layer complete normally. */
+DCNV4_API void dcnv4_layer_destroy(dcnv4_layer *layer);
+
+DCNV4_API dcnv4_layer_kind dcnv4_layer_get_kind(const dcnv4_layer *layer);
+DCNV4_API dcnv4_dtype dcnv4_layer_get_dtype(const dcnv4_layer *layer);
+
+/* One weight of a layer. */
+typedef struct dcnv4_weight_info {
+  const char *key; /* state-dict key; valid while the layer lives */
+  int32_t ndim;
+  int64_t shape[4];
+  uint64_t elements;
+  int32_t is_set; /* 1 once set */
+} dcnv4_weight_info;
+
+/* Number of weights of the layer (0 for NULL). */
+DCNV4_API size_t dcnv4_layer_weight_count(const dcnv4_layer *layer);
+/* Weight `index` (0 .. count-1), in the order of the list above. */
+DCNV4_API dcnv4_status dcnv4_layer_weight_info(const dcnv4_layer *layer,
+                                               size_t index,
+                                               dcnv4_weight_info *info);
+
+/* Sets the weight `key` from host fp32 data of the given shape (`ndim`
+ * dimensions, C order, PyTorch's layout). The data is rounded to the layer's
+ * dtype and copied to the device before the call returns (a blocking write
+ * on the context's queue, so after any forward already enqueued).
+ * An unknown key, or a key this configuration has no weight for, gives
+ * DCNV4_ERROR_INVALID_WEIGHT naming it; so does a shape other than the
+ * expected one (the message gives both). */
+DCNV4_API dcnv4_status dcnv4_layer_set_weight(dcnv4_layer *layer,
+                                              const char *key,
+                                              const float *data,
+                                              const int64_t *shape, int ndim);
+
+/* Sets every weight of the layer from a safetensors file (the format of
+ * safetensors.torch.save_file): the tensor named key_prefix + key for each
+ * key (NULL prefix: ""). Tensors may be F32, F16, BF16 or F64; they are
+ * converted to fp32, then treated as by dcnv4_layer_set_weight. The file is
+ * validated strictly (header, offsets, sizes) and only the layer's tensors
+ * are read. Every weight must be in the file and every tensor under the
+ * prefix must be a weight of the layer (as PyTorch's strict
+ * load_state_dict); otherwise nothing is set:
+ *   DCNV4_ERROR_IO            the file cannot be opened or read
+ *   DCNV4_ERROR_INVALID_FILE  not a well-formed safetensors file
+ *   DCNV4_ERROR_MISSING_WEIGHT  a weight's tensor is absent (named)
+ *   DCNV4_ERROR_INVALID_WEIGHT  a tensor under the prefix that is no weight,
+ *                             a wrong shape, or a non-float dtype (named) */
+DCNV4_API dcnv4_status dcnv4_layer_load_safetensors(dcnv4_layer *layer,
+                                                    const char *path,
+                                                    const char *key_prefix);
+
+/* The key of the first weight not set yet, or NULL when all are set. */
+DCNV4_API const char *dcnv4_layer_missing_weight(const dcnv4_layer *layer);
+
+/* Bytes of device scratch dcnv4_layer_forward needs for this input size
+ * (DCNv4 layers): its fp32 intermediates, N*H*W * (j*C + S) * 4 bytes plus
+ * alignment, j from 0 (fp32 without_pointwise) to 3 (fp16/bf16 with
+ * projections). */
+DCNV4_API dcnv4_status dcnv4_layer_workspace_size(const dcnv4_layer *layer,
+                                                  int32_t batch, int32_t height,
+                                                  int32_t width, size_t *bytes);
+
+/* Forward of a DCNv4 layer: output (N, H*W, C) from input (N, H*W, C), both
+ * in the layer's dtype, channels-last, rows in row-major (h, w) order.
+ * The layer keeps the image size, as the PyTorch module does: the core
+ * operator's output size must equal the input's (true whenever
+ * 2*pad == dilation*(kernel_size-1) and stride is 1), else
+ * DCNV4_ERROR_INVALID_SHAPE. `workspace`: a read-write buffer (or
+ * sub-buffer) of at least dcnv4_layer_workspace_size() bytes, or NULL to let
+ * the context manage it.
+ * The commands are enqueued on the context's queue after the wait list;
+ * `event` (may be NULL) completes when the output is written. A weight never
+ * set gives DCNV4_ERROR_MISSING_WEIGHT naming it. Every check happens before
+ * anything is enqueued; should the device fail afterwards (an OpenCL or
+ * CLBlast error), the output's content is unspecified. */
+DCNV4_API dcnv4_status dcnv4_layer_forward(dcnv4_layer *layer, int32_t batch,
+                                           int32_t height, int32_t width,
+                                           cl_mem input, cl_mem output,
+                                           cl_mem workspace,
+                                           cl_uint num_events_in_wait_list,
+                                           const cl_event *event_wait_list,
+                                           cl_event *event);
+
 #ifdef __cplusplus
 }
 #endif

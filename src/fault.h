@@ -7,6 +7,10 @@
 #include "internal.h"
 
 #ifdef DCNV4_FAULT_INJECTION
+/* The test controls, exported by fault-injection builds (see fault.c). */
+DCNV4_API void dcnv4_test_fault_set(long fail_at);
+DCNV4_API long dcnv4_test_fault_count(void);
+DCNV4_API const char *dcnv4_test_fault_site(void);
 /* True when the call at `site` must fail now (counts every call). */
 bool dcn_fault_hit(const char *site);
 #define DCN_FAULT(site) dcn_fault_hit(site)
@@ -113,6 +117,25 @@ static inline cl_int dcn_clEnqueueReadBuffer(cl_command_queue q, cl_mem buffer,
     return CL_OUT_OF_RESOURCES;
   return clEnqueueReadBuffer(q, buffer, blocking, offset, size, data, num_wait,
                              wait, event);
+}
+
+static inline cl_mem dcn_clCreateSubBuffer(cl_mem buffer, cl_mem_flags flags,
+                                           cl_buffer_create_type type,
+                                           const void *info, cl_int *err) {
+  if (DCN_FAULT("clCreateSubBuffer")) {
+    *err = CL_OUT_OF_RESOURCES;
+    return NULL;
+  }
+  return clCreateSubBuffer(buffer, flags, type, info, err);
+}
+
+static inline cl_int dcn_clEnqueueBarrierWithWaitList(cl_command_queue q,
+                                                      cl_uint num_wait,
+                                                      const cl_event *wait,
+                                                      cl_event *event) {
+  if (DCN_FAULT("clEnqueueBarrierWithWaitList"))
+    return CL_OUT_OF_RESOURCES;
+  return clEnqueueBarrierWithWaitList(q, num_wait, wait, event);
 }
 
 #endif /* DCNV4_FAULT_H */

@@ -220,4 +220,12 @@ dcnv4_status dcn_enqueue_zero(dcnv4_context *ctx, cl_mem buffer, size_t bytes,
                               cl_uint num_wait, const cl_event *wait,
                               cl_event *event);
 
+/* ----------------------------------------------- operators for layers */
+
+/* Validates `params` and builds the DCNv4 forward kernel, so that a later
+ * dcnv4_forward() with valid buffers cannot fail on either (layers prepare
+ * every step before enqueueing the first). */
+dcnv4_status dcn_dcnv4_forward_prepare(dcnv4_context *ctx,
+                                       const dcnv4_params *params);
+
 #endif /* DCNV4_INTERNAL_H */

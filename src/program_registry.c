@@ -21,6 +21,7 @@ static const program_recipe recipes[] = {
      {"common.h", "fda_common.h", "flash_deform_attn_forward.cl", NULL}},
     {"flash_deform_attn_backward",
      {"common.h", "fda_common.h", "flash_deform_attn_backward.cl", NULL}},
+    {"layer_ops", {"common.h", "layer_ops.cl", NULL}},
 };
 
 static const program_recipe *find_recipe(const char *name) {

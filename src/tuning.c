@@ -10,6 +10,8 @@ static const char *const kernel_names[DCN_KERNEL_COUNT] = {
     "dcnv4_backward",
     "flash_deform_attn_forward",
     "flash_deform_attn_backward",
+    "layer_elementwise",
+    "layer_dwconv",
 };
 
 const char *dcn_kernel_name(dcn_kernel_id kernel) {
@@ -82,6 +84,15 @@ static const tuning_row defaults[] = {
     {DCN_VENDOR_INTEL_GPU, DCN_KERNEL_FDA_BACKWARD, {4, 128}},
     {DCN_VENDOR_CPU, DCN_KERNEL_FDA_FORWARD, {8, 256}},
     {DCN_VENDOR_CPU, DCN_KERNEL_FDA_BACKWARD, {8, 64}},
+    /* Layer kernels: one element per work-item, max_vec unused. */
+    {DCN_VENDOR_NVIDIA, DCN_KERNEL_LAYER_ELEMENTWISE, {1, 256}},
+    {DCN_VENDOR_NVIDIA, DCN_KERNEL_LAYER_DWCONV, {1, 128}},
+    {DCN_VENDOR_AMD, DCN_KERNEL_LAYER_ELEMENTWISE, {1, 256}},
+    {DCN_VENDOR_AMD, DCN_KERNEL_LAYER_DWCONV, {1, 256}},
+    {DCN_VENDOR_INTEL_GPU, DCN_KERNEL_LAYER_ELEMENTWISE, {1, 256}},
+    {DCN_VENDOR_INTEL_GPU, DCN_KERNEL_LAYER_DWCONV, {1, 128}},
+    {DCN_VENDOR_CPU, DCN_KERNEL_LAYER_ELEMENTWISE, {1, 256}},
+    {DCN_VENDOR_CPU, DCN_KERNEL_LAYER_DWCONV, {1, 256}},
 };
 
 static const dcn_launch_config fallback = {4, 64};

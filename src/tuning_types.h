@@ -10,6 +10,8 @@ typedef enum dcn_kernel_id {
   DCN_KERNEL_DCNV4_BACKWARD,
   DCN_KERNEL_FDA_FORWARD,
   DCN_KERNEL_FDA_BACKWARD,
+  DCN_KERNEL_LAYER_ELEMENTWISE, /* cl/layer_ops.cl: conversions, bias, gate */
+  DCN_KERNEL_LAYER_DWCONV,      /* cl/layer_ops.cl: depthwise convolution */
   DCN_KERNEL_COUNT
 } dcn_kernel_id;
 

@@ -288,3 +288,128 @@ void ref_fda_backward(const dcnv4_fda_params *p, const double *value,
   free(m);
   free(gm);
 }
+
+/* ------------------------------------------------------------ layers */
+
+static const double *find_ref_weight(const ref_weight *w, size_t n,
+                                     const char *key) {
+  for (size_t i = 0; i < n; i++)
+    if (strcmp(w[i].key, key) == 0)
+      return w[i].data;
+  return NULL;
+}
+
+/* y (M, out) = x (M, in) @ weight^T (+ bias): PyTorch's F.linear. */
+static void linear(const double *x, long M, int in, const double *weight,
+                   const double *bias, int out, double *y) {
+  for (long m = 0; m < M; m++)
+    for (int o = 0; o < out; o++) {
+      double acc = bias ? bias[o] : 0;
+      for (int i = 0; i < in; i++)
+        acc += x[m * in + i] * weight[(long)o * in + i];
+      y[m * out + o] = acc;
+    }
+}
+
+int ref_dcnv4_layer_forward(const dcnv4_dcnv4_layer_config *c, int N, int H,
+                            int W, const ref_weight *weights, size_t count,
+                            const double *input, double *output) {
+  const int C = c->channels, G = c->group, D = C / G;
+  const int K = c->kernel_size * c->kernel_size - c->remove_center;
+  const int S = (G * K * 3 + 7) / 8 * 8;
+  const long M = (long)N * H * W;
+  const int pointwise = !c->without_pointwise;
+#define GET(name, needed)                                                      \
+  const double *name = find_ref_weight(weights, count, needed);
+  GET(wv, "value_proj.weight")
+  GET(bv, "value_proj.bias")
+  GET(wom, "offset_mask.weight")
+  GET(bom, "offset_mask.bias")
+  GET(wdw, "offset_mask_dw.weight")
+  GET(bdw, "offset_mask_dw.bias")
+  GET(wo, "output_proj.weight")
+  GET(bo, "output_proj.bias")
+  GET(wc, "center_feature_scale_proj_weight")
+  GET(bc, "center_feature_scale_proj_bias")
+#undef GET
+  if (!wom || !bom || (pointwise && (!wv || !bv || !wo)) ||
+      (pointwise && c->output_bias && !bo) ||
+      (c->dw_kernel_size && (!wdw || !bdw)) ||
+      (c->center_feature_scale && (!wc || !bc)))
+    return -1;
+  double *v = malloc(sizeof *v * (size_t)(M * C));
+  double *omin = malloc(sizeof *omin * (size_t)(M * C));
+  double *om = malloc(sizeof *om * (size_t)(M * S));
+  double *x = malloc(sizeof *x * (size_t)(M * C));
+  double *s = malloc(sizeof *s * (size_t)G);
+
+  /* 1. value projection */
+  if (pointwise)
+    linear(input, M, C, wv, bv, C, v);
+  else
+    memcpy(v, input, sizeof *v * (size_t)(M * C));
+  /* 2. depthwise convolution (cross-correlation, zero padding) */
+  if (c->dw_kernel_size) {
+    const int k = c->dw_kernel_size, p = (k - 1) / 2;
+    for (int n = 0; n < N; n++)
+      for (int h = 0; h < H; h++)
+        for (int w = 0; w < W; w++)
+          for (int ch = 0; ch < C; ch++) {
+            double acc = bdw[ch];
+            for (int i = 0; i < k; i++)
+              for (int j = 0; j < k; j++) {
+                int y = h + i - p, xx = w + j - p;
+                if (y < 0 || y >= H || xx < 0 || xx >= W)
+                  continue;
+                acc += wdw[((long)ch * k + i) * k + j] *
+                       input[(((long)n * H + y) * W + xx) * C + ch];
+              }
+            omin[(((long)n * H + h) * W + w) * C + ch] = acc;
+          }
+  } else
+    memcpy(omin, input, sizeof *omin * (size_t)(M * C));
+  /* 3. offsets and mask */
+  linear(omin, M, C, wom, bom, S, om);
+  /* 4. the core operator */
+  dcnv4_params p;
+  dcnv4_params_init(&p);
+  p.batch = N;
+  p.height_in = H;
+  p.width_in = W;
+  p.group = G;
+  p.group_channels = D;
+  p.kernel_h = p.kernel_w = c->kernel_size;
+  p.stride_h = p.stride_w = c->stride;
+  p.pad_h = p.pad_w = c->pad;
+  p.dilation_h = p.dilation_w = c->dilation;
+  p.offset_scale = c->offset_scale;
+  p.remove_center = c->remove_center;
+  p.offset_mask_stride = S;
+  ref_dcnv4_forward(&p, v, om, x);
+  /* 5. centre feature scale: one gate per (pixel, group) from the whole
+   * row of x, all computed before x changes */
+  if (c->center_feature_scale)
+    for (long m = 0; m < M; m++) {
+      for (int g = 0; g < G; g++) {
+        double logit = bc[g];
+        for (int ch = 0; ch < C; ch++)
+          logit += x[m * C + ch] * wc[(long)g * C + ch];
+        s[g] = 1 / (1 + exp(-logit));
+      }
+      for (int ch = 0; ch < C; ch++) {
+        double sg = s[ch / D];
+        x[m * C + ch] = x[m * C + ch] * (1 - sg) + v[m * C + ch] * sg;
+      }
+    }
+  /* 6. output projection */
+  if (pointwise)
+    linear(x, M, C, wo, c->output_bias ? bo : NULL, C, output);
+  else
+    memcpy(output, x, sizeof *x * (size_t)(M * C));
+  free(v);
+  free(omin);
+  free(om);
+  free(x);
+  free(s);
+  return 0;
+}

@@ -25,4 +25,18 @@ void ref_fda_backward(const dcnv4_fda_params *p, const double *value,
                       const double *grad_output, double *grad_value,
                       double *grad_sampling_loc_attn);
 
+/* A weight of a layer by its state-dict key. */
+typedef struct ref_weight {
+  const char *key;
+  const double *data; /* PyTorch layout */
+} ref_weight;
+
+/* DCNv4 layer forward (DESIGN.md §1.3): output (N, H*W, C) from input
+ * (N, H*W, C), with the weights looked up by key among `weights` (those the
+ * configuration does not use are ignored; a needed one that is absent makes
+ * the reference return -1). */
+int ref_dcnv4_layer_forward(const dcnv4_dcnv4_layer_config *c, int N, int H,
+                            int W, const ref_weight *weights, size_t count,
+                            const double *input, double *output);
+
 #endif

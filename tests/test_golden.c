@@ -5,6 +5,7 @@
  *
  * usage: test_golden GOLDEN_DIR [OP] */
 #include "case_meta.h"
+#include "layer_case.h"
 #include "test_util.h"
 
 #include <stdlib.h>
@@ -125,6 +126,44 @@ done:
   free(vgo);
 }
 
+/* A DCNv4 layer case: weights from weights/, forward only. */
+static void run_dcnv4_layer_case(dcnv4_context *ctx, const char *dir,
+                                 const char *name, const cJSON *meta) {
+  dcnv4_layer_case c;
+  case_error e;
+  float *vin = NULL;
+  dcnv4_layer *layer = NULL;
+  if (dcnv4_layer_case_read(meta, &c, &e) ||
+      case_load_tensor(dir, "input", 3, c.io_shape, c.dtype, &vin, NULL, &e)) {
+    CHECK(0, "%s: %s", name, e.text);
+    goto done;
+  }
+  if (dcnv4_dcnv4_layer_create(ctx, &c.config, c.dtype, &layer) !=
+      DCNV4_SUCCESS) {
+    CHECK(0, "%s: %s", name, dcnv4_context_last_error(ctx));
+    goto done;
+  }
+  if (case_load_layer_weights(dir, layer, &e) != 0) {
+    CHECK(0, "%s: %s (%s)", name, e.text, dcnv4_context_last_error(ctx));
+    goto done;
+  }
+  cl_mem in = upload_values(ctx, vin, (size_t)c.io_elements, c.dtype);
+  cl_mem out = poisoned_buffer(ctx, (size_t)c.io_elements, c.dtype);
+  if (dcnv4_layer_forward(layer, c.batch, c.height, c.width, in, out, NULL, 0,
+                          NULL, NULL) != DCNV4_SUCCESS)
+    CHECK(0, "%s: %s", name, dcnv4_context_last_error(ctx));
+  else {
+    double *r = download_values(ctx, out, (size_t)c.io_elements, c.dtype);
+    compare(dir, name, "output", r, 3, c.io_shape, c.dtype);
+    free(r);
+  }
+  host_release(in);
+  host_release(out);
+done:
+  dcnv4_layer_destroy(layer);
+  free(vin);
+}
+
 typedef void (*case_runner)(dcnv4_context *, const char *, const char *,
                             const cJSON *);
 static const struct {
@@ -133,6 +172,7 @@ static const struct {
 } runners[] = {
     {"dcnv4", run_dcnv4_case},
     {"flash_deform_attn", run_fda_case},
+    {"dcnv4_layer", run_dcnv4_layer_case},
 };
 
 int main(int argc, char **argv) {

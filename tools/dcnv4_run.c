@@ -17,6 +17,7 @@ static const struct {
 } runners[] = {
     {"dcnv4", run_dcnv4},
     {"flash_deform_attn", run_flash_deform_attn},
+    {"dcnv4_layer", run_dcnv4_layer},
 };
 
 static void usage(FILE *to) {
