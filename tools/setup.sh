@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Sets up a Debian 12 machine (run as root) and builds dcnv4 into build/.
+#   bash tools/setup.sh [extra cmake options]
+# Installs only Debian packages: compilers, CMake, the OpenCL ICD loader and
+# headers, CLBlast, PoCL (the CPU device every test runs on), cJSON, gnuplot
+# (benchmark plots) and clinfo. BUILD_DIR overrides the build folder.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(build-essential cmake ninja-build pkg-config ocl-icd-libopencl1
+          ocl-icd-opencl-dev opencl-c-headers libclblast-dev pocl-opencl-icd
+          libcjson-dev gnuplot-nox clinfo)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
+    missing+=("$p")
+done
+if ((${#missing[@]})); then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update
+  apt-get install -y --no-install-recommends "${missing[@]}"
+fi
+
+build="${BUILD_DIR:-build}"
+cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release "$@"
+cmake --build "$build"
