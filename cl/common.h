@@ -2,7 +2,8 @@
 //
 // Build-time defines:
 //   DTYPE   0 = fp32, 1 = fp16, 2 = bf16 storage (arithmetic is always fp32;
-//           fp16 uses vload_half/vstore_half, so cl_khr_fp16 is not needed)
+//           16-bit values are converted bit by bit, so cl_khr_fp16 is not
+//           needed)
 //   VEC     channels per vector access: 1, 2, 4 or 8
 //   IDX64   1 when some tensor has 2^31 elements or more
 
@@ -26,35 +27,67 @@ typedef long idx_t;
 typedef int idx_t;
 #endif
 
+// ------------------------------------------------------------ fp16 / bf16
+// Bit-level conversions (no cl_khr_fp16 needed), round to nearest even.
+// Written branch-free so they vectorise and map to a few integer operations.
+
+inline float half_bits_to_float(uint h) {
+  uint em = h & 0x7fffu;
+  // Normal and subnormal halves: rebias by multiplying by 2^112.
+  float f = as_float(em << 13) * 0x1.0p112f;
+  f = em >= 0x7c00u ? as_float((em << 13) | 0x7f800000u) : f; // inf, NaN
+  return as_float(as_uint(f) | ((h & 0x8000u) << 16));
+}
+
+inline uint float_to_half_bits(float f) {
+  uint x = as_uint(f);
+  uint sign = (x >> 16) & 0x8000u;
+  uint ax = x & 0x7fffffffu;
+  uint m = ax - 0x38000000u; // exponent - 112 (valid for normal halves)
+  uint normal = (m + 0x0fffu + ((m >> 13) & 1u)) >> 13;
+  uint sub = (uint)rint(as_float(ax) * 0x1.0p24f); // exact scaling, then RTE
+  uint r = ax < 0x38800000u ? sub : normal;
+  r = ax >= 0x477ff000u ? 0x7c00u : r; // rounds to >= 65520: infinity
+  r = ax > 0x7f800000u ? 0x7e00u : r;  // NaN
+  return sign | r;
+}
+
+inline float bf16_bits_to_float(uint b) { return as_float(b << 16); }
+
+inline uint float_to_bf16_bits(float f) {
+  uint u = as_uint(f);
+  uint r = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+  return (u & 0x7fffffffu) > 0x7f800000u ? ((u >> 16) | 0x40u) : r;
+}
+
+#if DTYPE == 1
+#define BITS_TO_FLOAT(b) half_bits_to_float(b)
+#define FLOAT_TO_BITS(f) float_to_half_bits(f)
+#elif DTYPE == 2
+#define BITS_TO_FLOAT(b) bf16_bits_to_float(b)
+#define FLOAT_TO_BITS(f) float_to_bf16_bits(f)
+#endif
+
 // ------------------------------------------------------------ scalar storage
 
 #if DTYPE == 0
 typedef float storage_t;
 #define LOAD1(p, i) ((p)[i])
 #define STORE1(v, p, i) ((p)[i] = (v))
-#elif DTYPE == 1
-typedef half storage_t; // only used through pointers: no cl_khr_fp16 needed
-#define LOAD1(p, i) vload_half((i), (p))
-#define STORE1(v, p, i) vstore_half_rte((v), (i), (p))
-#elif DTYPE == 2
+#elif DTYPE == 1 || DTYPE == 2
+// 16-bit storage as raw bits: loads and stores are plain ushort accesses.
 typedef ushort storage_t;
-inline float bf16_to_float(ushort b) { return as_float((uint)b << 16); }
-// Round to nearest even; NaN stays a (quiet) NaN.
-inline ushort float_to_bf16(float f) {
-  uint u = as_uint(f);
-  if ((u & 0x7fffffffu) > 0x7f800000u)
-    return (ushort)((u >> 16) | 0x40u);
-  return (ushort)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
-}
-#define LOAD1(p, i) bf16_to_float((p)[i])
-#define STORE1(v, p, i) ((p)[i] = float_to_bf16(v))
+#define LOAD1(p, i) BITS_TO_FLOAT((uint)(p)[i])
+#define STORE1(v, p, i) ((p)[i] = (ushort)FLOAT_TO_BITS(v))
 #else
 #error "DTYPE must be 0, 1 or 2"
 #endif
 
 // ------------------------------------------------------------ vector storage
-// floatv is VEC floats; LOADV/STOREV move VEC consecutive elements starting at
-// pointer p (any element alignment).
+// floatv is VEC floats. LOADV/STOREV move VEC consecutive elements starting at
+// p, which must be aligned to VEC elements (every caller's offsets are
+// multiples of VEC): the access is then one aligned vector load or store,
+// 16 bytes for fp32 x4 or 16-bit x8, instead of VEC scalar accesses.
 
 #if VEC == 1
 typedef float floatv;
@@ -63,25 +96,6 @@ typedef float floatv;
 #define HSUM(v) (v)
 #else
 typedef CAT(float, VEC) floatv;
-typedef CAT(uint, VEC) uintv;
-#if DTYPE == 0
-#define LOADV(p) CAT(vload, VEC)(0, (p))
-#define STOREV(v, p) CAT(vstore, VEC)((v), 0, (p))
-#elif DTYPE == 1
-#define LOADV(p) CAT(vload_half, VEC)(0, (p))
-#define STOREV(v, p) CAT(CAT(vstore_half, VEC), _rte)((v), 0, (p))
-#else
-#define LOADV(p)                                                               \
-  CAT(as_float, VEC)(CAT(convert_uint, VEC)(CAT(vload, VEC)(0, (p))) << 16)
-inline CAT(ushort, VEC) floatv_to_bf16(floatv f) {
-  uintv u = CAT(as_uint, VEC)(f);
-  uintv rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
-  uintv nan = (u >> 16) | 0x40u;
-  return CAT(convert_ushort,
-             VEC)(select(rounded, nan, (u & 0x7fffffffu) > 0x7f800000u));
-}
-#define STOREV(v, p) CAT(vstore, VEC)(floatv_to_bf16(v), 0, (p))
-#endif
 #if VEC == 2
 #define HSUM(v) ((v).s0 + (v).s1)
 #elif VEC == 4
@@ -93,12 +107,81 @@ inline CAT(ushort, VEC) floatv_to_bf16(floatv f) {
 #else
 #error "VEC must be 1, 2, 4 or 8"
 #endif
+
+#if DTYPE == 0
+#define LOADV(p) (*(__global const floatv *)(p))
+#define STOREV(v, p) (*(__global floatv *)(p) = (v))
+#else
+// VEC 16-bit values travel as VEC/2 32-bit words, two values per word.
+#if VEC == 2
+typedef uint wordv;
+#define WORD(w, i) (w)
+#elif VEC == 4
+typedef uint2 wordv;
+#define WORD(w, i) ((w).s##i)
+#else
+typedef uint4 wordv;
+#define WORD(w, i) ((w).s##i)
+#endif
+
+inline floatv unpack_words(wordv w) {
+  floatv f;
+#define UNPACK(i, lo, hi)                                                      \
+  f.s##lo = BITS_TO_FLOAT(WORD(w, i) & 0xffffu);                               \
+  f.s##hi = BITS_TO_FLOAT(WORD(w, i) >> 16);
+  UNPACK(0, 0, 1)
+#if VEC >= 4
+  UNPACK(1, 2, 3)
+#endif
+#if VEC == 8
+  UNPACK(2, 4, 5)
+  UNPACK(3, 6, 7)
+#endif
+#undef UNPACK
+  return f;
+}
+
+inline wordv pack_words(floatv f) {
+  wordv w;
+#if VEC == 2
+#define PACK(i, lo, hi)                                                        \
+  w = FLOAT_TO_BITS(f.s##lo) | (FLOAT_TO_BITS(f.s##hi) << 16);
+#else
+#define PACK(i, lo, hi)                                                        \
+  w.s##i = FLOAT_TO_BITS(f.s##lo) | (FLOAT_TO_BITS(f.s##hi) << 16);
+#endif
+  PACK(0, 0, 1)
+#if VEC >= 4
+  PACK(1, 2, 3)
+#endif
+#if VEC == 8
+  PACK(2, 4, 5)
+  PACK(3, 6, 7)
+#endif
+#undef PACK
+  return w;
+}
+
+#define LOADV(p) unpack_words(*(__global const wordv *)(p))
+#define STOREV(v, p) (*(__global wordv *)(p) = pack_words(v))
+#endif
 #endif
 
 // ------------------------------------------------------------ float atomics
 
-// Adds v to *p atomically (OpenCL 1.2 has no float atomic add: compare and
-// swap on the bit pattern, which also terminates when *p holds a NaN).
+// Adds v to *p atomically. NV_ATOMICS (set by the host only for NVIDIA
+// devices, with a portable rebuild if it does not compile): the native
+// reduction instruction through inline PTX. Otherwise OpenCL 1.2 has no float
+// atomic add: compare and swap on the bit pattern, which also terminates when
+// *p holds a NaN.
+#ifndef NV_ATOMICS
+#define NV_ATOMICS 0
+#endif
+#if NV_ATOMICS
+inline void atomic_add_float(volatile __global float *p, float v) {
+  asm volatile("red.global.add.f32 [%0], %1;" ::"l"(p), "f"(v) : "memory");
+}
+#else
 inline void atomic_add_float(volatile __global float *p, float v) {
   volatile __global uint *u = (volatile __global uint *)p;
   uint seen = *u;
@@ -109,6 +192,34 @@ inline void atomic_add_float(volatile __global float *p, float v) {
       break;
   }
 }
+#endif
+
+// ------------------------------------------------------------- DCNv4 shared
+
+#ifdef GROUP_CHANNELS
+#ifndef UNROLL
+#define UNROLL 1
+#endif
+// Loops over the kernel's points: unrolled on GPUs, rolled on CPUs (UNROLL,
+// a tuning parameter), where unrolled bodies compile slowly and gain little.
+#if UNROLL
+#define POINT_LOOP _Pragma("unroll")
+#else
+#define POINT_LOOP _Pragma("unroll 1")
+#endif
+
+#define D GROUP_CHANNELS
+#define K (KH * KW - REMOVE_CENTER)
+#define CHUNKS (D / VEC)
+
+// Mirrors geometry_arg in src/dcnv4_op.c (4-byte fields, no padding).
+typedef struct dcnv4_geometry {
+  int height_in, width_in, height_out, width_out, group;
+  int stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w;
+  float offset_scale;
+  int offset_mask_stride;
+} dcnv4_geometry;
+#endif
 
 // ------------------------------------------------------- sampling positions
 

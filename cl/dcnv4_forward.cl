@@ -1,75 +1,103 @@
 // DCNv4 core operator, forward (DESIGN.md §1.1).
 //
-// One work-item computes VEC channels of one (output pixel, group): it reads
-// the group's K offsets and weights, samples K points bilinearly and writes
-// the weighted sum. Consecutive work-items take consecutive channel chunks,
-// so input reads and output writes are contiguous across a work-group.
+// A 3-D range: dimension 0 walks the C/VEC channel chunks of a pixel (all
+// groups), dimension 1 the output columns, dimension 2 the output rows of all
+// images. One work-item computes VEC channels of one pixel: it reads its
+// group's K offsets and weights, samples the K points bilinearly with aligned
+// vector loads and writes the weighted sum with one vector store. Neighbouring
+// work-items take neighbouring chunks, so loads and stores are contiguous.
+//
+// OM_STAGE 1: the work-group first copies the offset/weight rows of its
+// pixels into local memory with contiguous loads (converting 16-bit values
+// once), instead of every work-item reading its group's values from global
+// memory. Needs the work-group to span whole groups (checked by the host).
 //
 // Build-time defines (besides common.h): GROUP_CHANNELS (D), KH, KW,
-// REMOVE_CENTER, SOFTMAX.
+// REMOVE_CENTER, SOFTMAX, OM_STAGE.
 
-#define D GROUP_CHANNELS
-#define K (KH * KW - REMOVE_CENTER)
-#define CHUNKS (D / VEC)
-
-typedef struct dcnv4_geometry {
-  int height_in, width_in, height_out, width_out, group;
-  int stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w;
-  float offset_scale;
-  int offset_mask_stride;
-} dcnv4_geometry;
+#ifndef OM_STAGE
+#define OM_STAGE 0
+#endif
 
 __kernel void dcnv4_forward(__global const storage_t *restrict input,
                             __global const storage_t *restrict offset_mask,
                             __global storage_t *restrict output,
-                            const dcnv4_geometry g, const idx_t items) {
-  const idx_t gid = (idx_t)get_global_id(0);
-  if (gid >= items)
-    return;
-  const int chunk = (int)(gid % CHUNKS);
-  const idx_t pg = gid / CHUNKS; // (pixel, group) index
-  const int grp = (int)(pg % (idx_t)g.group);
-  const idx_t pixel = pg / (idx_t)g.group;
-  const int wo = (int)(pixel % (idx_t)g.width_out);
-  const idx_t nh = pixel / (idx_t)g.width_out;
-  const int ho = (int)(nh % (idx_t)g.height_out);
-  const idx_t n = nh / (idx_t)g.height_out;
+                            const dcnv4_geometry g, __local float *staged) {
+  const int cv = (int)get_global_id(0); // chunk index within the pixel
+  const int wo = (int)get_global_id(1);
+  const int nh = (int)get_global_id(2);
   const int C = g.group * D;
+  const bool active = cv < C / VEC && wo < g.width_out;
+  const int grp = cv / CHUNKS;
+  const int chunk = cv - grp * CHUNKS;
+  const int n = nh / g.height_out;
+  const int ho = nh - n * g.height_out;
+  const idx_t pixel = (idx_t)nh * g.width_out + wo;
+
+#if OM_STAGE
+  // This work-group's groups [g0, g0 + ng) of its columns [w0, w0 + nw).
+  const int g0 = (int)(get_group_id(0) * get_local_size(0)) / CHUNKS;
+  const int ng = (int)get_local_size(0) / CHUNKS;
+  const int w0 = (int)(get_group_id(1) * get_local_size(1));
+  const int lanes = ng * K * 3;
+  const int count = lanes * (int)get_local_size(1);
+  const int lid = (int)(get_local_id(1) * get_local_size(0) + get_local_id(0));
+  const int size = (int)(get_local_size(0) * get_local_size(1));
+  for (int i = lid; i < count; i += size) {
+    const int col = i / lanes, lane = i - col * lanes;
+    const bool ok =
+        w0 + col < g.width_out && g0 * K * 3 + lane < g.group * K * 3;
+    staged[i] = ok ? LOAD1(offset_mask, ((idx_t)nh * g.width_out + w0 + col) *
+                                                g.offset_mask_stride +
+                                            g0 * K * 3 + lane)
+                   : 0.0f;
+  }
+  barrier(CLK_LOCAL_MEM_FENCE);
+  if (!active)
+    return;
+  __local const float *om =
+      staged + (int)get_local_id(1) * lanes + (grp - g0) * K * 3;
+#define OM(i) om[i]
+#else
+  if (!active)
+    return;
+  __global const storage_t *om =
+      offset_mask + pixel * g.offset_mask_stride + grp * K * 3;
+#define OM(i) LOAD1(om, i)
+#endif
 
   const int half_w = (g.dilation_w * (KW - 1)) / 2;
   const int half_h = (g.dilation_h * (KH - 1)) / 2;
   const int base_w = half_w - g.pad_w + wo * g.stride_w;
   const int base_h = half_h - g.pad_h + ho * g.stride_h;
-
-  __global const storage_t *om =
-      offset_mask + pixel * (idx_t)g.offset_mask_stride + (idx_t)(grp * K * 3);
   __global const storage_t *image =
-      input + n * (idx_t)g.height_in * (idx_t)g.width_in * (idx_t)C +
-      (idx_t)(grp * D + chunk * VEC);
-  const idx_t row = (idx_t)g.width_in * (idx_t)C;
+      input + (idx_t)n * g.height_in * g.width_in * C + grp * D + chunk * VEC;
+  const idx_t row = (idx_t)g.width_in * C;
 
 #if SOFTMAX
   float mmax = -INFINITY;
   for (int k = 0; k < K; k++)
-    mmax = fmax(mmax, LOAD1(om, 2 * K + k));
+    mmax = fmax(mmax, OM(2 * K + k));
   float msum = 0.0f;
   for (int k = 0; k < K; k++)
-    msum += exp(LOAD1(om, 2 * K + k) - mmax);
+    msum += exp(OM(2 * K + k) - mmax);
   const float minv = 1.0f / msum;
 #endif
 
   floatv acc = (floatv)(0.0f);
   int k = 0;
+POINT_LOOP
   for (int i = 0; i < KW; i++) {
+POINT_LOOP
     for (int j = 0; j < KH; j++) {
       if (REMOVE_CENTER && i == KW / 2 && j == KH / 2)
         continue;
-      const float dx = LOAD1(om, 2 * k);
-      const float dy = LOAD1(om, 2 * k + 1);
+      const float dx = OM(2 * k);
+      const float dy = OM(2 * k + 1);
 #if SOFTMAX
-      const float m = exp(LOAD1(om, 2 * K + k) - mmax) * minv;
+      const float m = exp(OM(2 * K + k) - mmax) * minv;
 #else
-      const float m = LOAD1(om, 2 * K + k);
+      const float m = OM(2 * K + k);
 #endif
       k++;
       const sample_coord x = split_coord(
@@ -85,7 +113,7 @@ __kernel void dcnv4_forward(__global const storage_t *restrict input,
       const bool h0 = y.low >= 0, h1 = y.low + 1 < g.height_in;
       // Offset of the top-left neighbour; a pointer is formed only for
       // neighbours inside the image.
-      const idx_t o = (idx_t)y.low * row + (idx_t)x.low * (idx_t)C;
+      const idx_t o = (idx_t)y.low * row + (idx_t)x.low * C;
       floatv s = (floatv)(0.0f);
       if (h0 && w0)
         s += (hh * hw) * LOADV(image + o);
@@ -98,5 +126,6 @@ __kernel void dcnv4_forward(__global const storage_t *restrict input,
       acc += m * s;
     }
   }
-  STOREV(acc, output + pixel * (idx_t)C + (idx_t)(grp * D + chunk * VEC));
+  STOREV(acc, output + pixel * C + grp * D + chunk * VEC);
+#undef OM
 }

@@ -46,6 +46,12 @@ static dcnv4_status finish_setup(dcnv4_context *ctx,
                       &ctx->max_work_group_size, NULL) != CL_SUCCESS ||
       clGetDeviceInfo(ctx->device, CL_DEVICE_MAX_MEM_ALLOC_SIZE,
                       sizeof ctx->max_alloc_bytes, &ctx->max_alloc_bytes,
+                      NULL) != CL_SUCCESS ||
+      clGetDeviceInfo(ctx->device, CL_DEVICE_LOCAL_MEM_SIZE,
+                      sizeof ctx->local_mem_bytes, &ctx->local_mem_bytes,
+                      NULL) != CL_SUCCESS ||
+      clGetDeviceInfo(ctx->device, CL_DEVICE_MAX_WORK_ITEM_SIZES,
+                      sizeof ctx->max_item_sizes, ctx->max_item_sizes,
                       NULL) != CL_SUCCESS) {
     snprintf(why, why_size, "could not query the device's properties");
     return DCNV4_ERROR_OPENCL;

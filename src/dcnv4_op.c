@@ -119,6 +119,10 @@ static dcnv4_status compute_shape(dcnv4_context *ctx, const dcnv4_params *p,
 
   memset(s, 0, sizeof *s);
   s->height_out = (int32_t)((padded_h - span_h) / p->stride_h + 1);
+  if ((int64_t)p->batch * s->height_out > INT32_MAX)
+    return dcn_fail(ctx, DCNV4_ERROR_SIZE_OVERFLOW,
+                    "batch * height_out (%lld) exceeds 2^31-1",
+                    (long long)p->batch * s->height_out);
   s->width_out = (int32_t)((padded_w - span_w) / p->stride_w + 1);
   s->channels = (int32_t)channels;
   s->points = (int32_t)points;
@@ -195,18 +199,19 @@ static geometry_arg make_geometry(const dcnv4_params *p, const dcnv4_shape *s) {
   return g;
 }
 
-/* The -D options shared by the forward and backward programs. */
+/* The -D options shared by the forward and backward programs, then `extra`. */
 static void kernel_options(const dcnv4_params *p, int vec, bool idx64,
-                           char *out, size_t size) {
+                           int unroll, const char *extra, char *out,
+                           size_t size) {
   snprintf(out, size,
            "-DDTYPE=%d -DVEC=%d -DIDX64=%d -DGROUP_CHANNELS=%d -DKH=%d "
-           "-DKW=%d -DREMOVE_CENTER=%d -DSOFTMAX=%d",
+           "-DKW=%d -DREMOVE_CENTER=%d -DSOFTMAX=%d -DUNROLL=%d%s",
            (int)p->dtype, vec, idx64 ? 1 : 0, (int)p->group_channels,
            (int)p->kernel_h, (int)p->kernel_w, (int)p->remove_center,
-           (int)p->softmax);
+           (int)p->softmax, unroll ? 1 : 0, extra);
 }
 
-/* The kernel's `items` argument has the kernel's index type. */
+/* The kernels' `items` argument has the kernel's index type. */
 typedef union index_arg {
   cl_int i32;
   cl_long i64;
@@ -221,6 +226,59 @@ static dcn_arg make_index_arg(index_arg *storage, bool idx64, uint64_t value) {
   return (dcn_arg){sizeof(cl_int), &storage->i32};
 }
 
+/* The 3-D range of the forward and backward kernels (see
+ * cl/dcnv4_forward.cl): dimension 0 spans whole groups of channel chunks,
+ * dimension 1 output columns, dimension 2 output rows of all images. */
+typedef struct range_plan {
+  size_t global[3], local[3];
+  size_t local_bytes; /* the __local argument */
+} range_plan;
+
+/* Picks the work-group shape for about `target` work-items whose local
+ * memory, `item_floats` per work-item plus `group_floats` per (column,
+ * group), fits the device. False if not even one group's chunks fit. */
+static bool plan_range(const dcnv4_context *ctx, cl_kernel kernel,
+                       const dcnv4_params *p, const dcnv4_shape *s, int vec,
+                       size_t target, size_t item_floats, size_t group_floats,
+                       range_plan *r) {
+  size_t limit =
+      target < ctx->max_item_sizes[0] ? target : ctx->max_item_sizes[0];
+  size_t kernel_limit = 0;
+  if (clGetKernelWorkGroupInfo(kernel, ctx->device, CL_KERNEL_WORK_GROUP_SIZE,
+                               sizeof kernel_limit, &kernel_limit,
+                               NULL) == CL_SUCCESS &&
+      kernel_limit > 0 && kernel_limit < limit)
+    limit = kernel_limit;
+  const size_t chunks = (size_t)s->channels / (size_t)vec;
+  const size_t per_group = (size_t)p->group_channels / (size_t)vec;
+  if (per_group > limit)
+    return false;
+  size_t l0 = chunks <= limit ? chunks : per_group * (limit / per_group);
+  size_t l1 = limit / l0 > 0 ? limit / l0 : 1;
+  if (l1 > (size_t)s->width_out)
+    l1 = (size_t)s->width_out;
+  if (l1 > ctx->max_item_sizes[1])
+    l1 = ctx->max_item_sizes[1];
+#define LOCAL_BYTES(a, b)                                                      \
+  (4 * ((a) * (b)*item_floats + (b) * ((a) / per_group) * group_floats))
+  const size_t avail = (size_t)ctx->local_mem_bytes;
+  while (LOCAL_BYTES(l0, l1) > avail && l1 > 1)
+    l1 /= 2;
+  while (LOCAL_BYTES(l0, l1) > avail && l0 > per_group)
+    l0 -= per_group;
+  if (LOCAL_BYTES(l0, l1) > avail)
+    return false;
+  r->local_bytes = LOCAL_BYTES(l0, l1) > 0 ? LOCAL_BYTES(l0, l1) : 4;
+#undef LOCAL_BYTES
+  r->local[0] = l0;
+  r->local[1] = l1;
+  r->local[2] = 1;
+  r->global[0] = (chunks + l0 - 1) / l0 * l0;
+  r->global[1] = ((size_t)s->width_out + l1 - 1) / l1 * l1;
+  r->global[2] = (size_t)p->batch * (size_t)s->height_out;
+  return true;
+}
+
 /* Checks shared by forward and backward before anything is touched. */
 static dcnv4_status check_call(dcnv4_context *ctx, const dcnv4_params *params,
                                dcnv4_shape *s, cl_uint num_wait,
@@ -233,16 +291,18 @@ static dcnv4_status check_call(dcnv4_context *ctx, const dcnv4_params *params,
   return dcn_check_wait_list(ctx, num_wait, wait);
 }
 
-/* The forward kernel of a validated parameter set (built on first use). */
+/* The forward kernel of a validated parameter set (built on first use),
+ * staged or not. */
 static dcnv4_status forward_kernel(dcnv4_context *ctx,
                                    const dcnv4_params *params,
-                                   const dcnv4_shape *s, dcn_launch_config *cfg,
-                                   int *vec, bool *idx64, cl_kernel *kernel) {
-  *cfg = dcn_tuning_lookup(ctx, DCN_KERNEL_DCNV4_FORWARD, params->dtype);
+                                   const dcnv4_shape *s,
+                                   const dcn_launch_config *cfg, int stage,
+                                   int *vec, cl_kernel *kernel) {
   *vec = dcn_vector_width(params->group_channels, cfg->max_vec);
-  *idx64 = needs_64bit_indices(s);
-  char options[256];
-  kernel_options(params, *vec, *idx64, options, sizeof options);
+  char options[320], extra[32];
+  snprintf(extra, sizeof extra, " -DOM_STAGE=%d", stage);
+  kernel_options(params, *vec, needs_64bit_indices(s), cfg->unroll, extra,
+                 options, sizeof options);
   return dcn_get_kernel(ctx, "dcnv4_forward", options, "dcnv4_forward", kernel);
 }
 
@@ -252,11 +312,14 @@ dcnv4_status dcn_dcnv4_forward_prepare(dcnv4_context *ctx,
   dcnv4_status st = compute_shape(ctx, params, &s);
   if (st != DCNV4_SUCCESS)
     return st;
-  dcn_launch_config cfg;
+  dcn_launch_config cfg =
+      dcn_tuning_lookup(ctx, DCN_KERNEL_DCNV4_FORWARD, params->dtype);
   int vec;
-  bool idx64;
   cl_kernel kernel;
-  return forward_kernel(ctx, params, &s, &cfg, &vec, &idx64, &kernel);
+  st = forward_kernel(ctx, params, &s, &cfg, cfg.stage ? 1 : 0, &vec, &kernel);
+  if (st == DCNV4_ERROR_BUILD_FAILED && cfg.stage)
+    st = forward_kernel(ctx, params, &s, &cfg, 0, &vec, &kernel);
+  return st;
 }
 
 dcnv4_status dcnv4_forward(dcnv4_context *ctx, const dcnv4_params *params,
@@ -277,21 +340,38 @@ dcnv4_status dcnv4_forward(dcnv4_context *ctx, const dcnv4_params *params,
       (st = dcn_check_buffer(ctx, output, "output", s.output_bytes)))
     return st;
 
-  dcn_launch_config cfg;
-  int vec;
-  bool idx64;
-  cl_kernel kernel;
-  if ((st = forward_kernel(ctx, params, &s, &cfg, &vec, &idx64, &kernel)))
-    return st;
-  uint64_t items = s.output_elements / (uint64_t)vec;
+  dcn_launch_config cfg =
+      dcn_tuning_lookup(ctx, DCN_KERNEL_DCNV4_FORWARD, params->dtype);
   geometry_arg geo = make_geometry(params, &s);
-  index_arg idx;
-  const dcn_arg args[] = {DCN_ARG(input), DCN_ARG(offset_mask), DCN_ARG(output),
-                          DCN_ARG(geo), make_index_arg(&idx, idx64, items)};
-  if ((st = dcn_set_args(ctx, kernel, args, 5, "dcnv4_forward")))
-    return st;
-  return dcn_enqueue_1d(ctx, kernel, items, cfg.local_size, num_wait, wait,
-                        event, "dcnv4_forward");
+  /* Staging needs local memory for the offset rows; without room, or if the
+   * staged build is rejected, the kernel reads them from global memory. */
+  for (int stage = cfg.stage ? 1 : 0; stage >= 0; stage--) {
+    int vec;
+    cl_kernel kernel;
+    if ((st = forward_kernel(ctx, params, &s, &cfg, stage, &vec, &kernel))) {
+      if (stage && st == DCNV4_ERROR_BUILD_FAILED)
+        continue;
+      return st;
+    }
+    range_plan r;
+    if (!plan_range(ctx, kernel, params, &s, vec, cfg.local_size, 0,
+                    stage ? (size_t)s.points * 3 : 0, &r)) {
+      if (stage)
+        continue;
+      return dcn_fail(ctx, DCNV4_ERROR_UNSUPPORTED,
+                      "group_channels %d needs more work-items per group "
+                      "than the device allows",
+                      (int)params->group_channels);
+    }
+    const dcn_arg args[] = {DCN_ARG(input), DCN_ARG(offset_mask),
+                            DCN_ARG(output), DCN_ARG(geo),
+                            DCN_LOCAL_ARG(r.local_bytes)};
+    if ((st = dcn_set_args(ctx, kernel, args, 5, "dcnv4_forward")))
+      return st;
+    return dcn_enqueue_nd(ctx, kernel, 3, r.global, r.local, num_wait, wait,
+                          event, "dcnv4_forward");
+  }
+  return st;
 }
 
 dcnv4_status dcnv4_backward(dcnv4_context *ctx, const dcnv4_params *params,
@@ -331,24 +411,55 @@ dcnv4_status dcnv4_backward(dcnv4_context *ctx, const dcnv4_params *params,
       dcn_tuning_lookup(ctx, DCN_KERNEL_DCNV4_BACKWARD, params->dtype);
   int vec = dcn_vector_width(params->group_channels, cfg.max_vec);
   bool idx64 = needs_64bit_indices(&s);
-  char options[256];
-  kernel_options(params, vec, idx64, options, sizeof options);
+  /* NVIDIA: native float atomics through inline PTX, falling back to the
+   * portable compare-and-swap build if the compiler rejects it. */
+  char portable[320], preferred[320];
+  kernel_options(params, vec, idx64, cfg.unroll, " -DNV_ATOMICS=0", portable,
+                 sizeof portable);
+  kernel_options(params, vec, idx64, cfg.unroll,
+                 ctx->vendor == DCN_VENDOR_NVIDIA ? " -DNV_ATOMICS=1"
+                                                  : " -DNV_ATOMICS=0",
+                 preferred, sizeof preferred);
   cl_kernel kernel, convert = NULL;
-  if ((st = dcn_get_kernel(ctx, "dcnv4_backward", options, "dcnv4_backward",
-                           &kernel)))
+  bool used_preferred;
+  if ((st = dcn_get_kernel_preferred(ctx, "dcnv4_backward", preferred, portable,
+                                     "dcnv4_backward", &kernel,
+                                     &used_preferred)))
     return st;
-  uint64_t items = s.output_elements / (uint64_t)params->group_channels;
+  const char *chosen = used_preferred ? preferred : portable;
   geometry_arg geo = make_geometry(params, &s);
+  range_plan r;
+  uint64_t pixel_items = s.output_elements / (uint64_t)params->group_channels;
   index_arg idx, count;
-  const dcn_arg args[] = {DCN_ARG(b->input),
-                          DCN_ARG(b->offset_mask),
-                          DCN_ARG(b->grad_output),
-                          DCN_ARG(acc),
-                          DCN_ARG(b->grad_offset_mask),
-                          DCN_ARG(geo),
-                          make_index_arg(&idx, idx64, items)};
-  if ((st = dcn_set_args(ctx, kernel, args, 7, "dcnv4_backward")))
-    return st;
+  bool per_pixel =
+      !cfg.split || !plan_range(ctx, kernel, params, &s, vec, cfg.local_size,
+                                (size_t)s.points * 3, 0, &r);
+  if (per_pixel) {
+    /* Chosen, or partial sums too large for local memory: one work-item per
+     * (pixel, group) walks all channels. */
+    if ((st = dcn_get_kernel(ctx, "dcnv4_backward", chosen,
+                             "dcnv4_backward_pixel", &kernel)))
+      return st;
+    const dcn_arg args[] = {DCN_ARG(b->input),
+                            DCN_ARG(b->offset_mask),
+                            DCN_ARG(b->grad_output),
+                            DCN_ARG(acc),
+                            DCN_ARG(b->grad_offset_mask),
+                            DCN_ARG(geo),
+                            make_index_arg(&idx, idx64, pixel_items)};
+    if ((st = dcn_set_args(ctx, kernel, args, 7, "dcnv4_backward_pixel")))
+      return st;
+  } else {
+    const dcn_arg args[] = {DCN_ARG(b->input),
+                            DCN_ARG(b->offset_mask),
+                            DCN_ARG(b->grad_output),
+                            DCN_ARG(acc),
+                            DCN_ARG(b->grad_offset_mask),
+                            DCN_ARG(geo),
+                            DCN_LOCAL_ARG(r.local_bytes)};
+    if ((st = dcn_set_args(ctx, kernel, args, 7, "dcnv4_backward")))
+      return st;
+  }
   if (!direct) {
     char copts[64];
     snprintf(copts, sizeof copts, "-DDTYPE=%d -DIDX64=%d", (int)params->dtype,
@@ -363,12 +474,15 @@ dcnv4_status dcnv4_backward(dcnv4_context *ctx, const dcnv4_params *params,
   }
   /* Everything is validated and built: enqueue zero, scatter, convert. */
   size_t acc_bytes = direct ? s.input_bytes : ws_bytes;
-  if ((st = dcn_enqueue_zero(ctx, acc, acc_bytes, num_wait, wait, NULL)) ||
-      (st = dcn_enqueue_1d(ctx, kernel, items, cfg.local_size, 0, NULL,
-                           direct ? event : NULL, "dcnv4_backward")))
+  cl_event *scatter_event = direct ? event : NULL;
+  if ((st = dcn_enqueue_zero(ctx, acc, acc_bytes, num_wait, wait, NULL)))
     return st;
-  if (direct)
-    return DCNV4_SUCCESS;
+  st = per_pixel ? dcn_enqueue_1d(ctx, kernel, pixel_items, cfg.local_size, 0,
+                                  NULL, scatter_event, "dcnv4_backward_pixel")
+                 : dcn_enqueue_nd(ctx, kernel, 3, r.global, r.local, 0, NULL,
+                                  scatter_event, "dcnv4_backward");
+  if (st != DCNV4_SUCCESS || direct)
+    return st;
   return dcn_enqueue_1d(ctx, convert, s.input_elements, 256, 0, NULL, event,
                         "convert_from_float");
 }

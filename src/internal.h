@@ -31,9 +31,10 @@ typedef enum dcn_log_level {
 
 /* One built program of the in-memory registry with its kernels. */
 typedef struct dcn_program {
-  char *name;    /* program name, e.g. "dcnv4_forward" */
-  char *options; /* full build options */
-  cl_program program;
+  char *name;         /* program name, e.g. "dcnv4_forward" */
+  char *options;      /* full build options */
+  cl_program program; /* NULL when `failed` */
+  bool failed;        /* the compiler rejected it: not retried */
   cl_kernel *kernels;
   char **kernel_names;
   size_t kernel_count;
@@ -51,6 +52,8 @@ struct dcnv4_context {
   cl_uint address_bits;
   size_t max_work_group_size;
   cl_ulong max_alloc_bytes;
+  cl_ulong local_mem_bytes;
+  size_t max_item_sizes[3];
   dcn_log_level log_level;
 
   char *cache_dir;  /* NULL: disk cache disabled */
@@ -148,6 +151,16 @@ dcnv4_status dcn_get_kernel(dcnv4_context *ctx, const char *program_name,
                             const char *options, const char *kernel_name,
                             cl_kernel *kernel);
 void dcn_release_programs(dcnv4_context *ctx);
+/* As dcn_get_kernel with `preferred` options (a vendor path, a tuned
+ * configuration); if the compiler rejects them, logs that under DCNV4_LOG and
+ * returns the kernel built with `portable` instead. *used_preferred tells
+ * which one came back. */
+dcnv4_status dcn_get_kernel_preferred(dcnv4_context *ctx,
+                                      const char *program_name,
+                                      const char *preferred,
+                                      const char *portable,
+                                      const char *kernel_name,
+                                      cl_kernel *kernel, bool *used_preferred);
 
 /* The embedded source files (generated at build time from cl/). */
 typedef struct dcn_embedded_source {
@@ -207,12 +220,20 @@ dcnv4_status dcn_enqueue_1d(dcnv4_context *ctx, cl_kernel kernel,
                             uint64_t items, size_t local, cl_uint num_wait,
                             const cl_event *wait, cl_event *event,
                             const char *what);
+/* Enqueues an NDRange of 1 to 3 dimensions; `global` must already be a
+ * multiple of `local` in each dimension. */
+dcnv4_status dcn_enqueue_nd(dcnv4_context *ctx, cl_kernel kernel, cl_uint dims,
+                            const size_t *global, const size_t *local,
+                            cl_uint num_wait, const cl_event *wait,
+                            cl_event *event, const char *what);
 /* Sets kernel arguments from a list; stops at the first failure. */
 typedef struct dcn_arg {
   size_t size;
   const void *value;
 } dcn_arg;
 #define DCN_ARG(v) ((dcn_arg){sizeof(v), &(v)})
+/* A __local buffer argument of `bytes` bytes. */
+#define DCN_LOCAL_ARG(bytes) ((dcn_arg){(bytes), NULL})
 dcnv4_status dcn_set_args(dcnv4_context *ctx, cl_kernel kernel,
                           const dcn_arg *args, size_t count, const char *what);
 /* Enqueues a zero fill of `bytes` bytes of `buffer`. */

@@ -122,6 +122,22 @@ dcnv4_status dcn_enqueue_1d(dcnv4_context *ctx, cl_kernel kernel,
   return DCNV4_SUCCESS;
 }
 
+dcnv4_status dcn_enqueue_nd(dcnv4_context *ctx, cl_kernel kernel, cl_uint dims,
+                            const size_t *global, const size_t *local,
+                            cl_uint num_wait, const cl_event *wait,
+                            cl_event *event, const char *what) {
+  cl_int err = dcn_clEnqueueNDRangeKernel(ctx->queue, kernel, dims, global,
+                                          local, num_wait, wait, event);
+  if (err != CL_SUCCESS)
+    return dcn_fail(ctx, DCNV4_ERROR_OPENCL,
+                    "enqueueing %s (%zu x %zu x %zu in groups of %zu x %zu x "
+                    "%zu) failed: %s",
+                    what, global[0], dims > 1 ? global[1] : 1,
+                    dims > 2 ? global[2] : 1, local[0], dims > 1 ? local[1] : 1,
+                    dims > 2 ? local[2] : 1, dcn_cl_error_name(err));
+  return DCNV4_SUCCESS;
+}
+
 dcnv4_status dcn_enqueue_zero(dcnv4_context *ctx, cl_mem buffer, size_t bytes,
                               cl_uint num_wait, const cl_event *wait,
                               cl_event *event) {

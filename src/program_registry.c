@@ -267,6 +267,11 @@ static dcnv4_status get_program(dcnv4_context *ctx, const char *name,
   for (size_t i = 0; i < ctx->program_count; i++) {
     dcn_program *p = &ctx->programs[i];
     if (strcmp(p->name, name) == 0 && strcmp(p->options, options) == 0) {
+      if (p->failed)
+        return dcn_fail(ctx, DCNV4_ERROR_BUILD_FAILED,
+                        "program %s with options \"%s\" failed to build "
+                        "earlier in this context",
+                        name, options);
       ctx->cache_stats.memory_hits++;
       *out = p;
       return DCNV4_SUCCESS;
@@ -294,6 +299,13 @@ static dcnv4_status get_program(dcnv4_context *ctx, const char *name,
     return dcn_fail(ctx, DCNV4_ERROR_OUT_OF_HOST_MEMORY, "out of host memory");
   }
   dcnv4_status st = build_program(ctx, recipe, options, &prog.program);
+  if (st == DCNV4_ERROR_BUILD_FAILED) {
+    /* The compiler said no: remember it so the build is not retried on every
+     * call. (Resource failures are not remembered; they may pass later.) */
+    prog.failed = true;
+    ctx->programs[ctx->program_count++] = prog;
+    return st;
+  }
   if (st != DCNV4_SUCCESS) {
     release_program(&prog);
     return st;
@@ -340,6 +352,28 @@ dcnv4_status dcn_get_kernel(dcnv4_context *ctx, const char *program_name,
   prog->kernel_count = n;
   *kernel = k;
   return DCNV4_SUCCESS;
+}
+
+dcnv4_status dcn_get_kernel_preferred(dcnv4_context *ctx,
+                                      const char *program_name,
+                                      const char *preferred,
+                                      const char *portable,
+                                      const char *kernel_name,
+                                      cl_kernel *kernel, bool *used_preferred) {
+  *used_preferred = false;
+  if (strcmp(preferred, portable) != 0) {
+    dcnv4_status st =
+        dcn_get_kernel(ctx, program_name, preferred, kernel_name, kernel);
+    if (st != DCNV4_ERROR_BUILD_FAILED) {
+      *used_preferred = st == DCNV4_SUCCESS;
+      return st;
+    }
+    dcn_log(ctx, DCN_LOG_INFO,
+            "%s: options \"%s\" do not build on this device; using the "
+            "portable \"%s\"",
+            kernel_name, preferred, portable);
+  }
+  return dcn_get_kernel(ctx, program_name, portable, kernel_name, kernel);
 }
 
 dcnv4_status dcnv4_context_cache_stats(const dcnv4_context *ctx,

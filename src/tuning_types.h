@@ -18,13 +18,28 @@ typedef enum dcn_kernel_id {
 typedef struct dcn_launch_config {
   int max_vec;       /* widest vector of channels per work-item (1..8) */
   size_t local_size; /* work-items per work-group */
+  int stage;         /* stage offsets/weights in local memory (0/1) */
+  int split;  /* backward: 1 channel chunks per work-item with a local-memory
+                 reduction, 0 one work-item per (pixel, group) */
+  int unroll; /* 1: unroll the kernel-point loops (GPUs); 0: keep them rolled
+                 (CPUs, where unrolled bodies compile slowly and gain little) */
 } dcn_launch_config;
 
+typedef enum dcn_tuning_param {
+  DCN_PARAM_VEC = 0,
+  DCN_PARAM_LOCAL,
+  DCN_PARAM_STAGE,
+  DCN_PARAM_SPLIT,
+  DCN_PARAM_UNROLL,
+  DCN_TUNING_PARAMS
+} dcn_tuning_param;
+
 /* Per-context overrides of the defaults, from DCNV4_TUNING at context
- * creation: "kernel.param=value[;...]", param one of vec, local. */
+ * creation: "kernel.param=value[;...]", param one of vec, local, stage,
+ * split, unroll. */
 typedef struct dcn_tuning_override {
-  dcn_launch_config config[DCN_KERNEL_COUNT];
-  bool set[DCN_KERNEL_COUNT][2]; /* [vec, local] present */
+  long value[DCN_KERNEL_COUNT][DCN_TUNING_PARAMS];
+  bool set[DCN_KERNEL_COUNT][DCN_TUNING_PARAMS]; /* which were given */
 } dcn_tuning_override;
 
 #endif /* DCNV4_TUNING_TYPES_H */
