@@ -196,7 +196,7 @@ inline void atomic_add_float(volatile __global float *p, float v) {
 
 // ------------------------------------------------------------- DCNv4 shared
 
-#ifdef GROUP_CHANNELS
+#ifdef DCNV4_OP
 #ifndef UNROLL
 #define UNROLL 1
 #endif
@@ -208,17 +208,31 @@ inline void atomic_add_float(volatile __global float *p, float v) {
 #define POINT_LOOP _Pragma("unroll 1")
 #endif
 
-#define D GROUP_CHANNELS
-#define K (KH * KW - REMOVE_CENTER)
-#define CHUNKS (D / VEC)
-
 // Mirrors geometry_arg in src/dcnv4_op.c (4-byte fields, no padding).
 typedef struct dcnv4_geometry {
   int height_in, width_in, height_out, width_out, group;
   int stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w;
   float offset_scale;
   int offset_mask_stride;
+  int group_channels, kernel_h, kernel_w, remove_center, softmax;
 } dcnv4_geometry;
+
+// SPECIALIZE 1 (GPUs): D, the kernel size, remove_center and softmax are
+// compile-time constants (-DGROUP_CHANNELS=... -DKH -DKW -DREMOVE_CENTER
+// -DSOFTMAX), so loops unroll and divisions fold. SPECIALIZE 0 (CPUs): they
+// are read from the geometry argument `g`, so one program serves every shape
+// of a dtype and vector width (PoCL compiles slowly, and per program).
+#if SPECIALIZE
+#define D GROUP_CHANNELS
+#else
+#define D (g.group_channels)
+#define KH (g.kernel_h)
+#define KW (g.kernel_w)
+#define REMOVE_CENTER (g.remove_center)
+#define SOFTMAX (g.softmax)
+#endif
+#define K (KH * KW - REMOVE_CENTER)
+#define CHUNKS (D / VEC)
 #endif
 
 // ------------------------------------------------------- sampling positions

@@ -47,15 +47,17 @@ __kernel void dcnv4_backward(__global const storage_t *restrict input,
                         ? LOADV(grad_output + pixel * C + grp * D + chunk * VEC)
                         : (floatv)(0.0f);
 
-#if SOFTMAX
-  float mmax = -INFINITY;
-  for (int k = 0; k < K; k++)
-    mmax = fmax(mmax, LOAD1(om, 2 * K + k));
-  float msum = 0.0f;
-  for (int k = 0; k < K; k++)
-    msum += exp(LOAD1(om, 2 * K + k) - mmax);
-  const float minv = 1.0f / msum;
-#endif
+  // DCNv3 mode: the weights are the softmax of the group's K values.
+  float mmax = 0.0f, minv = 1.0f;
+  if (SOFTMAX) {
+    mmax = -INFINITY;
+    for (int k = 0; k < K; k++)
+      mmax = fmax(mmax, LOAD1(om, 2 * K + k));
+    float msum = 0.0f;
+    for (int k = 0; k < K; k++)
+      msum += exp(LOAD1(om, 2 * K + k) - mmax);
+    minv = 1.0f / msum;
+  }
 
   __local float *mine = partial + lid * (3 * K);
   int k = 0;
@@ -67,11 +69,8 @@ POINT_LOOP
         continue;
       const float dx = LOAD1(om, 2 * k);
       const float dy = LOAD1(om, 2 * k + 1);
-#if SOFTMAX
-      const float m = exp(LOAD1(om, 2 * K + k) - mmax) * minv;
-#else
-      const float m = LOAD1(om, 2 * K + k);
-#endif
+      const float m =
+          SOFTMAX ? exp(LOAD1(om, 2 * K + k) - mmax) * minv : LOAD1(om, 2 * K + k);
       const sample_coord x = split_coord(
           base_w, g.offset_scale * ((float)(i * g.dilation_w - half_w) + dx),
           g.width_in);
@@ -124,27 +123,24 @@ POINT_LOOP
   // c + CHUNKS, ... of the group's 3K results.
   __local const float *first = partial + (lid - chunk) * (3 * K);
   __global storage_t *gom = grad_offset_mask + om_row + grp * K * 3;
-#if SOFTMAX
   // The weight lanes need the whole softmax Jacobian: each writer forms the
   // dot product sum_j m_j dL/dm_j itself.
   float dot = 0.0f;
-  for (int kk = 0; kk < K; kk++) {
-    float s = 0.0f;
-    for (int c = 0; c < CHUNKS; c++)
-      s += first[c * 3 * K + 2 * K + kk];
-    dot += exp(LOAD1(om, 2 * K + kk) - mmax) * minv * s;
-  }
-#endif
+  if (SOFTMAX)
+    for (int kk = 0; kk < K; kk++) {
+      float s = 0.0f;
+      for (int c = 0; c < CHUNKS; c++)
+        s += first[c * 3 * K + 2 * K + kk];
+      dot += exp(LOAD1(om, 2 * K + kk) - mmax) * minv * s;
+    }
   for (int lane = chunk; lane < 3 * K; lane += CHUNKS) {
     float s = 0.0f;
     for (int c = 0; c < CHUNKS; c++)
       s += first[c * 3 * K + lane];
-#if SOFTMAX
-    if (lane >= 2 * K) {
+    if (SOFTMAX && lane >= 2 * K) {
       const float m = exp(LOAD1(om, lane) - mmax) * minv;
       s = m * (s - dot);
     }
-#endif
     STORE1(s, gom, lane);
   }
   // The last group of a row also clears the row's padding lanes.
@@ -189,16 +185,18 @@ dcnv4_backward_pixel(__global const storage_t *restrict input,
   __global const storage_t *gout = grad_output + pixel * C + grp * D;
   const idx_t row = (idx_t)g.width_in * C;
 
-#if SOFTMAX
-  float mmax = -INFINITY;
-  for (int k = 0; k < K; k++)
-    mmax = fmax(mmax, LOAD1(om, 2 * K + k));
-  float msum = 0.0f;
-  for (int k = 0; k < K; k++)
-    msum += exp(LOAD1(om, 2 * K + k) - mmax);
-  const float minv = 1.0f / msum;
+  // DCNv3 mode: the weights are the softmax of the group's K values.
+  float mmax = 0.0f, minv = 1.0f;
+  if (SOFTMAX) {
+    mmax = -INFINITY;
+    for (int k = 0; k < K; k++)
+      mmax = fmax(mmax, LOAD1(om, 2 * K + k));
+    float msum = 0.0f;
+    for (int k = 0; k < K; k++)
+      msum += exp(LOAD1(om, 2 * K + k) - mmax);
+    minv = 1.0f / msum;
+  }
   float dot = 0.0f; // sum_k m_k dL/dm_k, for the softmax Jacobian
-#endif
 
   int k = 0;
   for (int i = 0; i < KW; i++) {
@@ -207,11 +205,8 @@ dcnv4_backward_pixel(__global const storage_t *restrict input,
         continue;
       const float dx = LOAD1(om, 2 * k);
       const float dy = LOAD1(om, 2 * k + 1);
-#if SOFTMAX
-      const float m = exp(LOAD1(om, 2 * K + k) - mmax) * minv;
-#else
-      const float m = LOAD1(om, 2 * K + k);
-#endif
+      const float m =
+          SOFTMAX ? exp(LOAD1(om, 2 * K + k) - mmax) * minv : LOAD1(om, 2 * K + k);
       const sample_coord x = split_coord(
           base_w, g.offset_scale * ((float)(i * g.dilation_w - half_w) + dx),
           g.width_in);
@@ -248,54 +243,53 @@ dcnv4_backward_pixel(__global const storage_t *restrict input,
       }
       STORE1(m * g.offset_scale * gx, gom, 2 * k);
       STORE1(m * g.offset_scale * gy, gom, 2 * k + 1);
-#if SOFTMAX
-      dot += m * gm;
-#else
-      STORE1(gm, gom, 2 * K + k);
-#endif
+      if (SOFTMAX)
+        dot += m * gm;
+      else
+        STORE1(gm, gom, 2 * K + k);
       k++;
     }
   }
-#if SOFTMAX
-  // Second pass over the weights: dL/dlogit_k = m_k (dL/dm_k - dot). The
-  // dL/dm_k are recomputed rather than kept, so K has no register cost.
-  k = 0;
-  for (int i = 0; i < KW; i++) {
-    for (int j = 0; j < KH; j++) {
-      if (REMOVE_CENTER && i == KW / 2 && j == KH / 2)
-        continue;
-      const float m = exp(LOAD1(om, 2 * K + k) - mmax) * minv;
-      const sample_coord x =
-          split_coord(base_w,
-                      g.offset_scale * ((float)(i * g.dilation_w - half_w) +
-                                        LOAD1(om, 2 * k)),
-                      g.width_in);
-      const sample_coord y =
-          split_coord(base_h,
-                      g.offset_scale * ((float)(j * g.dilation_h - half_h) +
-                                        LOAD1(om, 2 * k + 1)),
-                      g.height_in);
-      float gm = 0.0f;
-      if (x.inside && y.inside) {
-        const float lw = x.frac, lh = y.frac, hw = 1.0f - lw, hh = 1.0f - lh;
-        const bool w0 = x.low >= 0, w1 = x.low + 1 < g.width_in;
-        const bool h0 = y.low >= 0, h1 = y.low + 1 < g.height_in;
-        const idx_t o = (idx_t)y.low * row + (idx_t)x.low * C;
-        for (int c = 0; c < D; c++) {
-          const idx_t oc = o + c;
-          const float v00 = h0 && w0 ? LOAD1(image, oc) : 0.0f;
-          const float v01 = h0 && w1 ? LOAD1(image, oc + C) : 0.0f;
-          const float v10 = h1 && w0 ? LOAD1(image, oc + row) : 0.0f;
-          const float v11 = h1 && w1 ? LOAD1(image, oc + row + C) : 0.0f;
-          gm += LOAD1(gout, c) * ((hh * hw) * v00 + (hh * lw) * v01 +
-                                  (lh * hw) * v10 + (lh * lw) * v11);
+  if (SOFTMAX) {
+    // Second pass over the weights: dL/dlogit_k = m_k (dL/dm_k - dot). The
+    // dL/dm_k are recomputed rather than kept, so K has no register cost.
+    k = 0;
+    for (int i = 0; i < KW; i++) {
+      for (int j = 0; j < KH; j++) {
+        if (REMOVE_CENTER && i == KW / 2 && j == KH / 2)
+          continue;
+        const float m = exp(LOAD1(om, 2 * K + k) - mmax) * minv;
+        const sample_coord x =
+            split_coord(base_w,
+                        g.offset_scale * ((float)(i * g.dilation_w - half_w) +
+                                          LOAD1(om, 2 * k)),
+                        g.width_in);
+        const sample_coord y =
+            split_coord(base_h,
+                        g.offset_scale * ((float)(j * g.dilation_h - half_h) +
+                                          LOAD1(om, 2 * k + 1)),
+                        g.height_in);
+        float gm = 0.0f;
+        if (x.inside && y.inside) {
+          const float lw = x.frac, lh = y.frac, hw = 1.0f - lw, hh = 1.0f - lh;
+          const bool w0 = x.low >= 0, w1 = x.low + 1 < g.width_in;
+          const bool h0 = y.low >= 0, h1 = y.low + 1 < g.height_in;
+          const idx_t o = (idx_t)y.low * row + (idx_t)x.low * C;
+          for (int c = 0; c < D; c++) {
+            const idx_t oc = o + c;
+            const float v00 = h0 && w0 ? LOAD1(image, oc) : 0.0f;
+            const float v01 = h0 && w1 ? LOAD1(image, oc + C) : 0.0f;
+            const float v10 = h1 && w0 ? LOAD1(image, oc + row) : 0.0f;
+            const float v11 = h1 && w1 ? LOAD1(image, oc + row + C) : 0.0f;
+            gm += LOAD1(gout, c) * ((hh * hw) * v00 + (hh * lw) * v01 +
+                                    (lh * hw) * v10 + (lh * lw) * v11);
+          }
         }
+        STORE1(m * (gm - dot), gom, 2 * K + k);
+        k++;
       }
-      STORE1(m * (gm - dot), gom, 2 * K + k);
-      k++;
     }
   }
-#endif
   if (grp == g.group - 1)
     for (int lane = g.group * K * 3; lane < g.offset_mask_stride; lane++)
       STORE1(0.0f, grad_offset_mask + om_row, lane);

@@ -12,8 +12,8 @@
 // once), instead of every work-item reading its group's values from global
 // memory. Needs the work-group to span whole groups (checked by the host).
 //
-// Build-time defines (besides common.h): GROUP_CHANNELS (D), KH, KW,
-// REMOVE_CENTER, SOFTMAX, OM_STAGE.
+// Build-time defines (besides common.h): OM_STAGE; with SPECIALIZE also
+// GROUP_CHANNELS (D), KH, KW, REMOVE_CENTER, SOFTMAX (see common.h).
 
 #ifndef OM_STAGE
 #define OM_STAGE 0
@@ -74,15 +74,17 @@ __kernel void dcnv4_forward(__global const storage_t *restrict input,
       input + (idx_t)n * g.height_in * g.width_in * C + grp * D + chunk * VEC;
   const idx_t row = (idx_t)g.width_in * C;
 
-#if SOFTMAX
-  float mmax = -INFINITY;
-  for (int k = 0; k < K; k++)
-    mmax = fmax(mmax, OM(2 * K + k));
-  float msum = 0.0f;
-  for (int k = 0; k < K; k++)
-    msum += exp(OM(2 * K + k) - mmax);
-  const float minv = 1.0f / msum;
-#endif
+  // DCNv3 mode: the weights are the softmax of the group's K values.
+  float mmax = 0.0f, minv = 1.0f;
+  if (SOFTMAX) {
+    mmax = -INFINITY;
+    for (int k = 0; k < K; k++)
+      mmax = fmax(mmax, OM(2 * K + k));
+    float msum = 0.0f;
+    for (int k = 0; k < K; k++)
+      msum += exp(OM(2 * K + k) - mmax);
+    minv = 1.0f / msum;
+  }
 
   floatv acc = (floatv)(0.0f);
   int k = 0;
@@ -94,11 +96,8 @@ POINT_LOOP
         continue;
       const float dx = OM(2 * k);
       const float dy = OM(2 * k + 1);
-#if SOFTMAX
-      const float m = exp(OM(2 * K + k) - mmax) * minv;
-#else
-      const float m = OM(2 * K + k);
-#endif
+      const float m =
+          SOFTMAX ? exp(OM(2 * K + k) - mmax) * minv : OM(2 * K + k);
       k++;
       const sample_coord x = split_coord(
           base_w, g.offset_scale * ((float)(i * g.dilation_w - half_w) + dx),

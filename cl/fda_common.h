@@ -1,20 +1,28 @@
 // Shared by the FlashDeformAttn programs (after common.h): the geometry
 // argument and the split of normalized sampling locations.
 //
-// Build-time defines (besides common.h): GROUP_CHANNELS (D), LEVELS (L),
-// POINTS (K per level), MAX_LEVELS (size of the level tables, the host's
-// DCNV4_FDA_MAX_LEVELS).
+// Build-time defines (besides common.h): MAX_LEVELS and MAX_SAMPLES (the
+// host's DCNV4_FDA_MAX_LEVELS and DCNV4_FDA_MAX_SAMPLES), SPECIALIZE, and
+// with SPECIALIZE 1 GROUP_CHANNELS (D), LEVELS (L), POINTS (K per level).
+// SPECIALIZE 0 reads D, L and K from the geometry argument `g`, so one
+// program serves every shape (CPUs, where programs compile slowly).
 
+#if SPECIALIZE
 #define D GROUP_CHANNELS
 #define L LEVELS
 #define K POINTS
-#define LK (LEVELS * POINTS) // sampling points per (batch, query, head)
+#else
+#define D (g.group_channels)
+#define L (g.levels)
+#define K (g.points)
+#endif
+#define LK (L * K) // sampling points per (batch, query, head)
 #define CHUNKS (D / VEC)
 
 // Mirrors fda_geometry_arg in src/fda_op.c (4-byte fields only). Level l is
 // an height[l] x width[l] image starting at value row start[l].
 typedef struct fda_geometry {
-  int value_len, queries, group;
+  int value_len, queries, group, group_channels, levels, points;
   int height[MAX_LEVELS];
   int width[MAX_LEVELS];
   int start[MAX_LEVELS];

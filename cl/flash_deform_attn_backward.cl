@@ -51,7 +51,11 @@ flash_deform_attn_backward(__global const storage_t *restrict value,
   for (int i = 0; i < LK; i++)
     msum += exp(LOAD1(row, 2 * LK + i) - mmax);
   const float minv = 1.0f / msum;
+#if SPECIALIZE
   float grad_m[LK]; // gradient w.r.t. the softmax outputs
+#else
+  float grad_m[MAX_SAMPLES];
+#endif
 
   for (int l = 0; l < L; l++) {
     const int H = g.height[l], W = g.width[l];

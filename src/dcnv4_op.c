@@ -17,6 +17,7 @@ typedef struct geometry_arg {
   cl_int stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w;
   cl_float offset_scale;
   cl_int offset_mask_stride;
+  cl_int group_channels, kernel_h, kernel_w, remove_center, softmax;
 } geometry_arg;
 
 void dcnv4_params_init(dcnv4_params *p) {
@@ -191,24 +192,32 @@ static bool needs_64bit_indices(const dcnv4_shape *s) {
 }
 
 static geometry_arg make_geometry(const dcnv4_params *p, const dcnv4_shape *s) {
-  geometry_arg g = {p->height_in,         p->width_in,   s->height_out,
-                    s->width_out,         p->group,      p->stride_h,
-                    p->stride_w,          p->pad_h,      p->pad_w,
-                    p->dilation_h,        p->dilation_w, p->offset_scale,
-                    s->offset_mask_stride};
+  geometry_arg g = {p->height_in,          p->width_in,       s->height_out,
+                    s->width_out,          p->group,          p->stride_h,
+                    p->stride_w,           p->pad_h,          p->pad_w,
+                    p->dilation_h,         p->dilation_w,     p->offset_scale,
+                    s->offset_mask_stride, p->group_channels, p->kernel_h,
+                    p->kernel_w,           p->remove_center,  p->softmax};
   return g;
 }
 
 /* The -D options shared by the forward and backward programs, then `extra`. */
 static void kernel_options(const dcnv4_params *p, int vec, bool idx64,
-                           int unroll, const char *extra, char *out,
-                           size_t size) {
-  snprintf(out, size,
-           "-DDTYPE=%d -DVEC=%d -DIDX64=%d -DGROUP_CHANNELS=%d -DKH=%d "
-           "-DKW=%d -DREMOVE_CENTER=%d -DSOFTMAX=%d -DUNROLL=%d%s",
-           (int)p->dtype, vec, idx64 ? 1 : 0, (int)p->group_channels,
-           (int)p->kernel_h, (int)p->kernel_w, (int)p->remove_center,
-           (int)p->softmax, unroll ? 1 : 0, extra);
+                           const dcn_launch_config *cfg, const char *extra,
+                           char *out, size_t size) {
+  int n = snprintf(out, size,
+                   "-DDCNV4_OP=1 -DDTYPE=%d -DVEC=%d -DIDX64=%d -DUNROLL=%d "
+                   "-DSPECIALIZE=%d",
+                   (int)p->dtype, vec, idx64 ? 1 : 0, cfg->unroll ? 1 : 0,
+                   cfg->specialize ? 1 : 0);
+  if (cfg->specialize && n > 0 && (size_t)n < size)
+    n += snprintf(out + n, size - (size_t)n,
+                  " -DGROUP_CHANNELS=%d -DKH=%d -DKW=%d -DREMOVE_CENTER=%d "
+                  "-DSOFTMAX=%d",
+                  (int)p->group_channels, (int)p->kernel_h, (int)p->kernel_w,
+                  (int)p->remove_center, (int)p->softmax);
+  if (n > 0 && (size_t)n < size)
+    snprintf(out + n, size - (size_t)n, "%s", extra);
 }
 
 /* The kernels' `items` argument has the kernel's index type. */
@@ -239,8 +248,8 @@ typedef struct range_plan {
  * group), fits the device. False if not even one group's chunks fit. */
 static bool plan_range(const dcnv4_context *ctx, cl_kernel kernel,
                        const dcnv4_params *p, const dcnv4_shape *s, int vec,
-                       size_t target, size_t item_floats, size_t group_floats,
-                       range_plan *r) {
+                       size_t target, bool fixed, size_t item_floats,
+                       size_t group_floats, range_plan *r) {
   size_t limit =
       target < ctx->max_item_sizes[0] ? target : ctx->max_item_sizes[0];
   size_t kernel_limit = 0;
@@ -251,6 +260,17 @@ static bool plan_range(const dcnv4_context *ctx, cl_kernel kernel,
     limit = kernel_limit;
   const size_t chunks = (size_t)s->channels / (size_t)vec;
   const size_t per_group = (size_t)p->group_channels / (size_t)vec;
+  if (fixed && item_floats == 0 && group_floats == 0) {
+    /* A shape-independent program gets a shape-independent work-group too:
+     * PoCL compiles a work-group function per local size. */
+    r->local[0] = target < limit ? target : limit;
+    r->local[1] = r->local[2] = 1;
+    r->local_bytes = 4;
+    r->global[0] = (chunks + r->local[0] - 1) / r->local[0] * r->local[0];
+    r->global[1] = (size_t)s->width_out;
+    r->global[2] = (size_t)p->batch * (size_t)s->height_out;
+    return true;
+  }
   if (per_group > limit)
     return false;
   size_t l0 = chunks <= limit ? chunks : per_group * (limit / per_group);
@@ -301,8 +321,8 @@ static dcnv4_status forward_kernel(dcnv4_context *ctx,
   *vec = dcn_vector_width(params->group_channels, cfg->max_vec);
   char options[320], extra[32];
   snprintf(extra, sizeof extra, " -DOM_STAGE=%d", stage);
-  kernel_options(params, *vec, needs_64bit_indices(s), cfg->unroll, extra,
-                 options, sizeof options);
+  kernel_options(params, *vec, needs_64bit_indices(s), cfg, extra, options,
+                 sizeof options);
   return dcn_get_kernel(ctx, "dcnv4_forward", options, "dcnv4_forward", kernel);
 }
 
@@ -354,8 +374,8 @@ dcnv4_status dcnv4_forward(dcnv4_context *ctx, const dcnv4_params *params,
       return st;
     }
     range_plan r;
-    if (!plan_range(ctx, kernel, params, &s, vec, cfg.local_size, 0,
-                    stage ? (size_t)s.points * 3 : 0, &r)) {
+    if (!plan_range(ctx, kernel, params, &s, vec, cfg.local_size,
+                    !cfg.specialize, 0, stage ? (size_t)s.points * 3 : 0, &r)) {
       if (stage)
         continue;
       return dcn_fail(ctx, DCNV4_ERROR_UNSUPPORTED,
@@ -414,9 +434,9 @@ dcnv4_status dcnv4_backward(dcnv4_context *ctx, const dcnv4_params *params,
   /* NVIDIA: native float atomics through inline PTX, falling back to the
    * portable compare-and-swap build if the compiler rejects it. */
   char portable[320], preferred[320];
-  kernel_options(params, vec, idx64, cfg.unroll, " -DNV_ATOMICS=0", portable,
+  kernel_options(params, vec, idx64, &cfg, " -DNV_ATOMICS=0", portable,
                  sizeof portable);
-  kernel_options(params, vec, idx64, cfg.unroll,
+  kernel_options(params, vec, idx64, &cfg,
                  ctx->vendor == DCN_VENDOR_NVIDIA ? " -DNV_ATOMICS=1"
                                                   : " -DNV_ATOMICS=0",
                  preferred, sizeof preferred);
@@ -433,7 +453,7 @@ dcnv4_status dcnv4_backward(dcnv4_context *ctx, const dcnv4_params *params,
   index_arg idx, count;
   bool per_pixel =
       !cfg.split || !plan_range(ctx, kernel, params, &s, vec, cfg.local_size,
-                                (size_t)s.points * 3, 0, &r);
+                                !cfg.specialize, (size_t)s.points * 3, 0, &r);
   if (per_pixel) {
     /* Chosen, or partial sums too large for local memory: one work-item per
      * (pixel, group) walks all channels. */

@@ -14,7 +14,7 @@
  * level tables always have DCNV4_FDA_MAX_LEVELS entries; the unused ones are
  * zero. */
 typedef struct fda_geometry_arg {
-  cl_int value_len, queries, group;
+  cl_int value_len, queries, group, group_channels, levels, points;
   cl_int height[DCNV4_FDA_MAX_LEVELS];
   cl_int width[DCNV4_FDA_MAX_LEVELS];
   cl_int start[DCNV4_FDA_MAX_LEVELS];
@@ -186,6 +186,9 @@ static fda_geometry_arg make_geometry(const dcnv4_fda_params *p) {
   g.value_len = p->value_len;
   g.queries = p->queries;
   g.group = p->group;
+  g.group_channels = p->group_channels;
+  g.levels = p->levels;
+  g.points = p->points;
   for (int l = 0; l < p->levels; l++) {
     g.height[l] = p->spatial_shapes[l][0];
     g.width[l] = p->spatial_shapes[l][1];
@@ -196,12 +199,17 @@ static fda_geometry_arg make_geometry(const dcnv4_fda_params *p) {
 
 /* The -D options shared by the forward and backward programs. */
 static void kernel_options(const dcnv4_fda_params *p, int vec, bool idx64,
-                           char *out, size_t size) {
-  snprintf(out, size,
-           "-DDTYPE=%d -DVEC=%d -DIDX64=%d -DGROUP_CHANNELS=%d -DLEVELS=%d "
-           "-DPOINTS=%d -DMAX_LEVELS=%d",
-           (int)p->dtype, vec, idx64 ? 1 : 0, (int)p->group_channels,
-           (int)p->levels, (int)p->points, DCNV4_FDA_MAX_LEVELS);
+                           const dcn_launch_config *cfg, char *out,
+                           size_t size) {
+  int n = snprintf(out, size,
+                   "-DDTYPE=%d -DVEC=%d -DIDX64=%d -DMAX_LEVELS=%d "
+                   "-DMAX_SAMPLES=%d -DSPECIALIZE=%d",
+                   (int)p->dtype, vec, idx64 ? 1 : 0, DCNV4_FDA_MAX_LEVELS,
+                   DCNV4_FDA_MAX_SAMPLES, cfg->specialize ? 1 : 0);
+  if (cfg->specialize && n > 0 && (size_t)n < size)
+    snprintf(out + n, size - (size_t)n,
+             " -DGROUP_CHANNELS=%d -DLEVELS=%d -DPOINTS=%d",
+             (int)p->group_channels, (int)p->levels, (int)p->points);
 }
 
 /* The kernel's `items` argument has the kernel's index type. */
@@ -256,7 +264,7 @@ dcnv4_status dcnv4_fda_forward(dcnv4_context *ctx,
   int vec = dcn_vector_width(params->group_channels, cfg.max_vec);
   bool idx64 = needs_64bit_indices(&s);
   char options[256];
-  kernel_options(params, vec, idx64, options, sizeof options);
+  kernel_options(params, vec, idx64, &cfg, options, sizeof options);
   cl_kernel kernel;
   if ((st = dcn_get_kernel(ctx, "flash_deform_attn_forward", options,
                            "flash_deform_attn_forward", &kernel)))
@@ -315,7 +323,7 @@ dcnv4_status dcnv4_fda_backward(dcnv4_context *ctx,
   int vec = dcn_vector_width(params->group_channels, cfg.max_vec);
   bool idx64 = needs_64bit_indices(&s);
   char options[256];
-  kernel_options(params, vec, idx64, options, sizeof options);
+  kernel_options(params, vec, idx64, &cfg, options, sizeof options);
   cl_kernel kernel, convert = NULL;
   if ((st = dcn_get_kernel(ctx, "flash_deform_attn_backward", options,
                            "flash_deform_attn_backward", &kernel)))

@@ -29,6 +29,7 @@ static const struct {
     [DCN_PARAM_STAGE] = {"stage", 0, 1, false},
     [DCN_PARAM_SPLIT] = {"split", 0, 1, false},
     [DCN_PARAM_UNROLL] = {"unroll", 0, 1, false},
+    [DCN_PARAM_SPECIALIZE] = {"specialize", 0, 1, false},
 };
 
 bool dcn_tuning_parse(const char *text, dcn_tuning_override *out, char *why,
@@ -67,7 +68,7 @@ bool dcn_tuning_parse(const char *text, dcn_tuning_override *out, char *why,
 }
 
 /* One row per (device class, kernel); fp16/bf16 rows may differ later.
- * Config: {vec, local, stage, split, unroll}. */
+ * Config: {vec, local, stage, split, unroll, specialize}. */
 typedef struct tuning_row {
   dcn_vendor vendor;
   dcn_kernel_id kernel;
@@ -75,28 +76,28 @@ typedef struct tuning_row {
 } tuning_row;
 
 static const tuning_row defaults[] = {
-    {DCN_VENDOR_NVIDIA, DCN_KERNEL_DCNV4_FORWARD, {4, 128, 0, 0, 1}},
-    {DCN_VENDOR_NVIDIA, DCN_KERNEL_DCNV4_BACKWARD, {4, 128, 0, 1, 1}},
-    {DCN_VENDOR_AMD, DCN_KERNEL_DCNV4_FORWARD, {4, 256, 0, 0, 1}},
-    {DCN_VENDOR_AMD, DCN_KERNEL_DCNV4_BACKWARD, {4, 256, 0, 1, 1}},
-    {DCN_VENDOR_INTEL_GPU, DCN_KERNEL_DCNV4_FORWARD, {4, 128, 0, 0, 1}},
-    {DCN_VENDOR_INTEL_GPU, DCN_KERNEL_DCNV4_BACKWARD, {4, 128, 0, 1, 1}},
+    {DCN_VENDOR_NVIDIA, DCN_KERNEL_DCNV4_FORWARD, {4, 128, 0, 0, 1, 1}},
+    {DCN_VENDOR_NVIDIA, DCN_KERNEL_DCNV4_BACKWARD, {4, 128, 0, 1, 1, 1}},
+    {DCN_VENDOR_AMD, DCN_KERNEL_DCNV4_FORWARD, {4, 256, 0, 0, 1, 1}},
+    {DCN_VENDOR_AMD, DCN_KERNEL_DCNV4_BACKWARD, {4, 256, 0, 1, 1, 1}},
+    {DCN_VENDOR_INTEL_GPU, DCN_KERNEL_DCNV4_FORWARD, {4, 128, 0, 0, 1, 1}},
+    {DCN_VENDOR_INTEL_GPU, DCN_KERNEL_DCNV4_BACKWARD, {4, 128, 0, 1, 1, 1}},
     /* PoCL's CPU device vectorises across work-items; wide groups pay.
      * Kernels without barriers and unrolled loops compile several times
      * faster there, and PoCL builds one work-group function per program. */
-    {DCN_VENDOR_CPU, DCN_KERNEL_DCNV4_FORWARD, {8, 256, 0, 0, 0}},
-    {DCN_VENDOR_CPU, DCN_KERNEL_DCNV4_BACKWARD, {8, 64, 0, 0, 0}},
+    {DCN_VENDOR_CPU, DCN_KERNEL_DCNV4_FORWARD, {8, 256, 0, 0, 0, 0}},
+    {DCN_VENDOR_CPU, DCN_KERNEL_DCNV4_BACKWARD, {8, 64, 0, 0, 0, 0}},
     /* FlashDeformAttn: the forward puts D/VEC work-items on one head (4-wide
      * fp32: a 32-channel head is one 128-byte line per corner, read by 8
      * neighbouring work-items); the backward loops over the channels. */
-    {DCN_VENDOR_NVIDIA, DCN_KERNEL_FDA_FORWARD, {4, 256}},
-    {DCN_VENDOR_NVIDIA, DCN_KERNEL_FDA_BACKWARD, {4, 128}},
-    {DCN_VENDOR_AMD, DCN_KERNEL_FDA_FORWARD, {4, 256}},
-    {DCN_VENDOR_AMD, DCN_KERNEL_FDA_BACKWARD, {4, 256}},
-    {DCN_VENDOR_INTEL_GPU, DCN_KERNEL_FDA_FORWARD, {4, 128}},
-    {DCN_VENDOR_INTEL_GPU, DCN_KERNEL_FDA_BACKWARD, {4, 128}},
-    {DCN_VENDOR_CPU, DCN_KERNEL_FDA_FORWARD, {8, 256}},
-    {DCN_VENDOR_CPU, DCN_KERNEL_FDA_BACKWARD, {8, 64}},
+    {DCN_VENDOR_NVIDIA, DCN_KERNEL_FDA_FORWARD, {4, 256, 0, 0, 1, 1}},
+    {DCN_VENDOR_NVIDIA, DCN_KERNEL_FDA_BACKWARD, {4, 128, 0, 0, 1, 1}},
+    {DCN_VENDOR_AMD, DCN_KERNEL_FDA_FORWARD, {4, 256, 0, 0, 1, 1}},
+    {DCN_VENDOR_AMD, DCN_KERNEL_FDA_BACKWARD, {4, 256, 0, 0, 1, 1}},
+    {DCN_VENDOR_INTEL_GPU, DCN_KERNEL_FDA_FORWARD, {4, 128, 0, 0, 1, 1}},
+    {DCN_VENDOR_INTEL_GPU, DCN_KERNEL_FDA_BACKWARD, {4, 128, 0, 0, 1, 1}},
+    {DCN_VENDOR_CPU, DCN_KERNEL_FDA_FORWARD, {8, 256, 0, 0, 0, 0}},
+    {DCN_VENDOR_CPU, DCN_KERNEL_FDA_BACKWARD, {8, 64, 0, 0, 0, 0}},
     /* Layer kernels: one element per work-item, max_vec unused. */
     {DCN_VENDOR_NVIDIA, DCN_KERNEL_LAYER_ELEMENTWISE, {1, 256}},
     {DCN_VENDOR_NVIDIA, DCN_KERNEL_LAYER_DWCONV, {1, 128}},
@@ -108,7 +109,7 @@ static const tuning_row defaults[] = {
     {DCN_VENDOR_CPU, DCN_KERNEL_LAYER_DWCONV, {1, 256}},
 };
 
-static const dcn_launch_config fallback = {4, 64, 0, 1, 1};
+static const dcn_launch_config fallback = {4, 64, 0, 1, 1, 1};
 
 dcn_launch_config dcn_tuning_lookup(const dcnv4_context *ctx,
                                     dcn_kernel_id kernel, dcnv4_dtype dtype) {
@@ -130,6 +131,8 @@ dcn_launch_config dcn_tuning_lookup(const dcnv4_context *ctx,
       c.split = (int)value[DCN_PARAM_SPLIT];
     if (set[DCN_PARAM_UNROLL])
       c.unroll = (int)value[DCN_PARAM_UNROLL];
+    if (set[DCN_PARAM_SPECIALIZE])
+      c.specialize = (int)value[DCN_PARAM_SPECIALIZE];
   }
   return c;
 }

@@ -23,6 +23,8 @@ typedef struct dcn_launch_config {
                  reduction, 0 one work-item per (pixel, group) */
   int unroll; /* 1: unroll the kernel-point loops (GPUs); 0: keep them rolled
                  (CPUs, where unrolled bodies compile slowly and gain little) */
+  int specialize; /* 1: shape constants compiled in (one program per shape);
+                     0: read at run time (one program per dtype and width) */
 } dcn_launch_config;
 
 typedef enum dcn_tuning_param {
@@ -31,12 +33,13 @@ typedef enum dcn_tuning_param {
   DCN_PARAM_STAGE,
   DCN_PARAM_SPLIT,
   DCN_PARAM_UNROLL,
+  DCN_PARAM_SPECIALIZE,
   DCN_TUNING_PARAMS
 } dcn_tuning_param;
 
 /* Per-context overrides of the defaults, from DCNV4_TUNING at context
  * creation: "kernel.param=value[;...]", param one of vec, local, stage,
- * split, unroll. */
+ * split, unroll, specialize. */
 typedef struct dcn_tuning_override {
   long value[DCN_KERNEL_COUNT][DCN_TUNING_PARAMS];
   bool set[DCN_KERNEL_COUNT][DCN_TUNING_PARAMS]; /* which were given */

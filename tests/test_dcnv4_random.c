@@ -1,11 +1,13 @@
 /* DCNv4 forward and backward on the device against the float64 reference:
  * a fixed list of unusual configurations, then random ones.
  *
- * usage: test_dcnv4_random [--count N] [--dtype NAME]
+ * usage: test_dcnv4_random [--count N] [--dtype NAME] [--no-fixed]
+ *   --no-fixed  random configurations only (skip the list of corners)
  * Tolerances (DESIGN.md §1.4, relative L2): fp32 1e-5, fp16 1e-3, bf16 8e-3,
  * for the output and both gradients. */
 #include "dcnv4_problem.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -116,9 +118,12 @@ static void check_problem(dcnv4_context *ctx, const dcnv4_params *p, rng *r,
 int main(int argc, char **argv) {
   int count = 40;
   int only_dtype = -1;
+  bool with_fixed = true;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--count") && i + 1 < argc)
       count = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--no-fixed"))
+      with_fixed = false;
     else if (!strcmp(argv[i], "--dtype") && i + 1 < argc) {
       dcnv4_dtype d;
       if (parse_dtype(argv[++i], &d) != 0) {
@@ -133,7 +138,7 @@ int main(int argc, char **argv) {
   const dcnv4_dtype dtypes[] = {DCNV4_FLOAT32, DCNV4_FLOAT16, DCNV4_BFLOAT16};
   int done = 0;
   for (size_t t = 0; t < 3; t++) {
-    if (only_dtype >= 0 && (int)dtypes[t] != only_dtype)
+    if (!with_fixed || (only_dtype >= 0 && (int)dtypes[t] != only_dtype))
       continue;
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
       dcnv4_params p;
