@@ -4,6 +4,9 @@
 #   bash tools/device/sweep.sh "BENCH ARGS" "TUNING1" "TUNING2" ...
 args=$1; shift
 out=${OUT:-/tmp/dcnv4-out}
+mkdir -p "$out"
+source .device/opencl-nvidia.sh
+export DCNV4_CACHE_DIR=/tmp/dcnv4-cache
 for t in "$@"; do
   # shellcheck disable=SC2086
   DCNV4_TUNING="$t" timeout 120 /tmp/build/bench/dcnv4-bench --no-plot \
