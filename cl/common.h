@@ -74,8 +74,17 @@ inline uint float_to_bf16_bits(float f) {
 typedef float storage_t;
 #define LOAD1(p, i) ((p)[i])
 #define STORE1(v, p, i) ((p)[i] = (v))
-#elif DTYPE == 1 || DTYPE == 2
-// 16-bit storage as raw bits: loads and stores are plain ushort accesses.
+#elif DTYPE == 1
+// fp16 storage as ushort; vload_half/vstore_half_rte are core OpenCL (no
+// cl_khr_fp16 needed) and map to the hardware's conversion instructions,
+// several times cheaper than converting bits by hand. Every storage pointer
+// is __global.
+typedef ushort storage_t;
+#define HALF_PTR(p) ((__global half *)(p))
+#define LOAD1(p, i) vload_half((i), (const __global half *)(p))
+#define STORE1(v, p, i) vstore_half_rte((v), (i), HALF_PTR(p))
+#elif DTYPE == 2
+// bf16 storage as raw bits: loads and stores are plain ushort accesses.
 typedef ushort storage_t;
 #define LOAD1(p, i) BITS_TO_FLOAT((uint)(p)[i])
 #define STORE1(v, p, i) ((p)[i] = (ushort)FLOAT_TO_BITS(v))
@@ -111,6 +120,9 @@ typedef CAT(float, VEC) floatv;
 #if DTYPE == 0
 #define LOADV(p) (*(__global const floatv *)(p))
 #define STOREV(v, p) (*(__global floatv *)(p) = (v))
+#elif DTYPE == 1
+#define LOADV(p) CAT(vload_half, VEC)(0, (const __global half *)(p))
+#define STOREV(v, p) CAT(CAT(vstore_half, VEC), _rte)((v), 0, HALF_PTR(p))
 #else
 // VEC 16-bit values travel as VEC/2 32-bit words, two values per word.
 #if VEC == 2
@@ -181,6 +193,15 @@ inline wordv pack_words(floatv f) {
 inline void atomic_add_float(volatile __global float *p, float v) {
   asm volatile("red.global.add.f32 [%0], %1;" ::"l"(p), "f"(v) : "memory");
 }
+#if NV_ATOMICS == 2
+// sm_90 and later (PTX 8.1): one reduction of four consecutive floats,
+// 16-byte aligned.
+inline void atomic_add_float4(volatile __global float *p, float4 v) {
+  asm volatile("red.global.add.v4.f32 [%0], {%1, %2, %3, %4};" ::"l"(p),
+               "f"(v.s0), "f"(v.s1), "f"(v.s2), "f"(v.s3)
+               : "memory");
+}
+#endif
 #else
 inline void atomic_add_float(volatile __global float *p, float v) {
   volatile __global uint *u = (volatile __global uint *)p;
@@ -193,6 +214,23 @@ inline void atomic_add_float(volatile __global float *p, float v) {
   }
 }
 #endif
+
+// Adds the VEC floats of v to p[0..VEC-1]; p is VEC-aligned.
+inline void atomic_add_floatv(volatile __global float *p, floatv v) {
+#if NV_ATOMICS == 2 && VEC == 4
+  atomic_add_float4(p, v);
+#elif NV_ATOMICS == 2 && VEC == 8
+  atomic_add_float4(p, v.lo);
+  atomic_add_float4(p + 4, v.hi);
+#elif VEC == 1
+  atomic_add_float(p, v);
+#else
+  float e[VEC];
+  CAT(vstore, VEC)(v, 0, e);
+  for (int c = 0; c < VEC; c++)
+    atomic_add_float(p + c, e[c]);
+#endif
+}
 
 // ------------------------------------------------------------- DCNv4 shared
 

@@ -93,21 +93,14 @@ POINT_LOOP
         gx = HSUM(go * (hh * (v01 - v00) + lh * (v11 - v10)));
         gy = HSUM(go * (hw * (v10 - v00) + lw * (v11 - v01)));
         const floatv gi = m * go;
-        float e[VEC];
-#if VEC == 1
-        e[0] = gi;
-#else
-        CAT(vstore, VEC)(gi, 0, e);
-#endif
-        const float w[4] = {hh * hw, hh * lw, lh * hw, lh * lw};
-        const bool in[4] = {h0 && w0, h0 && w1, h1 && w0, h1 && w1};
-        const idx_t at[4] = {o, o + C, o + row, o + row + C};
-POINT_LOOP
-        for (int q = 0; q < 4; q++)
-          if (in[q])
-POINT_LOOP
-            for (int c = 0; c < VEC; c++)
-              atomic_add_float(gimage + (at[q] + c), w[q] * e[c]);
+        if (h0 && w0)
+          atomic_add_floatv(gimage + o, (hh * hw) * gi);
+        if (h0 && w1)
+          atomic_add_floatv(gimage + (o + C), (hh * lw) * gi);
+        if (h1 && w0)
+          atomic_add_floatv(gimage + (o + row), (lh * hw) * gi);
+        if (h1 && w1)
+          atomic_add_floatv(gimage + (o + row + C), (lh * lw) * gi);
       }
       mine[2 * k] = m * g.offset_scale * gx;
       mine[2 * k + 1] = m * g.offset_scale * gy;

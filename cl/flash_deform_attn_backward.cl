@@ -11,17 +11,7 @@
 //
 // Build-time defines: see common.h and fda_common.h.
 
-#if VEC == 1
-#define ATOMIC_ADD_V(p, v) atomic_add_float((p), (v))
-#else
-inline void atomic_add_v(volatile __global float *p, floatv v) {
-  float e[VEC];
-  CAT(vstore, VEC)(v, 0, e);
-  for (int c = 0; c < VEC; c++)
-    atomic_add_float(p + c, e[c]);
-}
-#define ATOMIC_ADD_V(p, v) atomic_add_v((p), (v))
-#endif
+#define ATOMIC_ADD_V(p, v) atomic_add_floatv((p), (v))
 
 __kernel void
 flash_deform_attn_backward(__global const storage_t *restrict value,

@@ -432,21 +432,19 @@ dcnv4_status dcnv4_backward(dcnv4_context *ctx, const dcnv4_params *params,
   int vec = dcn_vector_width(params->group_channels, cfg.max_vec);
   bool idx64 = needs_64bit_indices(&s);
   /* NVIDIA: native float atomics through inline PTX, falling back to the
-   * portable compare-and-swap build if the compiler rejects it. */
-  char portable[320], preferred[320];
-  kernel_options(params, vec, idx64, &cfg, " -DNV_ATOMICS=0", portable,
-                 sizeof portable);
-  kernel_options(params, vec, idx64, &cfg,
-                 ctx->vendor == DCN_VENDOR_NVIDIA ? " -DNV_ATOMICS=1"
-                                                  : " -DNV_ATOMICS=0",
-                 preferred, sizeof preferred);
+   * portable compare-and-swap build if the compiler rejects them. */
+  char base[320], options[3][384];
+  const char *list[3];
+  int tries, chosen_index = 0;
+  kernel_options(params, vec, idx64, &cfg, "", base, sizeof base);
+  dcn_atomics_options(ctx, base, options, &tries);
+  for (int i = 0; i < tries; i++)
+    list[i] = options[i];
   cl_kernel kernel, convert = NULL;
-  bool used_preferred;
-  if ((st = dcn_get_kernel_preferred(ctx, "dcnv4_backward", preferred, portable,
-                                     "dcnv4_backward", &kernel,
-                                     &used_preferred)))
+  if ((st = dcn_get_kernel_first(ctx, "dcnv4_backward", list, tries,
+                                 "dcnv4_backward", &kernel, &chosen_index)))
     return st;
-  const char *chosen = used_preferred ? preferred : portable;
+  const char *chosen = list[chosen_index];
   geometry_arg geo = make_geometry(params, &s);
   range_plan r;
   uint64_t pixel_items = s.output_elements / (uint64_t)params->group_channels;

@@ -322,11 +322,17 @@ dcnv4_status dcnv4_fda_backward(dcnv4_context *ctx,
       dcn_tuning_lookup(ctx, DCN_KERNEL_FDA_BACKWARD, params->dtype);
   int vec = dcn_vector_width(params->group_channels, cfg.max_vec);
   bool idx64 = needs_64bit_indices(&s);
-  char options[256];
-  kernel_options(params, vec, idx64, &cfg, options, sizeof options);
+  /* Native float atomics on NVIDIA, compare-and-swap elsewhere. */
+  char base[256], options[3][384];
+  const char *list[3];
+  int tries;
+  kernel_options(params, vec, idx64, &cfg, base, sizeof base);
+  dcn_atomics_options(ctx, base, options, &tries);
+  for (int i = 0; i < tries; i++)
+    list[i] = options[i];
   cl_kernel kernel, convert = NULL;
-  if ((st = dcn_get_kernel(ctx, "flash_deform_attn_backward", options,
-                           "flash_deform_attn_backward", &kernel)))
+  if ((st = dcn_get_kernel_first(ctx, "flash_deform_attn_backward", list, tries,
+                                 "flash_deform_attn_backward", &kernel, NULL)))
     return st;
   /* One work-item per (batch, query, head). */
   uint64_t items = s.output_elements / (uint64_t)params->group_channels;

@@ -151,16 +151,19 @@ dcnv4_status dcn_get_kernel(dcnv4_context *ctx, const char *program_name,
                             const char *options, const char *kernel_name,
                             cl_kernel *kernel);
 void dcn_release_programs(dcnv4_context *ctx);
-/* As dcn_get_kernel with `preferred` options (a vendor path, a tuned
- * configuration); if the compiler rejects them, logs that under DCNV4_LOG and
- * returns the kernel built with `portable` instead. *used_preferred tells
- * which one came back. */
-dcnv4_status dcn_get_kernel_preferred(dcnv4_context *ctx,
-                                      const char *program_name,
-                                      const char *preferred,
-                                      const char *portable,
-                                      const char *kernel_name,
-                                      cl_kernel *kernel, bool *used_preferred);
+/* As dcn_get_kernel with the first of `count` option strings that builds
+ * (vendor paths first, the portable one last); each rejected one is logged
+ * under DCNV4_LOG. *chosen (may be NULL) receives the index used. */
+dcnv4_status dcn_get_kernel_first(dcnv4_context *ctx, const char *program_name,
+                                  const char *const *options, int count,
+                                  const char *kernel_name, cl_kernel *kernel,
+                                  int *chosen);
+/* The NV_ATOMICS option strings to try for a kernel with float atomics, best
+ * first: vector reductions (sm_90), scalar reductions (inline PTX), portable
+ * compare-and-swap. Writes `*count` entries of `size` bytes each into
+ * options, each `base` followed by its NV_ATOMICS define. */
+void dcn_atomics_options(const dcnv4_context *ctx, const char *base,
+                         char options[][384], int *count);
 
 /* The embedded source files (generated at build time from cl/). */
 typedef struct dcn_embedded_source {

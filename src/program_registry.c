@@ -354,26 +354,34 @@ dcnv4_status dcn_get_kernel(dcnv4_context *ctx, const char *program_name,
   return DCNV4_SUCCESS;
 }
 
-dcnv4_status dcn_get_kernel_preferred(dcnv4_context *ctx,
-                                      const char *program_name,
-                                      const char *preferred,
-                                      const char *portable,
-                                      const char *kernel_name,
-                                      cl_kernel *kernel, bool *used_preferred) {
-  *used_preferred = false;
-  if (strcmp(preferred, portable) != 0) {
-    dcnv4_status st =
-        dcn_get_kernel(ctx, program_name, preferred, kernel_name, kernel);
-    if (st != DCNV4_ERROR_BUILD_FAILED) {
-      *used_preferred = st == DCNV4_SUCCESS;
+dcnv4_status dcn_get_kernel_first(dcnv4_context *ctx, const char *program_name,
+                                  const char *const *options, int count,
+                                  const char *kernel_name, cl_kernel *kernel,
+                                  int *chosen) {
+  dcnv4_status st = DCNV4_ERROR_BUILD_FAILED;
+  for (int i = 0; i < count; i++) {
+    st = dcn_get_kernel(ctx, program_name, options[i], kernel_name, kernel);
+    if (st != DCNV4_ERROR_BUILD_FAILED || i == count - 1) {
+      if (chosen)
+        *chosen = i;
       return st;
     }
     dcn_log(ctx, DCN_LOG_INFO,
-            "%s: options \"%s\" do not build on this device; using the "
-            "portable \"%s\"",
-            kernel_name, preferred, portable);
+            "%s: options \"%s\" do not build on this device; trying \"%s\"",
+            kernel_name, options[i], options[i + 1]);
   }
-  return dcn_get_kernel(ctx, program_name, portable, kernel_name, kernel);
+  return st;
+}
+
+void dcn_atomics_options(const dcnv4_context *ctx, const char *base,
+                         char options[][384], int *count) {
+  int n = 0;
+  if (ctx->vendor == DCN_VENDOR_NVIDIA) {
+    snprintf(options[n++], 384, "%s -DNV_ATOMICS=2", base);
+    snprintf(options[n++], 384, "%s -DNV_ATOMICS=1", base);
+  }
+  snprintf(options[n++], 384, "%s -DNV_ATOMICS=0", base);
+  *count = n;
 }
 
 dcnv4_status dcnv4_context_cache_stats(const dcnv4_context *ctx,
