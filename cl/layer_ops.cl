@@ -9,6 +9,8 @@
 //   HAS_BIAS  bias_store: 1 adds bias[column], 0 only converts
 //   DW_K      dwconv: the depthwise kernel size (odd)
 //   GROUP_CHANNELS  cfs_blend: channels per group (D)
+//   FDA_SAMPLING    1 compiles fda_sampling (with FDA_MAX_LEVELS); DTYPE is
+//                   then the storage type of the reference points
 
 // dst[i] = (float) src[i]: storage type to fp32.
 __kernel void to_float(__global const storage_t *restrict src,
@@ -101,5 +103,73 @@ __kernel void cfs_blend(__global float *x, __global const float *restrict v,
   const float s =
       1.0f / (1.0f + exp(-(logits[pixel * (idx_t)group + (idx_t)g] + bias[g])));
   x[i] = x[i] * (1.0f - s) + v[i] * s;
+}
+#endif
+
+// x[r, c] = mask[r] ? 0 : x[r, c] + bias[c], fp32, in place: a Linear's bias
+// followed by PyTorch's masked_fill(mask[..., None], 0) (mask bytes,
+// non-zero = padded). A padded row is zero whatever x held (NaN included).
+__kernel void bias_mask(__global float *x, __global const float *restrict bias,
+                        __global const uchar *restrict mask, const idx_t count,
+                        const int cols) {
+  const idx_t i = (idx_t)get_global_id(0);
+  if (i >= count)
+    return;
+  const idx_t row = i / (idx_t)cols;
+  x[i] = mask[row] ? 0.0f : x[i] + bias[(int)(i - row * (idx_t)cols)];
+}
+
+#ifdef FDA_SAMPLING
+typedef struct fda_sampling_geometry {
+  int heads, levels, points, reference_dim;
+  int height[FDA_MAX_LEVELS];
+  int width[FDA_MAX_LEVELS];
+} fda_sampling_geometry;
+
+// The FlashDeformAttn layer's reference-point arithmetic (Deformable-DETR's
+// MSDeformAttn), building the core operator's fused sampling_loc_attn.
+// One work-item per (row, head, level, point), i = ((row*G + g)*L + l)*K + k
+// with row = n*Lq + q:
+//   off = offsets[2i .. 2i+1] + offsets_bias[...]   (N,Lq,G,L,K,2) view
+//   2-d: loc = ref[row, l, :2] + off / (W_l, H_l)
+//   4-d: loc = ref[row, l, :2] + off / K * ref[row, l, 2:] * 0.5
+//   dst[row, g, 2*(l*K + k) + {0, 1}] = loc (x, y)
+//   dst[row, g, 2*L*K + l*K + k]      = logits[i] + logits_bias[...]
+// in fp32, in PyTorch's order of operations (locations are not rounded to
+// fp16 as upstream's module does).
+__kernel void fda_sampling(__global const float *restrict offsets,
+                           __global const float *restrict offsets_bias,
+                           __global const float *restrict logits,
+                           __global const float *restrict logits_bias,
+                           __global const storage_t *restrict reference,
+                           __global float *restrict dst,
+                           const fda_sampling_geometry g, const idx_t count) {
+  const idx_t i = (idx_t)get_global_id(0);
+  if (i >= count)
+    return;
+  const int K = g.points, L = g.levels, LK = L * K;
+  const int glk = g.heads * LK;
+  const idx_t rg = i / (idx_t)LK;         // row * G + head
+  const int lk = (int)(i - rg * (idx_t)LK); // l * K + k
+  const int l = lk / K;
+  const idx_t row = rg / (idx_t)g.heads;
+  const int j = (int)(i - row * (idx_t)glk); // (g*L + l)*K + k: bias lane
+  const float ox = offsets[2 * i] + offsets_bias[2 * j];
+  const float oy = offsets[2 * i + 1] + offsets_bias[2 * j + 1];
+  const idx_t r = (row * (idx_t)L + (idx_t)l) * (idx_t)g.reference_dim;
+  const float rx = LOAD1(reference, r), ry = LOAD1(reference, r + 1);
+  float x, y;
+  if (g.reference_dim == 4) {
+    const float rw = LOAD1(reference, r + 2), rh = LOAD1(reference, r + 3);
+    x = rx + ox / (float)K * rw * 0.5f;
+    y = ry + oy / (float)K * rh * 0.5f;
+  } else {
+    x = rx + ox / (float)g.width[l];
+    y = ry + oy / (float)g.height[l];
+  }
+  __global float *out = dst + rg * (idx_t)(3 * LK);
+  out[2 * lk] = x;
+  out[2 * lk + 1] = y;
+  out[2 * LK + lk] = logits[i] + logits_bias[j];
 }
 #endif

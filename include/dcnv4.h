@@ -402,8 +402,10 @@ DCNV4_API dcnv4_status dcnv4_fda_backward(
 typedef struct dcnv4_layer dcnv4_layer;
 
 typedef enum dcnv4_layer_kind {
-  DCNV4_LAYER_DCNV4 = 0 /* the DCNv4 module (DCNv4/modules/dcnv4.py) */
-  /* The FlashDeformAttn layer will be the next kind. */
+  DCNV4_LAYER_DCNV4 = 0, /* the DCNv4 module (DCNv4/modules/dcnv4.py) */
+  /* the FlashDeformAttn module (DCNv4/modules/flash_deform_attn.py, which is
+   * Deformable-DETR's MSDeformAttn) */
+  DCNV4_LAYER_FLASH_DEFORM_ATTN = 1
 } dcnv4_layer_kind;
 
 /* Configuration of a DCNv4 layer, parameter for parameter the constructor
@@ -530,6 +532,94 @@ DCNV4_API dcnv4_status dcnv4_layer_forward(dcnv4_layer *layer, int32_t batch,
                                            cl_uint num_events_in_wait_list,
                                            const cl_event *event_wait_list,
                                            cl_event *event);
+
+/* ------------------------------------------------ FlashDeformAttn layer */
+
+/* Configuration of a FlashDeformAttn layer, parameter for parameter the
+ * constructor of the PyTorch module (DESIGN.md §1.3). The storage dtype is
+ * the argument of dcnv4_fda_layer_create, as for DCNv4 layers. */
+typedef struct dcnv4_fda_layer_config {
+  int32_t d_model;  /* C >= 1; a multiple of n_heads */
+  int32_t n_levels; /* L, 1..DCNV4_FDA_MAX_LEVELS */
+  int32_t n_heads;  /* G >= 1 */
+  int32_t n_points; /* K >= 1; n_levels * n_points <= DCNV4_FDA_MAX_SAMPLES */
+} dcnv4_fda_layer_config;
+
+/* PyTorch's defaults: d_model 256, n_levels 4, n_heads 8, n_points 4. */
+DCNV4_API void dcnv4_fda_layer_config_init(dcnv4_fda_layer_config *config);
+
+/* Creates a FlashDeformAttn layer computing in `dtype` (the storage type of
+ * query, reference_points, input_flatten and output) with every weight
+ * unset. Its weights, by state-dict key, with P = n_heads*n_levels*n_points:
+ *   sampling_offsets.weight (2P, C), sampling_offsets.bias (2P)
+ *   attention_weights.weight (P, C), attention_weights.bias (P)
+ *   value_proj.weight (C, C), value_proj.bias (C)
+ *   output_proj.weight (C, C), output_proj.bias (C)
+ * Set them with dcnv4_layer_set_weight or dcnv4_layer_load_safetensors;
+ * release the layer with dcnv4_layer_destroy. */
+DCNV4_API dcnv4_status dcnv4_fda_layer_create(
+    dcnv4_context *context, const dcnv4_fda_layer_config *config,
+    dcnv4_dtype dtype, dcnv4_layer **layer);
+
+/* The sizes of one FlashDeformAttn layer call: what the PyTorch forward
+ * reads from its tensors' shapes, plus the level tables
+ * (input_spatial_shapes, input_level_start_index) as host arrays. */
+typedef struct dcnv4_fda_layer_shape {
+  int32_t batch;         /* N >= 1 */
+  int32_t queries;       /* Lq >= 1 */
+  int32_t input_len;     /* Len_in >= 1: rows of input_flatten per item */
+  int32_t reference_dim; /* 2 (points) or 4 (boxes cx, cy, w, h) */
+  /* (H_l, W_l) of the config's n_levels levels, and the first row of each
+   * in input_flatten. The rules of dcnv4_fda_params apply: every level
+   * inside [0, input_len), no two overlapping (else
+   * DCNV4_ERROR_INVALID_SHAPE). Entries >= n_levels are ignored. */
+  int32_t spatial_shapes[DCNV4_FDA_MAX_LEVELS][2];
+  int32_t level_start[DCNV4_FDA_MAX_LEVELS];
+} dcnv4_fda_layer_shape;
+
+/* Zeroes everything and sets reference_dim 2. */
+DCNV4_API void dcnv4_fda_layer_shape_init(dcnv4_fda_layer_shape *shape);
+
+/* Bytes of device scratch dcnv4_fda_layer_forward needs for these sizes:
+ * its fp32 intermediates, about
+ * (N*Len_in*C + N*Lq*(C + 6P)) * 4 bytes plus alignment, and
+ * (N*Len_in + N*Lq) * C * 4 more for fp16/bf16 layers (their widened
+ * inputs). */
+DCNV4_API dcnv4_status dcnv4_fda_layer_workspace_size(
+    const dcnv4_layer *layer, const dcnv4_fda_layer_shape *shape,
+    size_t *bytes);
+
+/* Forward of a FlashDeformAttn layer (Deformable-DETR's MSDeformAttn):
+ *   value = value_proj(input_flatten), rows zeroed where padding_mask != 0
+ *   offsets = sampling_offsets(query)       (N, Lq, G, L, K, 2)
+ *   logits = attention_weights(query)       (N, Lq, G, L*K)
+ *   locations = ref + offsets / (W_l, H_l)              reference_dim 2
+ *             = ref[:2] + offsets / K * ref[2:] * 0.5   reference_dim 4
+ *   output = output_proj(FlashDeformAttn(value, locations, softmax(logits)))
+ * Buffers, all channels-last and in the layer's dtype unless noted:
+ *   query            (N, Lq, C)
+ *   reference_points (N, Lq, L, reference_dim), normalized to [0, 1]
+ *   input_flatten    (N, Len_in, C)
+ *   padding_mask     (N, Len_in) bytes (cl_uchar), non-zero = padded; or
+ *                    NULL for none
+ *   output           (N, Lq, C)
+ *   workspace        a read-write buffer (or sub-buffer) of at least
+ *                    dcnv4_fda_layer_workspace_size() bytes, or NULL to let
+ *                    the context manage it.
+ * query and input_flatten may be the same buffer. Locations are computed
+ * and kept in fp32 (upstream rounds them to fp16 before its kernel; this
+ * layer does not, whatever its dtype); every intermediate is fp32 and only
+ * the output is rounded to the dtype. The commands are enqueued on the
+ * context's queue after the wait list; `event` (may be NULL) completes when
+ * the output is written. A weight never set gives
+ * DCNV4_ERROR_MISSING_WEIGHT naming it. Every check happens before anything
+ * is enqueued; should the device fail afterwards (an OpenCL or CLBlast
+ * error), the output's content is unspecified. */
+DCNV4_API dcnv4_status dcnv4_fda_layer_forward(
+    dcnv4_layer *layer, const dcnv4_fda_layer_shape *shape, cl_mem query,
+    cl_mem reference_points, cl_mem input_flatten, cl_mem padding_mask,
+    cl_mem output, cl_mem workspace, cl_uint num_events_in_wait_list,
+    const cl_event *event_wait_list, cl_event *event);
 
 #ifdef __cplusplus
 }

@@ -240,6 +240,34 @@ static dcnv4_status check_call(dcnv4_context *ctx,
   return dcn_check_wait_list(ctx, num_wait, wait);
 }
 
+/* The forward kernel of a validated parameter set (built on first use). */
+static dcnv4_status forward_kernel(dcnv4_context *ctx,
+                                   const dcnv4_fda_params *params,
+                                   const dcnv4_fda_shape *s,
+                                   dcn_launch_config *cfg, int *vec,
+                                   bool *idx64, cl_kernel *kernel) {
+  *cfg = dcn_tuning_lookup(ctx, DCN_KERNEL_FDA_FORWARD, params->dtype);
+  *vec = dcn_vector_width(params->group_channels, cfg->max_vec);
+  *idx64 = needs_64bit_indices(s);
+  char options[256];
+  kernel_options(params, *vec, *idx64, cfg, options, sizeof options);
+  return dcn_get_kernel(ctx, "flash_deform_attn_forward", options,
+                        "flash_deform_attn_forward", kernel);
+}
+
+dcnv4_status dcn_fda_forward_prepare(dcnv4_context *ctx,
+                                     const dcnv4_fda_params *params) {
+  dcnv4_fda_shape s;
+  dcnv4_status st = compute_shape(ctx, params, &s);
+  if (st != DCNV4_SUCCESS)
+    return st;
+  dcn_launch_config cfg;
+  int vec;
+  bool idx64;
+  cl_kernel kernel;
+  return forward_kernel(ctx, params, &s, &cfg, &vec, &idx64, &kernel);
+}
+
 dcnv4_status dcnv4_fda_forward(dcnv4_context *ctx,
                                const dcnv4_fda_params *params, cl_mem value,
                                cl_mem sampling_loc_attn, cl_mem output,
@@ -259,15 +287,11 @@ dcnv4_status dcnv4_fda_forward(dcnv4_context *ctx,
       (st = dcn_check_buffer(ctx, output, "output", s.output_bytes)))
     return st;
 
-  dcn_launch_config cfg =
-      dcn_tuning_lookup(ctx, DCN_KERNEL_FDA_FORWARD, params->dtype);
-  int vec = dcn_vector_width(params->group_channels, cfg.max_vec);
-  bool idx64 = needs_64bit_indices(&s);
-  char options[256];
-  kernel_options(params, vec, idx64, &cfg, options, sizeof options);
+  dcn_launch_config cfg;
+  int vec;
+  bool idx64;
   cl_kernel kernel;
-  if ((st = dcn_get_kernel(ctx, "flash_deform_attn_forward", options,
-                           "flash_deform_attn_forward", &kernel)))
+  if ((st = forward_kernel(ctx, params, &s, &cfg, &vec, &idx64, &kernel)))
     return st;
   uint64_t items = s.output_elements / (uint64_t)vec;
   fda_geometry_arg geo = make_geometry(params);

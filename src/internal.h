@@ -251,5 +251,8 @@ dcnv4_status dcn_enqueue_zero(dcnv4_context *ctx, cl_mem buffer, size_t bytes,
  * every step before enqueueing the first). */
 dcnv4_status dcn_dcnv4_forward_prepare(dcnv4_context *ctx,
                                        const dcnv4_params *params);
+/* The same for the FlashDeformAttn forward (dcnv4_fda_forward). */
+dcnv4_status dcn_fda_forward_prepare(dcnv4_context *ctx,
+                                     const dcnv4_fda_params *params);
 
 #endif /* DCNV4_INTERNAL_H */

@@ -7,11 +7,12 @@
  *  - the GEMM of the linear projections, y = x W^T on CLBlast (gemm.c, the
  *    one place that calls CLBlast, so tuning plugs in there);
  *  - the small kernels around the GEMMs: dtype widening, bias epilogue,
- *    depthwise convolution, centre-feature-scale blend (layer_ops.c,
- *    cl/layer_ops.cl).
+ *    depthwise convolution, centre-feature-scale blend, masked value bias
+ *    and the FlashDeformAttn layer's reference-point arithmetic
+ *    (layer_ops.c, cl/layer_ops.cl).
  *
- * A layer kind (dcnv4_layer.c, later the FlashDeformAttn layer) declares its
- * weights at creation and implements its forward pass with these. */
+ * A layer kind (dcnv4_layer.c, fda_layer.c) declares its weights at
+ * creation and implements its forward pass with these. */
 #ifndef DCNV4_LAYER_H
 #define DCNV4_LAYER_H
 
@@ -45,6 +46,7 @@ struct dcnv4_layer {
   size_t weight_count;
   union {
     dcnv4_dcnv4_layer_config dcnv4;
+    dcnv4_fda_layer_config fda;
   } config;
 };
 
@@ -112,7 +114,10 @@ typedef enum dcn_layer_kernel_id {
   DCN_LK_BIAS_STORE,   /* fp32 + bias -> storage dtype */
   DCN_LK_CONVERT_ONLY, /* fp32 -> storage dtype */
   DCN_LK_DWCONV,       /* fp32 depthwise convolution, arg: kernel size */
-  DCN_LK_CFS_BLEND     /* centre feature scale, arg: group channels */
+  DCN_LK_CFS_BLEND,    /* centre feature scale, arg: group channels */
+  DCN_LK_BIAS_MASK,    /* fp32 bias in place, rows zeroed by a byte mask */
+  DCN_LK_FDA_SAMPLING  /* FDA layer: offsets + logits -> sampling_loc_attn,
+                          dtype: of the reference points */
 } dcn_layer_kernel_id;
 
 /* `dtype` is the storage type the kernel reads (to_float) or writes
@@ -138,5 +143,29 @@ dcnv4_status dcn_run_cfs_blend(dcnv4_context *ctx, cl_kernel k, bool idx64,
                                cl_mem x, cl_mem v, cl_mem logits, cl_mem bias,
                                uint64_t rows, int32_t group,
                                int32_t group_channels, cl_event *event);
+
+/* x[r, c] = mask[r] ? 0 : x[r, c] + bias[c] (fp32, in place; mask bytes,
+ * non-zero = padded): PyTorch's masked_fill after a Linear. */
+dcnv4_status dcn_run_bias_mask(dcnv4_context *ctx, cl_kernel k, bool idx64,
+                               cl_mem x, cl_mem bias, cl_mem mask,
+                               uint64_t rows, int32_t cols, cl_event *event);
+
+/* The FlashDeformAttn layer's level geometry for its sampling kernel. */
+typedef struct dcn_fda_sampling_geometry {
+  int32_t heads, levels, points, reference_dim;
+  int32_t height[DCNV4_FDA_MAX_LEVELS];
+  int32_t width[DCNV4_FDA_MAX_LEVELS];
+} dcn_fda_sampling_geometry;
+
+/* sampling_loc_attn (rows, G, L*K*3) from the raw GEMM outputs offsets
+ * (rows, G*L*K*2) and logits (rows, G*L*K), their biases, and the
+ * reference points (rows, L, reference_dim) in the kernel's dtype; rows =
+ * N*Lq. One work-item per (row, head, level, point). */
+dcnv4_status dcn_run_fda_sampling(dcnv4_context *ctx, cl_kernel k, bool idx64,
+                                  cl_mem offsets, cl_mem offsets_bias,
+                                  cl_mem logits, cl_mem logits_bias,
+                                  cl_mem reference_points, cl_mem dst,
+                                  const dcn_fda_sampling_geometry *g,
+                                  uint64_t rows, cl_event *event);
 
 #endif /* DCNV4_LAYER_H */

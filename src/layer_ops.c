@@ -3,6 +3,7 @@
 #include "tuning.h"
 
 #include <stdio.h>
+#include <string.h>
 
 /* Mirrors image_geometry in cl/layer_ops.cl. */
 typedef struct image_geometry_arg {
@@ -46,6 +47,12 @@ dcnv4_status dcn_layer_kernel(dcnv4_context *ctx, dcn_layer_kernel_id id,
     name = "cfs_blend";
     snprintf(options + n, sizeof options - (size_t)n, " -DGROUP_CHANNELS=%d",
              arg);
+    break;
+  case DCN_LK_BIAS_MASK: name = "bias_mask"; break;
+  case DCN_LK_FDA_SAMPLING:
+    name = "fda_sampling";
+    snprintf(options + n, sizeof options - (size_t)n,
+             " -DFDA_SAMPLING=1 -DFDA_MAX_LEVELS=%d", DCNV4_FDA_MAX_LEVELS);
     break;
   }
   return dcn_get_kernel(ctx, "layer_ops", options, name, kernel);
@@ -121,4 +128,58 @@ dcnv4_status dcn_run_cfs_blend(dcnv4_context *ctx, cl_kernel k, bool idx64,
   return dcn_enqueue_1d(ctx, k, count,
                         local_size(ctx, DCN_KERNEL_LAYER_ELEMENTWISE), 0, NULL,
                         event, "cfs_blend");
+}
+
+dcnv4_status dcn_run_bias_mask(dcnv4_context *ctx, cl_kernel k, bool idx64,
+                               cl_mem x, cl_mem bias, cl_mem mask,
+                               uint64_t rows, int32_t cols, cl_event *event) {
+  index_arg n;
+  cl_int c = cols;
+  uint64_t count = rows * (uint64_t)cols;
+  const dcn_arg args[] = {DCN_ARG(x), DCN_ARG(bias), DCN_ARG(mask),
+                          make_index(&n, idx64, count), DCN_ARG(c)};
+  dcnv4_status st = dcn_set_args(ctx, k, args, 5, "bias_mask");
+  if (st != DCNV4_SUCCESS)
+    return st;
+  return dcn_enqueue_1d(ctx, k, count,
+                        local_size(ctx, DCN_KERNEL_LAYER_ELEMENTWISE), 0, NULL,
+                        event, "bias_mask");
+}
+
+/* Mirrors fda_sampling_geometry in cl/layer_ops.cl (4-byte fields). */
+typedef struct fda_sampling_geometry_arg {
+  cl_int heads, levels, points, reference_dim;
+  cl_int height[DCNV4_FDA_MAX_LEVELS];
+  cl_int width[DCNV4_FDA_MAX_LEVELS];
+} fda_sampling_geometry_arg;
+
+dcnv4_status dcn_run_fda_sampling(dcnv4_context *ctx, cl_kernel k, bool idx64,
+                                  cl_mem offsets, cl_mem offsets_bias,
+                                  cl_mem logits, cl_mem logits_bias,
+                                  cl_mem reference_points, cl_mem dst,
+                                  const dcn_fda_sampling_geometry *g,
+                                  uint64_t rows, cl_event *event) {
+  index_arg n;
+  fda_sampling_geometry_arg geo;
+  memset(&geo, 0, sizeof geo);
+  geo.heads = g->heads;
+  geo.levels = g->levels;
+  geo.points = g->points;
+  geo.reference_dim = g->reference_dim;
+  for (int l = 0; l < g->levels && l < DCNV4_FDA_MAX_LEVELS; l++) {
+    geo.height[l] = g->height[l];
+    geo.width[l] = g->width[l];
+  }
+  uint64_t count =
+      rows * (uint64_t)g->heads * (uint64_t)g->levels * (uint64_t)g->points;
+  const dcn_arg args[] = {
+      DCN_ARG(offsets),     DCN_ARG(offsets_bias),       DCN_ARG(logits),
+      DCN_ARG(logits_bias), DCN_ARG(reference_points),   DCN_ARG(dst),
+      DCN_ARG(geo),         make_index(&n, idx64, count)};
+  dcnv4_status st = dcn_set_args(ctx, k, args, 8, "fda_sampling");
+  if (st != DCNV4_SUCCESS)
+    return st;
+  return dcn_enqueue_1d(ctx, k, count,
+                        local_size(ctx, DCN_KERNEL_LAYER_ELEMENTWISE), 0, NULL,
+                        event, "fda_sampling");
 }
