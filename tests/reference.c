@@ -413,3 +413,92 @@ int ref_dcnv4_layer_forward(const dcnv4_dcnv4_layer_config *c, int N, int H,
   free(s);
   return 0;
 }
+
+int ref_fda_layer_forward(const dcnv4_fda_layer_config *c,
+                          const dcnv4_fda_layer_shape *s,
+                          const ref_weight *weights, size_t count,
+                          const double *query, const double *ref,
+                          const double *input, const unsigned char *mask,
+                          double *output) {
+  const int C = c->d_model, G = c->n_heads, L = c->n_levels, K = c->n_points;
+  const int P = G * L * K, R = s->reference_dim;
+  const long Mq = (long)s->batch * s->queries,
+             Mv = (long)s->batch * s->input_len;
+#define GET(name, key)                                                         \
+  const double *name = find_ref_weight(weights, count, key);
+  GET(wv, "value_proj.weight")
+  GET(bv, "value_proj.bias")
+  GET(wso, "sampling_offsets.weight")
+  GET(bso, "sampling_offsets.bias")
+  GET(wa, "attention_weights.weight")
+  GET(ba, "attention_weights.bias")
+  GET(wo, "output_proj.weight")
+  GET(bo, "output_proj.bias")
+#undef GET
+  if (!wv || !bv || !wso || !bso || !wa || !ba || !wo || !bo)
+    return -1;
+  double *value = malloc(sizeof *value * (size_t)(Mv * C));
+  double *off = malloc(sizeof *off * (size_t)(Mq * 2 * P));
+  double *attn = malloc(sizeof *attn * (size_t)(Mq * P));
+  double *sla = malloc(sizeof *sla * (size_t)(Mq * 3 * P));
+  double *x = malloc(sizeof *x * (size_t)(Mq * C));
+
+  /* value = value_proj(input_flatten), masked_fill(mask[..., None], 0) */
+  linear(input, Mv, C, wv, bv, C, value);
+  if (mask)
+    for (long m = 0; m < Mv; m++)
+      if (mask[m])
+        for (int ch = 0; ch < C; ch++)
+          value[m * C + ch] = 0;
+  /* sampling_offsets (N, Lq, G, L, K, 2), attention logits (N, Lq, G, L*K) */
+  linear(query, Mq, C, wso, bso, 2 * P, off);
+  linear(query, Mq, C, wa, ba, P, attn);
+  /* locations, then the fused (N, Lq, G, L*K*3) rows of the core operator */
+  for (long m = 0; m < Mq; m++)
+    for (int g = 0; g < G; g++) {
+      double *row = sla + (m * G + g) * 3 * L * K;
+      for (int l = 0; l < L; l++) {
+        const double *rp = ref + (m * L + l) * R;
+        const double H = s->spatial_shapes[l][0], W = s->spatial_shapes[l][1];
+        for (int k = 0; k < K; k++) {
+          const long i = ((m * G + g) * L + l) * K + k;
+          const double ox = off[2 * i], oy = off[2 * i + 1];
+          double lx, ly;
+          if (R == 2) {
+            lx = rp[0] + ox / W;
+            ly = rp[1] + oy / H;
+          } else {
+            lx = rp[0] + ox / K * rp[2] * 0.5;
+            ly = rp[1] + oy / K * rp[3] * 0.5;
+          }
+          row[2 * (l * K + k)] = lx;
+          row[2 * (l * K + k) + 1] = ly;
+          row[2 * L * K + l * K + k] = attn[i];
+        }
+      }
+    }
+  /* the core operator (softmax over the L*K logits inside) */
+  dcnv4_fda_params p;
+  dcnv4_fda_params_init(&p);
+  p.batch = s->batch;
+  p.queries = s->queries;
+  p.group = G;
+  p.group_channels = C / G;
+  p.levels = L;
+  p.points = K;
+  p.value_len = s->input_len;
+  for (int l = 0; l < L; l++) {
+    p.spatial_shapes[l][0] = s->spatial_shapes[l][0];
+    p.spatial_shapes[l][1] = s->spatial_shapes[l][1];
+    p.level_start[l] = s->level_start[l];
+  }
+  ref_fda_forward(&p, value, sla, x);
+  /* output projection */
+  linear(x, Mq, C, wo, bo, C, output);
+  free(value);
+  free(off);
+  free(attn);
+  free(sla);
+  free(x);
+  return 0;
+}

@@ -39,4 +39,17 @@ int ref_dcnv4_layer_forward(const dcnv4_dcnv4_layer_config *c, int N, int H,
                             int W, const ref_weight *weights, size_t count,
                             const double *input, double *output);
 
+/* FlashDeformAttn layer forward (DESIGN.md §1.3, Deformable-DETR's
+ * MSDeformAttn): output (N, Lq, d_model) from query (N, Lq, d_model),
+ * reference_points (N, Lq, n_levels, reference_dim), input_flatten
+ * (N, Len_in, d_model) and an optional padding mask (N, Len_in) (non-zero =
+ * padded; NULL for none), with the weights looked up by key (-1 if one is
+ * absent). Locations in float64 (no rounding to fp16). */
+int ref_fda_layer_forward(const dcnv4_fda_layer_config *c,
+                          const dcnv4_fda_layer_shape *s,
+                          const ref_weight *weights, size_t count,
+                          const double *query, const double *reference_points,
+                          const double *input_flatten,
+                          const unsigned char *padding_mask, double *output);
+
 #endif

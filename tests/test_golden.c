@@ -164,6 +164,59 @@ done:
   free(vin);
 }
 
+/* A FlashDeformAttn layer case: weights from weights/, forward only. */
+static void run_fda_layer_case(dcnv4_context *ctx, const char *dir,
+                               const char *name, const cJSON *meta) {
+  fda_layer_case c;
+  case_error e;
+  float *vq = NULL, *vr = NULL, *vin = NULL;
+  unsigned char *mask = NULL;
+  dcnv4_layer *layer = NULL;
+  if (fda_layer_case_read(meta, &c, &e) ||
+      case_load_tensor(dir, "query", 3, c.query_shape, c.dtype, &vq, NULL,
+                       &e) ||
+      case_load_tensor(dir, "reference_points", 4, c.reference_shape, c.dtype,
+                       &vr, NULL, &e) ||
+      case_load_tensor(dir, "input_flatten", 3, c.input_shape, c.dtype, &vin,
+                       NULL, &e) ||
+      (c.padding_mask &&
+       case_load_mask(dir, "padding_mask", 2, c.mask_shape, &mask, &e))) {
+    CHECK(0, "%s: %s", name, e.text);
+    goto done;
+  }
+  if (dcnv4_fda_layer_create(ctx, &c.config, c.dtype, &layer) !=
+      DCNV4_SUCCESS) {
+    CHECK(0, "%s: %s", name, dcnv4_context_last_error(ctx));
+    goto done;
+  }
+  if (case_load_layer_weights(dir, layer, &e) != 0) {
+    CHECK(0, "%s: %s (%s)", name, e.text, dcnv4_context_last_error(ctx));
+    goto done;
+  }
+  cl_mem q = upload_values(ctx, vq, (size_t)c.query_elements, c.dtype);
+  cl_mem r = upload_values(ctx, vr, (size_t)c.reference_elements, c.dtype);
+  cl_mem in = upload_values(ctx, vin, (size_t)c.input_elements, c.dtype);
+  cl_mem m = mask ? host_buffer(ctx, (size_t)c.mask_elements, mask) : NULL;
+  cl_mem out = poisoned_buffer(ctx, (size_t)c.query_elements, c.dtype);
+  if (dcnv4_fda_layer_forward(layer, &c.shape, q, r, in, m, out, NULL, 0, NULL,
+                              NULL) != DCNV4_SUCCESS)
+    CHECK(0, "%s: %s", name, dcnv4_context_last_error(ctx));
+  else {
+    double *res = download_values(ctx, out, (size_t)c.query_elements, c.dtype);
+    compare(dir, name, "output", res, 3, c.query_shape, c.dtype);
+    free(res);
+  }
+  cl_mem all[] = {q, r, in, m, out};
+  for (size_t i = 0; i < 5; i++)
+    host_release(all[i]);
+done:
+  dcnv4_layer_destroy(layer);
+  free(vq);
+  free(vr);
+  free(vin);
+  free(mask);
+}
+
 typedef void (*case_runner)(dcnv4_context *, const char *, const char *,
                             const cJSON *);
 static const struct {
@@ -173,6 +226,7 @@ static const struct {
     {"dcnv4", run_dcnv4_case},
     {"flash_deform_attn", run_fda_case},
     {"dcnv4_layer", run_dcnv4_layer_case},
+    {"flash_deform_attn_layer", run_fda_layer_case},
 };
 
 int main(int argc, char **argv) {

@@ -178,6 +178,30 @@ int case_load_tensor(const char *case_dir, const char *name, int ndim,
   return 0;
 }
 
+int case_load_mask(const char *case_dir, const char *name, int ndim,
+                   const int64_t *shape, unsigned char **values,
+                   case_error *e) {
+  npy_array a;
+  *values = NULL;
+  if (read_checked(case_dir, name, ndim, shape, &a, e) != 0)
+    return -1;
+  if (a.dtype != NPY_UINT8 && a.dtype != NPY_BOOL) {
+    npy_free(&a);
+    return case_fail(e, "%s.npy holds %s; |u1 or |b1 is expected", name,
+                     npy_dtype_descr(a.dtype));
+  }
+  unsigned char *v = malloc(a.count ? a.count : 1);
+  if (!v) {
+    npy_free(&a);
+    return case_fail(e, "out of memory reading %s.npy", name);
+  }
+  for (uint64_t i = 0; i < a.count; i++)
+    v[i] = ((const unsigned char *)a.data)[i] != 0;
+  npy_free(&a);
+  *values = v;
+  return 0;
+}
+
 int case_load_expected(const char *case_dir, const char *name, int ndim,
                        const int64_t *shape, double **values, case_error *e) {
   npy_array a;
@@ -249,9 +273,8 @@ int dcnv4_case_read(const cJSON *root, dcnv4_case *c, case_error *e) {
 
 /* An array of `count` integers in [min, max] under `key` (an element may be
  * nested one level deeper when `pairs`: then `count` [a, b] arrays). */
-static int meta_int_array(const cJSON *root, const char *key, int count,
-                          int pairs, int64_t min, int64_t max, int32_t *out,
-                          case_error *e) {
+int meta_int_array(const cJSON *root, const char *key, int count, int pairs,
+                   int64_t min, int64_t max, int32_t *out, case_error *e) {
   const cJSON *v = field(root, key, e);
   if (!v)
     return -1;

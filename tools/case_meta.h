@@ -28,6 +28,10 @@ int meta_int(const cJSON *root, const char *key, int64_t min, int64_t max,
              int64_t *out, case_error *e);
 int meta_int32(const cJSON *root, const char *key, int32_t min, int32_t max,
                int32_t *out, case_error *e);
+/* An array of `count` integers in [min, max] under `key`; with `pairs`,
+ * `count` [a, b] arrays (written to out as 2*count integers). */
+int meta_int_array(const cJSON *root, const char *key, int count, int pairs,
+                   int64_t min, int64_t max, int32_t *out, case_error *e);
 /* A finite number. */
 int meta_number(const cJSON *root, const char *key, double *out, case_error *e);
 /* A string (not copied: valid while root lives). */
@@ -43,6 +47,10 @@ int meta_dtype(const cJSON *root, dcnv4_dtype *out, case_error *e);
 int case_load_tensor(const char *case_dir, const char *name, int ndim,
                      const int64_t *shape, dcnv4_dtype dtype, float **values,
                      void **packed, case_error *e);
+/* Reads CASE_DIR/<name>.npy, a |u1 (or |b1) array of the given shape, as
+ * bytes 0 or 1 (non-zero -> 1) in `values` (malloc'd). */
+int case_load_mask(const char *case_dir, const char *name, int ndim,
+                   const int64_t *shape, unsigned char **values, case_error *e);
 /* Reads CASE_DIR/<name>.npy as doubles of the given shape (expected
  * results). */
 int case_load_expected(const char *case_dir, const char *name, int ndim,

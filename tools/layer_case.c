@@ -67,6 +67,70 @@ int dcnv4_layer_case_read(const cJSON *root, dcnv4_layer_case *c,
   return 0;
 }
 
+int fda_layer_case_read(const cJSON *root, fda_layer_case *c, case_error *e) {
+  memset(c, 0, sizeof *c);
+  dcnv4_fda_layer_config *k = &c->config;
+  dcnv4_fda_layer_shape *s = &c->shape;
+  dcnv4_fda_layer_config_init(k);
+  dcnv4_fda_layer_shape_init(s);
+  const int32_t big = INT32_MAX;
+  if (meta_int32(root, "N", 1, big, &s->batch, e) ||
+      meta_int32(root, "Lq", 1, big, &s->queries, e) ||
+      meta_int32(root, "d_model", 1, big, &k->d_model, e) ||
+      meta_int32(root, "n_levels", 1, DCNV4_FDA_MAX_LEVELS, &k->n_levels, e) ||
+      meta_int32(root, "n_heads", 1, big, &k->n_heads, e) ||
+      meta_int32(root, "n_points", 1, DCNV4_FDA_MAX_SAMPLES, &k->n_points, e) ||
+      meta_int32(root, "input_len", 1, big, &s->input_len, e) ||
+      meta_int32(root, "reference_dim", 2, 4, &s->reference_dim, e) ||
+      meta_int32(root, "padding_mask", 0, 1, &c->padding_mask, e) ||
+      meta_dtype(root, &c->dtype, e))
+    return -1;
+  if (s->reference_dim == 3)
+    return case_fail(e, "meta.json \"reference_dim\" is 3; expected 2 or 4");
+  if (k->d_model % k->n_heads != 0)
+    return case_fail(e, "d_model %d is not a multiple of n_heads %d",
+                     (int)k->d_model, (int)k->n_heads);
+  int32_t shapes[DCNV4_FDA_MAX_LEVELS * 2] = {0};
+  if (meta_int_array(root, "spatial_shapes", k->n_levels, 1, 1, big, shapes,
+                     e) ||
+      meta_int_array(root, "level_start_index", k->n_levels, 0, 0, big,
+                     s->level_start, e))
+    return -1;
+  /* The core operator's rules for the levels and sizes. */
+  dcnv4_fda_params p;
+  dcnv4_fda_params_init(&p);
+  p.batch = s->batch;
+  p.queries = s->queries;
+  p.group = k->n_heads;
+  p.group_channels = k->d_model / k->n_heads;
+  p.levels = k->n_levels;
+  p.points = k->n_points;
+  p.value_len = s->input_len;
+  for (int l = 0; l < k->n_levels; l++) {
+    s->spatial_shapes[l][0] = p.spatial_shapes[l][0] = shapes[2 * l];
+    s->spatial_shapes[l][1] = p.spatial_shapes[l][1] = shapes[2 * l + 1];
+    p.level_start[l] = s->level_start[l];
+  }
+  char why[256];
+  if (dcnv4_fda_check_params(&p, why, sizeof why) != DCNV4_SUCCESS)
+    return case_fail(e, "invalid flash_deform_attn_layer parameters: %s", why);
+  const int64_t N = s->batch, Lq = s->queries, C = k->d_model;
+  const int64_t q[3] = {N, Lq, C}, in[3] = {N, s->input_len, C},
+                ref[4] = {N, Lq, k->n_levels, s->reference_dim},
+                m[2] = {N, s->input_len};
+  memcpy(c->query_shape, q, sizeof q);
+  memcpy(c->input_shape, in, sizeof in);
+  memcpy(c->reference_shape, ref, sizeof ref);
+  memcpy(c->mask_shape, m, sizeof m);
+  /* Sizes fit: dcnv4_fda_check_params bounded the products. */
+  c->query_elements = (uint64_t)N * (uint64_t)Lq * (uint64_t)C;
+  c->input_elements = (uint64_t)N * (uint64_t)s->input_len * (uint64_t)C;
+  c->reference_elements = (uint64_t)N * (uint64_t)Lq * (uint64_t)k->n_levels *
+                          (uint64_t)s->reference_dim;
+  c->mask_elements = (uint64_t)N * (uint64_t)s->input_len;
+  return 0;
+}
+
 /* Every file of weights/ must be <key>.npy for a key of the layer. */
 static int check_no_stray_files(const char *dir, dcnv4_layer *layer,
                                 case_error *e) {

@@ -18,6 +18,24 @@ typedef struct dcnv4_layer_case {
 int dcnv4_layer_case_read(const cJSON *root, dcnv4_layer_case *c,
                           case_error *e);
 
+/* A `flash_deform_attn_layer` case. */
+typedef struct fda_layer_case {
+  dcnv4_fda_layer_config config;
+  dcnv4_fda_layer_shape shape;
+  dcnv4_dtype dtype;
+  int32_t padding_mask;       /* 1: padding_mask.npy (N, input_len) is given */
+  int64_t query_shape[3];     /* (N, Lq, d_model): query and output */
+  int64_t reference_shape[4]; /* (N, Lq, n_levels, reference_dim) */
+  int64_t input_shape[3];     /* (N, input_len, d_model) */
+  int64_t mask_shape[2];      /* (N, input_len) */
+  uint64_t query_elements, reference_elements, input_elements, mask_elements;
+} fda_layer_case;
+
+/* Reads and checks the meta of a `flash_deform_attn_layer` case (no device
+ * needed): the configuration and the level tables follow the library's
+ * rules (dcnv4_fda_check_params). */
+int fda_layer_case_read(const cJSON *root, fda_layer_case *c, case_error *e);
+
 /* Sets every weight of `layer` from CASE_DIR/weights/<key>.npy (any float
  * .npy). A missing file, a shape other than the layer's, or a .npy in
  * weights/ that is no weight of the layer is an error. */
