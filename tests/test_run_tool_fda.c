@@ -1,9 +1,11 @@
-/* dcnv4-run on flash_deform_attn case folders: the golden cases give their
- * expected outputs (DESIGN.md §1.4 tolerances); malformed cases exit with
- * status 2, one line on stderr, and write nothing.
+/* dcnv4-run on flash_deform_attn and flash_deform_attn_layer case folders:
+ * the golden cases give their expected outputs (DESIGN.md §1.4
+ * tolerances); malformed cases exit with status 2, one line on stderr, and
+ * write nothing.
  *
  * usage: test_run_tool_fda DCNV4_RUN GOLDEN_DIR */
 #include "case_meta.h"
+#include "layer_case.h"
 #include "test_util.h"
 
 #include <dirent.h>
@@ -218,6 +220,155 @@ static void check_bad(const char *golden, const bad_case *b) {
   free(root);
 }
 
+/* ------------------------------------------------------------ layer */
+
+/* Copies the regular files of src into dst (created), and of src/weights
+ * into dst/weights. */
+static void copy_layer_case(const char *src, const char *dst) {
+  const char *sub[] = {"", "/weights"};
+  for (int k = 0; k < 2; k++) {
+    char from_dir[4096], to_dir[4096];
+    snprintf(from_dir, sizeof from_dir, "%s%s", src, sub[k]);
+    snprintf(to_dir, sizeof to_dir, "%s%s", dst, sub[k]);
+    mkdir(to_dir, 0755);
+    DIR *d = opendir(from_dir);
+    struct dirent *ent;
+    while (d && (ent = readdir(d))) {
+      char from[8300], to[8300];
+      snprintf(from, sizeof from, "%s/%s", from_dir, ent->d_name);
+      snprintf(to, sizeof to, "%s/%s", to_dir, ent->d_name);
+      struct stat info;
+      if (stat(from, &info) == 0 && S_ISREG(info.st_mode))
+        copy_file(from, to);
+    }
+    if (d)
+      closedir(d);
+  }
+}
+
+static void check_layer_golden(const char *golden, const char *name) {
+  char dir[4096], args[12288], first[1024];
+  snprintf(dir, sizeof dir, "%s/%s", golden, name);
+  char *out = make_temp_dir("fda-layer-out");
+  snprintf(args, sizeof args, "'%s' '%s'", dir, out);
+  int lines = 0;
+  int rc = run(args, &lines, first, sizeof first);
+  CHECK(rc == 0, "%s: exit status %d (%s)", name, rc, first);
+  cJSON *meta = NULL;
+  case_error e;
+  fda_layer_case c;
+  double *got = NULL, *want = NULL;
+  if (meta_load(dir, &meta, &e) || fda_layer_case_read(meta, &c, &e))
+    CHECK(0, "%s: %s", name, e.text);
+  else {
+    CHECK(count_entries(out) == 1, "%s: %d files written, not 1", name,
+          count_entries(out));
+    if (rc == 0 &&
+        (case_load_expected(out, "output", 3, c.query_shape, &got, &e) ||
+         case_load_expected(dir, "output", 3, c.query_shape, &want, &e)))
+      CHECK(0, "%s: %s", name, e.text);
+    else if (rc == 0) {
+      double err = rel_l2(got, want, (size_t)c.query_elements);
+      double tol = tolerance_for(c.dtype);
+      printf("  %-18s %-24s rel err %.2e (tol %.0e)\n", name, "output", err,
+             tol);
+      CHECK(err <= tol, "%s: output error %.3g > %.0e", name, err, tol);
+    }
+  }
+  free(got);
+  free(want);
+  cJSON_Delete(meta);
+  remove_tree(out);
+  free(out);
+}
+
+typedef struct bad_layer_case {
+  const char *what;
+  const char *key;   /* meta.json key to replace (NULL: none) */
+  const char *value; /* its new JSON value (NULL: remove the key) */
+  const char *file;  /* a file to damage (NULL: none) */
+  int action;        /* on `file`: 0 remove, 1 truncate, 2 replace by
+                        `value` (another file of the case) */
+} bad_layer_case;
+
+static const bad_layer_case bad_layer_cases[] = {
+    {"reference_dim 3", "reference_dim", "3", NULL, 0},
+    {"reference_dim 2 with boxes", "reference_dim", "2", NULL, 0},
+    {"levels overlap", "level_start_index", "[0, 100, 150]", NULL, 0},
+    {"level beyond input_len", "level_start_index", "[0, 120, 151]", NULL, 0},
+    {"input_len too short", "input_len", "158", NULL, 0},
+    {"spatial_shapes zero", "spatial_shapes", "[[10, 12], [0, 6], [3, 3]]",
+     NULL, 0},
+    {"spatial_shapes one pair short", "spatial_shapes", "[[10, 12], [5, 6]]",
+     NULL, 0},
+    {"n_levels 17", "n_levels", "17", NULL, 0},
+    {"n_heads does not divide d_model", "n_heads", "6", NULL, 0},
+    {"n_points disagrees with the weights", "n_points", "3", NULL, 0},
+    {"d_model disagrees with the arrays", "d_model", "32", NULL, 0},
+    {"padding_mask 2", "padding_mask", "2", NULL, 0},
+    {"unknown dtype", "dtype", "\"float64\"", NULL, 0},
+    {"padding_mask.npy missing", NULL, NULL, "padding_mask.npy", 0},
+    {"padding_mask.npy not bytes", NULL, "query.npy", "padding_mask.npy", 2},
+    {"reference_points.npy truncated", NULL, NULL, "reference_points.npy", 1},
+    {"query.npy missing", NULL, NULL, "query.npy", 0},
+    {"weight missing", NULL, NULL, "weights/value_proj.bias.npy", 0},
+    {"weight misshaped", NULL, "weights/attention_weights.weight.npy",
+     "weights/sampling_offsets.weight.npy", 2},
+    {"stray weight file", NULL, "weights/value_proj.bias.npy",
+     "weights/value_proj.bias2.npy", 2},
+};
+
+static void check_layer_bad(const char *golden, const bad_layer_case *b) {
+  char src[2048], args[8192], first[1024], path[4096];
+  snprintf(src, sizeof src, "%s/fda_layer_4d_mask", golden);
+  char *root = make_temp_dir("fda-layer-bad");
+  char dir[2048], out[2048];
+  snprintf(dir, sizeof dir, "%s/case", root);
+  snprintf(out, sizeof out, "%s/out", root);
+  copy_layer_case(src, dir);
+  if (b->key) {
+    cJSON *meta = NULL;
+    case_error e;
+    if (meta_load(dir, &meta, &e) != 0) {
+      CHECK(0, "%s", e.text);
+      return;
+    }
+    cJSON_DeleteItemFromObjectCaseSensitive(meta, b->key);
+    if (b->value)
+      cJSON_AddItemToObject(meta, b->key, cJSON_Parse(b->value));
+    char *text = cJSON_Print(meta);
+    snprintf(path, sizeof path, "%s/meta.json", dir);
+    FILE *f = fopen(path, "w");
+    fputs(text, f);
+    fclose(f);
+    free(text);
+    cJSON_Delete(meta);
+  }
+  if (b->file) {
+    snprintf(path, sizeof path, "%s/%s", dir, b->file);
+    if (b->action == 0)
+      CHECK(remove(path) == 0, "cannot remove %s", path);
+    else if (b->action == 1)
+      CHECK(truncate(path, 100) == 0, "cannot truncate %s", path);
+    else {
+      char from[4096];
+      snprintf(from, sizeof from, "%s/%s", dir, b->value);
+      copy_file(from, path);
+    }
+  }
+  int lines = 0;
+  snprintf(args, sizeof args, "'%s' '%s'", dir, out);
+  int rc = run(args, &lines, first, sizeof first);
+  CHECK(rc == 2, "%s: exit status %d, expected 2 (%s)", b->what, rc, first);
+  CHECK(lines == 1, "%s: %d lines on stderr, expected 1", b->what, lines);
+  CHECK(count_entries(out) == 0, "%s: %d files written", b->what,
+        count_entries(out));
+  if (getenv("TEST_VERBOSE"))
+    printf("%-38s -> %d: %s", b->what, rc, first);
+  remove_tree(root);
+  free(root);
+}
+
 int main(int argc, char **argv) {
   if (argc != 3) {
     fprintf(stderr, "usage: test_run_tool_fda DCNV4_RUN GOLDEN_DIR\n");
@@ -232,5 +383,12 @@ int main(int argc, char **argv) {
   check_golden(golden, "fda_3lvl", 1);
   for (size_t i = 0; i < sizeof bad_cases / sizeof bad_cases[0]; i++)
     check_bad(golden, &bad_cases[i]);
+  static const char *const layer_cases[] = {"fda_layer_2d", "fda_layer_4d_mask",
+                                            "fda_layer_fp16"};
+  for (size_t i = 0; i < 3; i++)
+    check_layer_golden(golden, layer_cases[i]);
+  for (size_t i = 0; i < sizeof bad_layer_cases / sizeof bad_layer_cases[0];
+       i++)
+    check_layer_bad(golden, &bad_layer_cases[i]);
   return test_finish("test_run_tool_fda");
 }

@@ -18,6 +18,7 @@ static const struct {
     {"dcnv4", run_dcnv4},
     {"flash_deform_attn", run_flash_deform_attn},
     {"dcnv4_layer", run_dcnv4_layer},
+    {"flash_deform_attn_layer", run_flash_deform_attn_layer},
 };
 
 static void usage(FILE *to) {
@@ -119,8 +120,7 @@ int main(int argc, char **argv) {
     else if (strcmp(argv[i], "--device") == 0) {
       fprintf(stderr, "dcnv4-run: --device needs a value (see --help)\n");
       return RUN_BAD_INPUT;
-    }
-    else if (argv[i][0] == '-' && argv[i][1] != '\0') {
+    } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
       fprintf(stderr, "dcnv4-run: unknown option %s (see --help)\n", argv[i]);
       return RUN_BAD_INPUT;
     } else if (npos < 2)

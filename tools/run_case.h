@@ -46,5 +46,7 @@ int run_dcnv4(const run_request *req, run_outputs *outs, case_error *e);
 int run_flash_deform_attn(const run_request *req, run_outputs *outs,
                           case_error *e);
 int run_dcnv4_layer(const run_request *req, run_outputs *outs, case_error *e);
+int run_flash_deform_attn_layer(const run_request *req, run_outputs *outs,
+                                case_error *e);
 
 #endif
