@@ -376,7 +376,11 @@ DCNV4_API dcnv4_status dcnv4_fda_backward(
  * (DESIGN.md §1.3): an input tensor in, the layer's output out. Create one
  * from its configuration and a storage dtype, set every weight by its
  * state-dict key (from host arrays or a safetensors file), then run forward
- * on device buffers as often as needed. Forward only for now.
+ * on device buffers as often as needed. Forward only for now. Two kinds:
+ * DCNv4 layers (dcnv4_dcnv4_layer_create, dcnv4_layer_forward) and
+ * FlashDeformAttn layers (dcnv4_fda_layer_create, dcnv4_fda_layer_forward);
+ * the forward and workspace calls of one kind refuse a layer of the other
+ * (DCNV4_ERROR_INVALID_PARAMETER), everything else is shared.
  *
  * Computation: the linear projections run as fp32 GEMMs on CLBlast (one
  * SGEMM per projection over all N*H*W rows, row-major, y = x W^T), the
