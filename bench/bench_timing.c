@@ -70,3 +70,34 @@ double copy_bandwidth(dcnv4_context *ctx, size_t bytes, int reps) {
     clReleaseMemObject(b);
   return result;
 }
+
+double time_launches(dcnv4_context *ctx, int reps, int nsets, int single,
+                     launch_fn launch, void *arg) {
+  const int warm = 3, total = reps + warm;
+  double *ms = malloc(sizeof *ms * (size_t)reps);
+  cl_event *marks = calloc((size_t)total, sizeof *marks);
+  cl_event *ends = calloc((size_t)total, sizeof *ends);
+  int ok = ms && marks && ends;
+  for (int i = 0; i < total && ok; i++) {
+    marks[i] = enqueue_marker(ctx);
+    ok = launch(ctx, i % nsets, arg, &ends[i]) == DCNV4_SUCCESS && ends[i];
+  }
+  clFinish(dcnv4_context_queue(ctx));
+  for (int i = 0; i < reps && ok; i++) {
+    int k = i + warm;
+    ms[i] = single ? event_ms(ends[k]) : span_ms(marks[k], ends[k]);
+  }
+  for (int i = 0; marks && ends && i < total; i++) {
+    if (marks[i])
+      clReleaseEvent(marks[i]);
+    if (ends[i])
+      clReleaseEvent(ends[i]);
+  }
+  double m = ok ? median(ms, reps) : -1;
+  if (!ok)
+    fprintf(stderr, "launch failed: %s\n", dcnv4_context_last_error(ctx));
+  free(ms);
+  free(marks);
+  free(ends);
+  return m;
+}

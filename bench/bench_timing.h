@@ -13,6 +13,17 @@ cl_event enqueue_marker(dcnv4_context *ctx);
 
 double median(double *v, int n);
 
+/* Enqueues one launch on input set `set`, its last command's event in *end. */
+typedef dcnv4_status (*launch_fn)(dcnv4_context *ctx, int set, void *arg,
+                                  cl_event *end);
+
+/* Median ms of `reps` launches after 3 warm-up ones, cycling through `nsets`
+ * input sets. `single`: the launch is one command, timed by its own event;
+ * else from a marker enqueued before it to its last command's end. -1 if a
+ * launch failed (the message is printed). */
+double time_launches(dcnv4_context *ctx, int reps, int nsets, int single,
+                     launch_fn launch, void *arg);
+
 /* Copy bandwidth of the device (bytes read + written per second), measured
  * with clEnqueueCopyBuffer on `bytes`-sized buffers, median of `reps`. */
 double copy_bandwidth(dcnv4_context *ctx, size_t bytes, int reps);

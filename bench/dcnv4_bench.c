@@ -8,6 +8,7 @@
  * GB/s and the fraction of copy bandwidth. Output: a table on the terminal,
  * results.csv and results.json, and fractions.png when gnuplot is there.
  * Exit status 1 if any verification fails. */
+#include "bench.h"
 #include "bench_timing.h"
 #include "cl_host.h"
 #include "dcnv4_problem.h"
@@ -22,11 +23,6 @@
 #ifndef DCNV4_BENCH_PLOT_SCRIPT
 #define DCNV4_BENCH_PLOT_SCRIPT "plot_fractions.gp"
 #endif
-
-typedef struct shape {
-  const char *set;
-  int n, h, w, c;
-} shape;
 
 /* DESIGN.md §5: the paper's Tables 2 and 5. */
 static const shape paper_shapes[] = {
@@ -56,33 +52,6 @@ static double upstream_ms(const shape *s, int d, dcnv4_dtype t) {
                                   : 0;
   return 0;
 }
-
-typedef struct options {
-  const char *device;
-  const char *out_dir;
-  int quick, full_size, reps, plot;
-  dcnv4_dtype dtypes[3];
-  int ndtypes;
-  int group_channels[4];
-  int nd;
-  int forward, backward;
-  shape shapes[16]; /* --shape: instead of the paper's */
-  int nshapes;
-} options;
-
-typedef struct row {
-  char op[24], set[16], shape[32], config[16];
-  dcnv4_dtype dtype;
-  double ms, bytes, gbps, fraction, upstream, verify_error, tolerance;
-  int sets, reps;
-} row;
-
-typedef struct results {
-  row *rows;
-  int count, capacity;
-  double copy_gbps;
-  int failures;
-} results;
 
 static row *add_row(results *r) {
   if (r->count == r->capacity) {
@@ -173,7 +142,7 @@ static void release_tensors(tensors *t) {
 }
 
 /* Input sets so that one pass over them is several times the cache. */
-static int input_sets(dcnv4_context *ctx, double bytes_per_set) {
+int input_sets(dcnv4_context *ctx, double bytes_per_set) {
   cl_ulong cache = 0;
   clGetDeviceInfo(dcnv4_context_device(ctx), CL_DEVICE_GLOBAL_MEM_CACHE_SIZE,
                   sizeof cache, &cache, NULL);
@@ -182,59 +151,29 @@ static int input_sets(dcnv4_context *ctx, double bytes_per_set) {
   return sets < 1 ? 1 : sets > 16 ? 16 : sets;
 }
 
-/* Median ms of `reps` launches of forward (kind 0) or backward (kind 1). */
-static double time_op(dcnv4_context *ctx, const dcnv4_params *p, tensors *sets,
-                      int nsets, int kind, int reps) {
-  const int warm = 3;
-  double *ms = malloc(sizeof *ms * (size_t)reps);
-  cl_event *marks = calloc((size_t)(reps + warm), sizeof *marks);
-  cl_event *ends = calloc((size_t)(reps + warm), sizeof *ends);
-  int ok = 1;
-  for (int i = 0; i < reps + warm && ok; i++) {
-    tensors *t = &sets[i % nsets];
-    marks[i] = enqueue_marker(ctx);
-    if (kind == 0)
-      ok = dcnv4_forward(ctx, p, t->in, t->om, t->out, 0, NULL, &ends[i]) ==
-           DCNV4_SUCCESS;
-    else {
-      dcnv4_backward_buffers b = {t->in, t->om, t->go, t->gi, t->gom, NULL};
-      ok = dcnv4_backward(ctx, p, &b, 0, NULL, &ends[i]) == DCNV4_SUCCESS;
-    }
-  }
-  clFinish(dcnv4_context_queue(ctx));
-  for (int i = 0; i < reps && ok; i++) {
-    int k = i + warm;
-    /* Single-kernel ops: the kernel's own duration; multi-command ops:
-     * from the preceding marker to the last command's end. */
-    ms[i] = kind == 0 ? event_ms(ends[k]) : span_ms(marks[k], ends[k]);
-  }
-  for (int i = 0; i < reps + warm; i++) {
-    if (marks[i])
-      clReleaseEvent(marks[i]);
-    if (ends[i])
-      clReleaseEvent(ends[i]);
-  }
-  double m = ok ? median(ms, reps) : -1;
-  if (!ok)
-    fprintf(stderr, "launch failed: %s\n", dcnv4_context_last_error(ctx));
-  free(ms);
-  free(marks);
-  free(ends);
-  return m;
+typedef struct core_launch {
+  const dcnv4_params *p;
+  tensors *sets;
+} core_launch;
+
+static dcnv4_status launch_forward(dcnv4_context *ctx, int set, void *arg,
+                                   cl_event *end) {
+  core_launch *l = arg;
+  tensors *t = &l->sets[set];
+  return dcnv4_forward(ctx, l->p, t->in, t->om, t->out, 0, NULL, end);
+}
+
+static dcnv4_status launch_backward(dcnv4_context *ctx, int set, void *arg,
+                                    cl_event *end) {
+  core_launch *l = arg;
+  tensors *t = &l->sets[set];
+  dcnv4_backward_buffers b = {t->in, t->om, t->go, t->gi, t->gom, NULL};
+  return dcnv4_backward(ctx, l->p, &b, 0, NULL, end);
 }
 
 static void bench_dcnv4(dcnv4_context *ctx, const options *o, const shape *sh,
-                        int d, dcnv4_dtype dtype, int is_gpu, results *res) {
+                        int d, dcnv4_dtype dtype, results *res) {
   shape s = *sh;
-  if (!is_gpu && !o->full_size && strcmp(s.set, "custom") != 0) {
-    /* CPU devices: the same configurations on smaller tensors. */
-    if (s.n > 1)
-      s.n = 1;
-    else {
-      s.h = s.h / 4 > 4 ? s.h / 4 : 4;
-      s.w = s.w / 4 > 4 ? s.w / 4 : 4;
-    }
-  }
   dcnv4_params p;
   dcnv4_params_init(&p);
   p.batch = s.n;
@@ -247,9 +186,6 @@ static void bench_dcnv4(dcnv4_context *ctx, const options *o, const shape *sh,
   if (dcnv4_get_shape(&p, &shp) != DCNV4_SUCCESS)
     return;
   double err = verify(ctx, &p);
-  double tol = tolerance_for(dtype);
-  if (!(err <= tol))
-    res->failures++;
   double fwd_bytes =
       (double)(shp.input_bytes + shp.offset_mask_bytes + shp.output_bytes);
   double bwd_bytes = (double)(2 * shp.input_bytes + 2 * shp.offset_mask_bytes +
@@ -269,9 +205,11 @@ static void bench_dcnv4(dcnv4_context *ctx, const options *o, const shape *sh,
     fprintf(stderr, "cannot allocate %s (%d sets)\n", shape_text, nsets);
   else {
     if (o->forward || o->backward)
-      fwd_ms = time_op(ctx, &p, sets, nsets, 0, o->reps);
+      fwd_ms = time_launches(ctx, o->reps, nsets, 1, launch_forward,
+                             &(core_launch){&p, sets});
     if (backward)
-      bwd_ms = time_op(ctx, &p, sets, nsets, 1, o->reps);
+      bwd_ms = time_launches(ctx, o->reps, nsets, 0, launch_backward,
+                             &(core_launch){&p, sets});
   }
   for (int i = 0; i < nsets; i++)
     release_tensors(&sets[i]);
@@ -289,31 +227,56 @@ static void bench_dcnv4(dcnv4_context *ctx, const options *o, const shape *sh,
   for (size_t i = 0; i < 3; i++) {
     if (!out[i].want)
       continue;
-    row *x = add_row(res);
-    snprintf(x->op, sizeof x->op, "%s", out[i].op);
-    snprintf(x->set, sizeof x->set, "%s", s.set);
-    snprintf(x->shape, sizeof x->shape, "%s", shape_text);
-    snprintf(x->config, sizeof x->config, "%s", config);
-    x->dtype = dtype;
-    x->ms = out[i].ms;
-    x->bytes = out[i].bytes;
-    x->gbps = x->ms > 0 ? x->bytes / (x->ms * 1e-3) * 1e-9 : 0;
-    x->fraction = res->copy_gbps > 0 ? x->gbps / res->copy_gbps : 0;
-    x->upstream = out[i].upstream;
-    x->verify_error = err;
-    x->tolerance = tol;
-    x->sets = nsets;
-    x->reps = o->reps;
-    char up[16] = "-", speedup[16] = "-";
-    if (x->upstream > 0 && x->ms > 0) {
-      snprintf(up, sizeof up, "%.3f", x->upstream);
-      snprintf(speedup, sizeof speedup, "%.2fx", x->upstream / x->ms);
-    }
-    printf("%-17s %-9s %-16s %-6s %-8s %9.4f %9.1f %7.3f %8s %7s %9.2e%s\n",
-           x->op, x->set, x->shape, x->config, dcnv4_dtype_name(dtype), x->ms,
-           x->gbps, x->fraction, up, speedup, err, err <= tol ? "" : " FAILED");
-    fflush(stdout);
+    measurement m = {out[i].op, s.set,     shape_text,   config,
+                     dtype,     out[i].ms, out[i].bytes, out[i].upstream,
+                     err,       nsets,     o->reps};
+    record_row(res, &m);
   }
+}
+
+/* CPU devices: the same configurations on smaller tensors. */
+static shape scaled(const options *o, const shape *sh, int is_gpu) {
+  shape s = *sh;
+  if (!is_gpu && !o->full_size && strcmp(s.set, "custom") != 0) {
+    if (s.n > 1)
+      s.n = 1;
+    else {
+      s.h = s.h / 4 > 4 ? s.h / 4 : 4;
+      s.w = s.w / 4 > 4 ? s.w / 4 : 4;
+    }
+  }
+  return s;
+}
+
+void record_row(results *res, const measurement *m) {
+  row *x = add_row(res);
+  snprintf(x->op, sizeof x->op, "%s", m->op);
+  snprintf(x->set, sizeof x->set, "%s", m->set);
+  snprintf(x->shape, sizeof x->shape, "%s", m->shape);
+  snprintf(x->config, sizeof x->config, "%s", m->config);
+  x->dtype = m->dtype;
+  x->ms = m->ms;
+  x->bytes = m->bytes;
+  x->gbps = x->ms > 0 ? x->bytes / (x->ms * 1e-3) * 1e-9 : 0;
+  x->fraction = res->copy_gbps > 0 ? x->gbps / res->copy_gbps : 0;
+  x->upstream = m->upstream;
+  x->verify_error = m->verify_error;
+  x->tolerance = tolerance_for(m->dtype);
+  x->sets = m->sets;
+  x->reps = m->reps;
+  int ok = x->verify_error <= x->tolerance && x->ms > 0;
+  if (!ok)
+    res->failures++;
+  char up[16] = "-", speedup[16] = "-";
+  if (x->upstream > 0 && x->ms > 0) {
+    snprintf(up, sizeof up, "%.3f", x->upstream);
+    snprintf(speedup, sizeof speedup, "%.2fx", x->upstream / x->ms);
+  }
+  printf("%-17s %-9s %-16s %-6s %-8s %9.4f %9.1f %7.3f %8s %7s %9.2e%s\n",
+         x->op, x->set, x->shape, x->config, dcnv4_dtype_name(x->dtype), x->ms,
+         x->gbps, x->fraction, up, speedup, x->verify_error,
+         ok ? "" : " FAILED");
+  fflush(stdout);
 }
 
 /* ---------------------------------------------------------------- output */
@@ -386,14 +349,15 @@ static void write_json(const char *path, const results *r,
 /* One line per configuration (shape, GxD, dtype) with the fraction of each
  * op in its own column, for a clustered bar chart. */
 static const char *const plot_ops[] = {"forward", "backward",
-                                       "forward+backward"};
+                                       "forward+backward", "layer forward"};
+#define PLOT_OPS (sizeof plot_ops / sizeof plot_ops[0])
 
 static void write_plot_data(const char *path, const results *r) {
   FILE *f = fopen(path, "w");
   if (!f)
     return;
   fprintf(f, "configuration");
-  for (size_t k = 0; k < 3; k++)
+  for (size_t k = 0; k < PLOT_OPS; k++)
     fprintf(f, "\t%s", plot_ops[k]);
   fprintf(f, "\n");
   for (int i = 0; i < r->count; i++) {
@@ -406,7 +370,7 @@ static void write_plot_data(const char *path, const results *r) {
     if (!first)
       continue;
     fprintf(f, "\"%s %s %s\"", x->shape, x->config, dcnv4_dtype_name(x->dtype));
-    for (size_t k = 0; k < 3; k++) {
+    for (size_t k = 0; k < PLOT_OPS; k++) {
       double v = NAN;
       for (int j = i; j < r->count; j++)
         if (!strcmp(r->rows[j].shape, x->shape) &&
@@ -454,6 +418,9 @@ static void usage(void) {
       "                     default 16 and 32)\n"
       "  --shape NxHxWxC    this shape instead of the paper's (repeatable)\n"
       "  --forward-only     skip backward rows\n"
+      "  --ops LIST         what to time, of core,layer,fda (default all):\n"
+      "                     the DCNv4 operator, the DCNv4 layer's forward,\n"
+      "                     FlashDeformAttn on Deformable DETR's encoder\n"
       "  --reps N           launches per row (default 50, quick 15)\n"
       "  --full-size        paper sizes on CPU devices too (default: smaller)\n"
       "  --out DIR          where results.{csv,json} and fractions.png go\n"
@@ -466,6 +433,7 @@ static int parse_options(int argc, char **argv, options *o) {
   o->out_dir = "bench-out";
   o->plot = 1;
   o->forward = o->backward = 1;
+  o->ops = BENCH_OP_CORE | BENCH_OP_LAYER | BENCH_OP_FDA;
   o->reps = 0;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -478,7 +446,23 @@ static int parse_options(int argc, char **argv, options *o) {
       o->backward = 0;
     else if (!strcmp(a, "--no-plot"))
       o->plot = 0;
-    else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+    else if (v && !strcmp(a, "--ops")) {
+      o->ops = 0;
+      char list[128];
+      snprintf(list, sizeof list, "%s", argv[++i]);
+      for (char *t = strtok(list, ","); t; t = strtok(NULL, ",")) {
+        if (!strcmp(t, "core"))
+          o->ops |= BENCH_OP_CORE;
+        else if (!strcmp(t, "layer"))
+          o->ops |= BENCH_OP_LAYER;
+        else if (!strcmp(t, "fda"))
+          o->ops |= BENCH_OP_FDA;
+        else {
+          fprintf(stderr, "dcnv4-bench: unknown op %s in --ops\n", t);
+          return -1;
+        }
+      }
+    } else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
       usage();
       exit(0);
     } else if (v && !strcmp(a, "--device"))
@@ -581,9 +565,16 @@ int main(int argc, char **argv) {
           continue;
         if (shapes[si].c % o.group_channels[di] != 0)
           continue;
-        bench_dcnv4(ctx, &o, &shapes[si], o.group_channels[di], o.dtypes[t],
-                    dev.is_gpu, &res);
+        shape s = scaled(&o, &shapes[si], dev.is_gpu);
+        if (o.ops & BENCH_OP_CORE)
+          bench_dcnv4(ctx, &o, &s, o.group_channels[di], o.dtypes[t], &res);
+        if (o.ops & BENCH_OP_LAYER)
+          bench_dcnv4_layer(ctx, &o, &s, o.group_channels[di], o.dtypes[t],
+                            &res);
       }
+  if (o.ops & BENCH_OP_FDA)
+    for (int t = 0; t < o.ndtypes; t++)
+      bench_fda(ctx, &o, o.dtypes[t], dev.is_gpu, &res);
 
   mkdir(o.out_dir, 0755);
   char path[4096];
@@ -603,7 +594,7 @@ int main(int argc, char **argv) {
     plot(o.out_dir, title);
   }
   if (res.failures)
-    printf("%d configuration(s) FAILED verification\n", res.failures);
+    printf("%d row(s) FAILED verification\n", res.failures);
   free(res.rows);
   dcnv4_context_destroy(ctx);
   return res.failures ? 1 : 0;

@@ -19,4 +19,5 @@ set boxwidth 0.9
 set xtics rotate by -50 scale 0
 plot data using 2:xticlabels(1) lc rgb '#1f77b4', \
      ''   using 3 lc rgb '#ff7f0e', \
-     ''   using 4 lc rgb '#2ca02c'
+     ''   using 4 lc rgb '#2ca02c', \
+     ''   using 5 lc rgb '#d62728'

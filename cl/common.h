@@ -16,6 +16,12 @@
 #ifndef IDX64
 #define IDX64 0
 #endif
+// fp16 vector accesses: 0 = 32-bit words converted bit by bit, 1 = aligned
+// vloada_half/vstorea_half, 2 = words converted by vload_half on a private
+// copy, 3 = vload_half on global memory.
+#ifndef HALF_VEC_MODE
+#define HALF_VEC_MODE 2
+#endif
 
 #define CAT_(a, b) a##b
 #define CAT(a, b) CAT_(a, b)
@@ -120,7 +126,32 @@ typedef CAT(float, VEC) floatv;
 #if DTYPE == 0
 #define LOADV(p) (*(__global const floatv *)(p))
 #define STOREV(v, p) (*(__global floatv *)(p) = (v))
-#elif DTYPE == 1
+#elif DTYPE == 1 && HALF_VEC_MODE == 1
+// Aligned vector forms: the compiler may issue one wide access.
+#define LOADV(p) CAT(vloada_half, VEC)(0, (const __global half *)(p))
+#define STOREV(v, p) CAT(CAT(vstorea_half, VEC), _rte)((v), 0, HALF_PTR(p))
+#elif DTYPE == 1 && HALF_VEC_MODE == 2
+// One wide load of 32-bit words, converted by vload_half on a private copy
+// (the hardware conversion, without the compiler splitting the access).
+#if VEC == 2
+typedef uint halfwords;
+#elif VEC == 4
+typedef uint2 halfwords;
+#else
+typedef uint4 halfwords;
+#endif
+inline floatv load_halves(__global const storage_t *p) {
+  halfwords w = *(__global const halfwords *)p;
+  return CAT(vload_half, VEC)(0, (const __private half *)&w);
+}
+inline void store_halves(floatv v, __global storage_t *p) {
+  halfwords w;
+  CAT(CAT(vstore_half, VEC), _rte)(v, 0, (__private half *)&w);
+  *(__global halfwords *)p = w;
+}
+#define LOADV(p) load_halves(p)
+#define STOREV(v, p) store_halves((v), (p))
+#elif DTYPE == 1 && HALF_VEC_MODE == 3
 #define LOADV(p) CAT(vload_half, VEC)(0, (const __global half *)(p))
 #define STOREV(v, p) CAT(CAT(vstore_half, VEC), _rte)((v), 0, HALF_PTR(p))
 #else

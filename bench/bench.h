@@ -1,0 +1,66 @@
+/* Shared by the benchmark's files: the options, the result table and how a
+ * row is recorded and printed. */
+#ifndef DCNV4_BENCH_H
+#define DCNV4_BENCH_H
+
+#include "dcnv4.h"
+
+typedef struct shape {
+  const char *set;
+  int n, h, w, c;
+} shape;
+
+typedef struct options {
+  const char *device;
+  const char *out_dir;
+  int quick, full_size, reps, plot;
+  dcnv4_dtype dtypes[3];
+  int ndtypes;
+  int group_channels[4];
+  int nd;
+  int forward, backward;
+  int ops;          /* BENCH_OP_* bits */
+  shape shapes[16]; /* --shape: instead of the paper's */
+  int nshapes;
+} options;
+
+enum { BENCH_OP_CORE = 1, BENCH_OP_LAYER = 2, BENCH_OP_FDA = 4 };
+
+typedef struct row {
+  char op[24], set[16], shape[40], config[16];
+  dcnv4_dtype dtype;
+  double ms, bytes, gbps, fraction, upstream, verify_error, tolerance;
+  int sets, reps;
+} row;
+
+typedef struct results {
+  row *rows;
+  int count, capacity;
+  double copy_gbps;
+  int failures;
+} results;
+
+/* What one row measured; `upstream` 0 when there is no anchor figure. */
+typedef struct measurement {
+  const char *op, *set, *shape, *config;
+  dcnv4_dtype dtype;
+  double ms, bytes, upstream, verify_error;
+  int sets, reps;
+} measurement;
+
+/* Adds the row (fraction of the copy bandwidth of this run), prints it, and
+ * counts a verification failure. */
+void record_row(results *res, const measurement *m);
+
+/* Number of input sets whose one pass is several times the device cache. */
+int input_sets(dcnv4_context *ctx, double bytes_per_set);
+
+/* The FlashDeformAttn operator on Deformable DETR's encoder shape. */
+void bench_fda(dcnv4_context *ctx, const options *o, dcnv4_dtype dtype,
+               int is_gpu, results *res);
+
+/* Forward of the full DCNv4 layer (projections, core, output projection). */
+void bench_dcnv4_layer(dcnv4_context *ctx, const options *o, const shape *s,
+                       int d, dcnv4_dtype dtype, results *res);
+
+#endif
