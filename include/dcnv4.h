@@ -7,6 +7,12 @@
  * nothing. Tensors are channels-last, row-major, contiguous `cl_mem` buffers
  * (see DESIGN.md §1 for the exact semantics of each operator).
  *
+ * One exception: the backward calls enqueue up to three commands (zeroing,
+ * scatter, conversion); should the driver refuse a later one after accepting
+ * an earlier one, the call fails (DCNV4_ERROR_OPENCL) and the gradient
+ * buffers' content is unspecified. (OpenCL offers no portable way to withdraw
+ * an accepted command.)
+ *
  * Threading: a context is used by one thread at a time; separate contexts may
  * run in parallel, also on the same device.
  */

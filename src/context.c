@@ -127,7 +127,7 @@ dcnv4_status dcnv4_context_create(const dcnv4_context_options *options,
   cl_int err;
   cl_context_properties props[] = {CL_CONTEXT_PLATFORM,
                                    (cl_context_properties)platform, 0};
-  ctx->cl_ctx = clCreateContext(props, 1, &device, NULL, NULL, &err);
+  ctx->cl_ctx = dcn_clCreateContext(props, device, &err);
   if (!ctx->cl_ctx) {
     dcnv4_context_destroy(ctx);
     return creation_failed(options, DCNV4_ERROR_OPENCL,
@@ -136,7 +136,7 @@ dcnv4_status dcnv4_context_create(const dcnv4_context_options *options,
   }
   cl_command_queue_properties qprops =
       options && options->enable_profiling ? CL_QUEUE_PROFILING_ENABLE : 0;
-  ctx->queue = clCreateCommandQueue(ctx->cl_ctx, device, qprops, &err);
+  ctx->queue = dcn_clCreateCommandQueue(ctx->cl_ctx, device, qprops, &err);
   if (!ctx->queue) {
     dcnv4_context_destroy(ctx);
     return creation_failed(options, DCNV4_ERROR_OPENCL,
@@ -247,7 +247,7 @@ dcnv4_status dcnv4_context_device_info(dcnv4_context *ctx,
 dcnv4_status dcnv4_context_finish(dcnv4_context *ctx) {
   if (!ctx)
     return DCNV4_ERROR_NULL_POINTER;
-  cl_int err = clFinish(ctx->queue);
+  cl_int err = dcn_clFinish(ctx->queue);
   return err == CL_SUCCESS ? DCNV4_SUCCESS : dcn_fail_cl(ctx, err, "clFinish");
 }
 

@@ -1,5 +1,5 @@
 /* OpenCL device enumeration, DCNV4_DEVICE parsing and vendor classes. */
-#include "internal.h"
+#include "fault.h"
 
 #include <CL/cl_ext.h>
 #include <ctype.h>
@@ -96,7 +96,7 @@ static dcnv4_status enumerate(device_entry **out, size_t *count) {
   *out = NULL;
   *count = 0;
   cl_uint np = 0;
-  cl_int err = clGetPlatformIDs(0, NULL, &np);
+  cl_int err = dcn_clGetPlatformIDs(0, NULL, &np);
   if (err == CL_PLATFORM_NOT_FOUND_KHR || np == 0)
     return DCNV4_SUCCESS;
   if (err != CL_SUCCESS)
@@ -107,13 +107,13 @@ static dcnv4_status enumerate(device_entry **out, size_t *count) {
   dcnv4_status st = DCNV4_SUCCESS;
   device_entry *list = NULL;
   size_t n = 0;
-  if (clGetPlatformIDs(np, platforms, NULL) != CL_SUCCESS) {
+  if (dcn_clGetPlatformIDs(np, platforms, NULL) != CL_SUCCESS) {
     st = DCNV4_ERROR_OPENCL;
     goto done;
   }
   for (cl_uint p = 0; p < np; p++) {
     cl_uint nd = 0;
-    if (clGetDeviceIDs(platforms[p], CL_DEVICE_TYPE_ALL, 0, NULL, &nd) !=
+    if (dcn_clGetDeviceIDs(platforms[p], CL_DEVICE_TYPE_ALL, 0, NULL, &nd) !=
             CL_SUCCESS ||
         nd == 0)
       continue; /* a platform without devices is not an error */
@@ -127,8 +127,8 @@ static dcnv4_status enumerate(device_entry **out, size_t *count) {
       goto done;
     }
     list = grown;
-    if (clGetDeviceIDs(platforms[p], CL_DEVICE_TYPE_ALL, nd, devices, NULL) ==
-        CL_SUCCESS) {
+    if (dcn_clGetDeviceIDs(platforms[p], CL_DEVICE_TYPE_ALL, nd, devices,
+                           NULL) == CL_SUCCESS) {
       for (cl_uint d = 0; d < nd; d++) {
         device_entry *e = &list[n];
         e->platform = platforms[p];
@@ -198,6 +198,7 @@ dcnv4_status dcn_select_device(const char *spec, cl_platform_id *platform,
     return st;
   }
   if (n == 0) {
+    dcn_free(list); /* allocated even when no device could be queried */
     snprintf(why, why_size,
              "no OpenCL device found (is an ICD such as PoCL installed?)");
     return DCNV4_ERROR_DEVICE_NOT_FOUND;

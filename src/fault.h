@@ -138,4 +138,52 @@ static inline cl_int dcn_clEnqueueBarrierWithWaitList(cl_command_queue q,
   return clEnqueueBarrierWithWaitList(q, num_wait, wait, event);
 }
 
+static inline cl_int dcn_clGetPlatformIDs(cl_uint count, cl_platform_id *out,
+                                          cl_uint *available) {
+  if (DCN_FAULT("clGetPlatformIDs"))
+    return CL_OUT_OF_HOST_MEMORY;
+  return clGetPlatformIDs(count, out, available);
+}
+
+static inline cl_int dcn_clGetDeviceIDs(cl_platform_id platform,
+                                        cl_device_type type, cl_uint count,
+                                        cl_device_id *out, cl_uint *available) {
+  if (DCN_FAULT("clGetDeviceIDs"))
+    return CL_OUT_OF_HOST_MEMORY;
+  return clGetDeviceIDs(platform, type, count, out, available);
+}
+
+static inline cl_context dcn_clCreateContext(const cl_context_properties *props,
+                                             cl_device_id device, cl_int *err) {
+  if (DCN_FAULT("clCreateContext")) {
+    *err = CL_OUT_OF_HOST_MEMORY;
+    return NULL;
+  }
+  return clCreateContext(props, 1, &device, NULL, NULL, err);
+}
+
+static inline cl_command_queue
+dcn_clCreateCommandQueue(cl_context c, cl_device_id device,
+                         cl_command_queue_properties props, cl_int *err) {
+  if (DCN_FAULT("clCreateCommandQueue")) {
+    *err = CL_OUT_OF_HOST_MEMORY;
+    return NULL;
+  }
+  return clCreateCommandQueue(c, device, props, err);
+}
+
+static inline cl_int dcn_clGetProgramInfo(cl_program p, cl_program_info what,
+                                          size_t size, void *value,
+                                          size_t *size_ret) {
+  if (DCN_FAULT("clGetProgramInfo"))
+    return CL_OUT_OF_HOST_MEMORY;
+  return clGetProgramInfo(p, what, size, value, size_ret);
+}
+
+static inline cl_int dcn_clFinish(cl_command_queue q) {
+  if (DCN_FAULT("clFinish"))
+    return CL_OUT_OF_RESOURCES;
+  return clFinish(q);
+}
+
 #endif /* DCNV4_FAULT_H */

@@ -168,14 +168,14 @@ static void store_binary(dcnv4_context *ctx, cl_program p, const char *key) {
   if (!ctx->cache_dir)
     return;
   size_t size = 0;
-  if (clGetProgramInfo(p, CL_PROGRAM_BINARY_SIZES, sizeof size, &size, NULL) !=
-          CL_SUCCESS ||
+  if (dcn_clGetProgramInfo(p, CL_PROGRAM_BINARY_SIZES, sizeof size, &size,
+                           NULL) != CL_SUCCESS ||
       size == 0)
     return;
   unsigned char *bin = dcn_malloc(size);
   if (!bin)
     return;
-  if (clGetProgramInfo(p, CL_PROGRAM_BINARIES, sizeof bin, &bin, NULL) ==
+  if (dcn_clGetProgramInfo(p, CL_PROGRAM_BINARIES, sizeof bin, &bin, NULL) ==
       CL_SUCCESS) {
     dcn_disk_cache_store(ctx, key, bin, size);
     ctx->cache_stats.disk_writes++;
@@ -218,11 +218,18 @@ static dcnv4_status build_program(dcnv4_context *ctx,
   }
   err = dcn_clBuildProgram(p, ctx->device, options);
   if (err != CL_SUCCESS) {
+    /* Only the compiler's verdict is a build failure (remembered, and the
+     * reason to try other options); anything else (out of resources or host
+     * memory) is an OpenCL error that may pass on a later call. */
+    bool compiler_said_no =
+        err == CL_BUILD_PROGRAM_FAILURE || err == CL_INVALID_BUILD_OPTIONS;
     char *log = build_log(ctx, p);
-    st = dcn_fail_with_log(ctx, DCNV4_ERROR_BUILD_FAILED, log,
-                           "building program %s with options \"%s\" failed: "
-                           "%s; build log:",
-                           recipe->name, options, dcn_cl_error_name(err));
+    st = dcn_fail_with_log(
+        ctx, compiler_said_no ? DCNV4_ERROR_BUILD_FAILED : DCNV4_ERROR_OPENCL,
+        log,
+        "building program %s with options \"%s\" failed: "
+        "%s; build log:",
+        recipe->name, options, dcn_cl_error_name(err));
     dcn_free(log);
     clReleaseProgram(p);
     p = NULL;

@@ -35,20 +35,37 @@ int meta_load(const char *case_dir, cJSON **root, case_error *e) {
     return case_fail(e, "cannot read %s", path);
   }
   fclose(f);
-  const char *end = NULL;
-  /* The length includes the terminating zero so cJSON can insist that
-   * nothing but whitespace follows the value; an embedded zero byte is
-   * rejected as well. */
-  *root = strlen(text) == (size_t)n
-              ? cJSON_ParseWithLengthOpts(text, (size_t)n + 1, &end, 1)
-              : NULL;
+  int rc = meta_parse(text, (size_t)n, root, e);
   free(text);
+  if (rc != 0) {
+    case_error inner = *e;
+    return case_fail(e, "%s: %s", path, inner.text);
+  }
+  return 0;
+}
+
+int meta_parse(const char *text, size_t size, cJSON **root, case_error *e) {
+  *root = NULL;
+  /* An embedded zero byte is rejected; cJSON insists that nothing but
+   * whitespace follows the value. */
+  if (memchr(text, '\0', size))
+    return case_fail(e, "not valid JSON (a zero byte)");
+  char *copy = malloc(size + 1);
+  if (!copy)
+    return case_fail(e, "out of memory");
+  memcpy(copy, text, size);
+  copy[size] = '\0';
+  const char *end = NULL;
+  /* The length includes the terminating zero so that cJSON checks what
+   * follows the value. */
+  *root = cJSON_ParseWithLengthOpts(copy, size + 1, &end, 1);
+  free(copy);
   if (!*root)
-    return case_fail(e, "%s is not valid JSON", path);
+    return case_fail(e, "not valid JSON");
   if (!cJSON_IsObject(*root)) {
     cJSON_Delete(*root);
     *root = NULL;
-    return case_fail(e, "%s is not a JSON object", path);
+    return case_fail(e, "not a JSON object");
   }
   return 0;
 }

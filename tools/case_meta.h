@@ -23,6 +23,8 @@ int case_fail(case_error *e, const char *fmt, ...)
 
 /* Parses CASE_DIR/meta.json; the caller frees with cJSON_Delete. */
 int meta_load(const char *case_dir, cJSON **root, case_error *e);
+/* Parses a meta.json image of `size` bytes (need not end in a zero). */
+int meta_parse(const char *text, size_t size, cJSON **root, case_error *e);
 /* An integral number (or a JSON boolean) within [min, max]. */
 int meta_int(const cJSON *root, const char *key, int64_t min, int64_t max,
              int64_t *out, case_error *e);
