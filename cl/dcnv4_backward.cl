@@ -102,8 +102,10 @@ POINT_LOOP
         if (h1 && w1)
           atomic_add_floatv(gimage + (o + row + C), (lh * lw) * gi);
       }
-      mine[2 * k] = m * g.offset_scale * gx;
-      mine[2 * k + 1] = m * g.offset_scale * gy;
+      // Times m * offset_scale after the sum over the chunks (as the
+      // reference groups it: an infinite m and a chunk's zero give no NaN).
+      mine[2 * k] = gx;
+      mine[2 * k + 1] = gy;
       mine[2 * K + k] = gm;
       k++;
     }
@@ -130,7 +132,11 @@ POINT_LOOP
     float s = 0.0f;
     for (int c = 0; c < CHUNKS; c++)
       s += first[c * 3 * K + lane];
-    if (SOFTMAX && lane >= 2 * K) {
+    if (lane < 2 * K) {
+      const float m = SOFTMAX ? exp(LOAD1(om, 2 * K + lane / 2) - mmax) * minv
+                              : LOAD1(om, 2 * K + lane / 2);
+      s = m * g.offset_scale * s;
+    } else if (SOFTMAX) {
       const float m = exp(LOAD1(om, lane) - mmax) * minv;
       s = m * (s - dot);
     }

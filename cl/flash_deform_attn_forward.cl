@@ -36,6 +36,7 @@ flash_deform_attn_forward(__global const storage_t *restrict value,
 
   floatv acc = (floatv)(0.0f);
   float wsum = 0.0f;
+  bool any = false; // some point inside its level
   for (int l = 0; l < L; l++) {
     const int H = g.height[l], W = g.width[l];
     __global const storage_t *level = image + (idx_t)g.start[l] * GD;
@@ -48,6 +49,7 @@ flash_deform_attn_forward(__global const storage_t *restrict value,
       const sample_coord y = fda_coord(LOAD1(row, 2 * i + 1), H);
       if (!(x.inside && y.inside))
         continue;
+      any = true;
       const float lw = x.frac, lh = y.frac, hw = 1.0f - lw, hh = 1.0f - lh;
       const bool w0 = x.low >= 0, w1 = x.low + 1 < W;
       const bool h0 = y.low >= 0, h1 = y.low + 1 < H;
@@ -66,5 +68,6 @@ flash_deform_attn_forward(__global const storage_t *restrict value,
       acc += w * s;
     }
   }
-  STOREV(acc / wsum, output + gid * VEC);
+  // No point inside: 0, even when the weights are NaN (NaN or +Inf logits).
+  STOREV(any ? acc / wsum : acc, output + gid * VEC);
 }

@@ -212,11 +212,14 @@ typedef struct dcnv4_params {
    * ceil(group*K*3 / 8) * 8. */
   int32_t offset_mask_stride;
   dcnv4_dtype dtype;
+  /* 0 or 1: backward without float atomics, bitwise reproducible (see
+   * dcnv4_backward). Forward is always deterministic. */
+  int32_t deterministic;
 } dcnv4_params;
 
 /* Defaults: 3x3 kernel, stride 1, pad 1, dilation 1, offset_scale 1, group 1,
- * fp32; the sizes (batch, height_in, width_in, group_channels) are 0 and must
- * be set. */
+ * fp32, deterministic 0; the sizes (batch, height_in, width_in, group_channels)
+ * are 0 and must be set. */
 DCNV4_API void dcnv4_params_init(dcnv4_params *params);
 
 /* Sizes derived from a parameter set. */
@@ -250,8 +253,11 @@ DCNV4_API dcnv4_status dcnv4_forward(dcnv4_context *context,
                                      const cl_event *event_wait_list,
                                      cl_event *event);
 
-/* Bytes of device scratch dcnv4_backward needs (0 for fp32: the gradient is
- * accumulated in place; N*H_in*W_in*C*4 for fp16/bf16). */
+/* Bytes of device scratch dcnv4_backward needs. Default mode: 0 for fp32
+ * (the gradient is accumulated in place), N*H_in*W_in*C*4 for fp16/bf16.
+ * Deterministic mode: 4 * (2*B + 1 + ceil(B/256) + 3*P) bytes, where
+ * P = N*H_out*W_out*group*K sampling points and B = N*group*(H_in+1)*(W_in+1)
+ * buckets; DCNV4_ERROR_SIZE_OVERFLOW if that is 2^33 bytes or more. */
 DCNV4_API dcnv4_status dcnv4_backward_workspace_size(const dcnv4_params *params,
                                                      size_t *bytes);
 
@@ -267,7 +273,34 @@ typedef struct dcnv4_backward_buffers {
   cl_mem workspace;
 } dcnv4_backward_buffers;
 
-/* Gradients of the forward with respect to input and offset_mask. */
+/* Gradients of the forward with respect to input and offset_mask.
+ *
+ * Default mode: grad_input is scattered with float atomics, so its last bits
+ * may change from run to run. With params->deterministic = 1 no float atomic
+ * is used: every sampling point is sorted into a bucket by its top-left
+ * neighbour (integer counts, a prefix sum, then each bucket sorted by point
+ * index), and each grad_input element sums its contributions in that fixed
+ * order; grad_offset_mask is reduced in a fixed order as well. The results
+ * are then bitwise identical from run to run and independent of work-group
+ * sizes and scheduling, for a given device, driver, dtype and shape. Slower
+ * than the default mode and needs the workspace above.
+ *
+ * Non-finite values (both modes, both operators; DESIGN.md §1.1): a point
+ * whose position is NaN, infinite or outside -1 < y < H_in, -1 < x < W_in
+ * (offsets of any size, e.g. 1e30) contributes nothing and gets zero position
+ * gradients times its weight; it is rejected before any float-to-int
+ * conversion. Otherwise plain IEEE arithmetic on the formulas: each in-image
+ * neighbour is read and multiplied by its bilinear weight even when that
+ * weight is exactly zero, so an Inf there gives NaN (0 * Inf); the point's
+ * sample (sum of weight * value over its in-image neighbours) is then
+ * multiplied by its weight m, so NaN/Inf in a weight, an input value or
+ * grad_output propagates to everything that point touches; a NaN or +Inf
+ * among a group's softmax logits makes all its K weights NaN. Neighbours
+ * outside the image are never read. tests/reference.c follows the same
+ * rules; exact agreement of NaN/Inf positions with it holds where the
+ * sampling position is the same in fp32 and float64 (it may round
+ * differently within an fp32 ulp of an integer) and where fp32 does not
+ * overflow or underflow (a softmax weight below ~1e-45 is an exact zero). */
 DCNV4_API dcnv4_status dcnv4_backward(dcnv4_context *context,
                                       const dcnv4_params *params,
                                       const dcnv4_backward_buffers *buffers,
@@ -308,9 +341,13 @@ typedef struct dcnv4_fda_params {
   /* First value row of each level */
   int32_t level_start[DCNV4_FDA_MAX_LEVELS];
   dcnv4_dtype dtype;
+  /* 0 or 1: backward without float atomics, bitwise reproducible (see
+   * dcnv4_fda_backward). Forward is always deterministic. */
+  int32_t deterministic;
 } dcnv4_fda_params;
 
-/* Zeroes everything and sets dtype fp32, group 1, levels 1, points 4; the
+/* Zeroes everything and sets dtype fp32, group 1, levels 1, points 4,
+ * deterministic 0; the
  * sizes (batch, queries, group_channels, value_len, spatial_shapes,
  * level_start) must be set. */
 DCNV4_API void dcnv4_fda_params_init(dcnv4_fda_params *params);
@@ -352,8 +389,11 @@ DCNV4_API dcnv4_status dcnv4_fda_forward(
     cl_mem sampling_loc_attn, cl_mem output, cl_uint num_events_in_wait_list,
     const cl_event *event_wait_list, cl_event *event);
 
-/* Bytes of device scratch dcnv4_fda_backward needs (0 for fp32: the value
- * gradient is accumulated in place; B*Nv*G*D*4 for fp16/bf16). */
+/* Bytes of device scratch dcnv4_fda_backward needs. Default mode: 0 for
+ * fp32 (the value gradient is accumulated in place), B*Nv*G*D*4 for
+ * fp16/bf16. Deterministic mode: 4 * (2*U + 1 + ceil(U/256) + 3*P) bytes,
+ * where P = B*Q*G*L*K sampling points and U = B*G*sum_l (H_l+1)*(W_l+1)
+ * buckets; DCNV4_ERROR_SIZE_OVERFLOW if that is 2^33 bytes or more. */
 DCNV4_API dcnv4_status dcnv4_fda_backward_workspace_size(
     const dcnv4_fda_params *params, size_t *bytes);
 
@@ -370,7 +410,12 @@ typedef struct dcnv4_fda_backward_buffers {
 } dcnv4_fda_backward_buffers;
 
 /* Gradients of the forward with respect to value and sampling_loc_attn (the
- * locations, and the logits through the softmax). */
+ * locations, and the logits through the softmax). params->deterministic = 1:
+ * no float atomics, bitwise reproducible results, as for dcnv4_backward.
+ * Non-finite values follow the rules given at dcnv4_backward; in addition a
+ * NaN or +Inf logit (or all logits -Inf) makes every weight of its
+ * (query, head) row NaN, so the row's output is NaN if any of its points is
+ * inside its level and 0 if none is. */
 DCNV4_API dcnv4_status dcnv4_fda_backward(
     dcnv4_context *context, const dcnv4_fda_params *params,
     const dcnv4_fda_backward_buffers *buffers, cl_uint num_events_in_wait_list,

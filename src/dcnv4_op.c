@@ -1,5 +1,6 @@
 /* DCNv4 core operator: parameter validation and the forward/backward
  * launchers (kernels in cl/dcnv4_forward.cl and cl/dcnv4_backward.cl). */
+#include "deterministic.h"
 #include "tuning.h"
 
 #include <math.h>
@@ -72,6 +73,10 @@ static dcnv4_status compute_shape(dcnv4_context *ctx, const dcnv4_params *p,
   if (p->softmax != 0 && p->softmax != 1)
     return dcn_fail(ctx, DCNV4_ERROR_INVALID_PARAMETER,
                     "softmax is %d; it must be 0 or 1", (int)p->softmax);
+  if (p->deterministic != 0 && p->deterministic != 1)
+    return dcn_fail(ctx, DCNV4_ERROR_INVALID_PARAMETER,
+                    "deterministic is %d; it must be 0 or 1",
+                    (int)p->deterministic);
   if (!isfinite(p->offset_scale))
     return dcn_fail(ctx, DCNV4_ERROR_INVALID_PARAMETER,
                     "offset_scale must be finite");
@@ -169,6 +174,20 @@ dcnv4_status dcnv4_check_params(const dcnv4_params *params, char *message,
   return st;
 }
 
+/* The deterministic backward's workspace (see deterministic.h): one point
+ * per (pixel, group, k), (H_in+1)*(W_in+1) buckets per (image, group). */
+static bool det_plan(const dcnv4_params *p, const dcnv4_shape *s,
+                     dcn_det_plan *plan) {
+  uint64_t points, buckets;
+  const uint64_t pf[] = {(uint64_t)p->batch, (uint64_t)s->height_out,
+                         (uint64_t)s->width_out, (uint64_t)p->group,
+                         (uint64_t)s->points};
+  const uint64_t bf[] = {(uint64_t)p->batch, (uint64_t)p->group,
+                         (uint64_t)p->height_in + 1, (uint64_t)p->width_in + 1};
+  return dcn_product_u64(pf, 5, &points) && dcn_product_u64(bf, 4, &buckets) &&
+         dcn_det_plan_make(points, buckets, plan);
+}
+
 dcnv4_status dcnv4_backward_workspace_size(const dcnv4_params *params,
                                            size_t *bytes) {
   if (!bytes)
@@ -178,6 +197,13 @@ dcnv4_status dcnv4_backward_workspace_size(const dcnv4_params *params,
   if (st != DCNV4_SUCCESS)
     return st;
   *bytes = 0;
+  if (params->deterministic) {
+    dcn_det_plan plan;
+    if (!det_plan(params, &s, &plan))
+      return DCNV4_ERROR_SIZE_OVERFLOW;
+    *bytes = plan.bytes;
+    return DCNV4_SUCCESS;
+  }
   if (params->dtype != DCNV4_FLOAT32 &&
       !dcn_bytes(s.input_elements, sizeof(cl_float), bytes))
     return DCNV4_ERROR_SIZE_OVERFLOW;
@@ -394,6 +420,77 @@ dcnv4_status dcnv4_forward(dcnv4_context *ctx, const dcnv4_params *params,
   return st;
 }
 
+/* The backward without float atomics (see deterministic.h); buffers are
+ * already checked. The vector width depends on group_channels only, so the
+ * results do not depend on tuning other than the program options. */
+static dcnv4_status
+backward_deterministic(dcnv4_context *ctx, const dcnv4_params *params,
+                       const dcnv4_shape *s, const dcnv4_backward_buffers *b,
+                       cl_uint num_wait, const cl_event *wait,
+                       cl_event *event) {
+  dcn_det_plan plan;
+  if (!det_plan(params, s, &plan))
+    return dcn_fail(ctx, DCNV4_ERROR_SIZE_OVERFLOW,
+                    "the deterministic backward's workspace would exceed "
+                    "2^31-1 words (N*H_out*W_out*group*K and "
+                    "N*group*(H_in+1)*(W_in+1) too large); use the default "
+                    "mode");
+  cl_mem ws = NULL;
+  dcnv4_status st = dcn_workspace(ctx, b->workspace, plan.bytes, &ws);
+  if (st != DCNV4_SUCCESS)
+    return st;
+  dcn_launch_config cfg = dcn_tuning_lookup(
+      ctx, DCN_KERNEL_DCNV4_BACKWARD_DETERMINISTIC, params->dtype);
+  int vec = dcn_vector_width(params->group_channels, 4);
+  bool idx64 = needs_64bit_indices(s);
+  char options[320];
+  kernel_options(params, vec, idx64, &cfg, "", options, sizeof options);
+  cl_kernel points, gather;
+  dcn_det_kernels det;
+  if ((st = dcn_get_kernel(ctx, "dcnv4_backward_deterministic", options,
+                           "dcnv4_det_points", &points)) ||
+      (st = dcn_get_kernel(ctx, "dcnv4_backward_deterministic", options,
+                           "dcnv4_det_gather", &gather)) ||
+      (st = dcn_det_prepare(ctx, ws, &plan, &det)))
+    return st;
+  geometry_arg geo = make_geometry(params, s);
+  uint64_t rows = s->output_elements / (uint64_t)params->group_channels;
+  uint64_t chunks = s->input_elements / (uint64_t)vec;
+  index_arg rows_arg, chunks_arg;
+  const dcn_arg pargs[] = {DCN_ARG(b->input),
+                           DCN_ARG(b->offset_mask),
+                           DCN_ARG(b->grad_output),
+                           DCN_ARG(b->grad_offset_mask),
+                           DCN_ARG(geo),
+                           DCN_ARG(ws),
+                           DCN_ARG(plan.off_count),
+                           DCN_ARG(plan.off_key),
+                           DCN_ARG(plan.off_m),
+                           DCN_ARG(plan.off_record),
+                           make_index_arg(&rows_arg, idx64, rows)};
+  const dcn_arg gargs[] = {DCN_ARG(b->offset_mask),
+                           DCN_ARG(b->grad_output),
+                           DCN_ARG(b->grad_input),
+                           DCN_ARG(geo),
+                           DCN_ARG(ws),
+                           DCN_ARG(plan.off_offset),
+                           DCN_ARG(plan.off_m),
+                           DCN_ARG(plan.off_record),
+                           make_index_arg(&chunks_arg, idx64, chunks)};
+  if ((st = dcn_set_args(ctx, points, pargs, 11, "dcnv4_det_points")) ||
+      (st = dcn_set_args(ctx, gather, gargs, 9, "dcnv4_det_gather")))
+    return st;
+  /* Everything is validated and built: zero the counts, then the steps. */
+  if ((st = dcn_enqueue_zero(ctx, ws, (size_t)plan.buckets * 4, num_wait, wait,
+                             NULL)) ||
+      (st = dcn_enqueue_1d(ctx, points, rows, cfg.local_size, 0, NULL, NULL,
+                           "dcnv4_det_points")) ||
+      (st = dcn_det_enqueue_buckets(ctx, &det, &plan, cfg.local_size)))
+    return st;
+  return dcn_enqueue_1d(ctx, gather, chunks, cfg.local_size, 0, NULL, event,
+                        "dcnv4_det_gather");
+}
+
 dcnv4_status dcnv4_backward(dcnv4_context *ctx, const dcnv4_params *params,
                             const dcnv4_backward_buffers *b, cl_uint num_wait,
                             const cl_event *wait, cl_event *event) {
@@ -419,6 +516,8 @@ dcnv4_status dcnv4_backward(dcnv4_context *ctx, const dcnv4_params *params,
       (st = dcn_check_buffer(ctx, b->grad_offset_mask, "grad_offset_mask",
                              s.offset_mask_bytes)))
     return st;
+  if (params->deterministic)
+    return backward_deterministic(ctx, params, &s, b, num_wait, wait, event);
   size_t ws_bytes = 0;
   bool direct = params->dtype == DCNV4_FLOAT32;
   if (!direct)

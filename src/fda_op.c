@@ -1,6 +1,7 @@
 /* FlashDeformAttn core operator: parameter validation and the
  * forward/backward launchers (kernels in cl/flash_deform_attn_forward.cl and
  * cl/flash_deform_attn_backward.cl). */
+#include "deterministic.h"
 #include "tuning.h"
 
 #include <stdio.h>
@@ -93,6 +94,10 @@ static dcnv4_status compute_shape(dcnv4_context *ctx, const dcnv4_fda_params *p,
       return dcn_fail(ctx, DCNV4_ERROR_INVALID_PARAMETER,
                       "%s is %d; it must be at least %d", ranges[i].name,
                       (int)ranges[i].value, (int)ranges[i].min);
+  if (p->deterministic != 0 && p->deterministic != 1)
+    return dcn_fail(ctx, DCNV4_ERROR_INVALID_PARAMETER,
+                    "deterministic is %d; it must be 0 or 1",
+                    (int)p->deterministic);
   if (p->levels > DCNV4_FDA_MAX_LEVELS)
     return dcn_fail(ctx, DCNV4_ERROR_INVALID_PARAMETER,
                     "levels is %d; at most %d are supported", (int)p->levels,
@@ -158,6 +163,30 @@ dcnv4_status dcnv4_fda_check_params(const dcnv4_fda_params *params,
   return st;
 }
 
+/* Buckets per (batch, head) of the deterministic backward: sum over the
+ * levels of (H_l+1)*(W_l+1) (below 2^53: at most 16 levels of 2^48). */
+static uint64_t buckets_per_head(const dcnv4_fda_params *p) {
+  uint64_t n = 0;
+  for (int l = 0; l < p->levels; l++)
+    n += ((uint64_t)p->spatial_shapes[l][0] + 1) *
+         ((uint64_t)p->spatial_shapes[l][1] + 1);
+  return n;
+}
+
+/* The deterministic backward's workspace (see deterministic.h). */
+static bool det_plan(const dcnv4_fda_params *p, const dcnv4_fda_shape *s,
+                     dcn_det_plan *plan) {
+  (void)s;
+  uint64_t points, buckets;
+  const uint64_t pf[] = {(uint64_t)p->batch, (uint64_t)p->queries,
+                         (uint64_t)p->group, (uint64_t)p->levels,
+                         (uint64_t)p->points};
+  const uint64_t bf[] = {(uint64_t)p->batch, (uint64_t)p->group,
+                         buckets_per_head(p)};
+  return dcn_product_u64(pf, 5, &points) && dcn_product_u64(bf, 3, &buckets) &&
+         dcn_det_plan_make(points, buckets, plan);
+}
+
 dcnv4_status dcnv4_fda_backward_workspace_size(const dcnv4_fda_params *params,
                                                size_t *bytes) {
   if (!bytes)
@@ -167,6 +196,13 @@ dcnv4_status dcnv4_fda_backward_workspace_size(const dcnv4_fda_params *params,
   if (st != DCNV4_SUCCESS)
     return st;
   *bytes = 0;
+  if (params->deterministic) {
+    dcn_det_plan plan;
+    if (!det_plan(params, &s, &plan))
+      return DCNV4_ERROR_SIZE_OVERFLOW;
+    *bytes = plan.bytes;
+    return DCNV4_SUCCESS;
+  }
   if (params->dtype != DCNV4_FLOAT32 &&
       !dcn_bytes(s.value_elements, sizeof(cl_float), bytes))
     return DCNV4_ERROR_SIZE_OVERFLOW;
@@ -305,6 +341,79 @@ dcnv4_status dcnv4_fda_forward(dcnv4_context *ctx,
                         event, "flash_deform_attn_forward");
 }
 
+/* The backward without float atomics (see deterministic.h); buffers are
+ * already checked. The vector width depends on group_channels only. */
+static dcnv4_status
+backward_deterministic(dcnv4_context *ctx, const dcnv4_fda_params *params,
+                       const dcnv4_fda_shape *s,
+                       const dcnv4_fda_backward_buffers *b, cl_uint num_wait,
+                       const cl_event *wait, cl_event *event) {
+  dcn_det_plan plan;
+  if (!det_plan(params, s, &plan))
+    return dcn_fail(ctx, DCNV4_ERROR_SIZE_OVERFLOW,
+                    "the deterministic backward's workspace would exceed "
+                    "2^31-1 words (B*Q*G*L*K sampling points and "
+                    "B*G*sum (H_l+1)*(W_l+1) buckets too large); use the "
+                    "default mode");
+  cl_mem ws = NULL;
+  dcnv4_status st = dcn_workspace(ctx, b->workspace, plan.bytes, &ws);
+  if (st != DCNV4_SUCCESS)
+    return st;
+  dcn_launch_config cfg = dcn_tuning_lookup(
+      ctx, DCN_KERNEL_FDA_BACKWARD_DETERMINISTIC, params->dtype);
+  int vec = dcn_vector_width(params->group_channels, 4);
+  bool idx64 = needs_64bit_indices(s);
+  char options[256];
+  kernel_options(params, vec, idx64, &cfg, options, sizeof options);
+  cl_kernel points, gather;
+  dcn_det_kernels det;
+  if ((st = dcn_get_kernel(ctx, "flash_deform_attn_backward_deterministic",
+                           options, "fda_det_points", &points)) ||
+      (st = dcn_get_kernel(ctx, "flash_deform_attn_backward_deterministic",
+                           options, "fda_det_gather", &gather)) ||
+      (st = dcn_det_prepare(ctx, ws, &plan, &det)))
+    return st;
+  fda_geometry_arg geo = make_geometry(params);
+  cl_int per_head = (cl_int)buckets_per_head(params);
+  uint64_t rows = s->output_elements / (uint64_t)params->group_channels;
+  uint64_t chunks = s->value_elements / (uint64_t)vec;
+  index_arg rows_arg, chunks_arg;
+  const dcn_arg pargs[] = {DCN_ARG(b->value),
+                           DCN_ARG(b->sampling_loc_attn),
+                           DCN_ARG(b->grad_output),
+                           DCN_ARG(b->grad_sampling_loc_attn),
+                           DCN_ARG(geo),
+                           DCN_ARG(ws),
+                           DCN_ARG(plan.off_count),
+                           DCN_ARG(plan.off_key),
+                           DCN_ARG(plan.off_m),
+                           DCN_ARG(plan.off_record),
+                           DCN_ARG(per_head),
+                           make_index_arg(&rows_arg, idx64, rows)};
+  const dcn_arg gargs[] = {DCN_ARG(b->sampling_loc_attn),
+                           DCN_ARG(b->grad_output),
+                           DCN_ARG(b->grad_value),
+                           DCN_ARG(geo),
+                           DCN_ARG(ws),
+                           DCN_ARG(plan.off_offset),
+                           DCN_ARG(plan.off_m),
+                           DCN_ARG(plan.off_record),
+                           DCN_ARG(per_head),
+                           make_index_arg(&chunks_arg, idx64, chunks)};
+  if ((st = dcn_set_args(ctx, points, pargs, 12, "fda_det_points")) ||
+      (st = dcn_set_args(ctx, gather, gargs, 10, "fda_det_gather")))
+    return st;
+  /* Everything is validated and built: zero the counts, then the steps. */
+  if ((st = dcn_enqueue_zero(ctx, ws, (size_t)plan.buckets * 4, num_wait, wait,
+                             NULL)) ||
+      (st = dcn_enqueue_1d(ctx, points, rows, cfg.local_size, 0, NULL, NULL,
+                           "fda_det_points")) ||
+      (st = dcn_det_enqueue_buckets(ctx, &det, &plan, cfg.local_size)))
+    return st;
+  return dcn_enqueue_1d(ctx, gather, chunks, cfg.local_size, 0, NULL, event,
+                        "fda_det_gather");
+}
+
 dcnv4_status dcnv4_fda_backward(dcnv4_context *ctx,
                                 const dcnv4_fda_params *params,
                                 const dcnv4_fda_backward_buffers *b,
@@ -334,6 +443,8 @@ dcnv4_status dcnv4_fda_backward(dcnv4_context *ctx,
       (st = dcn_check_buffer(ctx, b->grad_sampling_loc_attn,
                              "grad_sampling_loc_attn", s.sampling_bytes)))
     return st;
+  if (params->deterministic)
+    return backward_deterministic(ctx, params, &s, b, num_wait, wait, event);
   size_t ws_bytes = 0;
   bool direct = params->dtype == DCNV4_FLOAT32;
   if (!direct)

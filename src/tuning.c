@@ -12,6 +12,8 @@ static const char *const kernel_names[DCN_KERNEL_COUNT] = {
     "flash_deform_attn_backward",
     "layer_elementwise",
     "layer_dwconv",
+    "dcnv4_backward_deterministic",
+    "flash_deform_attn_backward_deterministic",
 };
 
 const char *dcn_kernel_name(dcn_kernel_id kernel) {
@@ -107,6 +109,31 @@ static const tuning_row defaults[] = {
     {DCN_VENDOR_INTEL_GPU, DCN_KERNEL_LAYER_DWCONV, {1, 128}},
     {DCN_VENDOR_CPU, DCN_KERNEL_LAYER_ELEMENTWISE, {1, 256}},
     {DCN_VENDOR_CPU, DCN_KERNEL_LAYER_DWCONV, {1, 256}},
+    /* Deterministic backward: 1-D kernels, max_vec unused (4 at most). */
+    {DCN_VENDOR_NVIDIA,
+     DCN_KERNEL_DCNV4_BACKWARD_DETERMINISTIC,
+     {4, 128, 0, 0, 1, 1}},
+    {DCN_VENDOR_NVIDIA,
+     DCN_KERNEL_FDA_BACKWARD_DETERMINISTIC,
+     {4, 128, 0, 0, 1, 1}},
+    {DCN_VENDOR_AMD,
+     DCN_KERNEL_DCNV4_BACKWARD_DETERMINISTIC,
+     {4, 256, 0, 0, 1, 1}},
+    {DCN_VENDOR_AMD,
+     DCN_KERNEL_FDA_BACKWARD_DETERMINISTIC,
+     {4, 256, 0, 0, 1, 1}},
+    {DCN_VENDOR_INTEL_GPU,
+     DCN_KERNEL_DCNV4_BACKWARD_DETERMINISTIC,
+     {4, 128, 0, 0, 1, 1}},
+    {DCN_VENDOR_INTEL_GPU,
+     DCN_KERNEL_FDA_BACKWARD_DETERMINISTIC,
+     {4, 128, 0, 0, 1, 1}},
+    {DCN_VENDOR_CPU,
+     DCN_KERNEL_DCNV4_BACKWARD_DETERMINISTIC,
+     {4, 64, 0, 0, 0, 0}},
+    {DCN_VENDOR_CPU,
+     DCN_KERNEL_FDA_BACKWARD_DETERMINISTIC,
+     {4, 64, 0, 0, 0, 0}},
 };
 
 static const dcn_launch_config fallback = {4, 64, 0, 1, 1, 1};

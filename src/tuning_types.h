@@ -12,6 +12,11 @@ typedef enum dcn_kernel_id {
   DCN_KERNEL_FDA_BACKWARD,
   DCN_KERNEL_LAYER_ELEMENTWISE, /* cl/layer_ops.cl: conversions, bias, gate */
   DCN_KERNEL_LAYER_DWCONV,      /* cl/layer_ops.cl: depthwise convolution */
+  /* deterministic backward (params->deterministic): local (work-group size)
+   * of every kernel, unroll and specialize; its vector width depends on
+   * group_channels only */
+  DCN_KERNEL_DCNV4_BACKWARD_DETERMINISTIC,
+  DCN_KERNEL_FDA_BACKWARD_DETERMINISTIC,
   DCN_KERNEL_COUNT
 } dcn_kernel_id;
 

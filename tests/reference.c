@@ -1,4 +1,11 @@
-/* float64 reference operators (DESIGN.md §1). */
+/* float64 reference operators (DESIGN.md §1).
+ *
+ * Non-finite values follow the rules of include/dcnv4.h (dcnv4_backward):
+ * a position that is NaN, infinite or outside the window contributes
+ * nothing (the window test is false for NaN); in-image neighbours are read
+ * and multiplied by their weight even when it is 0 (so 0 * Inf = NaN);
+ * sums over the corners come first, then the products with m and
+ * grad_output, grouped as the kernels group them. */
 #include "reference.h"
 
 #include <math.h>
@@ -121,11 +128,18 @@ void ref_dcnv4_forward(const dcnv4_params *p, const double *input,
             position(p, ho, wo, pi[k], pj[k], row[2 * k], row[2 * k + 1], &y,
                      &x);
             bilinear b = bilinear_at(y, x, d.H, d.W);
-            for (int c4 = 0; c4 < 4 && b.valid; c4++)
-              if (b.corner[c4] >= 0)
-                for (int c = 0; c < d.D; c++)
-                  o[c] += m[k] * b.weight[c4] *
-                          img[b.corner[c4] * d.C + (long)g * d.D + c];
+            if (!b.valid)
+              continue;
+            /* The sample first, then times m (the kernels' grouping; it
+             * decides whether 0 * Inf arises, see the non-finite rules). */
+            for (int c = 0; c < d.D; c++) {
+              double sample = 0;
+              for (int c4 = 0; c4 < 4; c4++)
+                if (b.corner[c4] >= 0)
+                  sample += b.weight[c4] *
+                            img[b.corner[c4] * d.C + (long)g * d.D + c];
+              o[c] += m[k] * sample;
+            }
           }
         }
       }
@@ -162,16 +176,23 @@ void ref_dcnv4_backward(const dcnv4_params *p, const double *input,
                      &x);
             bilinear b = bilinear_at(y, x, d.H, d.W);
             double sample_dot = 0, dy = 0, dx = 0;
-            for (int c4 = 0; c4 < 4 && b.valid; c4++) {
-              if (b.corner[c4] < 0)
-                continue;
-              for (int c = 0; c < d.D; c++) {
+            /* Per channel: the sums over the corners first, then times
+             * grad_output (the kernels' grouping, which decides where
+             * 0 * Inf arises). */
+            for (int c = 0; c < d.D && b.valid; c++) {
+              double sample = 0, sy = 0, sx = 0;
+              for (int c4 = 0; c4 < 4; c4++) {
+                if (b.corner[c4] < 0)
+                  continue;
                 long at = b.corner[c4] * d.C + (long)g * d.D + c;
-                sample_dot += go[c] * b.weight[c4] * img[at];
-                dy += go[c] * b.dweight_dy[c4] * img[at];
-                dx += go[c] * b.dweight_dx[c4] * img[at];
+                sample += b.weight[c4] * img[at];
+                sy += b.dweight_dy[c4] * img[at];
+                sx += b.dweight_dx[c4] * img[at];
                 gimg[at] += m[k] * b.weight[c4] * go[c];
               }
+              sample_dot += go[c] * sample;
+              dy += go[c] * sy;
+              dx += go[c] * sx;
             }
             grow[2 * k] = m[k] * dx * p->offset_scale;
             grow[2 * k + 1] = m[k] * dy * p->offset_scale;
@@ -226,10 +247,15 @@ void ref_fda_forward(const dcnv4_fda_params *p, const double *value,
             int i = l * K + k;
             double x = row[2 * i] * W - 0.5, y = row[2 * i + 1] * H - 0.5;
             bilinear bl = bilinear_at(y, x, H, W);
-            for (int c4 = 0; c4 < 4 && bl.valid; c4++)
-              if (bl.corner[c4] >= 0)
-                for (int c = 0; c < D; c++)
-                  o[c] += m[i] * bl.weight[c4] * level[bl.corner[c4] * GD + c];
+            if (!bl.valid)
+              continue;
+            for (int c = 0; c < D; c++) {
+              double sample = 0;
+              for (int c4 = 0; c4 < 4; c4++)
+                if (bl.corner[c4] >= 0)
+                  sample += bl.weight[c4] * level[bl.corner[c4] * GD + c];
+              o[c] += m[i] * sample;
+            }
           }
         }
       }
@@ -262,16 +288,20 @@ void ref_fda_backward(const dcnv4_fda_params *p, const double *value,
             double x = row[2 * i] * W - 0.5, y = row[2 * i + 1] * H - 0.5;
             bilinear bl = bilinear_at(y, x, H, W);
             double sample_dot = 0, dy = 0, dx = 0;
-            for (int c4 = 0; c4 < 4 && bl.valid; c4++) {
-              if (bl.corner[c4] < 0)
-                continue;
-              for (int c = 0; c < D; c++) {
+            for (int c = 0; c < D && bl.valid; c++) {
+              double sample = 0, sy = 0, sx = 0;
+              for (int c4 = 0; c4 < 4; c4++) {
+                if (bl.corner[c4] < 0)
+                  continue;
                 long at = level_off + bl.corner[c4] * GD + c;
-                sample_dot += go[c] * bl.weight[c4] * value[at];
-                dy += go[c] * bl.dweight_dy[c4] * value[at];
-                dx += go[c] * bl.dweight_dx[c4] * value[at];
+                sample += bl.weight[c4] * value[at];
+                sy += bl.dweight_dy[c4] * value[at];
+                sx += bl.dweight_dx[c4] * value[at];
                 gvalue[at] += m[i] * bl.weight[c4] * go[c];
               }
+              sample_dot += go[c] * sample;
+              dy += go[c] * sy;
+              dx += go[c] * sx;
             }
             /* x = loc_x * W - 0.5, y = loc_y * H - 0.5 */
             grow[2 * i] = m[i] * dx * W;

@@ -24,11 +24,14 @@ static const struct {
 static void usage(FILE *to) {
   fprintf(to,
           "usage: dcnv4-run CASE_DIR OUT_DIR [--device SPEC] [--forward-only]\n"
+          "                 [--deterministic]\n"
           "  Runs the case in CASE_DIR (meta.json + .npy inputs) and writes\n"
           "  its outputs to OUT_DIR as float32 .npy files.\n"
           "  --device SPEC    \"platform:device\" or part of a device name\n"
           "                   (default: $DCNV4_DEVICE, else the first GPU)\n"
           "  --forward-only   skip the backward pass\n"
+          "  --deterministic  backward without float atomics (bitwise\n"
+          "                   reproducible; dcnv4 and flash_deform_attn)\n"
           "  Exit status: 0 done, 1 device/library failure, 2 bad input.\n");
 }
 
@@ -106,13 +109,15 @@ static int write_outputs(const char *dir, const run_outputs *outs,
 int main(int argc, char **argv) {
   const char *positional[2] = {NULL, NULL};
   int npos = 0;
-  run_request req = {NULL, NULL, NULL, 0};
+  run_request req = {NULL, NULL, NULL, 0, 0};
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
       usage(stdout);
       return RUN_OK;
     } else if (strcmp(argv[i], "--forward-only") == 0)
       req.forward_only = 1;
+    else if (strcmp(argv[i], "--deterministic") == 0)
+      req.deterministic = 1;
     else if (strcmp(argv[i], "--device") == 0 && i + 1 < argc)
       req.device = argv[++i];
     else if (strncmp(argv[i], "--device=", 9) == 0)

@@ -16,6 +16,7 @@ typedef struct run_request {
   const cJSON *meta;
   const char *device; /* NULL: DCNV4_DEVICE or the default */
   int forward_only;
+  int deterministic; /* backward without float atomics (both operators) */
 } run_request;
 
 /* Results, held in memory until every one is ready; written as <f4. */

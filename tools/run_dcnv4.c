@@ -25,6 +25,7 @@ int run_dcnv4(const run_request *req, run_outputs *outs, case_error *e) {
   dcnv4_case c;
   if (dcnv4_case_read(req->meta, &c, e) != 0)
     return RUN_BAD_INPUT;
+  c.params.deterministic = req->deterministic;
   const dcnv4_params *p = &c.params;
   float *vin = NULL, *vom = NULL, *vgo = NULL;
   void *pin = NULL, *pom = NULL, *pgo = NULL;

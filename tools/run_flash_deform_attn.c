@@ -27,6 +27,7 @@ int run_flash_deform_attn(const run_request *req, run_outputs *outs,
   fda_case c;
   if (fda_case_read(req->meta, &c, e) != 0)
     return RUN_BAD_INPUT;
+  c.params.deterministic = req->deterministic;
   const dcnv4_fda_params *p = &c.params;
   float *vval = NULL, *vsa = NULL, *vgo = NULL;
   void *pval = NULL, *psa = NULL, *pgo = NULL;
