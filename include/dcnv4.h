@@ -192,6 +192,58 @@ typedef struct dcnv4_cache_stats {
 DCNV4_API dcnv4_status dcnv4_context_cache_stats(const dcnv4_context *context,
                                                  dcnv4_cache_stats *stats);
 
+/* ---------------------------------------------------------------- tuning */
+
+/* Launch parameters of each kernel (vector width, work-group size, ...) are
+ * merged from three layers: the library's defaults for the device class <
+ * the tuning file written by dcnv4-tune (read at context creation from
+ * $DCNV4_TUNING_FILE, else <cache folder>/tuning/<device key>.json) < the
+ * override ($DCNV4_TUNING, or dcnv4_context_set_tuning). A tuned
+ * configuration that does not build on the device falls back to the
+ * default (reported under DCNV4_LOG). */
+typedef enum dcnv4_tuning_source {
+  DCNV4_TUNING_BUILTIN = 0, /* the library's defaults for the device class */
+  DCNV4_TUNING_FILE = 1,    /* the tuning file */
+  DCNV4_TUNING_OVERRIDE = 2 /* $DCNV4_TUNING or dcnv4_context_set_tuning */
+} dcnv4_tuning_source;
+
+/* Replaces the context's override (initially $DCNV4_TUNING) with `tuning`,
+ * "kernel.param=value[;...]" as in DCNV4_TUNING; NULL or "" removes it.
+ * Applies to later calls. A malformed string returns
+ * DCNV4_ERROR_INVALID_PARAMETER and changes nothing. */
+DCNV4_API dcnv4_status dcnv4_context_set_tuning(dcnv4_context *context,
+                                                const char *tuning);
+
+/* 0: the tuning file's kernel entries are ignored from now on (dcnv4-tune
+ * measures against the built-in defaults); non-zero (the default): used.
+ * GEMM parameters the file gave CLBlast at creation stay. */
+DCNV4_API dcnv4_status
+dcnv4_context_set_tuning_file_enabled(dcnv4_context *context, int enabled);
+
+/* The launch parameters the context uses for `kernel` ("dcnv4_forward",
+ * "dcnv4_backward", "flash_deform_attn_forward",
+ * "flash_deform_attn_backward", "layer_elementwise", "layer_dwconv") in
+ * `dtype` with `group_channels` channels per group (0: any), written as
+ * "vec=4;local=128;stage=0;split=0;unroll=1;specialize=1", and the highest
+ * layer that set one of them (`source` may be NULL). */
+DCNV4_API dcnv4_status dcnv4_context_get_tuning(
+    dcnv4_context *context, const char *kernel, dcnv4_dtype dtype,
+    int32_t group_channels, char *params, size_t params_size,
+    dcnv4_tuning_source *source);
+
+/* The context's tuning file: its path ("" when there is none to look for:
+ * $DCNV4_TUNING_FILE empty, or no cache folder) and whether it was read and
+ * applied at creation (`loaded` may be NULL). A missing or invalid file is
+ * not an error; DCNV4_LOG says why it was ignored. */
+DCNV4_API dcnv4_status dcnv4_context_tuning_file(const dcnv4_context *context,
+                                                 char *path, size_t path_size,
+                                                 int *loaded);
+
+/* How many operator calls of this context fell back from a tuned
+ * configuration that does not build on the device to the built-in default
+ * (dcnv4-tune rejects such candidates). */
+DCNV4_API uint64_t dcnv4_context_tuning_fallbacks(const dcnv4_context *context);
+
 /* --------------------------------------------------- DCNv4 core operator */
 
 /* Parameters of the DCNv4 core operator (DESIGN.md §1.1). */

@@ -78,6 +78,8 @@ static dcnv4_status finish_setup(dcnv4_context *ctx,
       !dcn_tuning_parse(tuning, &ctx->tuning, why, why_size))
     return DCNV4_ERROR_INVALID_PARAMETER;
   ctx->cache_dir = dcn_resolve_cache_dir(options);
+  /* After the cache folder: the tuning file lives under it by default. */
+  dcn_tuning_file_load(ctx);
   const char *kdir = getenv("DCNV4_KERNEL_DIR");
   if (kdir && *kdir) {
     ctx->kernel_dir = dcn_strdup(kdir);
@@ -218,6 +220,8 @@ void dcnv4_context_destroy(dcnv4_context *ctx) {
     clReleaseContext(ctx->cl_ctx);
   dcn_free(ctx->cache_dir);
   dcn_free(ctx->kernel_dir);
+  dcn_free(ctx->tuning_file);
+  dcn_free(ctx->tuning_entries);
   dcn_free(ctx->error_dynamic);
   dcn_free(ctx);
 }

@@ -352,20 +352,66 @@ static dcnv4_status forward_kernel(dcnv4_context *ctx,
   return dcn_get_kernel(ctx, "dcnv4_forward", options, "dcnv4_forward", kernel);
 }
 
+/* The tuned configuration of `kernel`, then the built-in default if that
+ * differs: the configurations to try in order. Returns how many. */
+static int configs_to_try(dcnv4_context *ctx, dcn_kernel_id kernel,
+                          const dcnv4_params *params,
+                          dcn_launch_config cfgs[2]) {
+  cfgs[0] = dcn_tuning_lookup(ctx, kernel, params->dtype,
+                              (int)params->group_channels);
+  if (cfgs[0].source == DCN_TUNING_BUILTIN)
+    return 1;
+  cfgs[1] = dcn_tuning_builtin(ctx, kernel, params->dtype,
+                               (int)params->group_channels);
+  return dcn_tuning_same(&cfgs[0], &cfgs[1]) ? 1 : 2;
+}
+
+/* The forward kernel of a validated call and its range: the tuned
+ * configuration, staged if asked (staging needs local memory for the offset
+ * rows; without room, or if the staged build is rejected, the kernel reads
+ * them from global memory), then the built-in default if the tuned
+ * configuration does not build. */
+static dcnv4_status select_forward(dcnv4_context *ctx,
+                                   const dcnv4_params *params,
+                                   const dcnv4_shape *s, cl_kernel *kernel,
+                                   range_plan *r) {
+  dcn_launch_config cfgs[2];
+  int ncfg = configs_to_try(ctx, DCN_KERNEL_DCNV4_FORWARD, params, cfgs);
+  dcnv4_status st = DCNV4_ERROR_BUILD_FAILED;
+  for (int i = 0; i < ncfg; i++) {
+    const dcn_launch_config *cfg = &cfgs[i];
+    for (int stage = cfg->stage ? 1 : 0; stage >= 0; stage--) {
+      int vec;
+      st = forward_kernel(ctx, params, s, cfg, stage, &vec, kernel);
+      if (st == DCNV4_ERROR_BUILD_FAILED)
+        continue;
+      if (st != DCNV4_SUCCESS)
+        return st;
+      if (plan_range(ctx, *kernel, params, s, vec, cfg->local_size,
+                     !cfg->specialize, 0, stage ? (size_t)s->points * 3 : 0, r))
+        return DCNV4_SUCCESS;
+      if (!stage)
+        return dcn_fail(ctx, DCNV4_ERROR_UNSUPPORTED,
+                        "group_channels %d needs more work-items per group "
+                        "than the device allows",
+                        (int)params->group_channels);
+    }
+    if (i + 1 < ncfg)
+      dcn_tuning_log_fallback(ctx, DCN_KERNEL_DCNV4_FORWARD, &cfgs[0], &cfgs[1],
+                              "does not build on this device");
+  }
+  return st;
+}
+
 dcnv4_status dcn_dcnv4_forward_prepare(dcnv4_context *ctx,
                                        const dcnv4_params *params) {
   dcnv4_shape s;
   dcnv4_status st = compute_shape(ctx, params, &s);
   if (st != DCNV4_SUCCESS)
     return st;
-  dcn_launch_config cfg =
-      dcn_tuning_lookup(ctx, DCN_KERNEL_DCNV4_FORWARD, params->dtype);
-  int vec;
   cl_kernel kernel;
-  st = forward_kernel(ctx, params, &s, &cfg, cfg.stage ? 1 : 0, &vec, &kernel);
-  if (st == DCNV4_ERROR_BUILD_FAILED && cfg.stage)
-    st = forward_kernel(ctx, params, &s, &cfg, 0, &vec, &kernel);
-  return st;
+  range_plan r;
+  return select_forward(ctx, params, &s, &kernel, &r);
 }
 
 dcnv4_status dcnv4_forward(dcnv4_context *ctx, const dcnv4_params *params,
@@ -386,38 +432,17 @@ dcnv4_status dcnv4_forward(dcnv4_context *ctx, const dcnv4_params *params,
       (st = dcn_check_buffer(ctx, output, "output", s.output_bytes)))
     return st;
 
-  dcn_launch_config cfg =
-      dcn_tuning_lookup(ctx, DCN_KERNEL_DCNV4_FORWARD, params->dtype);
+  cl_kernel kernel;
+  range_plan r;
+  if ((st = select_forward(ctx, params, &s, &kernel, &r)))
+    return st;
   geometry_arg geo = make_geometry(params, &s);
-  /* Staging needs local memory for the offset rows; without room, or if the
-   * staged build is rejected, the kernel reads them from global memory. */
-  for (int stage = cfg.stage ? 1 : 0; stage >= 0; stage--) {
-    int vec;
-    cl_kernel kernel;
-    if ((st = forward_kernel(ctx, params, &s, &cfg, stage, &vec, &kernel))) {
-      if (stage && st == DCNV4_ERROR_BUILD_FAILED)
-        continue;
-      return st;
-    }
-    range_plan r;
-    if (!plan_range(ctx, kernel, params, &s, vec, cfg.local_size,
-                    !cfg.specialize, 0, stage ? (size_t)s.points * 3 : 0, &r)) {
-      if (stage)
-        continue;
-      return dcn_fail(ctx, DCNV4_ERROR_UNSUPPORTED,
-                      "group_channels %d needs more work-items per group "
-                      "than the device allows",
-                      (int)params->group_channels);
-    }
-    const dcn_arg args[] = {DCN_ARG(input), DCN_ARG(offset_mask),
-                            DCN_ARG(output), DCN_ARG(geo),
-                            DCN_LOCAL_ARG(r.local_bytes)};
-    if ((st = dcn_set_args(ctx, kernel, args, 5, "dcnv4_forward")))
-      return st;
-    return dcn_enqueue_nd(ctx, kernel, 3, r.global, r.local, num_wait, wait,
-                          event, "dcnv4_forward");
-  }
-  return st;
+  const dcn_arg args[] = {DCN_ARG(input), DCN_ARG(offset_mask), DCN_ARG(output),
+                          DCN_ARG(geo), DCN_LOCAL_ARG(r.local_bytes)};
+  if ((st = dcn_set_args(ctx, kernel, args, 5, "dcnv4_forward")))
+    return st;
+  return dcn_enqueue_nd(ctx, kernel, 3, r.global, r.local, num_wait, wait,
+                        event, "dcnv4_forward");
 }
 
 /* The backward without float atomics (see deterministic.h); buffers are
@@ -440,7 +465,8 @@ backward_deterministic(dcnv4_context *ctx, const dcnv4_params *params,
   if (st != DCNV4_SUCCESS)
     return st;
   dcn_launch_config cfg = dcn_tuning_lookup(
-      ctx, DCN_KERNEL_DCNV4_BACKWARD_DETERMINISTIC, params->dtype);
+      ctx, DCN_KERNEL_DCNV4_BACKWARD_DETERMINISTIC, params->dtype,
+      (int)params->group_channels);
   int vec = dcn_vector_width(params->group_channels, 4);
   bool idx64 = needs_64bit_indices(s);
   char options[320];
@@ -526,17 +552,21 @@ dcnv4_status dcnv4_backward(dcnv4_context *ctx, const dcnv4_params *params,
   if (!direct && (st = dcn_workspace(ctx, b->workspace, ws_bytes, &acc)))
     return st;
 
-  dcn_launch_config cfg =
-      dcn_tuning_lookup(ctx, DCN_KERNEL_DCNV4_BACKWARD, params->dtype);
-  int vec = dcn_vector_width(params->group_channels, cfg.max_vec);
   bool idx64 = needs_64bit_indices(&s);
-  /* NVIDIA: native float atomics through inline PTX, falling back to the
+  /* The tuned configuration, then the built-in default; for each, NVIDIA's
+   * native float atomics through inline PTX first, falling back to the
    * portable compare-and-swap build if the compiler rejects them. */
-  char base[320], options[3][384];
-  const char *list[3];
-  int tries, chosen_index = 0;
-  kernel_options(params, vec, idx64, &cfg, "", base, sizeof base);
-  dcn_atomics_options(ctx, base, options, &tries);
+  dcn_launch_config cfgs[2];
+  int ncfg = configs_to_try(ctx, DCN_KERNEL_DCNV4_BACKWARD, params, cfgs);
+  char base[320], options[6][384];
+  const char *list[6];
+  int tries = 0, per_config[2] = {0, 0}, chosen_index = 0;
+  for (int c = 0; c < ncfg; c++) {
+    int vec_c = dcn_vector_width(params->group_channels, cfgs[c].max_vec);
+    kernel_options(params, vec_c, idx64, &cfgs[c], "", base, sizeof base);
+    dcn_atomics_options(ctx, base, options + tries, &per_config[c]);
+    tries += per_config[c];
+  }
   for (int i = 0; i < tries; i++)
     list[i] = options[i];
   cl_kernel kernel, convert = NULL;
@@ -544,6 +574,13 @@ dcnv4_status dcnv4_backward(dcnv4_context *ctx, const dcnv4_params *params,
                                  "dcnv4_backward", &kernel, &chosen_index)))
     return st;
   const char *chosen = list[chosen_index];
+  dcn_launch_config cfg = cfgs[0];
+  if (chosen_index >= per_config[0]) {
+    cfg = cfgs[1];
+    dcn_tuning_log_fallback(ctx, DCN_KERNEL_DCNV4_BACKWARD, &cfgs[0], &cfgs[1],
+                            "does not build on this device");
+  }
+  int vec = dcn_vector_width(params->group_channels, cfg.max_vec);
   geometry_arg geo = make_geometry(params, &s);
   range_plan r;
   uint64_t pixel_items = s.output_elements / (uint64_t)params->group_channels;

@@ -263,6 +263,20 @@ static dcn_arg make_index_arg(index_arg *storage, bool idx64, uint64_t value) {
   return (dcn_arg){sizeof(cl_int), &storage->i32};
 }
 
+/* The tuned configuration of `kernel`, then the built-in default if that
+ * differs: the configurations to try in order. Returns how many. */
+static int configs_to_try(dcnv4_context *ctx, dcn_kernel_id kernel,
+                          const dcnv4_fda_params *params,
+                          dcn_launch_config cfgs[2]) {
+  cfgs[0] = dcn_tuning_lookup(ctx, kernel, params->dtype,
+                              (int)params->group_channels);
+  if (cfgs[0].source == DCN_TUNING_BUILTIN)
+    return 1;
+  cfgs[1] = dcn_tuning_builtin(ctx, kernel, params->dtype,
+                               (int)params->group_channels);
+  return dcn_tuning_same(&cfgs[0], &cfgs[1]) ? 1 : 2;
+}
+
 /* Checks shared by forward and backward before anything is touched. */
 static dcnv4_status check_call(dcnv4_context *ctx,
                                const dcnv4_fda_params *params,
@@ -276,19 +290,36 @@ static dcnv4_status check_call(dcnv4_context *ctx,
   return dcn_check_wait_list(ctx, num_wait, wait);
 }
 
-/* The forward kernel of a validated parameter set (built on first use). */
+/* The forward kernel: the tuned configuration, then the built-in default if
+ * it differs and the tuned one does not build (logged). */
 static dcnv4_status forward_kernel(dcnv4_context *ctx,
                                    const dcnv4_fda_params *params,
                                    const dcnv4_fda_shape *s,
                                    dcn_launch_config *cfg, int *vec,
                                    bool *idx64, cl_kernel *kernel) {
-  *cfg = dcn_tuning_lookup(ctx, DCN_KERNEL_FDA_FORWARD, params->dtype);
-  *vec = dcn_vector_width(params->group_channels, cfg->max_vec);
+  dcn_launch_config cfgs[2];
+  int ncfg = configs_to_try(ctx, DCN_KERNEL_FDA_FORWARD, params, cfgs);
   *idx64 = needs_64bit_indices(s);
-  char options[256];
-  kernel_options(params, *vec, *idx64, cfg, options, sizeof options);
-  return dcn_get_kernel(ctx, "flash_deform_attn_forward", options,
-                        "flash_deform_attn_forward", kernel);
+  char options[2][256];
+  const char *list[2];
+  for (int c = 0; c < ncfg; c++) {
+    kernel_options(params,
+                   dcn_vector_width(params->group_channels, cfgs[c].max_vec),
+                   *idx64, &cfgs[c], options[c], sizeof options[c]);
+    list[c] = options[c];
+  }
+  int chosen = 0;
+  dcnv4_status st =
+      dcn_get_kernel_first(ctx, "flash_deform_attn_forward", list, ncfg,
+                           "flash_deform_attn_forward", kernel, &chosen);
+  if (st != DCNV4_SUCCESS)
+    return st;
+  if (chosen > 0)
+    dcn_tuning_log_fallback(ctx, DCN_KERNEL_FDA_FORWARD, &cfgs[0], &cfgs[1],
+                            "does not build on this device");
+  *cfg = cfgs[chosen];
+  *vec = dcn_vector_width(params->group_channels, cfg->max_vec);
+  return DCNV4_SUCCESS;
 }
 
 dcnv4_status dcn_fda_forward_prepare(dcnv4_context *ctx,
@@ -360,7 +391,8 @@ backward_deterministic(dcnv4_context *ctx, const dcnv4_fda_params *params,
   if (st != DCNV4_SUCCESS)
     return st;
   dcn_launch_config cfg = dcn_tuning_lookup(
-      ctx, DCN_KERNEL_FDA_BACKWARD_DETERMINISTIC, params->dtype);
+      ctx, DCN_KERNEL_FDA_BACKWARD_DETERMINISTIC, params->dtype,
+      (int)params->group_channels);
   int vec = dcn_vector_width(params->group_channels, 4);
   bool idx64 = needs_64bit_indices(s);
   char options[256];
@@ -453,22 +485,34 @@ dcnv4_status dcnv4_fda_backward(dcnv4_context *ctx,
   if (!direct && (st = dcn_workspace(ctx, b->workspace, ws_bytes, &acc)))
     return st;
 
-  dcn_launch_config cfg =
-      dcn_tuning_lookup(ctx, DCN_KERNEL_FDA_BACKWARD, params->dtype);
-  int vec = dcn_vector_width(params->group_channels, cfg.max_vec);
+  /* The tuned configuration, then the built-in default; for each, native
+   * float atomics on NVIDIA, compare-and-swap elsewhere. */
+  dcn_launch_config cfgs[2];
+  int ncfg = configs_to_try(ctx, DCN_KERNEL_FDA_BACKWARD, params, cfgs);
   bool idx64 = needs_64bit_indices(&s);
-  /* Native float atomics on NVIDIA, compare-and-swap elsewhere. */
-  char base[256], options[3][384];
-  const char *list[3];
-  int tries;
-  kernel_options(params, vec, idx64, &cfg, base, sizeof base);
-  dcn_atomics_options(ctx, base, options, &tries);
+  char base[256], options[6][384];
+  const char *list[6];
+  int tries = 0, per_config[2] = {0, 0}, chosen = 0;
+  for (int c = 0; c < ncfg; c++) {
+    kernel_options(params,
+                   dcn_vector_width(params->group_channels, cfgs[c].max_vec),
+                   idx64, &cfgs[c], base, sizeof base);
+    dcn_atomics_options(ctx, base, options + tries, &per_config[c]);
+    tries += per_config[c];
+  }
   for (int i = 0; i < tries; i++)
     list[i] = options[i];
   cl_kernel kernel, convert = NULL;
   if ((st = dcn_get_kernel_first(ctx, "flash_deform_attn_backward", list, tries,
-                                 "flash_deform_attn_backward", &kernel, NULL)))
+                                 "flash_deform_attn_backward", &kernel,
+                                 &chosen)))
     return st;
+  dcn_launch_config cfg = cfgs[0];
+  if (chosen >= per_config[0]) {
+    cfg = cfgs[1];
+    dcn_tuning_log_fallback(ctx, DCN_KERNEL_FDA_BACKWARD, &cfgs[0], &cfgs[1],
+                            "does not build on this device");
+  }
   /* One work-item per (batch, query, head). */
   uint64_t items = s.output_elements / (uint64_t)params->group_channels;
   fda_geometry_arg geo = make_geometry(params);

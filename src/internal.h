@@ -63,7 +63,17 @@ struct dcnv4_context {
   size_t program_count, program_capacity;
 
   dcnv4_cache_stats cache_stats;
-  dcn_tuning_override tuning; /* DCNV4_TUNING */
+  /* Launch parameters (src/tuning.c): built-in < file < override. */
+  dcn_tuning_override tuning;       /* DCNV4_TUNING, dcnv4_context_set_tuning */
+  dcn_tuning_entry *tuning_entries; /* the tuning file's kernel entries */
+  size_t tuning_entry_count;
+  bool tuning_file_enabled;    /* dcnv4_context_set_tuning_file_enabled */
+  bool tuning_file_loaded;     /* a file was read and applied */
+  char *tuning_file;           /* its path (NULL: none looked for) */
+  bool gemm_tuned;             /* the file's CLBlast parameters are applied */
+  unsigned gemm_tuned_kernels; /* which (bits of gemm.c's safe_sets) */
+  unsigned tuning_warned;      /* kernels whose tuned local was refused */
+  uint64_t tuning_fallbacks; /* calls that fell back to the built-in default */
 
   cl_mem scratch; /* context-managed workspace, grown on demand */
   size_t scratch_bytes;

@@ -1,6 +1,8 @@
-/* Built-in launch defaults by device class. */
+/* Launch parameters: built-in defaults by device class, merged with the
+ * tuning file's entries and the per-context override. */
 #include "tuning.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,19 +22,67 @@ const char *dcn_kernel_name(dcn_kernel_id kernel) {
   return kernel < DCN_KERNEL_COUNT ? kernel_names[kernel] : "?";
 }
 
-/* Each parameter's name and accepted values. */
+/* Each parameter's name, accepted values and field in dcn_launch_config
+ * (int fields, or size_t where `is_size`). */
 static const struct {
   const char *name;
   long min, max;
   bool power_of_two;
+  size_t offset;
+  bool is_size;
 } params[DCN_TUNING_PARAMS] = {
-    [DCN_PARAM_VEC] = {"vec", 1, 8, true},
-    [DCN_PARAM_LOCAL] = {"local", 1, 4096, false},
-    [DCN_PARAM_STAGE] = {"stage", 0, 1, false},
-    [DCN_PARAM_SPLIT] = {"split", 0, 1, false},
-    [DCN_PARAM_UNROLL] = {"unroll", 0, 1, false},
-    [DCN_PARAM_SPECIALIZE] = {"specialize", 0, 1, false},
+    [DCN_PARAM_VEC] = {"vec", 1, 8, true, offsetof(dcn_launch_config, max_vec),
+                       false},
+    [DCN_PARAM_LOCAL] = {"local", 1, 4096, false,
+                         offsetof(dcn_launch_config, local_size), true},
+    [DCN_PARAM_STAGE] = {"stage", 0, 1, false,
+                         offsetof(dcn_launch_config, stage), false},
+    [DCN_PARAM_SPLIT] = {"split", 0, 1, false,
+                         offsetof(dcn_launch_config, split), false},
+    [DCN_PARAM_UNROLL] = {"unroll", 0, 1, false,
+                          offsetof(dcn_launch_config, unroll), false},
+    [DCN_PARAM_SPECIALIZE] = {"specialize", 0, 1, false,
+                              offsetof(dcn_launch_config, specialize), false},
 };
+
+static long get_param(const dcn_launch_config *c, int which) {
+  const char *base = (const char *)c + params[which].offset;
+  if (params[which].is_size)
+    return (long)*(const size_t *)(const void *)base;
+  return *(const int *)(const void *)base;
+}
+
+static void set_param(dcn_launch_config *c, int which, long value) {
+  char *base = (char *)c + params[which].offset;
+  if (params[which].is_size)
+    *(size_t *)(void *)base = (size_t)value;
+  else
+    *(int *)(void *)base = (int)value;
+}
+
+int dcn_kernel_from_name(const char *name) {
+  for (int i = 0; i < DCN_KERNEL_COUNT; i++)
+    if (!strcmp(name, kernel_names[i]))
+      return i;
+  return -1;
+}
+
+int dcn_tuning_param_from_name(const char *name) {
+  for (int i = 0; i < DCN_TUNING_PARAMS; i++)
+    if (!strcmp(name, params[i].name))
+      return i;
+  return -1;
+}
+
+const char *dcn_tuning_param_name(dcn_tuning_param param) {
+  return param < DCN_TUNING_PARAMS ? params[param].name : "?";
+}
+
+bool dcn_tuning_value_ok(dcn_tuning_param param, long value) {
+  return param < DCN_TUNING_PARAMS && value >= params[param].min &&
+         value <= params[param].max &&
+         (!params[param].power_of_two || (value & (value - 1)) == 0);
+}
 
 bool dcn_tuning_parse(const char *text, dcn_tuning_override *out, char *why,
                       size_t why_size) {
@@ -46,19 +96,13 @@ bool dcn_tuning_parse(const char *text, dcn_tuning_override *out, char *why,
     char extra;
     snprintf(entry, sizeof entry, "%.*s", (int)(len < 127 ? len : 127), p);
     int k = -1, which = -1;
-    if (sscanf(entry, "%63[a-z0-9_].%31[a-z]=%ld%c", kernel, param, &value,
-               &extra) == 3) {
-      for (int i = 0; i < DCN_KERNEL_COUNT; i++)
-        if (!strcmp(kernel, kernel_names[i]))
-          k = i;
-      for (int i = 0; i < DCN_TUNING_PARAMS; i++)
-        if (!strcmp(param, params[i].name))
-          which = i;
+    if (len < 127 && sscanf(entry, "%63[a-z0-9_].%31[a-z]=%ld%c", kernel, param,
+                            &value, &extra) == 3) {
+      k = dcn_kernel_from_name(kernel);
+      which = dcn_tuning_param_from_name(param);
     }
-    bool ok = k >= 0 && which >= 0 && value >= params[which].min &&
-              value <= params[which].max &&
-              (!params[which].power_of_two || (value & (value - 1)) == 0);
-    if (!ok) {
+    if (k < 0 || which < 0 ||
+        !dcn_tuning_value_ok((dcn_tuning_param)which, value)) {
       snprintf(why, why_size, "bad tuning entry \"%s\"", entry);
       return false;
     }
@@ -138,30 +182,102 @@ static const tuning_row defaults[] = {
 
 static const dcn_launch_config fallback = {4, 64, 0, 1, 1, 1};
 
-dcn_launch_config dcn_tuning_lookup(const dcnv4_context *ctx,
-                                    dcn_kernel_id kernel, dcnv4_dtype dtype) {
+dcn_launch_config dcn_tuning_builtin(const dcnv4_context *ctx,
+                                     dcn_kernel_id kernel, dcnv4_dtype dtype,
+                                     int group_channels) {
   (void)dtype;
+  (void)group_channels;
   dcn_launch_config c = fallback;
   for (size_t i = 0; i < sizeof defaults / sizeof defaults[0]; i++)
     if (defaults[i].vendor == ctx->vendor && defaults[i].kernel == kernel)
       c = defaults[i].config;
-  if (kernel < DCN_KERNEL_COUNT) {
-    const bool *set = ctx->tuning.set[kernel];
-    const long *value = ctx->tuning.value[kernel];
-    if (set[DCN_PARAM_VEC])
-      c.max_vec = (int)value[DCN_PARAM_VEC];
-    if (set[DCN_PARAM_LOCAL])
-      c.local_size = (size_t)value[DCN_PARAM_LOCAL];
-    if (set[DCN_PARAM_STAGE])
-      c.stage = (int)value[DCN_PARAM_STAGE];
-    if (set[DCN_PARAM_SPLIT])
-      c.split = (int)value[DCN_PARAM_SPLIT];
-    if (set[DCN_PARAM_UNROLL])
-      c.unroll = (int)value[DCN_PARAM_UNROLL];
-    if (set[DCN_PARAM_SPECIALIZE])
-      c.specialize = (int)value[DCN_PARAM_SPECIALIZE];
+  c.source = DCN_TUNING_BUILTIN;
+  return c;
+}
+
+/* How well a file entry matches: -1 not at all, else higher is more
+ * specific (dtype and shape class both count). */
+static int entry_rank(const dcn_tuning_entry *e, dcn_kernel_id kernel,
+                      dcnv4_dtype dtype, int group_channels) {
+  if (e->kernel != kernel || (e->dtype >= 0 && e->dtype != (int)dtype) ||
+      (e->group_channels > 0 && e->group_channels != group_channels))
+    return -1;
+  return (e->dtype >= 0 ? 1 : 0) + (e->group_channels > 0 ? 2 : 0);
+}
+
+dcn_launch_config dcn_tuning_lookup(dcnv4_context *ctx, dcn_kernel_id kernel,
+                                    dcnv4_dtype dtype, int group_channels) {
+  const dcn_launch_config builtin =
+      dcn_tuning_builtin(ctx, kernel, dtype, group_channels);
+  dcn_launch_config c = builtin;
+  if (kernel >= DCN_KERNEL_COUNT)
+    return c;
+  /* The file's entries, least specific first. */
+  for (int rank = 0; ctx->tuning_file_enabled && rank < 4; rank++)
+    for (size_t i = 0; i < ctx->tuning_entry_count; i++) {
+      const dcn_tuning_entry *e = &ctx->tuning_entries[i];
+      if (entry_rank(e, kernel, dtype, group_channels) != rank)
+        continue;
+      for (int p = 0; p < DCN_TUNING_PARAMS; p++)
+        if (e->set[p]) {
+          set_param(&c, p, e->value[p]);
+          c.source = DCN_TUNING_FILE;
+        }
+    }
+  for (int p = 0; p < DCN_TUNING_PARAMS; p++)
+    if (ctx->tuning.set[kernel][p]) {
+      set_param(&c, p, ctx->tuning.value[kernel][p]);
+      c.source = DCN_TUNING_OVERRIDE;
+    }
+  if (c.local_size > ctx->max_work_group_size && ctx->max_work_group_size) {
+    unsigned bit = 1u << kernel;
+    if (!(ctx->tuning_warned & bit)) {
+      ctx->tuning_warned |= bit;
+      dcn_log(ctx, DCN_LOG_INFO,
+              "%s: tuned work-group size %zu exceeds the device's maximum "
+              "%zu; using the default %zu",
+              kernel_names[kernel], c.local_size, ctx->max_work_group_size,
+              builtin.local_size);
+    }
+    c.local_size = builtin.local_size;
   }
   return c;
+}
+
+bool dcn_tuning_same(const dcn_launch_config *a, const dcn_launch_config *b) {
+  for (int p = 0; p < DCN_TUNING_PARAMS; p++)
+    if (get_param(a, p) != get_param(b, p))
+      return false;
+  return true;
+}
+
+void dcn_tuning_format(const dcn_launch_config *c, char *out, size_t size) {
+  size_t n = 0;
+  if (size)
+    out[0] = '\0';
+  for (int p = 0; p < DCN_TUNING_PARAMS && n < size; p++) {
+    int w = snprintf(out + n, size - n, "%s%s=%ld", p ? ";" : "",
+                     params[p].name, get_param(c, p));
+    if (w < 0)
+      break;
+    n += (size_t)w;
+  }
+}
+
+void dcn_tuning_log_fallback(dcnv4_context *ctx, dcn_kernel_id kernel,
+                             const dcn_launch_config *tuned,
+                             const dcn_launch_config *fallback_cfg,
+                             const char *why) {
+  char a[160], b[160];
+  dcn_tuning_format(tuned, a, sizeof a);
+  dcn_tuning_format(fallback_cfg, b, sizeof b);
+  ctx->tuning_fallbacks++;
+  dcn_log(ctx, DCN_LOG_INFO,
+          "%s: the tuned configuration (%s, from the %s) %s; falling back to "
+          "the built-in default (%s)",
+          dcn_kernel_name(kernel), a,
+          tuned->source == DCN_TUNING_FILE ? "tuning file" : "override", why,
+          b);
 }
 
 int dcn_vector_width(int channels, int max_vec) {

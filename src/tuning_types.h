@@ -20,6 +20,14 @@ typedef enum dcn_kernel_id {
   DCN_KERNEL_COUNT
 } dcn_kernel_id;
 
+/* Where a launch configuration came from (the highest layer that set one of
+ * its parameters); the values match dcnv4_tuning_source. */
+typedef enum dcn_tuning_layer {
+  DCN_TUNING_BUILTIN = 0, /* the per-vendor table of tuning.c */
+  DCN_TUNING_FILE = 1,    /* the tuning file read at context creation */
+  DCN_TUNING_OVERRIDE = 2 /* DCNV4_TUNING or dcnv4_context_set_tuning */
+} dcn_tuning_layer;
+
 typedef struct dcn_launch_config {
   int max_vec;       /* widest vector of channels per work-item (1..8) */
   size_t local_size; /* work-items per work-group */
@@ -30,8 +38,13 @@ typedef struct dcn_launch_config {
                  (CPUs, where unrolled bodies compile slowly and gain little) */
   int specialize; /* 1: shape constants compiled in (one program per shape);
                      0: read at run time (one program per dtype and width) */
+  /* Not a parameter: set by dcn_tuning_lookup. */
+  dcn_tuning_layer source;
 } dcn_launch_config;
 
+/* Adding a parameter: an id here, a row in the `params` table of tuning.c
+ * (name, range, field of dcn_launch_config), a field above, and its use in
+ * the operator. Files, DCNV4_TUNING and dcnv4-tune pick it up by name. */
 typedef enum dcn_tuning_param {
   DCN_PARAM_VEC = 0,
   DCN_PARAM_LOCAL,
@@ -43,11 +56,30 @@ typedef enum dcn_tuning_param {
 } dcn_tuning_param;
 
 /* Per-context overrides of the defaults, from DCNV4_TUNING at context
- * creation: "kernel.param=value[;...]", param one of vec, local, stage,
- * split, unroll, specialize. */
+ * creation or dcnv4_context_set_tuning: "kernel.param=value[;...]", param
+ * one of the names of the params table. */
 typedef struct dcn_tuning_override {
   long value[DCN_KERNEL_COUNT][DCN_TUNING_PARAMS];
   bool set[DCN_KERNEL_COUNT][DCN_TUNING_PARAMS]; /* which were given */
 } dcn_tuning_override;
+
+/* One kernel entry of a tuning file: parameters for a kernel, a dtype (-1:
+ * any) and a shape class (group_channels, 0: any). */
+typedef struct dcn_tuning_entry {
+  dcn_kernel_id kernel;
+  int dtype;
+  int group_channels;
+  long value[DCN_TUNING_PARAMS];
+  bool set[DCN_TUNING_PARAMS];
+} dcn_tuning_entry;
+
+/* One CLBlast parameter set of a tuning file (CLBlastOverrideParameters). */
+#define DCN_GEMM_MAX_PARAMS 24
+typedef struct dcn_gemm_entry {
+  char kernel[32]; /* "Xgemm", "XgemmDirect", ... */
+  size_t count;
+  char names[DCN_GEMM_MAX_PARAMS][16];
+  size_t values[DCN_GEMM_MAX_PARAMS];
+} dcn_gemm_entry;
 
 #endif /* DCNV4_TUNING_TYPES_H */
