@@ -212,8 +212,7 @@ void dcnv4_context_destroy(dcnv4_context *ctx) {
   if (!ctx)
     return;
   dcn_release_programs(ctx);
-  if (ctx->scratch)
-    clReleaseMemObject(ctx->scratch);
+  dcnv4_context_release_scratch(ctx);
   if (ctx->queue)
     clReleaseCommandQueue(ctx->queue);
   if (ctx->cl_ctx)
@@ -262,5 +261,11 @@ dcnv4_status dcnv4_context_release_scratch(dcnv4_context *ctx) {
     clReleaseMemObject(ctx->scratch);
   ctx->scratch = NULL;
   ctx->scratch_bytes = 0;
+  for (int i = 0; i < DCN_SCRATCH_MAX_REGIONS; i++) {
+    if (ctx->region[i])
+      clReleaseMemObject(ctx->region[i]);
+    ctx->region[i] = NULL;
+    ctx->region_bytes[i] = 0;
+  }
   return DCNV4_SUCCESS;
 }

@@ -42,6 +42,8 @@ typedef struct dcn_program {
 
 #include "tuning_types.h"
 
+#define DCN_SCRATCH_MAX_REGIONS 8
+
 struct dcnv4_context {
   cl_platform_id platform;
   cl_device_id device;
@@ -77,6 +79,11 @@ struct dcnv4_context {
 
   cl_mem scratch; /* context-managed workspace, grown on demand */
   size_t scratch_bytes;
+  /* The layers' context-managed scratch: one buffer per region of a scratch
+   * plan, grown on demand (separate buffers, not sub-buffers of one: NVIDIA's
+   * OpenCL runs kernels on sub-buffers of one parent far slower). */
+  cl_mem region[DCN_SCRATCH_MAX_REGIONS];
+  size_t region_bytes[DCN_SCRATCH_MAX_REGIONS];
 
   char error_fixed[1024]; /* used when error_dynamic could not be allocated */
   char *error_dynamic;    /* message plus build log, if any */

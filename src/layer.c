@@ -475,6 +475,33 @@ void dcn_scratch_release(cl_mem *regions, size_t count) {
     }
 }
 
+/* The context's region buffers, grown where the plan needs more. */
+static dcnv4_status bind_context_regions(dcnv4_context *ctx,
+                                         const dcn_scratch_plan *plan,
+                                         cl_mem *regions) {
+  for (size_t i = 0; i < plan->count; i++) {
+    if (ctx->region_bytes[i] < plan->bytes[i]) {
+      cl_int err;
+      cl_mem grown = dcn_clCreateBuffer(ctx->cl_ctx, CL_MEM_READ_WRITE,
+                                        plan->bytes[i], NULL, &err);
+      if (!grown) {
+        dcn_scratch_release(regions, i);
+        return dcn_fail(ctx, DCNV4_ERROR_OPENCL,
+                        "allocating %zu bytes of scratch memory failed: %s",
+                        plan->bytes[i], dcn_cl_error_name(err));
+      }
+      /* The old buffer lives on until commands already using it finish. */
+      if (ctx->region[i])
+        clReleaseMemObject(ctx->region[i]);
+      ctx->region[i] = grown;
+      ctx->region_bytes[i] = plan->bytes[i];
+    }
+    regions[i] = ctx->region[i];
+    clRetainMemObject(regions[i]);
+  }
+  return DCNV4_SUCCESS;
+}
+
 dcnv4_status dcn_scratch_bind(dcnv4_context *ctx, cl_mem workspace,
                               const dcn_scratch_plan *plan, cl_mem *regions) {
   for (size_t i = 0; i < plan->count; i++)
@@ -498,8 +525,8 @@ dcnv4_status dcn_scratch_bind(dcnv4_context *ctx, cl_mem workspace,
                       "cannot query the workspace's parent buffer");
     if (parent)
       base = parent;
-  } else if ((st = dcn_workspace(ctx, NULL, plan->total, &base)))
-    return st;
+  } else
+    return bind_context_regions(ctx, plan, regions);
   for (size_t i = 0; i < plan->count; i++) {
     cl_buffer_region region = {origin + plan->offset[i], plan->bytes[i]};
     cl_int err;

@@ -70,8 +70,6 @@ void dcn_shape_string(int ndim, const int64_t *shape, char *out, size_t size);
 
 /* ------------------------------------------------------- scratch plans */
 
-#define DCN_SCRATCH_MAX_REGIONS 8
-
 /* Regions of one workspace, each starting at a multiple of `align`. */
 typedef struct dcn_scratch_plan {
   size_t align;
@@ -84,8 +82,9 @@ typedef struct dcn_scratch_plan {
 void dcn_scratch_init(dcn_scratch_plan *plan, size_t align);
 /* Adds a region of `bytes`; returns its index, or -1 on size overflow. */
 int dcn_scratch_add(dcn_scratch_plan *plan, size_t bytes);
-/* Checks the user's workspace (NULL: the context's scratch, grown as
- * needed) and creates one sub-buffer per region in `regions` (release with
+/* Checks the user's workspace and creates one sub-buffer per region in
+ * `regions`; with no workspace, the context's region buffers (grown as
+ * needed) are retained instead (release both with
  * dcn_scratch_release, which may be called as soon as the commands using
  * them are enqueued). */
 dcnv4_status dcn_scratch_bind(dcnv4_context *ctx, cl_mem workspace,
