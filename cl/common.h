@@ -216,7 +216,9 @@ inline wordv pack_words(floatv f) {
 // devices, with a portable rebuild if it does not compile): the native
 // reduction instruction through inline PTX. Otherwise OpenCL 1.2 has no float
 // atomic add: compare and swap on the bit pattern, which also terminates when
-// *p holds a NaN.
+// *p holds a NaN. The first attempt guesses 0 (accumulators start zeroed)
+// instead of reading *p: a plain read would race with other work-items'
+// atomics.
 #ifndef NV_ATOMICS
 #define NV_ATOMICS 0
 #endif
@@ -236,7 +238,7 @@ inline void atomic_add_float4(volatile __global float *p, float4 v) {
 #else
 inline void atomic_add_float(volatile __global float *p, float v) {
   volatile __global uint *u = (volatile __global uint *)p;
-  uint seen = *u;
+  uint seen = 0;
   for (;;) {
     uint expected = seen;
     seen = atomic_cmpxchg(u, expected, as_uint(as_float(expected) + v));

@@ -276,14 +276,15 @@ static bool plan_range(const dcnv4_context *ctx, cl_kernel kernel,
                        const dcnv4_params *p, const dcnv4_shape *s, int vec,
                        size_t target, bool fixed, size_t item_floats,
                        size_t group_floats, range_plan *r) {
-  size_t limit =
-      target < ctx->max_item_sizes[0] ? target : ctx->max_item_sizes[0];
+  /* What the device and the kernel allow, then the tuned size within it. */
+  size_t hard = ctx->max_item_sizes[0];
   size_t kernel_limit = 0;
   if (clGetKernelWorkGroupInfo(kernel, ctx->device, CL_KERNEL_WORK_GROUP_SIZE,
                                sizeof kernel_limit, &kernel_limit,
                                NULL) == CL_SUCCESS &&
-      kernel_limit > 0 && kernel_limit < limit)
-    limit = kernel_limit;
+      kernel_limit > 0 && kernel_limit < hard)
+    hard = kernel_limit;
+  size_t limit = target < hard ? target : hard;
   const size_t chunks = (size_t)s->channels / (size_t)vec;
   const size_t per_group = (size_t)p->group_channels / (size_t)vec;
   if (fixed && item_floats == 0 && group_floats == 0) {
@@ -297,6 +298,10 @@ static bool plan_range(const dcnv4_context *ctx, cl_kernel kernel,
     r->global[2] = (size_t)p->batch * (size_t)s->height_out;
     return true;
   }
+  /* A group's chunks share one work-group: a tuned size below that (e.g.
+   * 128 for 129 channels at width 1) grows to it where the device allows. */
+  if (per_group > limit && per_group <= hard)
+    limit = per_group;
   if (per_group > limit)
     return false;
   size_t l0 = chunks <= limit ? chunks : per_group * (limit / per_group);

@@ -3,13 +3,15 @@
 #   bash tools/setup.sh [extra cmake options]
 # Installs only Debian packages: compilers, CMake, the OpenCL ICD loader and
 # headers, CLBlast, PoCL (the CPU device every test runs on), cJSON, gnuplot
-# (benchmark plots) and clinfo. BUILD_DIR overrides the build folder.
+# (benchmark plots), clinfo, and the checkers oclgrind and valgrind (their
+# tests are registered when they are found). BUILD_DIR overrides the build
+# folder.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake ninja-build pkg-config ocl-icd-libopencl1
           ocl-icd-opencl-dev opencl-c-headers libclblast-dev pocl-opencl-icd
-          libcjson-dev gnuplot-nox clinfo)
+          libcjson-dev gnuplot-nox clinfo oclgrind valgrind)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||

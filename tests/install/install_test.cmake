@@ -1,8 +1,15 @@
 # Installs the build into a fresh prefix and builds consumers against it:
 # find_package (shared and static) and pkg-config, and the installed header
 # with -std=c99 -pedantic -Werror.
-# cmake -DBUILD_DIR=... -DSOURCE_DIR=... -DWORK_DIR=... -P install_test.cmake
+# cmake -DBUILD_DIR=... -DSOURCE_DIR=... -DWORK_DIR=... [-DSANITIZE=...]
+#       -P install_test.cmake
+# SANITIZE: the build's DCNV4_SANITIZE; the consumers are built with the same
+# -fsanitize flags (the installed static library needs their runtimes).
 file(REMOVE_RECURSE "${WORK_DIR}")
+set(san_flags "")
+if(SANITIZE)
+  set(san_flags "-fsanitize=${SANITIZE}")
+endif()
 set(prefix "${WORK_DIR}/prefix")
 function(run)
   execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out
@@ -28,7 +35,8 @@ endif()
 
 # find_package
 run(${CMAKE_COMMAND} -S "${SOURCE_DIR}" -B "${WORK_DIR}/consumer"
-    "-DCMAKE_PREFIX_PATH=${prefix}")
+    "-DCMAKE_PREFIX_PATH=${prefix}" "-DCMAKE_C_FLAGS=${san_flags}"
+    "-DCMAKE_EXE_LINKER_FLAGS=${san_flags}")
 run(${CMAKE_COMMAND} --build "${WORK_DIR}/consumer")
 run("${WORK_DIR}/consumer/consumer_shared")
 run("${WORK_DIR}/consumer/consumer_static")
@@ -40,8 +48,8 @@ set(ENV{PKG_CONFIG_PATH} "${pc_dir}")
 run(pkg-config --cflags --libs dcnv4)
 string(STRIP "${last_output}" flags)
 separate_arguments(flags UNIX_COMMAND "${flags}")
-run(cc -std=c99 -pedantic -Wall -Wextra -Werror "${SOURCE_DIR}/consumer.c"
-    ${flags} -o "${WORK_DIR}/consumer_pc" "-Wl,-rpath,${lib_dir}")
+run(cc -std=c99 -pedantic -Wall -Wextra -Werror ${san_flags}
+    "${SOURCE_DIR}/consumer.c" ${flags} -o "${WORK_DIR}/consumer_pc" "-Wl,-rpath,${lib_dir}")
 run("${WORK_DIR}/consumer_pc")
 run(pkg-config --static --libs dcnv4)
 message(STATUS "install test passed: ${prefix}")
