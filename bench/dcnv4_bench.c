@@ -357,8 +357,11 @@ static void write_plot_data(const char *path, const results *r) {
   if (!f)
     return;
   fprintf(f, "configuration");
-  for (size_t k = 0; k < PLOT_OPS; k++)
-    fprintf(f, "\t%s", plot_ops[k]);
+  for (size_t k = 0; k < PLOT_OPS; k++) { /* gnuplot splits titles at spaces */
+    fputc('\t', f);
+    for (const char *c = plot_ops[k]; *c; c++)
+      fputc(*c == ' ' ? '-' : *c, f);
+  }
   fprintf(f, "\n");
   for (int i = 0; i < r->count; i++) {
     const row *x = &r->rows[i];

@@ -626,7 +626,8 @@ DCNV4_API dcnv4_status dcnv4_layer_workspace_size(const dcnv4_layer *layer,
  * 2*pad == dilation*(kernel_size-1) and stride is 1), else
  * DCNV4_ERROR_INVALID_SHAPE. `workspace`: a read-write buffer (or
  * sub-buffer) of at least dcnv4_layer_workspace_size() bytes, or NULL to let
- * the context manage it.
+ * the context manage it (preferred on NVIDIA: a workspace is divided into
+ * sub-buffers, which NVIDIA's OpenCL runs kernels on far more slowly).
  * The commands are enqueued on the context's queue after the wait list;
  * `event` (may be NULL) completes when the output is written. A weight never
  * set gives DCNV4_ERROR_MISSING_WEIGHT naming it. Every check happens before
