@@ -286,6 +286,7 @@ typedef struct dcnv4_geometry {
   float offset_scale;
   int offset_mask_stride;
   int group_channels, kernel_h, kernel_w, remove_center, softmax;
+  int batch;
 } dcnv4_geometry;
 
 // SPECIALIZE 1 (GPUs): D, the kernel size, remove_center and softmax are

@@ -27,7 +27,9 @@ __kernel void dcnv4_forward(__global const storage_t *restrict input,
   const int wo = (int)get_global_id(1);
   const int nh = (int)get_global_id(2);
   const int C = g.group * D;
-  const bool active = cv < C / VEC && wo < g.width_out;
+  // Dimension 2 may be padded to whole work-groups of rows.
+  const bool active =
+      cv < C / VEC && wo < g.width_out && nh < g.batch * g.height_out;
   const int grp = cv / CHUNKS;
   const int chunk = cv - grp * CHUNKS;
   const int n = nh / g.height_out;

@@ -19,6 +19,7 @@ typedef struct geometry_arg {
   cl_float offset_scale;
   cl_int offset_mask_stride;
   cl_int group_channels, kernel_h, kernel_w, remove_center, softmax;
+  cl_int batch;
 } geometry_arg;
 
 void dcnv4_params_init(dcnv4_params *p) {
@@ -218,12 +219,25 @@ static bool needs_64bit_indices(const dcnv4_shape *s) {
 }
 
 static geometry_arg make_geometry(const dcnv4_params *p, const dcnv4_shape *s) {
-  geometry_arg g = {p->height_in,          p->width_in,       s->height_out,
-                    s->width_out,          p->group,          p->stride_h,
-                    p->stride_w,           p->pad_h,          p->pad_w,
-                    p->dilation_h,         p->dilation_w,     p->offset_scale,
-                    s->offset_mask_stride, p->group_channels, p->kernel_h,
-                    p->kernel_w,           p->remove_center,  p->softmax};
+  geometry_arg g = {p->height_in,
+                    p->width_in,
+                    s->height_out,
+                    s->width_out,
+                    p->group,
+                    p->stride_h,
+                    p->stride_w,
+                    p->pad_h,
+                    p->pad_w,
+                    p->dilation_h,
+                    p->dilation_w,
+                    p->offset_scale,
+                    s->offset_mask_stride,
+                    p->group_channels,
+                    p->kernel_h,
+                    p->kernel_w,
+                    p->remove_center,
+                    p->softmax,
+                    p->batch};
   return g;
 }
 
@@ -271,11 +285,13 @@ typedef struct range_plan {
 
 /* Picks the work-group shape for about `target` work-items whose local
  * memory, `item_floats` per work-item plus `group_floats` per (column,
- * group), fits the device. False if not even one group's chunks fit. */
+ * group), fits the device. `rows` > 1 (kernels without local memory that
+ * skip the padding rows of dimension 2) spreads the work-group over that
+ * many output rows. False if not even one group's chunks fit. */
 static bool plan_range(const dcnv4_context *ctx, cl_kernel kernel,
                        const dcnv4_params *p, const dcnv4_shape *s, int vec,
                        size_t target, bool fixed, size_t item_floats,
-                       size_t group_floats, range_plan *r) {
+                       size_t group_floats, int rows, range_plan *r) {
   /* What the device and the kernel allow, then the tuned size within it. */
   size_t hard = ctx->max_item_sizes[0];
   size_t kernel_limit = 0;
@@ -305,7 +321,18 @@ static bool plan_range(const dcnv4_context *ctx, cl_kernel kernel,
   if (per_group > limit)
     return false;
   size_t l0 = chunks <= limit ? chunks : per_group * (limit / per_group);
-  size_t l1 = limit / l0 > 0 ? limit / l0 : 1;
+  const size_t all_rows = (size_t)p->batch * (size_t)s->height_out;
+  size_t l2 = 1;
+  if (rows > 1 && item_floats == 0 && group_floats == 0) {
+    l2 = (size_t)rows;
+    if (l2 > all_rows)
+      l2 = all_rows;
+    if (l2 > ctx->max_item_sizes[2])
+      l2 = ctx->max_item_sizes[2];
+    if (l2 > limit / l0)
+      l2 = limit / l0 > 0 ? limit / l0 : 1;
+  }
+  size_t l1 = limit / (l0 * l2) > 0 ? limit / (l0 * l2) : 1;
   if (l1 > (size_t)s->width_out)
     l1 = (size_t)s->width_out;
   if (l1 > ctx->max_item_sizes[1])
@@ -323,10 +350,10 @@ static bool plan_range(const dcnv4_context *ctx, cl_kernel kernel,
 #undef LOCAL_BYTES
   r->local[0] = l0;
   r->local[1] = l1;
-  r->local[2] = 1;
+  r->local[2] = l2;
   r->global[0] = (chunks + l0 - 1) / l0 * l0;
   r->global[1] = ((size_t)s->width_out + l1 - 1) / l1 * l1;
-  r->global[2] = (size_t)p->batch * (size_t)s->height_out;
+  r->global[2] = (all_rows + l2 - 1) / l2 * l2;
   return true;
 }
 
@@ -393,7 +420,8 @@ static dcnv4_status select_forward(dcnv4_context *ctx,
       if (st != DCNV4_SUCCESS)
         return st;
       if (plan_range(ctx, *kernel, params, s, vec, cfg->local_size,
-                     !cfg->specialize, 0, stage ? (size_t)s->points * 3 : 0, r))
+                     !cfg->specialize, 0, stage ? (size_t)s->points * 3 : 0,
+                     cfg->rows, r))
         return DCNV4_SUCCESS;
       if (!stage)
         return dcn_fail(ctx, DCNV4_ERROR_UNSUPPORTED,
@@ -469,9 +497,9 @@ backward_deterministic(dcnv4_context *ctx, const dcnv4_params *params,
   dcnv4_status st = dcn_workspace(ctx, b->workspace, plan.bytes, &ws);
   if (st != DCNV4_SUCCESS)
     return st;
-  dcn_launch_config cfg = dcn_tuning_lookup(
-      ctx, DCN_KERNEL_DCNV4_BACKWARD_DETERMINISTIC, params->dtype,
-      (int)params->group_channels);
+  dcn_launch_config cfg =
+      dcn_tuning_lookup(ctx, DCN_KERNEL_DCNV4_BACKWARD_DETERMINISTIC,
+                        params->dtype, (int)params->group_channels);
   int vec = dcn_vector_width(params->group_channels, 4);
   bool idx64 = needs_64bit_indices(s);
   char options[320];
@@ -590,9 +618,9 @@ dcnv4_status dcnv4_backward(dcnv4_context *ctx, const dcnv4_params *params,
   range_plan r;
   uint64_t pixel_items = s.output_elements / (uint64_t)params->group_channels;
   index_arg idx, count;
-  bool per_pixel =
-      !cfg.split || !plan_range(ctx, kernel, params, &s, vec, cfg.local_size,
-                                !cfg.specialize, (size_t)s.points * 3, 0, &r);
+  bool per_pixel = !cfg.split ||
+                   !plan_range(ctx, kernel, params, &s, vec, cfg.local_size,
+                               !cfg.specialize, (size_t)s.points * 3, 0, 1, &r);
   if (per_pixel) {
     /* Chosen, or partial sums too large for local memory: one work-item per
      * (pixel, group) walks all channels. */

@@ -43,6 +43,8 @@ static const struct {
                           offsetof(dcn_launch_config, unroll), false},
     [DCN_PARAM_SPECIALIZE] = {"specialize", 0, 1, false,
                               offsetof(dcn_launch_config, specialize), false},
+    [DCN_PARAM_ROWS] = {"rows", 1, 16, false, offsetof(dcn_launch_config, rows),
+                        false},
 };
 
 static long get_param(const dcn_launch_config *c, int which) {
@@ -200,6 +202,8 @@ dcn_launch_config dcn_tuning_builtin(const dcnv4_context *ctx,
     if (defaults[i].vendor == ctx->vendor && defaults[i].kernel == kernel &&
         (!defaults[i].half_only || dtype != DCNV4_FLOAT32))
       c = defaults[i].config;
+  if (c.rows < 1)
+    c.rows = 1;
   c.source = DCN_TUNING_BUILTIN;
   return c;
 }

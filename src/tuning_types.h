@@ -38,6 +38,8 @@ typedef struct dcn_launch_config {
                  (CPUs, where unrolled bodies compile slowly and gain little) */
   int specialize; /* 1: shape constants compiled in (one program per shape);
                      0: read at run time (one program per dtype and width) */
+  int rows;       /* forward: output rows per work-group, so that vertically
+                     neighbouring pixels share L1 (0 or 1: one row) */
   /* Not a parameter: set by dcn_tuning_lookup. */
   dcn_tuning_layer source;
 } dcn_launch_config;
@@ -52,6 +54,7 @@ typedef enum dcn_tuning_param {
   DCN_PARAM_SPLIT,
   DCN_PARAM_UNROLL,
   DCN_PARAM_SPECIALIZE,
+  DCN_PARAM_ROWS,
   DCN_TUNING_PARAMS
 } dcn_tuning_param;
 

@@ -250,15 +250,15 @@ static int run_shapes(const options *o, int fda, int is_gpu, shape *out) {
 
 /* ------------------------------------------------- kernel parameters */
 
-#define NPARAMS 6
+#define NPARAMS 7
 static const char *const param_names[NPARAMS] = {
-    "vec", "local", "stage", "split", "unroll", "specialize"};
+    "vec", "local", "stage", "split", "unroll", "specialize", "rows"};
 /* Which parameters each kernel's launch uses. */
 static const int meaningful[4][NPARAMS] = {
-    {1, 1, 1, 0, 1, 1}, /* dcnv4_forward: no split */
-    {1, 1, 0, 1, 1, 1}, /* dcnv4_backward: no stage */
-    {1, 1, 0, 0, 0, 1}, /* fda forward */
-    {1, 1, 0, 0, 0, 1}, /* fda backward */
+    {1, 1, 1, 0, 1, 1, 1}, /* dcnv4_forward: no split */
+    {1, 1, 0, 1, 1, 1, 0}, /* dcnv4_backward: no stage, one row */
+    {1, 1, 0, 0, 0, 1, 0}, /* fda forward */
+    {1, 1, 0, 0, 0, 1, 0}, /* fda backward */
 };
 
 typedef struct config {
@@ -316,6 +316,9 @@ static int param_values(int p, int gc, size_t max_wg, long *out) {
     for (long v = 32; v <= 512; v *= 2)
       if ((size_t)v <= max_wg)
         out[n++] = v;
+  } else if (p == 6) {
+    for (long v = 1; v <= 4; v *= 2)
+      out[n++] = v;
   } else {
     out[n++] = 0;
     out[n++] = 1;
