@@ -390,9 +390,9 @@ backward_deterministic(dcnv4_context *ctx, const dcnv4_fda_params *params,
   dcnv4_status st = dcn_workspace(ctx, b->workspace, plan.bytes, &ws);
   if (st != DCNV4_SUCCESS)
     return st;
-  dcn_launch_config cfg = dcn_tuning_lookup(
-      ctx, DCN_KERNEL_FDA_BACKWARD_DETERMINISTIC, params->dtype,
-      (int)params->group_channels);
+  dcn_launch_config cfg =
+      dcn_tuning_lookup(ctx, DCN_KERNEL_FDA_BACKWARD_DETERMINISTIC,
+                        params->dtype, (int)params->group_channels);
   int vec = dcn_vector_width(params->group_channels, 4);
   bool idx64 = needs_64bit_indices(s);
   char options[256];

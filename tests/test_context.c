@@ -53,8 +53,8 @@ static void check_selection(void) {
     char spec[32];
     snprintf(spec, sizeof spec, "%u:%u", all[i].platform_index,
              all[i].device_index);
-    CHECK(create(spec, why, sizeof why, &ctx) == DCNV4_SUCCESS, "%s: %s",
-          spec, why);
+    CHECK(create(spec, why, sizeof why, &ctx) == DCNV4_SUCCESS, "%s: %s", spec,
+          why);
     dcnv4_device_info info;
     dcnv4_context_device_info(ctx, &info);
     CHECK(!strcmp(info.device_name, all[i].device_name) &&

@@ -190,8 +190,7 @@ static void check_parameters(dcnv4_context *ctx, dcnv4_dtype t,
   }
 }
 
-static void check_buffers(dcnv4_context *ctx, dcnv4_dtype t,
-                          const buffers *b) {
+static void check_buffers(dcnv4_context *ctx, dcnv4_dtype t, const buffers *b) {
   dcnv4_params p = base_params(t);
   size_t es = dcnv4_dtype_size(t);
   cl_event ev = NULL;
@@ -202,8 +201,8 @@ static void check_buffers(dcnv4_context *ctx, dcnv4_dtype t,
   cl_device_id dev = dcnv4_context_device(ctx);
   cl_int err;
   cl_context other = clCreateContext(NULL, 1, &dev, NULL, NULL, &err);
-  cl_mem foreign = clCreateBuffer(other, CL_MEM_READ_WRITE, b->n_out * es * 4,
-                                  NULL, &err);
+  cl_mem foreign =
+      clCreateBuffer(other, CL_MEM_READ_WRITE, b->n_out * es * 4, NULL, &err);
   struct {
     const char *what;
     cl_mem in, om, out;
@@ -240,15 +239,20 @@ static void check_buffers(dcnv4_context *ctx, dcnv4_dtype t,
     dcnv4_backward_buffers bb;
     dcnv4_status want;
   } bwd[] = {
-      {"grad_output NULL", {b->in, b->om, NULL, b->gi, b->gom, NULL},
+      {"grad_output NULL",
+       {b->in, b->om, NULL, b->gi, b->gom, NULL},
        DCNV4_ERROR_NULL_POINTER},
-      {"grad_input NULL", {b->in, b->om, b->go, NULL, b->gom, NULL},
+      {"grad_input NULL",
+       {b->in, b->om, b->go, NULL, b->gom, NULL},
        DCNV4_ERROR_NULL_POINTER},
-      {"grad_offset_mask NULL", {b->in, b->om, b->go, b->gi, NULL, NULL},
+      {"grad_offset_mask NULL",
+       {b->in, b->om, b->go, b->gi, NULL, NULL},
        DCNV4_ERROR_NULL_POINTER},
-      {"grad_output short", {b->in, b->om, small_out, b->gi, b->gom, NULL},
+      {"grad_output short",
+       {b->in, b->om, small_out, b->gi, b->gom, NULL},
        DCNV4_ERROR_BUFFER_TOO_SMALL},
-      {"grad_input aliases input", {b->gi, b->om, b->go, b->gi, b->gom, NULL},
+      {"grad_input aliases input",
+       {b->gi, b->om, b->go, b->gi, b->gom, NULL},
        DCNV4_ERROR_INVALID_BUFFER},
       {"grad_input aliases grad_offset_mask",
        {b->in, b->om, b->go, b->gi, b->gi, NULL},
@@ -280,11 +284,11 @@ static void check_buffers(dcnv4_context *ctx, dcnv4_dtype t,
   /* Wait lists. */
   cl_event user = clCreateUserEvent(other, &err);
   st = dcnv4_forward(ctx, &p, b->in, b->om, b->out, 2, NULL, &ev);
-  expect(ctx, st, DCNV4_ERROR_NULL_POINTER, "wait list NULL with count 2", b,
-         t, ev);
+  expect(ctx, st, DCNV4_ERROR_NULL_POINTER, "wait list NULL with count 2", b, t,
+         ev);
   st = dcnv4_forward(ctx, &p, b->in, b->om, b->out, 0, &user, &ev);
-  expect(ctx, st, DCNV4_ERROR_INVALID_PARAMETER, "wait list with count 0", b,
-         t, ev);
+  expect(ctx, st, DCNV4_ERROR_INVALID_PARAMETER, "wait list with count 0", b, t,
+         ev);
   st = dcnv4_forward(ctx, &p, b->in, b->om, b->out, 1, &user, &ev);
   expect(ctx, st, DCNV4_ERROR_INVALID_PARAMETER,
          "wait list event of another context", b, t, ev);
