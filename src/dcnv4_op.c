@@ -384,20 +384,6 @@ static dcnv4_status forward_kernel(dcnv4_context *ctx,
   return dcn_get_kernel(ctx, "dcnv4_forward", options, "dcnv4_forward", kernel);
 }
 
-/* The tuned configuration of `kernel`, then the built-in default if that
- * differs: the configurations to try in order. Returns how many. */
-static int configs_to_try(dcnv4_context *ctx, dcn_kernel_id kernel,
-                          const dcnv4_params *params,
-                          dcn_launch_config cfgs[2]) {
-  cfgs[0] = dcn_tuning_lookup(ctx, kernel, params->dtype,
-                              (int)params->group_channels);
-  if (cfgs[0].source == DCN_TUNING_BUILTIN)
-    return 1;
-  cfgs[1] = dcn_tuning_builtin(ctx, kernel, params->dtype,
-                               (int)params->group_channels);
-  return dcn_tuning_same(&cfgs[0], &cfgs[1]) ? 1 : 2;
-}
-
 /* The forward kernel of a validated call and its range: the tuned
  * configuration, staged if asked (staging needs local memory for the offset
  * rows; without room, or if the staged build is rejected, the kernel reads
@@ -408,7 +394,8 @@ static dcnv4_status select_forward(dcnv4_context *ctx,
                                    const dcnv4_shape *s, cl_kernel *kernel,
                                    range_plan *r) {
   dcn_launch_config cfgs[2];
-  int ncfg = configs_to_try(ctx, DCN_KERNEL_DCNV4_FORWARD, params, cfgs);
+  int ncfg = dcn_tuning_candidates(ctx, DCN_KERNEL_DCNV4_FORWARD, params->dtype,
+                                   (int)params->group_channels, cfgs);
   dcnv4_status st = DCNV4_ERROR_BUILD_FAILED;
   for (int i = 0; i < ncfg; i++) {
     const dcn_launch_config *cfg = &cfgs[i];
@@ -590,7 +577,9 @@ dcnv4_status dcnv4_backward(dcnv4_context *ctx, const dcnv4_params *params,
    * native float atomics through inline PTX first, falling back to the
    * portable compare-and-swap build if the compiler rejects them. */
   dcn_launch_config cfgs[2];
-  int ncfg = configs_to_try(ctx, DCN_KERNEL_DCNV4_BACKWARD, params, cfgs);
+  int ncfg =
+      dcn_tuning_candidates(ctx, DCN_KERNEL_DCNV4_BACKWARD, params->dtype,
+                            (int)params->group_channels, cfgs);
   char base[320], options[6][384];
   const char *list[6];
   int tries = 0, per_config[2] = {0, 0}, chosen_index = 0;

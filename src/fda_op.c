@@ -263,20 +263,6 @@ static dcn_arg make_index_arg(index_arg *storage, bool idx64, uint64_t value) {
   return (dcn_arg){sizeof(cl_int), &storage->i32};
 }
 
-/* The tuned configuration of `kernel`, then the built-in default if that
- * differs: the configurations to try in order. Returns how many. */
-static int configs_to_try(dcnv4_context *ctx, dcn_kernel_id kernel,
-                          const dcnv4_fda_params *params,
-                          dcn_launch_config cfgs[2]) {
-  cfgs[0] = dcn_tuning_lookup(ctx, kernel, params->dtype,
-                              (int)params->group_channels);
-  if (cfgs[0].source == DCN_TUNING_BUILTIN)
-    return 1;
-  cfgs[1] = dcn_tuning_builtin(ctx, kernel, params->dtype,
-                               (int)params->group_channels);
-  return dcn_tuning_same(&cfgs[0], &cfgs[1]) ? 1 : 2;
-}
-
 /* Checks shared by forward and backward before anything is touched. */
 static dcnv4_status check_call(dcnv4_context *ctx,
                                const dcnv4_fda_params *params,
@@ -298,7 +284,8 @@ static dcnv4_status forward_kernel(dcnv4_context *ctx,
                                    dcn_launch_config *cfg, int *vec,
                                    bool *idx64, cl_kernel *kernel) {
   dcn_launch_config cfgs[2];
-  int ncfg = configs_to_try(ctx, DCN_KERNEL_FDA_FORWARD, params, cfgs);
+  int ncfg = dcn_tuning_candidates(ctx, DCN_KERNEL_FDA_FORWARD, params->dtype,
+                                   (int)params->group_channels, cfgs);
   *idx64 = needs_64bit_indices(s);
   char options[2][256];
   const char *list[2];
@@ -488,7 +475,8 @@ dcnv4_status dcnv4_fda_backward(dcnv4_context *ctx,
   /* The tuned configuration, then the built-in default; for each, native
    * float atomics on NVIDIA, compare-and-swap elsewhere. */
   dcn_launch_config cfgs[2];
-  int ncfg = configs_to_try(ctx, DCN_KERNEL_FDA_BACKWARD, params, cfgs);
+  int ncfg = dcn_tuning_candidates(ctx, DCN_KERNEL_FDA_BACKWARD, params->dtype,
+                                   (int)params->group_channels, cfgs);
   bool idx64 = needs_64bit_indices(&s);
   char base[256], options[6][384];
   const char *list[6];

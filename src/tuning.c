@@ -300,3 +300,13 @@ int dcn_vector_width(int channels, int max_vec) {
       return v;
   return 1;
 }
+
+int dcn_tuning_candidates(dcnv4_context *ctx, dcn_kernel_id kernel,
+                          dcnv4_dtype dtype, int group_channels,
+                          dcn_launch_config cfgs[2]) {
+  cfgs[0] = dcn_tuning_lookup(ctx, kernel, dtype, group_channels);
+  if (cfgs[0].source == DCN_TUNING_BUILTIN)
+    return 1;
+  cfgs[1] = dcn_tuning_builtin(ctx, kernel, dtype, group_channels);
+  return dcn_tuning_same(&cfgs[0], &cfgs[1]) ? 1 : 2;
+}

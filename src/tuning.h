@@ -20,6 +20,12 @@ bool dcn_tuning_parse(const char *text, dcn_tuning_override *out, char *why,
                       size_t why_size);
 
 /* The built-in default for `kernel` on the context's device class. */
+/* The configurations to try for `kernel`, in order: the tuned one, then the
+ * built-in default if that differs (the fallback when the tuned one does not
+ * build). Returns how many (1 or 2). */
+int dcn_tuning_candidates(dcnv4_context *ctx, dcn_kernel_id kernel,
+                          dcnv4_dtype dtype, int group_channels,
+                          dcn_launch_config cfgs[2]);
 dcn_launch_config dcn_tuning_builtin(const dcnv4_context *ctx,
                                      dcn_kernel_id kernel, dcnv4_dtype dtype,
                                      int group_channels);
