@@ -607,9 +607,20 @@ dcnv4_status dcnv4_backward(dcnv4_context *ctx, const dcnv4_params *params,
   range_plan r;
   uint64_t pixel_items = s.output_elements / (uint64_t)params->group_channels;
   index_arg idx, count;
-  bool per_pixel = !cfg.split ||
-                   !plan_range(ctx, kernel, params, &s, vec, cfg.local_size,
-                               !cfg.specialize, (size_t)s.points * 3, 0, 1, &r);
+  /* PoCL 3.1 miscompiles the split kernel built for run-time shapes
+   * (specialize 0) with more than two work-items per group: wrong input
+   * gradients for G=1 and small D (Oclgrind runs the same program
+   * correctly). CPU devices take the per-pixel kernel instead. */
+  bool split = cfg.split;
+  if (split && !cfg.specialize && ctx->vendor == DCN_VENDOR_CPU) {
+    dcn_log(ctx, DCN_LOG_INFO,
+            "dcnv4_backward: split=1 needs specialize=1 on CPU devices; "
+            "using the per-pixel kernel");
+    split = false;
+  }
+  bool per_pixel =
+      !split || !plan_range(ctx, kernel, params, &s, vec, cfg.local_size,
+                            !cfg.specialize, (size_t)s.points * 3, 0, 1, &r);
   if (per_pixel) {
     /* Chosen, or partial sums too large for local memory: one work-item per
      * (pixel, group) walks all channels. */
