@@ -126,3 +126,28 @@ done:
   free(ref_out);
   return rc;
 }
+
+void dcnv4_case_params(const dcnv4_test_case *c, dcnv4_dtype dtype,
+                       dcnv4_params *p) {
+  dcnv4_params_init(p);
+  p->batch = c->n;
+  p->height_in = c->h;
+  p->width_in = c->w;
+  p->group = c->g;
+  p->group_channels = c->d;
+  p->kernel_h = c->kh;
+  p->kernel_w = c->kw;
+  p->stride_h = c->sh;
+  p->stride_w = c->sw;
+  p->pad_h = c->ph;
+  p->pad_w = c->pw;
+  p->dilation_h = c->dh;
+  p->dilation_w = c->dw;
+  p->offset_scale = c->os;
+  p->remove_center = c->rc;
+  p->softmax = c->sm;
+  int K = c->kh * c->kw - c->rc;
+  p->offset_mask_stride =
+      c->extra_stride ? c->g * K * 3 + c->extra_stride - 1 : 0;
+  p->dtype = dtype;
+}

@@ -28,6 +28,19 @@ typedef struct dcnv4_errors {
 int problem_run(dcnv4_context *ctx, const dcnv4_problem *pr, int backward,
                 dcnv4_errors *err);
 
+/* A DCNv4 configuration as a row of a test table. */
+typedef struct dcnv4_test_case {
+  int n, h, w, g, d, kh, kw, sh, sw, ph, pw, dh, dw;
+  float os;
+  int rc, sm;
+  /* 0: the default offset-row stride; else group*K*3 + extra_stride - 1 */
+  int extra_stride;
+} dcnv4_test_case;
+
+/* The parameters of a table row in `dtype`. */
+void dcnv4_case_params(const dcnv4_test_case *c, dcnv4_dtype dtype,
+                       dcnv4_params *p);
+
 /* One-line description for failure messages. */
 void problem_describe(const dcnv4_params *p, char *out, size_t size);
 

@@ -11,11 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct config {
-  int n, h, w, g, d, kh, kw, sh, sw, ph, pw, dh, dw;
-  float os;
-  int rc, sm, extra_stride;
-} config;
+typedef dcnv4_test_case config;
 
 /* Shapes upstream gets wrong or refuses, and other corners. */
 static const config fixed[] = {
@@ -36,30 +32,6 @@ static const config fixed[] = {
     {3, 5, 4, 3, 6, 3, 3, 2, 2, 0, 0, 1, 1, 2.0f, 0, 0, 5},   /* pad 0 */
     {1, 4, 30, 2, 4, 1, 9, 1, 3, 0, 4, 1, 2, 1.0f, 0, 0, 0},  /* 1x9 */
 };
-
-static void to_params(const config *c, dcnv4_dtype dtype, dcnv4_params *p) {
-  dcnv4_params_init(p);
-  p->batch = c->n;
-  p->height_in = c->h;
-  p->width_in = c->w;
-  p->group = c->g;
-  p->group_channels = c->d;
-  p->kernel_h = c->kh;
-  p->kernel_w = c->kw;
-  p->stride_h = c->sh;
-  p->stride_w = c->sw;
-  p->pad_h = c->ph;
-  p->pad_w = c->pw;
-  p->dilation_h = c->dh;
-  p->dilation_w = c->dw;
-  p->offset_scale = c->os;
-  p->remove_center = c->rc;
-  p->softmax = c->sm;
-  int K = c->kh * c->kw - c->rc;
-  p->offset_mask_stride = c->extra_stride ? c->g * K * 3 + c->extra_stride - 1
-                                          : 0; /* default ceil8 */
-  p->dtype = dtype;
-}
 
 static const int channel_choices[] = {1, 2, 3, 4, 5, 6, 8, 12, 16, 24, 32, 64};
 
@@ -88,7 +60,7 @@ static void random_params(rng *r, dcnv4_dtype dtype, dcnv4_params *p) {
   c.sm = rng_int(r, 0, 4) == 0;
   c.os = (float)(rng_int(r, 0, 2) == 0 ? rng_uniform(r, 0.25, 2.5) : 1.0);
   c.extra_stride = rng_int(r, 0, 2) == 0 ? rng_int(r, 1, 9) : 0;
-  to_params(&c, dtype, p);
+  dcnv4_case_params(&c, dtype, p);
 }
 
 static void check_problem(dcnv4_context *ctx, const dcnv4_params *p, rng *r,
@@ -142,7 +114,7 @@ int main(int argc, char **argv) {
       continue;
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
       dcnv4_params p;
-      to_params(&fixed[i], dtypes[t], &p);
+      dcnv4_case_params(&fixed[i], dtypes[t], &p);
       check_problem(ctx, &p, &r, &done);
     }
   }

@@ -108,11 +108,7 @@ static dcnv4_context *oclgrind_context(const char *tuning) {
 
 /* ------------------------------------------------------------ DCNv4 */
 
-typedef struct dcnv4_config {
-  int n, h, w, g, d, kh, kw, sh, sw, ph, pw, dh, dw;
-  float os;
-  int rc, sm, extra_stride;
-} dcnv4_config;
+typedef dcnv4_test_case dcnv4_config;
 
 /* Tiny shapes with the corners: 1x1 images, odd channel counts (vector
  * widths 1, 2, 4, 8 and their tails), remove_center, softmax, long
@@ -158,31 +154,6 @@ static const char *const dcnv4_variants[] = {
     "dcnv4_backward.unroll=1;dcnv4_backward.specialize=1",
 };
 
-static void to_params(const dcnv4_config *c, dcnv4_dtype dtype,
-                      dcnv4_params *p) {
-  dcnv4_params_init(p);
-  p->batch = c->n;
-  p->height_in = c->h;
-  p->width_in = c->w;
-  p->group = c->g;
-  p->group_channels = c->d;
-  p->kernel_h = c->kh;
-  p->kernel_w = c->kw;
-  p->stride_h = c->sh;
-  p->stride_w = c->sw;
-  p->pad_h = c->ph;
-  p->pad_w = c->pw;
-  p->dilation_h = c->dh;
-  p->dilation_w = c->dw;
-  p->offset_scale = c->os;
-  p->remove_center = c->rc;
-  p->softmax = c->sm;
-  int K = c->kh * c->kw - c->rc;
-  p->offset_mask_stride =
-      c->extra_stride ? c->g * K * 3 + c->extra_stride - 1 : 0;
-  p->dtype = dtype;
-}
-
 static const dcnv4_dtype dtypes[] = {DCNV4_FLOAT32, DCNV4_FLOAT16,
                                      DCNV4_BFLOAT16};
 
@@ -193,7 +164,7 @@ static int run_dcnv4(int variant, rng *r) {
     for (size_t i = 0; i < sizeof dcnv4_configs / sizeof dcnv4_configs[0];
          i++) {
       dcnv4_params p;
-      to_params(&dcnv4_configs[i], dtypes[t], &p);
+      dcnv4_case_params(&dcnv4_configs[i], dtypes[t], &p);
       dcnv4_problem pr;
       /* A third of the offsets far outside the image. */
       problem_init(&pr, &p, r, 0.3);
