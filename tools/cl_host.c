@@ -1,4 +1,7 @@
 #include "cl_host.h"
+#include "host_dtype.h"
+
+#include <stdlib.h>
 
 cl_mem host_buffer(dcnv4_context *ctx, size_t bytes, const void *data) {
   cl_int err;
@@ -31,4 +34,19 @@ int host_write(dcnv4_context *ctx, cl_mem buffer, const void *data,
 void host_release(cl_mem buffer) {
   if (buffer)
     clReleaseMemObject(buffer);
+}
+
+float *host_download_floats(dcnv4_context *ctx, cl_mem buffer, uint64_t count,
+                            dcnv4_dtype dtype) {
+  size_t esize = dcnv4_dtype_size(dtype);
+  void *raw = malloc(count * esize + 1);
+  float *out = malloc(count * sizeof *out + 1);
+  if (!raw || !out || host_read(ctx, buffer, raw, count * esize) != 0) {
+    free(raw);
+    free(out);
+    return NULL;
+  }
+  unpack_dtype(raw, out, (size_t)count, dtype);
+  free(raw);
+  return out;
 }

@@ -5,22 +5,6 @@
 
 #include <stdlib.h>
 
-/* Reads a device tensor of `dtype` into a new float array. */
-static float *download(dcnv4_context *ctx, cl_mem m, uint64_t count,
-                       dcnv4_dtype dtype) {
-  size_t esize = dcnv4_dtype_size(dtype);
-  void *raw = malloc(count * esize + 1);
-  float *out = malloc(count * sizeof *out + 1);
-  if (!raw || !out || host_read(ctx, m, raw, count * esize) != 0) {
-    free(raw);
-    free(out);
-    return NULL;
-  }
-  unpack_dtype(raw, out, (size_t)count, dtype);
-  free(raw);
-  return out;
-}
-
 int run_dcnv4(const run_request *req, run_outputs *outs, case_error *e) {
   dcnv4_case c;
   if (dcnv4_case_read(req->meta, &c, e) != 0)
@@ -53,8 +37,8 @@ int run_dcnv4(const run_request *req, run_outputs *outs, case_error *e) {
   }
   dcnv4_status st = dcnv4_forward(ctx, p, in, om, out, 0, NULL, NULL);
   float *result = NULL;
-  if (st != DCNV4_SUCCESS ||
-      !(result = download(ctx, out, s->output_elements, p->dtype))) {
+  if (st != DCNV4_SUCCESS || !(result = host_download_floats(
+                                   ctx, out, s->output_elements, p->dtype))) {
     case_fail(e, "forward failed: %s", dcnv4_context_last_error(ctx));
     goto done;
   }
@@ -71,8 +55,10 @@ int run_dcnv4(const run_request *req, run_outputs *outs, case_error *e) {
     float *ginput = NULL, *gofm = NULL;
     st = dcnv4_backward(ctx, p, &b, 0, NULL, NULL);
     if (st != DCNV4_SUCCESS ||
-        !(ginput = download(ctx, gi, s->input_elements, p->dtype)) ||
-        !(gofm = download(ctx, gom, s->offset_mask_elements, p->dtype))) {
+        !(ginput =
+              host_download_floats(ctx, gi, s->input_elements, p->dtype)) ||
+        !(gofm = host_download_floats(ctx, gom, s->offset_mask_elements,
+                                      p->dtype))) {
       free(ginput);
       case_fail(e, "backward failed: %s", dcnv4_context_last_error(ctx));
       goto done;

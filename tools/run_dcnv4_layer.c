@@ -18,7 +18,6 @@ int run_dcnv4_layer(const run_request *req, run_outputs *outs, case_error *e) {
   dcnv4_context *ctx = NULL;
   dcnv4_layer *layer = NULL;
   cl_mem in = NULL, out = NULL;
-  void *raw = NULL;
   if (case_load_tensor(req->case_dir, "input", 3, c.io_shape, c.dtype, &values,
                        &packed, e) != 0)
     goto done;
@@ -53,22 +52,19 @@ int run_dcnv4_layer(const run_request *req, run_outputs *outs, case_error *e) {
   }
   st = dcnv4_layer_forward(layer, c.batch, c.height, c.width, in, out, NULL, 0,
                            NULL, NULL);
-  raw = malloc(bytes + 1);
-  float *result = malloc((size_t)c.io_elements * sizeof *result + 1);
-  if (st != DCNV4_SUCCESS || !raw || !result ||
-      host_read(ctx, out, raw, bytes) != 0) {
-    free(result);
+  float *result = st == DCNV4_SUCCESS
+                      ? host_download_floats(ctx, out, c.io_elements, c.dtype)
+                      : NULL;
+  if (!result) {
     case_fail(e, "forward failed: %s", dcnv4_context_last_error(ctx));
     goto done;
   }
-  unpack_dtype(raw, result, (size_t)c.io_elements, c.dtype);
   if (!run_add_output(outs, "output", 3, c.io_shape, result)) {
     case_fail(e, "too many outputs");
     goto done;
   }
   rc = RUN_OK;
 done:
-  free(raw);
   host_release(in);
   host_release(out);
   dcnv4_layer_destroy(layer);

@@ -6,22 +6,6 @@
 
 #include <stdlib.h>
 
-/* Reads a device tensor of `dtype` into a new float array. */
-static float *download(dcnv4_context *ctx, cl_mem m, uint64_t count,
-                       dcnv4_dtype dtype) {
-  size_t esize = dcnv4_dtype_size(dtype);
-  void *raw = malloc(count * esize + 1);
-  float *out = malloc(count * sizeof *out + 1);
-  if (!raw || !out || host_read(ctx, m, raw, count * esize) != 0) {
-    free(raw);
-    free(out);
-    return NULL;
-  }
-  unpack_dtype(raw, out, (size_t)count, dtype);
-  free(raw);
-  return out;
-}
-
 int run_flash_deform_attn(const run_request *req, run_outputs *outs,
                           case_error *e) {
   fda_case c;
@@ -55,8 +39,8 @@ int run_flash_deform_attn(const run_request *req, run_outputs *outs,
   }
   dcnv4_status st = dcnv4_fda_forward(ctx, p, val, sa, out, 0, NULL, NULL);
   float *result = NULL;
-  if (st != DCNV4_SUCCESS ||
-      !(result = download(ctx, out, s->output_elements, p->dtype))) {
+  if (st != DCNV4_SUCCESS || !(result = host_download_floats(
+                                   ctx, out, s->output_elements, p->dtype))) {
     case_fail(e, "forward failed: %s", dcnv4_context_last_error(ctx));
     goto done;
   }
@@ -73,8 +57,10 @@ int run_flash_deform_attn(const run_request *req, run_outputs *outs,
     float *gvalue = NULL, *gsampling = NULL;
     st = dcnv4_fda_backward(ctx, p, &b, 0, NULL, NULL);
     if (st != DCNV4_SUCCESS ||
-        !(gvalue = download(ctx, gv, s->value_elements, p->dtype)) ||
-        !(gsampling = download(ctx, gsa, s->sampling_elements, p->dtype))) {
+        !(gvalue =
+              host_download_floats(ctx, gv, s->value_elements, p->dtype)) ||
+        !(gsampling =
+              host_download_floats(ctx, gsa, s->sampling_elements, p->dtype))) {
       free(gvalue);
       case_fail(e, "backward failed: %s", dcnv4_context_last_error(ctx));
       goto done;

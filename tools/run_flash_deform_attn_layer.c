@@ -23,7 +23,6 @@ int run_flash_deform_attn_layer(const run_request *req, run_outputs *outs,
   dcnv4_context *ctx = NULL;
   dcnv4_layer *layer = NULL;
   cl_mem bq = NULL, br = NULL, bin = NULL, bm = NULL, out = NULL;
-  void *raw = NULL;
   if (case_load_tensor(req->case_dir, "query", 3, c.query_shape, c.dtype, &vq,
                        &pq, e) != 0 ||
       case_load_tensor(req->case_dir, "reference_points", 4, c.reference_shape,
@@ -66,22 +65,20 @@ int run_flash_deform_attn_layer(const run_request *req, run_outputs *outs,
   }
   st = dcnv4_fda_layer_forward(layer, &c.shape, bq, br, bin, bm, out, NULL, 0,
                                NULL, NULL);
-  raw = malloc(out_bytes + 1);
-  float *result = malloc((size_t)c.query_elements * sizeof *result + 1);
-  if (st != DCNV4_SUCCESS || !raw || !result ||
-      host_read(ctx, out, raw, out_bytes) != 0) {
-    free(result);
+  float *result =
+      st == DCNV4_SUCCESS
+          ? host_download_floats(ctx, out, c.query_elements, c.dtype)
+          : NULL;
+  if (!result) {
     case_fail(e, "forward failed: %s", dcnv4_context_last_error(ctx));
     goto done;
   }
-  unpack_dtype(raw, result, (size_t)c.query_elements, c.dtype);
   if (!run_add_output(outs, "output", 3, c.query_shape, result)) {
     case_fail(e, "too many outputs");
     goto done;
   }
   rc = RUN_OK;
 done:
-  free(raw);
   host_release(bq);
   host_release(br);
   host_release(bin);
