@@ -64,13 +64,7 @@ static void core_params(const dcnv4_dcnv4_layer_config *c, int32_t batch,
 static dcnv4_status check_config(dcnv4_context *ctx,
                                  const dcnv4_dcnv4_layer_config *c,
                                  dcnv4_dtype dtype, int32_t *om_channels) {
-  if (dcnv4_dtype_size(dtype) == 0)
-    return dcn_fail(ctx, DCNV4_ERROR_INVALID_PARAMETER, "unknown dtype %d",
-                    (int)dtype);
-  struct {
-    const char *name;
-    int32_t value, min, max;
-  } ranges[] = {
+  const dcn_config_range ranges[] = {
       {"channels", c->channels, 1, INT32_MAX},
       {"group", c->group, 1, INT32_MAX},
       {"kernel_size", c->kernel_size, 1, INT32_MAX},
@@ -83,12 +77,10 @@ static dcnv4_status check_config(dcnv4_context *ctx,
       {"output_bias", c->output_bias, 0, 1},
       {"without_pointwise", c->without_pointwise, 0, 1},
   };
-  for (size_t i = 0; i < sizeof ranges / sizeof ranges[0]; i++)
-    if (ranges[i].value < ranges[i].min || ranges[i].value > ranges[i].max)
-      return dcn_fail(ctx, DCNV4_ERROR_INVALID_PARAMETER,
-                      "%s is %d; it must be in [%d, %d]", ranges[i].name,
-                      (int)ranges[i].value, (int)ranges[i].min,
-                      (int)ranges[i].max);
+  dcnv4_status st = dcn_check_layer_config(ctx, dtype, ranges,
+                                           sizeof ranges / sizeof ranges[0]);
+  if (st != DCNV4_SUCCESS)
+    return st;
   if (c->channels % c->group != 0)
     return dcn_fail(ctx, DCNV4_ERROR_INVALID_PARAMETER,
                     "channels (%d) must be a multiple of group (%d)",
@@ -108,7 +100,7 @@ static dcnv4_status check_config(dcnv4_context *ctx,
   core_params(c, 1, side > 1 && side < INT32_MAX ? (int32_t)side : 1,
               side > 1 && side < INT32_MAX ? (int32_t)side : 1, &p);
   char why[256];
-  dcnv4_status st = dcnv4_check_params(&p, why, sizeof why);
+  st = dcnv4_check_params(&p, why, sizeof why);
   if (st != DCNV4_SUCCESS)
     return dcn_fail(ctx, st, "%s", why);
   dcnv4_shape s;

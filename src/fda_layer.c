@@ -40,24 +40,16 @@ void dcnv4_fda_layer_shape_init(dcnv4_fda_layer_shape *s) {
 static dcnv4_status check_config(dcnv4_context *ctx,
                                  const dcnv4_fda_layer_config *c,
                                  dcnv4_dtype dtype) {
-  if (dcnv4_dtype_size(dtype) == 0)
-    return dcn_fail(ctx, DCNV4_ERROR_INVALID_PARAMETER, "unknown dtype %d",
-                    (int)dtype);
-  struct {
-    const char *name;
-    int32_t value, min, max;
-  } ranges[] = {
+  const dcn_config_range ranges[] = {
       {"d_model", c->d_model, 1, INT32_MAX},
       {"n_levels", c->n_levels, 1, DCNV4_FDA_MAX_LEVELS},
       {"n_heads", c->n_heads, 1, INT32_MAX},
       {"n_points", c->n_points, 1, DCNV4_FDA_MAX_SAMPLES},
   };
-  for (size_t i = 0; i < sizeof ranges / sizeof ranges[0]; i++)
-    if (ranges[i].value < ranges[i].min || ranges[i].value > ranges[i].max)
-      return dcn_fail(ctx, DCNV4_ERROR_INVALID_PARAMETER,
-                      "%s is %d; it must be in [%d, %d]", ranges[i].name,
-                      (int)ranges[i].value, (int)ranges[i].min,
-                      (int)ranges[i].max);
+  dcnv4_status st = dcn_check_layer_config(ctx, dtype, ranges,
+                                           sizeof ranges / sizeof ranges[0]);
+  if (st != DCNV4_SUCCESS)
+    return st;
   if (c->d_model % c->n_heads != 0)
     return dcn_fail(ctx, DCNV4_ERROR_INVALID_PARAMETER,
                     "d_model (%d) must be a multiple of n_heads (%d)",

@@ -542,3 +542,18 @@ dcnv4_status dcn_scratch_bind(dcnv4_context *ctx, cl_mem workspace,
   }
   return DCNV4_SUCCESS;
 }
+
+dcnv4_status dcn_check_layer_config(dcnv4_context *ctx, dcnv4_dtype dtype,
+                                    const dcn_config_range *ranges,
+                                    size_t count) {
+  if (dcnv4_dtype_size(dtype) == 0)
+    return dcn_fail(ctx, DCNV4_ERROR_INVALID_PARAMETER, "unknown dtype %d",
+                    (int)dtype);
+  for (size_t i = 0; i < count; i++)
+    if (ranges[i].value < ranges[i].min || ranges[i].value > ranges[i].max)
+      return dcn_fail(ctx, DCNV4_ERROR_INVALID_PARAMETER,
+                      "%s is %d; it must be in [%d, %d]", ranges[i].name,
+                      (int)ranges[i].value, (int)ranges[i].min,
+                      (int)ranges[i].max);
+  return DCNV4_SUCCESS;
+}

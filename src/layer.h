@@ -68,6 +68,18 @@ dcnv4_status dcn_layer_check_complete(dcnv4_layer *layer);
 /* "(64, 1, 3, 3)" */
 void dcn_shape_string(int ndim, const int64_t *shape, char *out, size_t size);
 
+/* A layer configuration field and its accepted range. */
+typedef struct dcn_config_range {
+  const char *name;
+  int32_t value, min, max;
+} dcn_config_range;
+
+/* The layer's dtype is known and every field lies in its range; else
+ * DCNV4_ERROR_INVALID_PARAMETER naming the first that does not. */
+dcnv4_status dcn_check_layer_config(dcnv4_context *ctx, dcnv4_dtype dtype,
+                                    const dcn_config_range *ranges,
+                                    size_t count);
+
 /* ------------------------------------------------------- scratch plans */
 
 /* Regions of one workspace, each starting at a multiple of `align`. */
