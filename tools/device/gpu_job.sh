@@ -21,6 +21,8 @@ while [ $# -gt 0 ]; do
   esac
 done
 out=${OUT:-/tmp/dcnv4-out}
+# DCNV4_BUILD_DIR lets two source trees share one machine.
+build=${DCNV4_BUILD_DIR:-/tmp/build}
 mkdir -p "$out"
 source .device/opencl-nvidia.sh
 {
@@ -30,11 +32,11 @@ source .device/opencl-nvidia.sh
 } 2>&1 | tee "$out/device.txt"
 
 t0=$(date +%s)
-cmake -S . -B /tmp/build -G Ninja -DCMAKE_BUILD_TYPE=Release \
+cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_PREFIX_PATH=/tmp/dcnv4-root/usr \
   -DDCNV4_WERROR=OFF -DDCNV4_GOLDEN_DIR="$PWD/.device/golden" \
   >"$out/build.log" 2>&1 &&
-  cmake --build /tmp/build -j16 >>"$out/build.log" 2>&1 ||
+  cmake --build "$build" -j16 >>"$out/build.log" 2>&1 ||
   { tail -40 "$out/build.log"; exit 1; }
 echo "build: $(( $(date +%s) - t0 )) s, $(grep -c 'warning:' "$out/build.log") warning(s)"
 grep -A3 'warning:' "$out/build.log" | head -20
@@ -45,7 +47,7 @@ run_tests() { # label-args log
   local log=$1; shift
   local t0=$(date +%s)
   # install_package needs pkg-config, which the GPU image lacks.
-  (cd /tmp/build && timeout $((test_timeout + 30)) ctest "$@" -E install_package \
+  (cd "$build" && timeout $((test_timeout + 30)) ctest "$@" -E install_package \
      -j4 --output-on-failure --timeout "$test_timeout") >"$out/$log" 2>&1 || status=1
   grep -E "tests passed|tests failed|Failed|Timeout|\*\*\*|Not Run" "$out/$log" | tail -25
   echo "$log: $(( $(date +%s) - t0 )) s"
@@ -53,7 +55,7 @@ run_tests() { # label-args log
 [ "$tests" != none ] && run_tests ctest-quick.log -L quick
 if [ "$bench_args" != none ]; then
   # shellcheck disable=SC2086
-  timeout "$bench_timeout" /tmp/build/bench/dcnv4-bench --no-plot --out "$out" \
+  timeout "$bench_timeout" "$build"/bench/dcnv4-bench --no-plot --out "$out" \
     $bench_args >"$out/bench.log" 2>&1 || status=1
   cat "$out/bench.log"
 fi
