@@ -485,10 +485,15 @@ DCNV4_API dcnv4_status dcnv4_fda_backward(
  * the forward and workspace calls of one kind refuse a layer of the other
  * (DCNV4_ERROR_INVALID_PARAMETER), everything else is shared.
  *
- * Computation: the linear projections run as fp32 GEMMs on CLBlast (one
- * SGEMM per projection over all N*H*W rows, row-major, y = x W^T), the
- * depthwise convolution, bias epilogues, gating and dtype conversions are
- * kernels of this library, the deformable sampling is the core operator.
+ * Computation: the linear projections run as fp32 GEMMs (one per
+ * projection over all N*H*W rows, row-major, y = x W^T + b, see
+ * dcnv4_linear_forward): this library's kernel with the bias fused (the
+ * default on NVIDIA GPUs and CPUs) or CLBlast's SGEMM followed by a bias
+ * pass (the default on AMD and Intel GPUs), chosen by the "linear" tuning
+ * entry (backend=1 / 0). The
+ * depthwise convolution, remaining bias epilogues, gating and dtype
+ * conversions are kernels of this library, the deformable sampling is the
+ * core operator.
  * Whatever the layer's dtype, intermediates (value, offsets and mask, the
  * core output, gates) are fp32 and accumulation is fp32: fp16 and bf16
  * layers widen their input to fp32 once, run the same fp32 GEMMs (so no
@@ -497,10 +502,10 @@ DCNV4_API dcnv4_status dcnv4_fda_backward(
  * layer's dtype when set (as PyTorch's module.half() / .bfloat16() would) and
  * held on the device as fp32 values.
  *
- * CLBlast compiles its GEMM kernels on the first call for a device in the
- * process (about a second on a GPU, several seconds on PoCL) and keeps them
- * (with a reference to the OpenCL context) in a process-wide cache until
- * CLBlastClearCache().
+ * CLBlast (when used) compiles its GEMM kernels on the first call for a
+ * device in the process (about a second on a GPU, several seconds on PoCL) and
+ * keeps them (with a reference to the OpenCL context) in a process-wide cache
+ * until CLBlastClearCache().
  *
  * A layer belongs to its context: it must be destroyed before the context,
  * and is used by the context's thread. Failures leave their message on the
@@ -727,6 +732,23 @@ DCNV4_API dcnv4_status dcnv4_fda_layer_forward(
     dcnv4_layer *layer, const dcnv4_fda_layer_shape *shape, cl_mem query,
     cl_mem reference_points, cl_mem input_flatten, cl_mem padding_mask,
     cl_mem output, cl_mem workspace, cl_uint num_events_in_wait_list,
+    const cl_event *event_wait_list, cl_event *event);
+
+/* ----------------------------------------------------------------- linear */
+
+/* The layers' projection on its own: PyTorch's F.linear in fp32,
+ *   output[r][o] = sum_i input[r][i] * weight[o][i] (+ bias[o]),
+ * input (rows, in_features), weight (out_features, in_features), bias
+ * (out_features) or NULL, output (rows, out_features), all fp32,
+ * contiguous, row-major. Runs the same GEMM as the layers (this library's
+ * kernel or CLBlast, per the "linear" tuning entry: backend, tiles). The
+ * output must not be one of the other buffers. Enqueued on the context's
+ * queue after the wait list; every check happens before anything is
+ * enqueued. */
+DCNV4_API dcnv4_status dcnv4_linear_forward(
+    dcnv4_context *context, uint64_t rows, int32_t out_features,
+    int32_t in_features, cl_mem input, cl_mem weight, cl_mem bias,
+    cl_mem output, cl_uint num_events_in_wait_list,
     const cl_event *event_wait_list, cl_event *event);
 
 #ifdef __cplusplus

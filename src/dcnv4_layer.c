@@ -1,10 +1,10 @@
 /* The DCNv4 layer (DESIGN.md §1.3): upstream's PyTorch module, forward.
  *
  * With M = N*H*W rows, X the input as fp32 (the input itself, or widened):
- *   V  = X @ value_proj.weight^T + bias            GEMM + in-place bias
+ *   V  = X @ value_proj.weight^T + bias            GEMM with bias
  *        (V = X without_pointwise)
  *   Xo = dwconv(X) with offset_mask_dw, or X       kernel
- *   OM = Xo @ offset_mask.weight^T + bias          GEMM + in-place bias
+ *   OM = Xo @ offset_mask.weight^T + bias          GEMM with bias
  *   Y  = dcnv4_core(V, OM)                         core operator, fp32
  *   with center_feature_scale:
  *   L  = Y @ center_feature_scale_proj_weight^T    GEMM (M, G)
@@ -283,7 +283,8 @@ dcnv4_status dcnv4_layer_workspace_size(const dcnv4_layer *layer, int32_t batch,
 
 /* The kernels of one call, built before anything is enqueued. */
 typedef struct forward_kernels {
-  cl_kernel to_float, bias32, dwconv, cfs, final;
+  cl_kernel to_float, dwconv, cfs, final;
+  dcn_gemm gemm;
 } forward_kernels;
 
 static dcnv4_status prepare_kernels(dcnv4_layer *layer, const forward_plan *f,
@@ -294,8 +295,8 @@ static dcnv4_status prepare_kernels(dcnv4_layer *layer, const forward_plan *f,
   if (!f->f32 && (st = dcn_layer_kernel(ctx, DCN_LK_TO_FLOAT, layer->dtype, 0,
                                         f->idx64, &k->to_float)))
     return st;
-  if ((st = dcn_layer_kernel(ctx, DCN_LK_BIAS_STORE, DCNV4_FLOAT32, 0, f->idx64,
-                             &k->bias32)))
+  /* Every call has offset_mask's bias. */
+  if ((st = dcn_gemm_prepare(ctx, f->idx64, true, &k->gemm)))
     return st;
   if (f->dw && (st = dcn_layer_kernel(ctx, DCN_LK_DWCONV, DCNV4_FLOAT32,
                                       layer->config.dcnv4.dw_kernel_size,
@@ -334,10 +335,9 @@ static dcnv4_status enqueue_forward(dcnv4_layer *layer, const forward_plan *f,
   cl_mem V = X;
   if (f->pointwise) {
     V = r[f->r_v];
-    if ((st = dcn_gemm_linear(ctx, M, (uint64_t)f->C, (uint64_t)f->C, X,
-                              W("value_proj.weight"), V, NULL, "value_proj")) ||
-        (st = dcn_run_bias_store(ctx, k->bias32, f->idx64, V,
-                                 W("value_proj.bias"), V, M, f->C, NULL)))
+    if ((st = dcn_gemm_linear(ctx, &k->gemm, M, (uint64_t)f->C, (uint64_t)f->C,
+                              X, W("value_proj.weight"), W("value_proj.bias"),
+                              V, NULL, "value_proj")))
       return st;
   }
   cl_mem Xo = X;
@@ -350,11 +350,9 @@ static dcnv4_status enqueue_forward(dcnv4_layer *layer, const forward_plan *f,
       return st;
   }
   cl_mem OM = r[f->r_om];
-  if ((st =
-           dcn_gemm_linear(ctx, M, (uint64_t)f->S, (uint64_t)f->C, Xo,
-                           W("offset_mask.weight"), OM, NULL, "offset_mask")) ||
-      (st = dcn_run_bias_store(ctx, k->bias32, f->idx64, OM,
-                               W("offset_mask.bias"), OM, M, f->S, NULL)))
+  if ((st = dcn_gemm_linear(ctx, &k->gemm, M, (uint64_t)f->S, (uint64_t)f->C,
+                            Xo, W("offset_mask.weight"), W("offset_mask.bias"),
+                            OM, NULL, "offset_mask")))
     return st;
 
   /* Which step is last, so that it gets the caller's event. */
@@ -367,26 +365,23 @@ static dcnv4_status enqueue_forward(dcnv4_layer *layer, const forward_plan *f,
   if (f->cfs) {
     /* The (M, G) logits reuse the offsets' region, dead by now. */
     cl_mem L = OM;
-    if ((st = dcn_gemm_linear(ctx, M, (uint64_t)f->G, (uint64_t)f->C, Y,
-                              W("center_feature_scale_proj_weight"), L, NULL,
-                              "center_feature_scale_proj")) ||
+    if ((st = dcn_gemm_linear(ctx, &k->gemm, M, (uint64_t)f->G, (uint64_t)f->C,
+                              Y, W("center_feature_scale_proj_weight"), NULL, L,
+                              NULL, "center_feature_scale_proj")) ||
         (st = dcn_run_cfs_blend(ctx, k->cfs, f->idx64, Y, V, L,
                                 W("center_feature_scale_proj_bias"), M, f->G,
                                 f->D, cfs_last ? event : NULL)))
       return st;
   }
   if (f->pointwise) {
-    /* fp32: straight into the output; else into V's region (dead now),
-     * then bias and rounding to the dtype in one pass. */
+    /* fp32: straight into the output, bias included; else into V's
+     * region (dead now), then bias and rounding to the dtype in one pass. */
     cl_mem P = f->f32 ? output : V;
-    bool gemm_last = f->f32 && !out_bias;
-    if ((st = dcn_gemm_linear(ctx, M, (uint64_t)f->C, (uint64_t)f->C, Y,
-                              W("output_proj.weight"), P,
-                              gemm_last ? event : NULL, "output_proj")))
+    cl_mem bias = f->f32 && out_bias ? W("output_proj.bias") : NULL;
+    if ((st = dcn_gemm_linear(ctx, &k->gemm, M, (uint64_t)f->C, (uint64_t)f->C,
+                              Y, W("output_proj.weight"), bias, P,
+                              f->f32 ? event : NULL, "output_proj")))
       return st;
-    if (f->f32 && out_bias)
-      return dcn_run_bias_store(ctx, k->bias32, f->idx64, output,
-                                W("output_proj.bias"), output, M, f->C, event);
     if (!f->f32)
       return dcn_run_bias_store(ctx, k->final, f->idx64, P,
                                 out_bias ? W("output_proj.bias") : NULL, output,

@@ -3,7 +3,7 @@
  *
  * With Mq = N*Lq query rows, Mv = N*Len_in value rows, P = G*L*K, Q and X
  * the query and input_flatten as fp32 (the inputs themselves, or widened):
- *   V   = X @ value_proj.weight^T + bias, rows of    GEMM + in-place bias
+ *   V   = X @ value_proj.weight^T + bias, rows of    GEMM with bias (+ mask)
  *         padded positions zeroed                    (bias_mask with a mask)
  *   OFF = Q @ sampling_offsets.weight^T              GEMM (Mq, 2P)
  *   A   = Q @ attention_weights.weight^T             GEMM (Mq, P)
@@ -257,7 +257,8 @@ dcnv4_status dcnv4_fda_layer_workspace_size(const dcnv4_layer *layer,
 
 /* The kernels of one call, built before anything is enqueued. */
 typedef struct forward_kernels {
-  cl_kernel to_float, bias32, bias_mask, sampling, final;
+  cl_kernel to_float, bias_mask, sampling, final;
+  dcn_gemm gemm;
 } forward_kernels;
 
 static dcnv4_status prepare_kernels(dcnv4_layer *layer, const forward_plan *f,
@@ -268,8 +269,7 @@ static dcnv4_status prepare_kernels(dcnv4_layer *layer, const forward_plan *f,
   if (!f->f32 && (st = dcn_layer_kernel(ctx, DCN_LK_TO_FLOAT, layer->dtype, 0,
                                         f->idx64, &k->to_float)))
     return st;
-  if ((st = dcn_layer_kernel(ctx, DCN_LK_BIAS_STORE, DCNV4_FLOAT32, 0, f->idx64,
-                             &k->bias32)))
+  if ((st = dcn_gemm_prepare(ctx, f->idx64, !masked || f->f32, &k->gemm)))
     return st;
   if (masked && (st = dcn_layer_kernel(ctx, DCN_LK_BIAS_MASK, DCNV4_FLOAT32, 0,
                                        f->idx64, &k->bias_mask)))
@@ -306,22 +306,22 @@ static dcnv4_status enqueue_forward(dcnv4_layer *layer, const forward_plan *f,
       return st;
   }
   cl_mem V = r[f->r_v];
-  if ((st = dcn_gemm_linear(ctx, Mv, C, C, X, W("value_proj.weight"), V, NULL,
+  /* The bias in the GEMM, or with the padding mask in one pass after it. */
+  if ((st = dcn_gemm_linear(ctx, &k->gemm, Mv, C, C, X, W("value_proj.weight"),
+                            mask ? NULL : W("value_proj.bias"), V, NULL,
                             "value_proj")))
     return st;
-  if (mask)
-    st = dcn_run_bias_mask(ctx, k->bias_mask, f->idx64, V, W("value_proj.bias"),
-                           mask, Mv, f->C, NULL);
-  else
-    st = dcn_run_bias_store(ctx, k->bias32, f->idx64, V, W("value_proj.bias"),
-                            V, Mv, f->C, NULL);
-  if (st != DCNV4_SUCCESS)
+  if (mask &&
+      (st = dcn_run_bias_mask(ctx, k->bias_mask, f->idx64, V,
+                              W("value_proj.bias"), mask, Mv, f->C, NULL)))
     return st;
   cl_mem OFF = r[f->r_off], A = r[f->r_att], SLA = r[f->r_sla];
-  if ((st = dcn_gemm_linear(ctx, Mq, 2 * P, C, Q, W("sampling_offsets.weight"),
-                            OFF, NULL, "sampling_offsets")) ||
-      (st = dcn_gemm_linear(ctx, Mq, P, C, Q, W("attention_weights.weight"), A,
-                            NULL, "attention_weights")) ||
+  if ((st = dcn_gemm_linear(ctx, &k->gemm, Mq, 2 * P, C, Q,
+                            W("sampling_offsets.weight"), NULL, OFF, NULL,
+                            "sampling_offsets")) ||
+      (st = dcn_gemm_linear(ctx, &k->gemm, Mq, P, C, Q,
+                            W("attention_weights.weight"), NULL, A, NULL,
+                            "attention_weights")) ||
       (st = dcn_run_fda_sampling(ctx, k->sampling, f->idx64, OFF,
                                  W("sampling_offsets.bias"), A,
                                  W("attention_weights.bias"), reference_points,
@@ -330,14 +330,16 @@ static dcnv4_status enqueue_forward(dcnv4_layer *layer, const forward_plan *f,
   cl_mem Y = r[f->r_y];
   if ((st = dcnv4_fda_forward(ctx, &f->core, V, SLA, Y, 0, NULL, NULL)))
     return st;
-  /* fp32: straight into the output, bias in place; else into the widened
+  /* fp32: straight into the output, bias included; else into the widened
    * query's region (dead now), then bias and rounding in one pass. */
-  cl_mem Pout = f->f32 ? output : Q;
-  if ((st = dcn_gemm_linear(ctx, Mq, C, C, Y, W("output_proj.weight"), Pout,
-                            NULL, "output_proj")))
+  if (f->f32)
+    return dcn_gemm_linear(ctx, &k->gemm, Mq, C, C, Y, W("output_proj.weight"),
+                           W("output_proj.bias"), output, event, "output_proj");
+  if ((st = dcn_gemm_linear(ctx, &k->gemm, Mq, C, C, Y, W("output_proj.weight"),
+                            NULL, Q, NULL, "output_proj")))
     return st;
-  return dcn_run_bias_store(ctx, f->f32 ? k->bias32 : k->final, f->idx64, Pout,
-                            W("output_proj.bias"), output, Mq, f->C, event);
+  return dcn_run_bias_store(ctx, k->final, f->idx64, Q, W("output_proj.bias"),
+                            output, Mq, f->C, event);
 #undef W
 }
 

@@ -4,8 +4,9 @@
  *    device buffer per weight (layer.c);
  *  - scratch plans: regions of one workspace, bound as sub-buffers
  *    (layer.c);
- *  - the GEMM of the linear projections, y = x W^T on CLBlast (gemm.c, the
- *    one place that calls CLBlast, so tuning plugs in there);
+ *  - the GEMM of the linear projections, y = x W^T + b, on this library's
+ *    kernel (cl/linear.cl) or CLBlast, as tuned (gemm.c, the one place that
+ *    calls CLBlast, so tuning plugs in there);
  *  - the small kernels around the GEMMs: dtype widening, bias epilogue,
  *    depthwise convolution, centre-feature-scale blend, masked value bias
  *    and the FlashDeformAttn layer's reference-point arithmetic
@@ -108,13 +109,32 @@ dcnv4_status dcn_scratch_check_user(dcnv4_context *ctx, cl_mem workspace,
 
 /* --------------------------------------------------------------- GEMM */
 
-/* c (m, n) = a (m, k) @ b^T with b (n, k): PyTorch's F.linear without its
- * bias, fp32, row-major, contiguous (lda = k, ldb = k, ldc = n), every
- * buffer from offset 0. Enqueued on the context's queue after the commands
- * before it; `event` (may be NULL) receives the completion event. */
-dcnv4_status dcn_gemm_linear(dcnv4_context *ctx, uint64_t m, uint64_t n,
-                             uint64_t k, cl_mem a, cl_mem b, cl_mem c,
-                             cl_event *event, const char *what);
+/* The backend of a layer call's GEMMs, chosen and built before anything is
+ * enqueued (dcn_gemm_prepare): cl/linear.cl (`own`, bias fused) or CLBlast
+ * (with a bias pass when a GEMM has a bias). */
+typedef struct dcn_gemm {
+  bool own;
+  bool idx64;         /* some tensor of the call has 2^31 elements or more */
+  cl_kernel linear;   /* own: the kernel (the context's) */
+  cl_kernel bias;     /* CLBlast with biases: fp32 bias_store */
+  int tile_m, tile_n; /* own: output tile of a work-group */
+  size_t local;       /* own: work-items per group */
+} dcn_gemm;
+
+/* Picks the backend from the tuning (kernel "linear") and builds what it
+ * needs; `bias`: some GEMM of the call will have a bias. */
+dcnv4_status dcn_gemm_prepare(dcnv4_context *ctx, bool idx64, bool bias,
+                              dcn_gemm *g);
+
+/* c (m, n) = a (m, k) @ b^T (+ bias) with b (n, k), bias (n) or NULL:
+ * PyTorch's F.linear, fp32, row-major, contiguous (lda = k, ldb = k,
+ * ldc = n), every buffer from offset 0; c must not alias a, b or bias.
+ * Enqueued on the context's queue after the commands before it; `event`
+ * (may be NULL) receives the completion event of the last command. */
+dcnv4_status dcn_gemm_linear(dcnv4_context *ctx, const dcn_gemm *g, uint64_t m,
+                             uint64_t n, uint64_t k, cl_mem a, cl_mem b,
+                             cl_mem bias, cl_mem c, cl_event *event,
+                             const char *what);
 
 /* ------------------------------------------------- small layer kernels */
 

@@ -22,6 +22,7 @@ static const program_recipe recipes[] = {
     {"flash_deform_attn_backward",
      {"common.h", "fda_common.h", "flash_deform_attn_backward.cl", NULL}},
     {"layer_ops", {"common.h", "layer_ops.cl", NULL}},
+    {"linear", {"common.h", "linear.cl", NULL}},
     {"deterministic_common", {"deterministic_common.cl", NULL}},
     {"dcnv4_backward_deterministic",
      {"common.h", "dcnv4_backward_deterministic.cl", NULL}},

@@ -17,6 +17,10 @@ typedef enum dcn_kernel_id {
    * group_channels only */
   DCN_KERNEL_DCNV4_BACKWARD_DETERMINISTIC,
   DCN_KERNEL_FDA_BACKWARD_DETERMINISTIC,
+  /* the layers' GEMMs (src/gemm.c): CLBlast or cl/linear.cl (backend), the
+   * latter's tiles (tilem, tilen, tilek), columns per work-item (vec) and
+   * work-group size (local) */
+  DCN_KERNEL_LINEAR,
   DCN_KERNEL_COUNT
 } dcn_kernel_id;
 
@@ -40,6 +44,10 @@ typedef struct dcn_launch_config {
                      0: read at run time (one program per dtype and width) */
   int rows;       /* forward: output rows per work-group, so that vertically
                      neighbouring pixels share L1 (0 or 1: one row) */
+  int backend;    /* linear: 0 CLBlast, 1 cl/linear.cl */
+  int tile_m;     /* linear: output rows per work-group */
+  int tile_n;     /* linear: output columns per work-group */
+  int tile_k;     /* linear: K chunk staged in local memory at a time */
   /* Not a parameter: set by dcn_tuning_lookup. */
   dcn_tuning_layer source;
 } dcn_launch_config;
@@ -55,6 +63,10 @@ typedef enum dcn_tuning_param {
   DCN_PARAM_UNROLL,
   DCN_PARAM_SPECIALIZE,
   DCN_PARAM_ROWS,
+  DCN_PARAM_BACKEND,
+  DCN_PARAM_TILE_M,
+  DCN_PARAM_TILE_N,
+  DCN_PARAM_TILE_K,
   DCN_TUNING_PARAMS
 } dcn_tuning_param;
 

@@ -1,0 +1,212 @@
+// The layers' linear projections: PyTorch's Linear on row-major fp32 data,
+//   Y[m][n] = sum_k X[m][k] * W[n][k] (+ bias[n]),
+// X (M, K), W (N, K), Y (M, N), all contiguous. M is large (pixels or
+// queries), N and K small (channels) and not multiples of anything.
+//
+// One work-group computes a TM x TN tile of Y with LOCAL = (TM/RM)*(TN/RN)
+// work-items, each an RM x RN block (register-blocked outer products). K is
+// walked in chunks of TK: the X and W chunks are read from global memory
+// (float4 along K where K is a multiple of 4), stored transposed (k-major)
+// in local memory, double-buffered so that one barrier per chunk suffices,
+// and the next chunk's loads are issued before the current one is used.
+// Out-of-range rows, columns and k read as zero and are not stored.
+//
+// A work-item's rows are RM/4 runs of 4, the runs TM/RM*4 apart (so that
+// the work-items of a warp read neighbouring float4s of local memory); its
+// columns likewise. Group g computes the tile (g / tiles_n, g % tiles_n):
+// neighbouring groups share the rows of X.
+//
+// Build-time defines (besides common.h's IDX64):
+//   TM, TN    tile rows and columns (multiples of 4*(TM/RM), 4*(TN/RN))
+//   TK        K chunk (multiple of 4)
+//   RM, RN    rows and columns per work-item (multiples of 4)
+//   UNROLL    1 unrolls the loop over a chunk's k; 0 keeps it rolled (PoCL
+//             needs megabytes of stack for 256 unrolled work-items, more
+//             than its threads have)
+// M, N, K and whether there is a bias (has_bias; `bias` is not read
+// without) are run-time arguments: a new shape never recompiles.
+
+#define MT (TM / RM) // work-items along M
+#define NT (TN / RN) // work-items along N
+#define LOCAL (MT * NT)
+#define KQ (TK / 4) // float4 units per row of a chunk
+#define A_UNITS (TM * KQ)
+#define B_UNITS (TN * KQ)
+#define A_LOADS ((A_UNITS + LOCAL - 1) / LOCAL)
+#define B_LOADS ((B_UNITS + LOCAL - 1) / LOCAL)
+// Row pitch of the local tiles (floats): +4 keeps float4 alignment and moves
+// the transposed stores of neighbouring rows off one bank.
+#define PA (TM + 4)
+#define PB (TN + 4)
+
+#ifndef UNROLL
+#define UNROLL 1
+#endif
+
+#if RM % 4 || RN % 4 || TK % 4 || TM % RM || TN % RN
+#error "linear: RM, RN and TK must be multiples of 4 dividing the tile"
+#endif
+
+// The units (4 consecutive k of one row) of a TK chunk of rows [r0, r0+R)
+// of a (rows, K) matrix, into registers. `full`: the chunk is in range and
+// K is a multiple of 4, so whole float4s are read.
+#define LOAD_CHUNK(reg, LOADS, UNITS, src, r0, rows, k0, full)                \
+  for (int j = 0; j < LOADS; j++) {                                           \
+    const int u = lid + j * LOCAL;                                            \
+    const int r = u / KQ, kq = (u % KQ) * 4;                                  \
+    float4 v = (float4)(0.0f);                                                \
+    if (UNITS % LOCAL == 0 || u < UNITS) {                                    \
+      const idx_t row = (r0) + (idx_t)r;                                      \
+      const int kk = (k0) + kq;                                               \
+      if (full) {                                                             \
+        v = *(__global const float4 *)(src + row * (idx_t)K + kk);            \
+      } else if (row < (rows)) {                                              \
+        __global const float *p = src + row * (idx_t)K;                       \
+        v.x = kk < K ? p[kk] : 0.0f;                                          \
+        v.y = kk + 1 < K ? p[kk + 1] : 0.0f;                                  \
+        v.z = kk + 2 < K ? p[kk + 2] : 0.0f;                                  \
+        v.w = kk + 3 < K ? p[kk + 3] : 0.0f;                                  \
+      }                                                                       \
+    }                                                                         \
+    reg[j] = v;                                                               \
+  }
+
+// Registers of LOAD_CHUNK into a local tile, transposed (tile[k][row]).
+#define STORE_CHUNK(reg, LOADS, UNITS, tile, P)                               \
+  for (int j = 0; j < LOADS; j++) {                                           \
+    const int u = lid + j * LOCAL;                                            \
+    if (UNITS % LOCAL == 0 || u < UNITS) {                                    \
+      const int r = u / KQ, kq = (u % KQ) * 4;                                \
+      tile[(kq + 0) * P + r] = reg[j].x;                                      \
+      tile[(kq + 1) * P + r] = reg[j].y;                                      \
+      tile[(kq + 2) * P + r] = reg[j].z;                                      \
+      tile[(kq + 3) * P + r] = reg[j].w;                                      \
+    }                                                                         \
+  }
+
+__kernel __attribute__((reqd_work_group_size(LOCAL, 1, 1))) void
+linear(__global const float *restrict X, __global const float *restrict W,
+       __global const float *restrict bias, __global float *restrict Y,
+       const idx_t M, const int N, const int K, const int has_bias) {
+  __local float4 a_tiles[2 * TK * PA / 4];
+  __local float4 b_tiles[2 * TK * PB / 4];
+  __local float *const as = (__local float *)a_tiles;
+  __local float *const bs = (__local float *)b_tiles;
+
+  const int lid = (int)get_local_id(0);
+  const int tx = lid % NT, ty = lid / NT;
+  const int tiles_n = (N + TN - 1) / TN;
+  const idx_t group = (idx_t)get_group_id(0);
+  const idx_t m0 = (group / (idx_t)tiles_n) * (idx_t)TM;
+  const int n0 = (int)(group % (idx_t)tiles_n) * TN;
+  const bool k4 = K % 4 == 0;
+  const bool full_m = m0 + (idx_t)TM <= M, full_n = n0 + TN <= N;
+
+  float acc[RM][RN];
+  for (int i = 0; i < RM; i++)
+    for (int j = 0; j < RN; j++)
+      acc[i][j] = 0.0f;
+
+  float4 ra[A_LOADS], rb[B_LOADS];
+  const int chunks = (K + TK - 1) / TK;
+  {
+    const bool full_k = k4 && TK <= K;
+    LOAD_CHUNK(ra, A_LOADS, A_UNITS, X, m0, M, 0, full_m && full_k)
+    LOAD_CHUNK(rb, B_LOADS, B_UNITS, W, (idx_t)n0, (idx_t)N, 0,
+               full_n && full_k)
+    STORE_CHUNK(ra, A_LOADS, A_UNITS, as, PA)
+    STORE_CHUNK(rb, B_LOADS, B_UNITS, bs, PB)
+  }
+  barrier(CLK_LOCAL_MEM_FENCE);
+
+  for (int c = 0; c < chunks; c++) {
+    const int buf = c & 1;
+    const bool next = c + 1 < chunks;
+    if (next) {
+      const int k0 = (c + 1) * TK;
+      const bool full_k = k4 && k0 + TK <= K;
+      LOAD_CHUNK(ra, A_LOADS, A_UNITS, X, m0, M, k0, full_m && full_k)
+      LOAD_CHUNK(rb, B_LOADS, B_UNITS, W, (idx_t)n0, (idx_t)N, k0,
+                 full_n && full_k)
+    }
+    __local const float4 *at = a_tiles + buf * (TK * PA / 4);
+    __local const float4 *bt = b_tiles + buf * (TK * PB / 4);
+#if UNROLL
+#pragma unroll
+#else
+#pragma unroll 1
+#endif
+    for (int kk = 0; kk < TK; kk++) {
+      float a[RM], b[RN];
+#pragma unroll
+      for (int p = 0; p < RM / 4; p++) {
+        const float4 v = at[(kk * PA + p * 4 * MT + ty * 4) / 4];
+        a[4 * p] = v.x;
+        a[4 * p + 1] = v.y;
+        a[4 * p + 2] = v.z;
+        a[4 * p + 3] = v.w;
+      }
+#pragma unroll
+      for (int q = 0; q < RN / 4; q++) {
+        const float4 v = bt[(kk * PB + q * 4 * NT + tx * 4) / 4];
+        b[4 * q] = v.x;
+        b[4 * q + 1] = v.y;
+        b[4 * q + 2] = v.z;
+        b[4 * q + 3] = v.w;
+      }
+#pragma unroll
+      for (int i = 0; i < RM; i++)
+#pragma unroll
+        for (int j = 0; j < RN; j++)
+          acc[i][j] += a[i] * b[j];
+    }
+    if (next) {
+      __local float *const an = as + (buf ^ 1) * (TK * PA);
+      __local float *const bn = bs + (buf ^ 1) * (TK * PB);
+      STORE_CHUNK(ra, A_LOADS, A_UNITS, an, PA)
+      STORE_CHUNK(rb, B_LOADS, B_UNITS, bn, PB)
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+  }
+
+  // Epilogue: bias, then float4 stores where the row holds whole float4s.
+  float bv[RN];
+#pragma unroll
+  for (int q = 0; q < RN / 4; q++)
+#pragma unroll
+    for (int e = 0; e < 4; e++) {
+      const int n = n0 + q * 4 * NT + tx * 4 + e;
+      bv[4 * q + e] = has_bias && n < N ? bias[n] : 0.0f;
+    }
+  const bool n4 = N % 4 == 0;
+#pragma unroll
+  for (int p = 0; p < RM / 4; p++)
+#pragma unroll
+    for (int e = 0; e < 4; e++) {
+      const int i = 4 * p + e;
+      const idx_t m = m0 + (idx_t)(p * 4 * MT + ty * 4 + e);
+      if (m >= M)
+        continue;
+      __global float *const y = Y + m * (idx_t)N;
+#pragma unroll
+      for (int q = 0; q < RN / 4; q++) {
+        const int n = n0 + q * 4 * NT + tx * 4;
+        const float4 v =
+            (float4)(acc[i][4 * q] + bv[4 * q], acc[i][4 * q + 1] + bv[4 * q + 1],
+                     acc[i][4 * q + 2] + bv[4 * q + 2],
+                     acc[i][4 * q + 3] + bv[4 * q + 3]);
+        if (n4 && n < N) {
+          *(__global float4 *)(y + n) = v;
+        } else {
+          if (n < N)
+            y[n] = v.x;
+          if (n + 1 < N)
+            y[n + 1] = v.y;
+          if (n + 2 < N)
+            y[n + 2] = v.z;
+          if (n + 3 < N)
+            y[n + 3] = v.w;
+        }
+      }
+    }
+}
