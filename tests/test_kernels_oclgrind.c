@@ -8,13 +8,15 @@
  *   PART    dcnv4:V  DCNv4 forward + backward in build variant V (0..3)
  *           fda:V    FlashDeformAttn forward + backward in variant V (0..3)
  *           layer    cl/layer_ops.cl and cl/convert.cl, built directly
+ *           linear   cl/linear.cl through dcnv4_linear_forward, its tile
+ *                    variants, full and partial tiles, with and without bias
  * The test fails on any byte Oclgrind writes to LOG ($OCLGRIND_LOG) and
  * refuses to run on a device other than Oclgrind's.
  *
  * The layer kernels are built here from CL_DIR with the options
  * src/layer_ops.c uses and launched the way its launchers do: the layers
- * themselves need CLBlast's GEMMs, and CLBlast's kernels under Oclgrind are
- * not this project's to check. */
+ * themselves need a GEMM, and CLBlast's kernels under Oclgrind are not this
+ * project's to check (the layers' own GEMM kernel is the `linear` part). */
 #include "dcnv4_problem.h"
 #include "fda_problem.h"
 
@@ -604,11 +606,97 @@ static int run_layer(const char *dir, rng *r) {
   return 3 * 5 + 1 + 4 + 3;
 }
 
+/* ------------------------------------------------------------ linear */
+
+/* cl/linear.cl's variants: rolled and unrolled k loops, 4, 8 and 16 rows
+ * per work-item, the NVIDIA default (128 x 128 tiles of 256 work-items). */
+static const char *const linear_variants[] = {
+    "linear.backend=1;linear.tilem=32;linear.tilen=32;linear.tilek=4;"
+    "linear.vec=4;linear.local=16;linear.unroll=0",
+    "linear.backend=1;linear.tilem=64;linear.tilen=32;linear.tilek=16;"
+    "linear.vec=4;linear.local=64;linear.unroll=1",
+    "linear.backend=1;linear.tilem=32;linear.tilen=64;linear.tilek=8;"
+    "linear.vec=8;linear.local=64;linear.unroll=1",
+    "linear.backend=1;linear.tilem=128;linear.tilen=128;linear.tilek=16;"
+    "linear.vec=8;linear.local=256;linear.unroll=1",
+};
+
+/* rows, out_features, in_features: 1 x 1 x 1, odd sizes (partial tiles
+ * on every side, K not a multiple of 4), and whole tiles with K a multiple
+ * of 4 (the float4 loads and stores). */
+static const int linear_shapes[][3] = {
+    {1, 1, 1}, {7, 5, 3}, {33, 20, 17}, {70, 40, 24}, {130, 64, 36}};
+
+static int run_linear(rng *r) {
+  int done = 0;
+  for (size_t v = 0; v < sizeof linear_variants / sizeof *linear_variants;
+       v++) {
+    dcnv4_context *ctx = oclgrind_context(linear_variants[v]);
+    for (size_t s = 0; s < sizeof linear_shapes / sizeof *linear_shapes; s++)
+      for (int with_bias = 0; with_bias < 2; with_bias++) {
+        const int m = linear_shapes[s][0], n = linear_shapes[s][1],
+                  k = linear_shapes[s][2];
+        /* the large tiles on the small shapes only */
+        if (v == 3 && m > 70)
+          continue;
+        const size_t nx = (size_t)m * k, nw = (size_t)n * k, ny = (size_t)m * n;
+        float *x = malloc(nx * sizeof *x), *w = malloc(nw * sizeof *w),
+              *b = malloc((size_t)n * sizeof *b);
+        double *ref = malloc(ny * sizeof *ref);
+        for (size_t i = 0; i < nx; i++)
+          x[i] = (float)rng_uniform(r, -1, 1);
+        for (size_t i = 0; i < nw; i++)
+          w[i] = (float)rng_uniform(r, -1, 1);
+        for (int j = 0; j < n; j++)
+          b[j] = (float)rng_uniform(r, -1, 1);
+        for (int i = 0; i < m; i++)
+          for (int j = 0; j < n; j++) {
+            double acc = with_bias ? b[j] : 0.0;
+            for (int t = 0; t < k; t++)
+              acc += (double)x[(size_t)i * k + t] * w[(size_t)j * k + t];
+            ref[(size_t)i * n + j] = acc;
+          }
+        cl_mem X = upload_values(ctx, x, nx, DCNV4_FLOAT32),
+               W = upload_values(ctx, w, nw, DCNV4_FLOAT32),
+               B = upload_values(ctx, b, (size_t)n, DCNV4_FLOAT32),
+               Y = poisoned_buffer(ctx, ny, DCNV4_FLOAT32);
+        char what[256];
+        snprintf(what, sizeof what, "linear %s: %dx%dx%d%s", linear_variants[v],
+                 m, n, k, with_bias ? " + bias" : "");
+        dcnv4_status st =
+            dcnv4_linear_forward(ctx, (uint64_t)m, n, k, X, W,
+                                 with_bias ? B : NULL, Y, 0, NULL, NULL);
+        if (st != DCNV4_SUCCESS)
+          CHECK(0, "%s: %s", what, dcnv4_context_last_error(ctx));
+        else {
+          double *got = download_values(ctx, Y, ny, DCNV4_FLOAT32);
+          double e = rel_l2(got, ref, ny);
+          CHECK(e <= TOL_FP32, "%s: error %.3g", what, e);
+          free(got);
+        }
+        CHECK(dcnv4_context_tuning_fallbacks(ctx) == 0,
+              "%s: fell back to the default", what);
+        check_log(what);
+        clReleaseMemObject(X);
+        clReleaseMemObject(W);
+        clReleaseMemObject(B);
+        clReleaseMemObject(Y);
+        free(x);
+        free(w);
+        free(b);
+        free(ref);
+        done++;
+      }
+    dcnv4_context_destroy(ctx);
+  }
+  return done;
+}
+
 int main(int argc, char **argv) {
   if (argc != 3) {
     fprintf(stderr,
             "usage: oclgrind --log LOG ... %s CL_DIR "
-            "dcnv4:V|fda:V|layer\n",
+            "dcnv4:V|fda:V|layer|linear\n",
             argv[0]);
     return 2;
   }
@@ -629,6 +717,8 @@ int main(int argc, char **argv) {
     done = run_fda(variant, &r);
   else if (!strcmp(part, "layer"))
     done = run_layer(argv[1], &r);
+  else if (!strcmp(part, "linear"))
+    done = run_linear(&r);
   else {
     fprintf(stderr, "unknown part %s\n", part);
     return 2;
