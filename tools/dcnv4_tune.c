@@ -18,7 +18,10 @@
  * projections, C x ceil(3*K*G/8)*8 offset_mask projection) with a curated
  * list of CLBlast Xgemm and XgemmDirect parameter sets
  * (CLBlastOverrideParameters), each checked against a float64 reference on
- * sampled rows.
+ * sampled rows. Then the backend: the library's GEMM (dcnv4_linear_forward,
+ * with a bias as the layers use it) on CLBlast with the winning sets against
+ * this library's kernel (cl/linear.cl) with each tile set of a curated
+ * list; the faster is stored as the "linear" kernel entry (backend, tiles).
  *
  * The file is merged: entries of kernels not tuned in this run are kept. */
 #include "bench_timing.h"
@@ -705,9 +708,10 @@ static int xdirect_valid(const int *s, size_t max_wg, size_t *values) {
 }
 
 typedef struct gemm_data {
-  cl_mem a, b, c;
-  float *ha, *hb;
+  cl_mem a, b, c, bias;
+  float *ha, *hb, *hbias;
   gemm_shape s;
+  int with_bias; /* verify_gemm adds hbias */
 } gemm_data;
 
 /* C = A B^T (row-major, as src/gemm.c), median ms of `reps`, or -1. */
@@ -748,7 +752,7 @@ static int verify_gemm(dcnv4_context *ctx, gemm_data *g) {
                              sizeof(float) * i * g->s.n, sizeof(float) * g->s.n,
                              row, 0, NULL, NULL) == CL_SUCCESS;
     for (size_t j = 0; ok && j < g->s.n; j++) {
-      double acc = 0;
+      double acc = g->with_bias ? (double)g->hbias[j] : 0.0;
       for (size_t k = 0; k < g->s.k; k++)
         acc += (double)g->ha[i * g->s.k + k] * (double)g->hb[j * g->s.k + k];
       ref[r * g->s.n + j] = acc;
@@ -842,6 +846,141 @@ static void search_gemm_family(dcnv4_context *ctx, gemm_data *g, int n,
   CLBlastClearCache();
 }
 
+/* cl/linear.cl tile sets: tilem tilen tilek vec local (rows per work-item
+ * follow; the library rejects, as a fallback, what the device cannot run). */
+static const int linear_sets[][5] = {
+    {256, 128, 8, 8, 256}, {128, 128, 16, 8, 256}, {128, 128, 8, 8, 256},
+    {128, 64, 16, 4, 256}, {128, 64, 16, 8, 128},  {64, 128, 16, 8, 128},
+    {256, 64, 16, 4, 256}, {128, 128, 16, 8, 128}, {64, 64, 16, 4, 256},
+    {128, 32, 16, 4, 128}, {64, 64, 16, 4, 64},    {64, 32, 16, 4, 64},
+    {32, 32, 16, 4, 16},
+};
+
+/* dcnv4_linear_forward with a bias under the context's tuning: median ms of
+ * `reps`, or -1. */
+static double time_linear(dcnv4_context *ctx, gemm_data *g, int reps) {
+  const int warm = 2, total = reps + warm;
+  double *ms = calloc((size_t)reps, sizeof *ms);
+  int ok = ms != NULL;
+  for (int k = 0; k < total && ok; k++) {
+    cl_event mark = enqueue_marker(ctx), end = NULL;
+    dcnv4_status st =
+        dcnv4_linear_forward(ctx, g->s.m, (int32_t)g->s.n, (int32_t)g->s.k,
+                             g->a, g->b, g->bias, g->c, 0, NULL, &end);
+    ok = mark && st == DCNV4_SUCCESS && end && clWaitForEvents(1, &end) == 0;
+    if (ok && k >= warm)
+      ms[k - warm] = span_ms(mark, end);
+    if (mark)
+      clReleaseEvent(mark);
+    if (end)
+      clReleaseEvent(end);
+  }
+  double m = ok ? median(ms, reps) : -1;
+  free(ms);
+  return m;
+}
+
+/* Mean over shapes of time / base time under `tuning` (checked against
+ * float64 with the bias), INFINITY if a GEMM fails, is wrong or the
+ * configuration falls back; total ms in *total. */
+static double linear_score(dcnv4_context *ctx, gemm_data *g, int n,
+                           const char *tuning, const double *base,
+                           double *out_ms, int reps, double *total) {
+  uint64_t fallbacks = dcnv4_context_tuning_fallbacks(ctx);
+  double score = 0;
+  *total = 0;
+  if (dcnv4_context_set_tuning(ctx, tuning) != DCNV4_SUCCESS)
+    return INFINITY;
+  for (int i = 0; i < n; i++) {
+    const float nan_pattern = NAN;
+    clEnqueueFillBuffer(dcnv4_context_queue(ctx), g[i].c, &nan_pattern,
+                        sizeof nan_pattern, 0,
+                        sizeof(float) * g[i].s.m * g[i].s.n, 0, NULL, NULL);
+    double ms = time_linear(ctx, &g[i], reps);
+    g[i].with_bias = 1;
+    int right = ms > 0 && verify_gemm(ctx, &g[i]);
+    g[i].with_bias = 0;
+    if (!right || dcnv4_context_tuning_fallbacks(ctx) != fallbacks)
+      return INFINITY;
+    out_ms[i] = ms;
+    *total += ms;
+    score += base ? ms / base[i] : 1.0;
+  }
+  return score / n;
+}
+
+typedef struct linear_result {
+  int found;
+  int backend; /* 0 CLBlast, 1 cl/linear.cl */
+  int set;     /* index in linear_sets when backend 1 */
+  double ms_total, default_ms_total, clblast_ms_total;
+  int tried, rejected;
+} linear_result;
+
+static void linear_tuning_text(int set, char *out, size_t size) {
+  const int *t = linear_sets[set];
+  snprintf(out, size,
+           "linear.backend=1;linear.tilem=%d;linear.tilen=%d;linear.tilek=%d;"
+           "linear.vec=%d;linear.local=%d;linear.unroll=1",
+           t[0], t[1], t[2], t[3], t[4]);
+}
+
+/* CLBlast (with the parameter sets now applied) against every tile set of
+ * cl/linear.cl, each relative to the library's built-in choice. */
+static void search_linear(dcnv4_context *ctx, gemm_data *g, int n, int reps,
+                          double deadline, linear_result *res, int verbose) {
+  double *base = calloc((size_t)n, sizeof *base);
+  double *ms = calloc((size_t)n, sizeof *ms);
+  memset(res, 0, sizeof *res);
+  double total = 0;
+  if (!base || !ms ||
+      !isfinite(linear_score(ctx, g, n, "", NULL, base, reps, &total))) {
+    fprintf(stderr, "dcnv4-tune: the library's default GEMM fails its "
+                    "check\n");
+    goto out;
+  }
+  res->default_ms_total = total;
+  double best = INFINITY;
+  double score =
+      linear_score(ctx, g, n, "linear.backend=0", base, ms, reps, &total);
+  res->tried++;
+  if (isfinite(score)) {
+    best = score;
+    res->found = 1;
+    res->backend = 0;
+    res->ms_total = res->clblast_ms_total = total;
+  } else
+    res->rejected++;
+  if (verbose)
+    printf("    CLBlast + bias pass: score %.3f (%.3f ms)\n", score, total);
+  for (int c = 0; c < (int)(sizeof linear_sets / sizeof linear_sets[0]); c++) {
+    if (now_s() > deadline)
+      break;
+    char tuning[200];
+    linear_tuning_text(c, tuning, sizeof tuning);
+    score = linear_score(ctx, g, n, tuning, base, ms, reps, &total);
+    res->tried++;
+    if (!isfinite(score))
+      res->rejected++;
+    if (verbose)
+      printf("    linear %dx%dx%d vec %d local %d: %s %.3f (%.3f ms)\n",
+             linear_sets[c][0], linear_sets[c][1], linear_sets[c][2],
+             linear_sets[c][3], linear_sets[c][4],
+             isfinite(score) ? "score" : "rejected", score, total);
+    if (score < best) {
+      best = score;
+      res->found = 1;
+      res->backend = 1;
+      res->set = c;
+      res->ms_total = total;
+    }
+  }
+out:
+  dcnv4_context_set_tuning(ctx, NULL);
+  free(base);
+  free(ms);
+}
+
 /* ------------------------------------------------------------ the file */
 
 static int make_parent_dirs(const char *path) {
@@ -911,8 +1050,8 @@ static cJSON *shape_list(const shape *s, int n) {
 
 static int write_file(const char *path, const dcnv4_device_info *dev,
                       task *tasks, int ntasks, const gemm_result *gemm,
-                      int ngemm, int gemm_run, const shape *gshapes,
-                      int ngshapes) {
+                      int ngemm, int gemm_run, const linear_result *linear,
+                      const shape *gshapes, int ngshapes) {
   cJSON *old = load_existing(path, dev);
   cJSON *root = cJSON_CreateObject();
   cJSON_AddStringToObject(root, "format", "dcnv4-tuning");
@@ -936,7 +1075,8 @@ static int write_file(const char *path, const dcnv4_device_info *dev,
     const cJSON *k = cJSON_GetObjectItemCaseSensitive(e, "kernel");
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(e, "dtype");
     const cJSON *g = cJSON_GetObjectItemCaseSensitive(e, "group_channels");
-    int replaced = 0;
+    int replaced = linear && linear->found && cJSON_IsString(k) &&
+                   !strcmp(k->valuestring, "linear");
     for (int i = 0; i < ntasks && !replaced; i++)
       replaced = tasks[i].done && cJSON_IsString(k) && cJSON_IsString(t) &&
                  cJSON_IsNumber(g) &&
@@ -961,6 +1101,25 @@ static int write_file(const char *path, const dcnv4_device_info *dev,
     cJSON_AddNumberToObject(e, "ms", tk->best_ms);
     cJSON_AddNumberToObject(e, "default_ms", tk->default_ms_total);
     cJSON_AddItemToObject(e, "shapes", shape_list(tk->shapes, tk->nshapes));
+    cJSON_AddItemToArray(kernels, e);
+  }
+  if (linear && linear->found) {
+    cJSON *e = cJSON_CreateObject();
+    cJSON_AddStringToObject(e, "kernel", "linear");
+    cJSON *p = cJSON_AddObjectToObject(e, "params");
+    cJSON_AddNumberToObject(p, "backend", linear->backend);
+    if (linear->backend) {
+      const int *t = linear_sets[linear->set];
+      cJSON_AddNumberToObject(p, "tilem", t[0]);
+      cJSON_AddNumberToObject(p, "tilen", t[1]);
+      cJSON_AddNumberToObject(p, "tilek", t[2]);
+      cJSON_AddNumberToObject(p, "vec", t[3]);
+      cJSON_AddNumberToObject(p, "local", t[4]);
+      cJSON_AddNumberToObject(p, "unroll", 1);
+    }
+    cJSON_AddNumberToObject(e, "ms", linear->ms_total);
+    cJSON_AddNumberToObject(e, "default_ms", linear->default_ms_total);
+    cJSON_AddItemToObject(e, "shapes", shape_list(gshapes, ngshapes));
     cJSON_AddItemToArray(kernels, e);
   }
   cJSON *gemm_arr = cJSON_AddArrayToObject(root, "gemm");
@@ -1122,9 +1281,10 @@ int main(int argc, char **argv) {
   }
   if (o.ops[OP_GEMM])
     printf("  gemm            float32         %d GEMM shapes, %zu Xgemm + %zu "
-           "XgemmDirect candidate sets\n",
+           "XgemmDirect candidate sets, %zu cl/linear.cl tile sets\n",
            ngemm, sizeof xgemm_sets / sizeof xgemm_sets[0],
-           sizeof xdirect_sets / sizeof xdirect_sets[0]);
+           sizeof xdirect_sets / sizeof xdirect_sets[0],
+           sizeof linear_sets / sizeof linear_sets[0]);
   if (o.dry_run) {
     printf("dry run: nothing measured or written\n");
     free(tasks);
@@ -1167,6 +1327,8 @@ int main(int argc, char **argv) {
 
   gemm_result gres[2];
   memset(gres, 0, sizeof gres);
+  linear_result lres;
+  memset(&lres, 0, sizeof lres);
   int gemm_done = 0;
   if (ngemm) {
     printf("gemm float32 (%d shapes) ...\n", ngemm);
@@ -1189,7 +1351,13 @@ int main(int argc, char **argv) {
       g[i].b = ok ? upload_values(ctx, g[i].hb, nb, DCNV4_FLOAT32) : NULL;
       g[i].c =
           ok ? poisoned_buffer(ctx, g[i].s.m * g[i].s.n, DCNV4_FLOAT32) : NULL;
-      ok = ok && g[i].a && g[i].b && g[i].c;
+      g[i].hbias = ok ? malloc(sizeof(float) * g[i].s.n) : NULL;
+      ok = ok && g[i].hbias;
+      for (size_t k = 0; ok && k < g[i].s.n; k++)
+        g[i].hbias[k] = (float)rng_uniform(&r, -1, 1);
+      g[i].bias =
+          ok ? upload_values(ctx, g[i].hbias, g[i].s.n, DCNV4_FLOAT32) : NULL;
+      ok = ok && g[i].a && g[i].b && g[i].c && g[i].bias;
     }
     double base_total = 0;
     if (ok && isfinite(gemm_score(ctx, g, ngemm, NULL, base, reps))) {
@@ -1198,16 +1366,22 @@ int main(int argc, char **argv) {
       double left = o.budget - (now_s() - t0);
       double deadline = now_s() + (left > 0 ? left : 0);
       /* Xgemm (large GEMMs) first, then XgemmDirect with the Xgemm winner
-       * in place (CLBlast picks the direct kernel for small ones). */
-      search_gemm_family(ctx, g, ngemm, base, reps,
-                         now_s() + (deadline - now_s()) * 2 / 3, 0, max_wg,
-                         local_bytes, &gres[0], o.verbose);
+       * in place (CLBlast picks the direct kernel for small ones), then
+       * CLBlast so tuned against cl/linear.cl. */
+      const double span = deadline - now_s();
+      search_gemm_family(ctx, g, ngemm, base, reps, now_s() + span / 2, 0,
+                         max_wg, local_bytes, &gres[0], o.verbose);
       if (gres[0].found)
         CLBlastOverrideParameters(device, "Xgemm", CLBlastPrecisionSingle,
                                   XGEMM_PARAMS, (const char **)xgemm_names,
                                   gres[0].values);
-      search_gemm_family(ctx, g, ngemm, base, reps, deadline, 1, max_wg,
-                         local_bytes, &gres[1], o.verbose);
+      search_gemm_family(ctx, g, ngemm, base, reps, now_s() + span / 4, 1,
+                         max_wg, local_bytes, &gres[1], o.verbose);
+      if (gres[1].found)
+        CLBlastOverrideParameters(device, "XgemmDirect", CLBlastPrecisionSingle,
+                                  XDIRECT_PARAMS, (const char **)xdirect_names,
+                                  gres[1].values);
+      search_linear(ctx, g, ngemm, reps, deadline, &lres, o.verbose);
       gemm_done = 1;
       for (int k = 0; k < 2; k++) {
         gres[k].default_ms_total = base_total;
@@ -1218,6 +1392,20 @@ int main(int argc, char **argv) {
           printf(": %.3f ms vs %.3f ms default", gres[k].ms_total, base_total);
         printf("\n");
       }
+      if (lres.found && lres.backend)
+        printf("  linear      cl/linear.cl %dx%dx%d vec %d local %d: %.3f ms "
+               "with bias (CLBlast + bias pass %.3f ms, built-in default "
+               "%.3f ms; %d tried, %d rejected)\n",
+               linear_sets[lres.set][0], linear_sets[lres.set][1],
+               linear_sets[lres.set][2], linear_sets[lres.set][3],
+               linear_sets[lres.set][4], lres.ms_total, lres.clblast_ms_total,
+               lres.default_ms_total, lres.tried, lres.rejected);
+      else if (lres.found)
+        printf("  linear      CLBlast: %.3f ms with its bias pass (built-in "
+               "default %.3f ms; %d tried, %d rejected)\n",
+               lres.ms_total, lres.default_ms_total, lres.tried, lres.rejected);
+      else
+        failures++;
     } else {
       fprintf(stderr, "dcnv4-tune: CLBlast's default SGEMM fails its check\n");
       failures++;
@@ -1226,8 +1414,10 @@ int main(int argc, char **argv) {
       host_release(g[i].a);
       host_release(g[i].b);
       host_release(g[i].c);
+      host_release(g[i].bias);
       free(g[i].ha);
       free(g[i].hb);
+      free(g[i].hbias);
     }
     free(g);
     free(base);
@@ -1235,7 +1425,7 @@ int main(int argc, char **argv) {
 
   int rc = failures ? 1 : 0;
   if (write_file(path, &dev, tasks, ntasks, gres, gemm_done ? 2 : 0, gemm_done,
-                 gsrc, ngemm) != 0) {
+                 gemm_done ? &lres : NULL, gsrc, ngemm) != 0) {
     fprintf(stderr, "dcnv4-tune: cannot write %s\n", path);
     rc = 1;
   } else
