@@ -609,7 +609,8 @@ static int run_layer(const char *dir, rng *r) {
 /* ------------------------------------------------------------ linear */
 
 /* cl/linear.cl's variants: rolled and unrolled k loops, 4, 8 and 16 rows
- * per work-item, the NVIDIA default (128 x 128 tiles of 256 work-items). */
+ * per work-item, 4 and 8 columns, up to 256 work-items (within Oclgrind's
+ * 32 KiB of local memory). */
 static const char *const linear_variants[] = {
     "linear.backend=1;linear.tilem=32;linear.tilen=32;linear.tilek=4;"
     "linear.vec=4;linear.local=16;linear.unroll=0",
@@ -617,8 +618,8 @@ static const char *const linear_variants[] = {
     "linear.vec=4;linear.local=64;linear.unroll=1",
     "linear.backend=1;linear.tilem=32;linear.tilen=64;linear.tilek=8;"
     "linear.vec=8;linear.local=64;linear.unroll=1",
-    "linear.backend=1;linear.tilem=128;linear.tilen=128;linear.tilek=16;"
-    "linear.vec=8;linear.local=256;linear.unroll=1",
+    "linear.backend=1;linear.tilem=128;linear.tilen=64;linear.tilek=16;"
+    "linear.vec=4;linear.local=256;linear.unroll=1",
 };
 
 /* rows, out_features, in_features: 1 x 1 x 1, odd sizes (partial tiles
