@@ -265,6 +265,18 @@ inline void atomic_add_floatv(volatile __global float *p, floatv v) {
 #endif
 }
 
+// VEC floats to and from local memory; whether any of them is not zero
+// (NaN counts).
+#if VEC == 1
+#define LOADV_LOCAL(p) (*(p))
+#define STOREV_LOCAL(v, p) (*(p) = (v))
+#define any_nonzero(v) ((v) != 0.0f)
+#else
+#define LOADV_LOCAL(p) CAT(vload, VEC)(0, (__local const float *)(p))
+#define STOREV_LOCAL(v, p) CAT(vstore, VEC)((v), 0, (__local float *)(p))
+#define any_nonzero(v) any((v) != (floatv)(0.0f))
+#endif
+
 // ------------------------------------------------------------- DCNv4 shared
 
 #ifdef DCNV4_OP

@@ -149,6 +149,262 @@ POINT_LOOP
       STORE1(0.0f, grad_offset_mask + om_row, lane);
 }
 
+// Tiled variant (tuning parameter `halo` > 0, SPECIALIZE builds only): one
+// work-group takes one group of a TH x TW tile of output pixels (CHUNKS
+// work-items per pixel) and gathers the input gradient of the input region
+// its points mostly fall in -- the tile's sampling grid widened by `ext`
+// pixels on each side -- before adding it to grad_acc with one global atomic
+// per VEC channels of each region pixel, instead of four per point (the
+// per-point kernel is bound by L2 atomic throughput; local float atomics are
+// compare-and-swap loops on NVIDIA, hence a gather, not local atomics).
+//
+// 1. Each point inside the image gets an entry (bilinear fractions, weight,
+//    top-left corner); the entry is put in the bucket of its top-left corner
+//    (TILE_CAP entries per region pixel, integer local atomics) when its four
+//    corners lie in the region, else on an overflow list.
+// 2. Overflow entries go to grad_acc with global atomics, as per point.
+// 3. Each (region pixel, chunk) sums the entries of the four buckets whose
+//    2x2 block covers it, times grad_output of their pixels (staged in local
+//    memory), and adds the sum to grad_acc.
+// 4. The offset/weight partials, kept in registers, are reduced as in
+//    dcnv4_backward through the same local memory.
+//
+// Range: dimension 0 is group x (CHUNKS * TW), so the work-groups of one tile
+// run back to back and share their pixels' rows in L2; dimension 1 output
+// rows in tiles of TH; dimension 2 image x tile column. The host passes the
+// region's margin around the tile's base coordinates (`ext_h`, `ext_w`) and
+// size (`region_h` x `region_w`), and sizes `scratch` for the larger of the
+// buckets and the partials (plan_tiles in src/dcnv4_op.c mirrors the layout).
+#ifndef TILE_CAP
+#define TILE_CAP 8
+#endif
+#if SPECIALIZE
+__kernel void dcnv4_backward_tiled(
+    __global const storage_t *restrict input,
+    __global const storage_t *restrict offset_mask,
+    __global const storage_t *restrict grad_output, __global float *grad_acc,
+    __global storage_t *restrict grad_offset_mask, const dcnv4_geometry g,
+    __local float *scratch, const int ext_h, const int ext_w,
+    const int region_h, const int region_w, const int tiles_w) {
+  const int lx = (int)get_local_id(0);
+  const int ly = (int)get_local_id(1);
+  const int tw = (int)get_local_size(0) / CHUNKS;
+  const int th = (int)get_local_size(1);
+  const int size = (int)(get_local_size(0) * get_local_size(1));
+  const int lid = ly * (int)get_local_size(0) + lx;
+  const int grp = (int)get_group_id(0);
+  const int chunk = lx % CHUNKS;
+  const int ho0 = (int)get_group_id(1) * th;
+  const int n = (int)get_group_id(2) / tiles_w;
+  const int wo0 = ((int)get_group_id(2) - n * tiles_w) * tw;
+  const int px = lx / CHUNKS;
+  const int pl = ly * tw + px; // pixel within the tile
+  const int ho = ho0 + ly;
+  const int wo = wo0 + px;
+  const int C = g.group * D;
+  const bool active = ho < g.height_out && wo < g.width_out;
+  const idx_t pixel = ((idx_t)n * g.height_out + ho) * g.width_out + wo;
+
+  // Local memory (scalar arrays only: NVIDIA aligns a __local argument to
+  // its element type): entries (fractions, weight, top-left corner), the
+  // tile's grad_output, bucket counts and slots, the overflow list.
+  const int entries = tw * th * K;
+  const int cells = region_h * region_w;
+  // ent_w: the four corner weights times the point's weight, corner-major.
+  __local float *ent_w = scratch;
+  __local int *ent_y = (__local int *)(ent_w + 4 * entries);
+  __local int *ent_x = ent_y + entries;
+  __local float *go_tile = (__local float *)(ent_x + entries);
+  __local int *count = (__local int *)(go_tile + tw * th * D);
+  __local int *slot = count + cells;
+  __local int *overflow = slot + cells * TILE_CAP;
+  __local int *overflow_count = overflow + entries;
+
+  for (int i = lid; i < cells; i += size)
+    count[i] = 0;
+  if (lid == 0)
+    *overflow_count = 0;
+
+  const int half_w = (g.dilation_w * (KW - 1)) / 2;
+  const int half_h = (g.dilation_h * (KH - 1)) / 2;
+  const int base_w = half_w - g.pad_w + wo * g.stride_w;
+  const int base_h = half_h - g.pad_h + ho * g.stride_h;
+  // The region's first input row and column.
+  const int y0 = half_h - g.pad_h + ho0 * g.stride_h - ext_h;
+  const int x0 = half_w - g.pad_w + wo0 * g.stride_w - ext_w;
+
+  const idx_t om_row = pixel * g.offset_mask_stride;
+  __global const storage_t *om =
+      offset_mask + (active ? om_row + grp * K * 3 : 0);
+  const idx_t image_start = (idx_t)n * g.height_in * g.width_in * C + grp * D;
+  __global const storage_t *image = input + image_start + chunk * VEC;
+  volatile __global float *gimage = grad_acc + image_start;
+  const idx_t row = (idx_t)g.width_in * C;
+  const floatv go = active
+                        ? LOADV(grad_output + pixel * C + grp * D + chunk * VEC)
+                        : (floatv)(0.0f);
+  STOREV_LOCAL(go, go_tile + pl * D + chunk * VEC);
+  barrier(CLK_LOCAL_MEM_FENCE); // counts zeroed before any entry is placed
+
+  float mmax = 0.0f, minv = 1.0f;
+  if (SOFTMAX) {
+    mmax = -INFINITY;
+    for (int k = 0; k < K; k++)
+      mmax = fmax(mmax, LOAD1(om, 2 * K + k));
+    float msum = 0.0f;
+    for (int k = 0; k < K; k++)
+      msum += exp(LOAD1(om, 2 * K + k) - mmax);
+    minv = 1.0f / msum;
+  }
+
+  float part[3 * K];
+  int k = 0;
+POINT_LOOP
+  for (int i = 0; i < KW; i++) {
+POINT_LOOP
+    for (int j = 0; j < KH; j++) {
+      if (REMOVE_CENTER && i == KW / 2 && j == KH / 2)
+        continue;
+      const float dx = LOAD1(om, 2 * k);
+      const float dy = LOAD1(om, 2 * k + 1);
+      const float m =
+          SOFTMAX ? exp(LOAD1(om, 2 * K + k) - mmax) * minv : LOAD1(om, 2 * K + k);
+      const sample_coord x = split_coord(
+          base_w, g.offset_scale * ((float)(i * g.dilation_w - half_w) + dx),
+          g.width_in);
+      const sample_coord y = split_coord(
+          base_h, g.offset_scale * ((float)(j * g.dilation_h - half_h) + dy),
+          g.height_in);
+      float gx = 0.0f, gy = 0.0f, gm = 0.0f;
+      if (active && x.inside && y.inside) {
+        const float lw = x.frac, lh = y.frac, hw = 1.0f - lw, hh = 1.0f - lh;
+        const bool w0 = x.low >= 0, w1 = x.low + 1 < g.width_in;
+        const bool h0 = y.low >= 0, h1 = y.low + 1 < g.height_in;
+        const idx_t o = (idx_t)y.low * row + (idx_t)x.low * C;
+        const floatv zero = (floatv)(0.0f);
+        const floatv v00 = h0 && w0 ? LOADV(image + o) : zero;
+        const floatv v01 = h0 && w1 ? LOADV(image + (o + C)) : zero;
+        const floatv v10 = h1 && w0 ? LOADV(image + (o + row)) : zero;
+        const floatv v11 = h1 && w1 ? LOADV(image + (o + row + C)) : zero;
+        gm = HSUM(go * ((hh * hw) * v00 + (hh * lw) * v01 + (lh * hw) * v10 +
+                        (lh * lw) * v11));
+        gx = HSUM(go * (hh * (v01 - v00) + lh * (v11 - v10)));
+        gy = HSUM(go * (hw * (v10 - v00) + lw * (v11 - v01)));
+        if (chunk == 0) {
+          const int e = pl * K + k;
+          ent_w[e] = m * (hh * hw);
+          ent_w[entries + e] = m * (hh * lw);
+          ent_w[2 * entries + e] = m * (lh * hw);
+          ent_w[3 * entries + e] = m * (lh * lw);
+          ent_y[e] = y.low;
+          ent_x[e] = x.low;
+          const int ry = y.low - y0, rx = x.low - x0;
+          int pos = TILE_CAP;
+          if (ry >= 0 && ry + 1 < region_h && rx >= 0 && rx + 1 < region_w) {
+            const int cell = ry * region_w + rx;
+            pos = atomic_inc(count + cell);
+            if (pos < TILE_CAP)
+              slot[cell * TILE_CAP + pos] = e;
+          }
+          if (pos >= TILE_CAP)
+            overflow[atomic_inc(overflow_count)] = e;
+        }
+      }
+      part[2 * k] = gx;
+      part[2 * k + 1] = gy;
+      part[2 * K + k] = gm;
+      k++;
+    }
+  }
+  barrier(CLK_LOCAL_MEM_FENCE);
+
+  // Entries outside the region or beyond a full bucket: global atomics.
+  const int spilled = *overflow_count;
+  for (int i = lid; i < spilled * CHUNKS; i += size) {
+    const int e = overflow[i / CHUNKS];
+    const int c = i % CHUNKS;
+    const int yl = ent_y[e], xl = ent_x[e];
+    const floatv gi = LOADV_LOCAL(go_tile + (e / K) * D + c * VEC);
+    const bool w0 = xl >= 0, w1 = xl + 1 < g.width_in;
+    const bool h0 = yl >= 0, h1 = yl + 1 < g.height_in;
+    volatile __global float *p =
+        gimage + (idx_t)yl * row + (idx_t)xl * C + c * VEC;
+    if (h0 && w0)
+      atomic_add_floatv(p, ent_w[e] * gi);
+    if (h0 && w1)
+      atomic_add_floatv(p + C, ent_w[entries + e] * gi);
+    if (h1 && w0)
+      atomic_add_floatv(p + row, ent_w[2 * entries + e] * gi);
+    if (h1 && w1)
+      atomic_add_floatv(p + row + C, ent_w[3 * entries + e] * gi);
+  }
+
+  // Gather: region pixel (ry, rx) is corner (dy, dx) of the entries whose
+  // top-left corner is (ry - dy, rx - dx).
+  for (int i = lid; i < cells * CHUNKS; i += size) {
+    const int cell = i / CHUNKS;
+    const int c = i % CHUNKS;
+    const int ry = cell / region_w, rx = cell - (cell / region_w) * region_w;
+    const int yy = y0 + ry, xx = x0 + rx;
+    if (yy < 0 || yy >= g.height_in || xx < 0 || xx >= g.width_in)
+      continue;
+    floatv acc = (floatv)(0.0f);
+    for (int dy = 0; dy < 2; dy++)
+      for (int dx = 0; dx < 2; dx++) {
+        if (ry < dy || rx < dx)
+          continue;
+        const int from = cell - dy * region_w - dx;
+        const int used = min(count[from], TILE_CAP);
+        __local const float *w = ent_w + (2 * dy + dx) * entries;
+        for (int s = 0; s < used; s++) {
+          const int e = slot[from * TILE_CAP + s];
+          acc += w[e] * LOADV_LOCAL(go_tile + (e / K) * D + c * VEC);
+        }
+      }
+    if (any_nonzero(acc))
+      atomic_add_floatv(gimage + (idx_t)yy * row + (idx_t)xx * C + c * VEC,
+                        acc);
+  }
+  barrier(CLK_LOCAL_MEM_FENCE);
+
+  // The offset/weight partials, as in dcnv4_backward.
+  __local float *mine = scratch + lid * (3 * K);
+  for (int kk = 0; kk < 3 * K; kk++)
+    mine[kk] = part[kk];
+  barrier(CLK_LOCAL_MEM_FENCE);
+  if (!active)
+    return;
+  __local const float *first = scratch + (lid - chunk) * (3 * K);
+  __global storage_t *gom = grad_offset_mask + om_row + grp * K * 3;
+  float dot = 0.0f;
+  if (SOFTMAX)
+    for (int kk = 0; kk < K; kk++) {
+      float s = 0.0f;
+      for (int c = 0; c < CHUNKS; c++)
+        s += first[c * 3 * K + 2 * K + kk];
+      dot += exp(LOAD1(om, 2 * K + kk) - mmax) * minv * s;
+    }
+  for (int lane = chunk; lane < 3 * K; lane += CHUNKS) {
+    float s = 0.0f;
+    for (int c = 0; c < CHUNKS; c++)
+      s += first[c * 3 * K + lane];
+    if (lane < 2 * K) {
+      const float m = SOFTMAX ? exp(LOAD1(om, 2 * K + lane / 2) - mmax) * minv
+                              : LOAD1(om, 2 * K + lane / 2);
+      s = m * g.offset_scale * s;
+    } else if (SOFTMAX) {
+      const float m = exp(LOAD1(om, lane) - mmax) * minv;
+      s = m * (s - dot);
+    }
+    STORE1(s, gom, lane);
+  }
+  if (grp == g.group - 1)
+    for (int lane = g.group * K * 3 + chunk; lane < g.offset_mask_stride;
+         lane += CHUNKS)
+      STORE1(0.0f, grad_offset_mask + om_row, lane);
+}
+#endif
+
 // Fallback for shapes whose partial sums do not fit in local memory (very
 // large K * D/VEC): a 1-D range with one work-item per (pixel, group) that
 // walks all D channels itself, so nothing needs to be reduced across

@@ -357,6 +357,94 @@ static bool plan_range(const dcnv4_context *ctx, cl_kernel kernel,
   return true;
 }
 
+/* Bucket slots per region pixel of the tiled backward (the kernel's
+ * TILE_CAP default). */
+#define DCN_TILE_CAP 8
+
+/* The tiled backward's range (cl/dcnv4_backward.cl, dcnv4_backward_tiled):
+ * a tile of `rows` x tw output pixels of one group per work-group, about
+ * `local` work-items, and its buckets in local memory. False where it does
+ * not apply (no halo, no room, sizes beyond int). */
+typedef struct tile_plan {
+  range_plan range;
+  cl_int ext_h, ext_w, region_h, region_w, tiles_w;
+} tile_plan;
+
+static bool plan_tiles(const dcnv4_context *ctx, cl_kernel kernel,
+                       const dcnv4_params *p, const dcnv4_shape *s, int vec,
+                       const dcn_launch_config *cfg, tile_plan *t) {
+  if (cfg->halo <= 0 || !cfg->specialize)
+    return false;
+  size_t limit = ctx->max_item_sizes[0];
+  size_t kernel_limit = 0;
+  if (clGetKernelWorkGroupInfo(kernel, ctx->device, CL_KERNEL_WORK_GROUP_SIZE,
+                               sizeof kernel_limit, &kernel_limit,
+                               NULL) == CL_SUCCESS &&
+      kernel_limit > 0 && kernel_limit < limit)
+    limit = kernel_limit;
+  if (cfg->local_size < limit)
+    limit = cfg->local_size;
+  const size_t chunks = (size_t)p->group_channels / (size_t)vec;
+  if (chunks > limit)
+    return false;
+  size_t th = cfg->rows > 0 ? (size_t)cfg->rows : 1;
+  if (th > (size_t)s->height_out)
+    th = (size_t)s->height_out;
+  if (th * chunks > limit)
+    th = limit / chunks;
+  if (th > ctx->max_item_sizes[1])
+    th = ctx->max_item_sizes[1];
+  size_t tw = limit / (chunks * th);
+  if (tw > (size_t)s->width_out)
+    tw = (size_t)s->width_out;
+  if (tw * chunks > ctx->max_item_sizes[0])
+    tw = ctx->max_item_sizes[0] / chunks;
+  if (th == 0 || tw == 0)
+    return false;
+  /* The sampling grid spans offset_scale * dilation * (kernel - 1) around
+   * a pixel's base; `tile` more pixels of offsets on each side. */
+  const double scale = fabs((double)p->offset_scale);
+  const double span_h = scale * p->dilation_h * (p->kernel_h - 1);
+  const double span_w = scale * p->dilation_w * (p->kernel_w - 1);
+  if (!(span_h <= 64.0 && span_w <= 64.0))
+    return false;
+  const size_t ext_h = (size_t)ceil(span_h) + (size_t)cfg->halo;
+  const size_t ext_w = (size_t)ceil(span_w) + (size_t)cfg->halo;
+  const size_t region_h = (th - 1) * (size_t)p->stride_h + 2 * ext_h + 2;
+  const size_t region_w = (tw - 1) * (size_t)p->stride_w + 2 * ext_w + 2;
+  /* cl/dcnv4_backward.cl's layout: entries (6 words each), the tile's
+   * grad_output, counts and TILE_CAP slots per region pixel, the overflow
+   * list and its count; later the partials, 3K per work-item. */
+  const size_t items = chunks * tw * th;
+  const size_t entries = tw * th * (size_t)s->points;
+  size_t floats = 7 * entries + tw * th * (size_t)p->group_channels +
+                  region_h * region_w * (DCN_TILE_CAP + 1) + 1;
+  if (items * (size_t)s->points * 3 > floats)
+    floats = items * (size_t)s->points * 3;
+  if (region_h > 4096 || region_w > 4096 ||
+      4 * floats > (size_t)ctx->local_mem_bytes)
+    return false;
+  const size_t tiles_w = ((size_t)s->width_out + tw - 1) / tw;
+  const size_t tiles_h = ((size_t)s->height_out + th - 1) / th;
+  if ((uint64_t)p->batch * tiles_w > INT32_MAX ||
+      tiles_h * th > INT32_MAX || (size_t)p->group * chunks * tw > INT32_MAX)
+    return false;
+  range_plan *r = &t->range;
+  r->local[0] = chunks * tw;
+  r->local[1] = th;
+  r->local[2] = 1;
+  r->global[0] = (size_t)p->group * r->local[0];
+  r->global[1] = tiles_h * th;
+  r->global[2] = (size_t)p->batch * tiles_w;
+  r->local_bytes = 4 * floats;
+  t->ext_h = (cl_int)ext_h;
+  t->ext_w = (cl_int)ext_w;
+  t->region_h = (cl_int)region_h;
+  t->region_w = (cl_int)region_w;
+  t->tiles_w = (cl_int)tiles_w;
+  return true;
+}
+
 /* Checks shared by forward and backward before anything is touched. */
 static dcnv4_status check_call(dcnv4_context *ctx, const dcnv4_params *params,
                                dcnv4_shape *s, cl_uint num_wait,
@@ -618,10 +706,37 @@ dcnv4_status dcnv4_backward(dcnv4_context *ctx, const dcnv4_params *params,
             "using the per-pixel kernel");
     split = false;
   }
+  /* The tiled kernel where the configuration asks for it and the region
+   * fits local memory, else the per-point kernel, else the per-pixel one. */
+  tile_plan tp;
+  cl_kernel tiled = NULL;
+  bool tiles = split && cfg.halo > 0 && cfg.specialize;
+  if (tiles && (st = dcn_get_kernel(ctx, "dcnv4_backward", chosen,
+                                    "dcnv4_backward_tiled", &tiled)))
+    return st;
+  tiles = tiles && plan_tiles(ctx, tiled, params, &s, vec, &cfg, &tp);
   bool per_pixel =
-      !split || !plan_range(ctx, kernel, params, &s, vec, cfg.local_size,
-                            !cfg.specialize, (size_t)s.points * 3, 0, 1, &r);
-  if (per_pixel) {
+      !tiles &&
+      (!split || !plan_range(ctx, kernel, params, &s, vec, cfg.local_size,
+                             !cfg.specialize, (size_t)s.points * 3, 0, 1, &r));
+  if (tiles) {
+    kernel = tiled;
+    r = tp.range;
+    const dcn_arg args[] = {DCN_ARG(b->input),
+                            DCN_ARG(b->offset_mask),
+                            DCN_ARG(b->grad_output),
+                            DCN_ARG(acc),
+                            DCN_ARG(b->grad_offset_mask),
+                            DCN_ARG(geo),
+                            DCN_LOCAL_ARG(r.local_bytes),
+                            DCN_ARG(tp.ext_h),
+                            DCN_ARG(tp.ext_w),
+                            DCN_ARG(tp.region_h),
+                            DCN_ARG(tp.region_w),
+                            DCN_ARG(tp.tiles_w)};
+    if ((st = dcn_set_args(ctx, kernel, args, 12, "dcnv4_backward_tiled")))
+      return st;
+  } else if (per_pixel) {
     /* Chosen, or partial sums too large for local memory: one work-item per
      * (pixel, group) walks all channels. */
     if ((st = dcn_get_kernel(ctx, "dcnv4_backward", chosen,
@@ -667,7 +782,9 @@ dcnv4_status dcnv4_backward(dcnv4_context *ctx, const dcnv4_params *params,
   st = per_pixel ? dcn_enqueue_1d(ctx, kernel, pixel_items, cfg.local_size, 0,
                                   NULL, scatter_event, "dcnv4_backward_pixel")
                  : dcn_enqueue_nd(ctx, kernel, 3, r.global, r.local, 0, NULL,
-                                  scatter_event, "dcnv4_backward");
+                                  scatter_event,
+                                  tiles ? "dcnv4_backward_tiled"
+                                        : "dcnv4_backward");
   if (st != DCNV4_SUCCESS || direct)
     return st;
   return dcn_enqueue_1d(ctx, convert, s.input_elements, 256, 0, NULL, event,

@@ -54,6 +54,8 @@ static const struct {
                           offsetof(dcn_launch_config, tile_n), false},
     [DCN_PARAM_TILE_K] = {"tilek", 4, 64, true,
                           offsetof(dcn_launch_config, tile_k), false},
+    [DCN_PARAM_HALO] = {"halo", 0, 8, false, offsetof(dcn_launch_config, halo),
+                        false},
 };
 
 static long get_param(const dcn_launch_config *c, int which) {

@@ -43,11 +43,15 @@ typedef struct dcn_launch_config {
   int specialize; /* 1: shape constants compiled in (one program per shape);
                      0: read at run time (one program per dtype and width) */
   int rows;       /* forward: output rows per work-group, so that vertically
-                     neighbouring pixels share L1 (0 or 1: one row) */
+                     neighbouring pixels share L1 (0 or 1: one row); tiled
+                     backward: the tile's output rows */
   int backend;    /* linear: 0 CLBlast, 1 cl/linear.cl */
   int tile_m;     /* linear: output rows per work-group */
   int tile_n;     /* linear: output columns per work-group */
   int tile_k;     /* linear: K chunk staged in local memory at a time */
+  int halo; /* backward: 0 global atomics per point; h > 0 accumulate the
+               input gradient of a work-group's pixels in local memory over
+               their sampling grid widened by h pixels (DCNv4, specialize 1) */
   /* Not a parameter: set by dcn_tuning_lookup. */
   dcn_tuning_layer source;
 } dcn_launch_config;
@@ -67,6 +71,7 @@ typedef enum dcn_tuning_param {
   DCN_PARAM_TILE_M,
   DCN_PARAM_TILE_N,
   DCN_PARAM_TILE_K,
+  DCN_PARAM_HALO,
   DCN_TUNING_PARAMS
 } dcn_tuning_param;
 

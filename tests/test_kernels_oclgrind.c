@@ -5,7 +5,7 @@
  *
  * usage: oclgrind --log LOG [checks] test_kernels_oclgrind CL_DIR PART
  *   CL_DIR  the kernel sources (cl/), read for the layer kernels
- *   PART    dcnv4:V  DCNv4 forward + backward in build variant V (0..3)
+ *   PART    dcnv4:V  DCNv4 forward + backward in build variant V (0..4)
  *           fda:V    FlashDeformAttn forward + backward in variant V (0..3)
  *           layer    cl/layer_ops.cl and cl/convert.cl, built directly
  *           linear   cl/linear.cl through dcnv4_linear_forward, its tile
@@ -154,6 +154,12 @@ static const char *const dcnv4_variants[] = {
     "dcnv4_forward.unroll=1;dcnv4_forward.specialize=1;"
     "dcnv4_backward.vec=1;dcnv4_backward.local=8;dcnv4_backward.split=0;"
     "dcnv4_backward.unroll=1;dcnv4_backward.specialize=1",
+    /* tiled backward (buckets in local memory), two rows per tile */
+    "dcnv4_forward.vec=4;dcnv4_forward.local=32;dcnv4_forward.stage=0;"
+    "dcnv4_forward.unroll=1;dcnv4_forward.specialize=1;"
+    "dcnv4_backward.vec=2;dcnv4_backward.local=16;dcnv4_backward.split=1;"
+    "dcnv4_backward.unroll=1;dcnv4_backward.specialize=1;"
+    "dcnv4_backward.halo=1;dcnv4_backward.rows=2",
 };
 
 static const dcnv4_dtype dtypes[] = {DCNV4_FLOAT32, DCNV4_FLOAT16,
@@ -712,7 +718,8 @@ int main(int argc, char **argv) {
   int done = 0, variant = -1;
   if (!strncmp(part, "dcnv4:", 6) || !strncmp(part, "fda:", 4))
     variant = atoi(strchr(part, ':') + 1);
-  if (!strncmp(part, "dcnv4:", 6) && variant >= 0 && variant < 4)
+  if (!strncmp(part, "dcnv4:", 6) && variant >= 0 &&
+      variant < (int)(sizeof dcnv4_variants / sizeof *dcnv4_variants))
     done = run_dcnv4(variant, &r);
   else if (!strncmp(part, "fda:", 4) && variant >= 0 && variant < 4)
     done = run_fda(variant, &r);

@@ -253,15 +253,15 @@ static int run_shapes(const options *o, int fda, int is_gpu, shape *out) {
 
 /* ------------------------------------------------- kernel parameters */
 
-#define NPARAMS 7
+#define NPARAMS 8
 static const char *const param_names[NPARAMS] = {
-    "vec", "local", "stage", "split", "unroll", "specialize", "rows"};
+    "vec", "local", "stage", "split", "unroll", "specialize", "rows", "halo"};
 /* Which parameters each kernel's launch uses. */
 static const int meaningful[4][NPARAMS] = {
-    {1, 1, 1, 0, 1, 1, 1}, /* dcnv4_forward: no split */
-    {1, 1, 0, 1, 1, 1, 0}, /* dcnv4_backward: no stage, one row */
-    {1, 1, 0, 0, 0, 1, 0}, /* fda forward */
-    {1, 1, 0, 0, 0, 1, 0}, /* fda backward */
+    {1, 1, 1, 0, 1, 1, 1, 0}, /* dcnv4_forward: no split */
+    {1, 1, 0, 1, 1, 1, 1, 1}, /* dcnv4_backward: no stage; rows, halo tiles */
+    {1, 1, 0, 0, 0, 1, 0, 0}, /* fda forward */
+    {1, 1, 0, 0, 0, 1, 0, 0}, /* fda backward */
 };
 
 typedef struct config {
@@ -320,7 +320,10 @@ static int param_values(int p, int gc, size_t max_wg, long *out) {
       if ((size_t)v <= max_wg)
         out[n++] = v;
   } else if (p == 6) {
-    for (long v = 1; v <= 4; v *= 2)
+    for (long v = 1; v <= 8; v *= 2)
+      out[n++] = v;
+  } else if (p == 7) {
+    for (long v = 0; v <= 2; v++)
       out[n++] = v;
   } else {
     out[n++] = 0;
