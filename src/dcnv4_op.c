@@ -426,8 +426,8 @@ static bool plan_tiles(const dcnv4_context *ctx, cl_kernel kernel,
     return false;
   const size_t tiles_w = ((size_t)s->width_out + tw - 1) / tw;
   const size_t tiles_h = ((size_t)s->height_out + th - 1) / th;
-  if ((uint64_t)p->batch * tiles_w > INT32_MAX ||
-      tiles_h * th > INT32_MAX || (size_t)p->group * chunks * tw > INT32_MAX)
+  if ((uint64_t)p->batch * tiles_w > INT32_MAX || tiles_h * th > INT32_MAX ||
+      (size_t)p->group * chunks * tw > INT32_MAX)
     return false;
   range_plan *r = &t->range;
   r->local[0] = chunks * tw;
@@ -779,12 +779,12 @@ dcnv4_status dcnv4_backward(dcnv4_context *ctx, const dcnv4_params *params,
   cl_event *scatter_event = direct ? event : NULL;
   if ((st = dcn_enqueue_zero(ctx, acc, acc_bytes, num_wait, wait, NULL)))
     return st;
-  st = per_pixel ? dcn_enqueue_1d(ctx, kernel, pixel_items, cfg.local_size, 0,
-                                  NULL, scatter_event, "dcnv4_backward_pixel")
-                 : dcn_enqueue_nd(ctx, kernel, 3, r.global, r.local, 0, NULL,
-                                  scatter_event,
-                                  tiles ? "dcnv4_backward_tiled"
-                                        : "dcnv4_backward");
+  st = per_pixel
+           ? dcn_enqueue_1d(ctx, kernel, pixel_items, cfg.local_size, 0, NULL,
+                            scatter_event, "dcnv4_backward_pixel")
+           : dcn_enqueue_nd(ctx, kernel, 3, r.global, r.local, 0, NULL,
+                            scatter_event,
+                            tiles ? "dcnv4_backward_tiled" : "dcnv4_backward");
   if (st != DCNV4_SUCCESS || direct)
     return st;
   return dcn_enqueue_1d(ctx, convert, s.input_elements, 256, 0, NULL, event,

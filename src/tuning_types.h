@@ -49,9 +49,9 @@ typedef struct dcn_launch_config {
   int tile_m;     /* linear: output rows per work-group */
   int tile_n;     /* linear: output columns per work-group */
   int tile_k;     /* linear: K chunk staged in local memory at a time */
-  int halo; /* backward: 0 global atomics per point; h > 0 accumulate the
-               input gradient of a work-group's pixels in local memory over
-               their sampling grid widened by h pixels (DCNv4, specialize 1) */
+  int halo;       /* backward: 0 global atomics per point; h > 0 accumulate the
+                     input gradient of a work-group's pixels in local memory over
+                     their sampling grid widened by h pixels (DCNv4, specialize 1) */
   /* Not a parameter: set by dcn_tuning_lookup. */
   dcn_tuning_layer source;
 } dcn_launch_config;
