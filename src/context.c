@@ -50,6 +50,9 @@ static dcnv4_status finish_setup(dcnv4_context *ctx,
       clGetDeviceInfo(ctx->device, CL_DEVICE_LOCAL_MEM_SIZE,
                       sizeof ctx->local_mem_bytes, &ctx->local_mem_bytes,
                       NULL) != CL_SUCCESS ||
+      clGetDeviceInfo(ctx->device, CL_DEVICE_MAX_COMPUTE_UNITS,
+                      sizeof ctx->compute_units, &ctx->compute_units,
+                      NULL) != CL_SUCCESS ||
       clGetDeviceInfo(ctx->device, CL_DEVICE_MAX_WORK_ITEM_SIZES,
                       sizeof ctx->max_item_sizes, ctx->max_item_sizes,
                       NULL) != CL_SUCCESS) {

@@ -55,6 +55,7 @@ struct dcnv4_context {
   size_t max_work_group_size;
   cl_ulong max_alloc_bytes;
   cl_ulong local_mem_bytes;
+  cl_uint compute_units;
   size_t max_item_sizes[3];
   dcn_log_level log_level;
 

@@ -119,6 +119,9 @@ typedef struct dcn_gemm {
   cl_kernel bias;     /* CLBlast with biases: fp32 bias_store */
   int tile_m, tile_n; /* own: output tile of a work-group */
   size_t local;       /* own: work-items per group */
+  /* own, built-in tiles taller than 64 rows: the same kernel with 64-row
+   * tiles, for GEMMs whose tiles would not fill the device (or NULL). */
+  cl_kernel linear_short;
 } dcn_gemm;
 
 /* Picks the backend from the tuning (kernel "linear") and builds what it
