@@ -11,6 +11,87 @@
 //
 // Build-time defines: as dcnv4_forward.cl (OM_STAGE unused), plus NV_ATOMICS.
 
+// DCNv3 mode: the weights are the softmax of the group's K values; their
+// maximum and the inverse of the sum of exponentials.
+inline void softmax_stats(__global const storage_t *om, const dcnv4_geometry g,
+                          float *mmax, float *minv) {
+  *mmax = 0.0f;
+  *minv = 1.0f;
+  if (!SOFTMAX)
+    return;
+  float mx = -INFINITY;
+  for (int k = 0; k < K; k++)
+    mx = fmax(mx, LOAD1(om, 2 * K + k));
+  float msum = 0.0f;
+  for (int k = 0; k < K; k++)
+    msum += exp(LOAD1(om, 2 * K + k) - mx);
+  *mmax = mx;
+  *minv = 1.0f / msum;
+}
+
+// One point's bilinear sample of this work-item's VEC channels against
+// their output gradient `go`: the partial gradients of the weight (gm) and
+// of the x and y coordinates (gx, gy), each before the factor m.
+inline void sample_grads(__global const storage_t *image, const idx_t o,
+                         const idx_t row, const int C, const sample_coord x,
+                         const sample_coord y, const dcnv4_geometry g,
+                         const floatv go, float *gx, float *gy, float *gm) {
+  const float lw = x.frac, lh = y.frac, hw = 1.0f - lw, hh = 1.0f - lh;
+  const bool w0 = x.low >= 0, w1 = x.low + 1 < g.width_in;
+  const bool h0 = y.low >= 0, h1 = y.low + 1 < g.height_in;
+  const floatv zero = (floatv)(0.0f);
+  const floatv v00 = h0 && w0 ? LOADV(image + o) : zero;
+  const floatv v01 = h0 && w1 ? LOADV(image + (o + C)) : zero;
+  const floatv v10 = h1 && w0 ? LOADV(image + (o + row)) : zero;
+  const floatv v11 = h1 && w1 ? LOADV(image + (o + row + C)) : zero;
+  *gm = HSUM(go * ((hh * hw) * v00 + (hh * lw) * v01 + (lh * hw) * v10 +
+                   (lh * lw) * v11));
+  *gx = HSUM(go * (hh * (v01 - v00) + lh * (v11 - v10)));
+  *gy = HSUM(go * (hw * (v10 - v00) + lw * (v11 - v01)));
+}
+
+// Sums the CHUNKS partials (3K floats each from `first`) of this (pixel,
+// group) and writes its offset/weight gradients: chunk c writes lanes c,
+// c + CHUNKS, ... of the group's 3K results (times m * offset_scale after the
+// sum, as the reference groups it: an infinite m and a chunk's zero give no
+// NaN). The last group of a row also clears the row's padding lanes.
+inline void write_offset_grads(__local const float *first,
+                               __global const storage_t *om,
+                               __global storage_t *grad_offset_mask,
+                               const idx_t om_row, const int grp,
+                               const int chunk, const float mmax,
+                               const float minv, const dcnv4_geometry g) {
+  __global storage_t *gom = grad_offset_mask + om_row + grp * K * 3;
+  // The weight lanes need the whole softmax Jacobian: each writer forms the
+  // dot product sum_j m_j dL/dm_j itself.
+  float dot = 0.0f;
+  if (SOFTMAX)
+    for (int kk = 0; kk < K; kk++) {
+      float s = 0.0f;
+      for (int c = 0; c < CHUNKS; c++)
+        s += first[c * 3 * K + 2 * K + kk];
+      dot += exp(LOAD1(om, 2 * K + kk) - mmax) * minv * s;
+    }
+  for (int lane = chunk; lane < 3 * K; lane += CHUNKS) {
+    float s = 0.0f;
+    for (int c = 0; c < CHUNKS; c++)
+      s += first[c * 3 * K + lane];
+    if (lane < 2 * K) {
+      const float m = SOFTMAX ? exp(LOAD1(om, 2 * K + lane / 2) - mmax) * minv
+                              : LOAD1(om, 2 * K + lane / 2);
+      s = m * g.offset_scale * s;
+    } else if (SOFTMAX) {
+      const float m = exp(LOAD1(om, lane) - mmax) * minv;
+      s = m * (s - dot);
+    }
+    STORE1(s, gom, lane);
+  }
+  if (grp == g.group - 1)
+    for (int lane = g.group * K * 3 + chunk; lane < g.offset_mask_stride;
+         lane += CHUNKS)
+      STORE1(0.0f, grad_offset_mask + om_row, lane);
+}
+
 __kernel void dcnv4_backward(__global const storage_t *restrict input,
                              __global const storage_t *restrict offset_mask,
                              __global const storage_t *restrict grad_output,
@@ -48,16 +129,8 @@ __kernel void dcnv4_backward(__global const storage_t *restrict input,
                         : (floatv)(0.0f);
 
   // DCNv3 mode: the weights are the softmax of the group's K values.
-  float mmax = 0.0f, minv = 1.0f;
-  if (SOFTMAX) {
-    mmax = -INFINITY;
-    for (int k = 0; k < K; k++)
-      mmax = fmax(mmax, LOAD1(om, 2 * K + k));
-    float msum = 0.0f;
-    for (int k = 0; k < K; k++)
-      msum += exp(LOAD1(om, 2 * K + k) - mmax);
-    minv = 1.0f / msum;
-  }
+  float mmax, minv;
+  softmax_stats(om, g, &mmax, &minv);
 
   __local float *mine = partial + lid * (3 * K);
   int k = 0;
@@ -79,19 +152,11 @@ POINT_LOOP
           g.height_in);
       float gx = 0.0f, gy = 0.0f, gm = 0.0f;
       if (active && x.inside && y.inside) {
+        const idx_t o = (idx_t)y.low * row + (idx_t)x.low * C;
+        sample_grads(image, o, row, C, x, y, g, go, &gx, &gy, &gm);
         const float lw = x.frac, lh = y.frac, hw = 1.0f - lw, hh = 1.0f - lh;
         const bool w0 = x.low >= 0, w1 = x.low + 1 < g.width_in;
         const bool h0 = y.low >= 0, h1 = y.low + 1 < g.height_in;
-        const idx_t o = (idx_t)y.low * row + (idx_t)x.low * C;
-        const floatv zero = (floatv)(0.0f);
-        const floatv v00 = h0 && w0 ? LOADV(image + o) : zero;
-        const floatv v01 = h0 && w1 ? LOADV(image + (o + C)) : zero;
-        const floatv v10 = h1 && w0 ? LOADV(image + (o + row)) : zero;
-        const floatv v11 = h1 && w1 ? LOADV(image + (o + row + C)) : zero;
-        gm = HSUM(go * ((hh * hw) * v00 + (hh * lw) * v01 + (lh * hw) * v10 +
-                        (lh * lw) * v11));
-        gx = HSUM(go * (hh * (v01 - v00) + lh * (v11 - v10)));
-        gy = HSUM(go * (hw * (v10 - v00) + lw * (v11 - v01)));
         const floatv gi = m * go;
         if (h0 && w0)
           atomic_add_floatv(gimage + o, (hh * hw) * gi);
@@ -111,42 +176,9 @@ POINT_LOOP
     }
   }
   barrier(CLK_LOCAL_MEM_FENCE);
-  if (!active)
-    return;
-
-  // Sum the CHUNKS partials of this (pixel, group); chunk c writes lanes c,
-  // c + CHUNKS, ... of the group's 3K results.
-  __local const float *first = partial + (lid - chunk) * (3 * K);
-  __global storage_t *gom = grad_offset_mask + om_row + grp * K * 3;
-  // The weight lanes need the whole softmax Jacobian: each writer forms the
-  // dot product sum_j m_j dL/dm_j itself.
-  float dot = 0.0f;
-  if (SOFTMAX)
-    for (int kk = 0; kk < K; kk++) {
-      float s = 0.0f;
-      for (int c = 0; c < CHUNKS; c++)
-        s += first[c * 3 * K + 2 * K + kk];
-      dot += exp(LOAD1(om, 2 * K + kk) - mmax) * minv * s;
-    }
-  for (int lane = chunk; lane < 3 * K; lane += CHUNKS) {
-    float s = 0.0f;
-    for (int c = 0; c < CHUNKS; c++)
-      s += first[c * 3 * K + lane];
-    if (lane < 2 * K) {
-      const float m = SOFTMAX ? exp(LOAD1(om, 2 * K + lane / 2) - mmax) * minv
-                              : LOAD1(om, 2 * K + lane / 2);
-      s = m * g.offset_scale * s;
-    } else if (SOFTMAX) {
-      const float m = exp(LOAD1(om, lane) - mmax) * minv;
-      s = m * (s - dot);
-    }
-    STORE1(s, gom, lane);
-  }
-  // The last group of a row also clears the row's padding lanes.
-  if (grp == g.group - 1)
-    for (int lane = g.group * K * 3 + chunk; lane < g.offset_mask_stride;
-         lane += CHUNKS)
-      STORE1(0.0f, grad_offset_mask + om_row, lane);
+  if (active)
+    write_offset_grads(partial + (lid - chunk) * (3 * K), om,
+                       grad_offset_mask, om_row, grp, chunk, mmax, minv, g);
 }
 
 // Tiled variant (tuning parameter `halo` > 0, SPECIALIZE builds only): one
@@ -246,16 +278,8 @@ __kernel void dcnv4_backward_tiled(
   STOREV_LOCAL(go, go_tile + pl * D + chunk * VEC);
   barrier(CLK_LOCAL_MEM_FENCE); // counts zeroed before any entry is placed
 
-  float mmax = 0.0f, minv = 1.0f;
-  if (SOFTMAX) {
-    mmax = -INFINITY;
-    for (int k = 0; k < K; k++)
-      mmax = fmax(mmax, LOAD1(om, 2 * K + k));
-    float msum = 0.0f;
-    for (int k = 0; k < K; k++)
-      msum += exp(LOAD1(om, 2 * K + k) - mmax);
-    minv = 1.0f / msum;
-  }
+  float mmax, minv;
+  softmax_stats(om, g, &mmax, &minv);
 
   float part[3 * K];
   int k = 0;
@@ -277,20 +301,11 @@ POINT_LOOP
           g.height_in);
       float gx = 0.0f, gy = 0.0f, gm = 0.0f;
       if (active && x.inside && y.inside) {
-        const float lw = x.frac, lh = y.frac, hw = 1.0f - lw, hh = 1.0f - lh;
-        const bool w0 = x.low >= 0, w1 = x.low + 1 < g.width_in;
-        const bool h0 = y.low >= 0, h1 = y.low + 1 < g.height_in;
         const idx_t o = (idx_t)y.low * row + (idx_t)x.low * C;
-        const floatv zero = (floatv)(0.0f);
-        const floatv v00 = h0 && w0 ? LOADV(image + o) : zero;
-        const floatv v01 = h0 && w1 ? LOADV(image + (o + C)) : zero;
-        const floatv v10 = h1 && w0 ? LOADV(image + (o + row)) : zero;
-        const floatv v11 = h1 && w1 ? LOADV(image + (o + row + C)) : zero;
-        gm = HSUM(go * ((hh * hw) * v00 + (hh * lw) * v01 + (lh * hw) * v10 +
-                        (lh * lw) * v11));
-        gx = HSUM(go * (hh * (v01 - v00) + lh * (v11 - v10)));
-        gy = HSUM(go * (hw * (v10 - v00) + lw * (v11 - v01)));
+        sample_grads(image, o, row, C, x, y, g, go, &gx, &gy, &gm);
         if (chunk == 0) {
+          const float lw = x.frac, lh = y.frac, hw = 1.0f - lw,
+                      hh = 1.0f - lh;
           const int e = pl * K + k;
           ent_w[e] = m * (hh * hw);
           ent_w[entries + e] = m * (hh * lw);
@@ -372,36 +387,9 @@ POINT_LOOP
   for (int kk = 0; kk < 3 * K; kk++)
     mine[kk] = part[kk];
   barrier(CLK_LOCAL_MEM_FENCE);
-  if (!active)
-    return;
-  __local const float *first = scratch + (lid - chunk) * (3 * K);
-  __global storage_t *gom = grad_offset_mask + om_row + grp * K * 3;
-  float dot = 0.0f;
-  if (SOFTMAX)
-    for (int kk = 0; kk < K; kk++) {
-      float s = 0.0f;
-      for (int c = 0; c < CHUNKS; c++)
-        s += first[c * 3 * K + 2 * K + kk];
-      dot += exp(LOAD1(om, 2 * K + kk) - mmax) * minv * s;
-    }
-  for (int lane = chunk; lane < 3 * K; lane += CHUNKS) {
-    float s = 0.0f;
-    for (int c = 0; c < CHUNKS; c++)
-      s += first[c * 3 * K + lane];
-    if (lane < 2 * K) {
-      const float m = SOFTMAX ? exp(LOAD1(om, 2 * K + lane / 2) - mmax) * minv
-                              : LOAD1(om, 2 * K + lane / 2);
-      s = m * g.offset_scale * s;
-    } else if (SOFTMAX) {
-      const float m = exp(LOAD1(om, lane) - mmax) * minv;
-      s = m * (s - dot);
-    }
-    STORE1(s, gom, lane);
-  }
-  if (grp == g.group - 1)
-    for (int lane = g.group * K * 3 + chunk; lane < g.offset_mask_stride;
-         lane += CHUNKS)
-      STORE1(0.0f, grad_offset_mask + om_row, lane);
+  if (active)
+    write_offset_grads(scratch + (lid - chunk) * (3 * K), om, grad_offset_mask,
+                       om_row, grp, chunk, mmax, minv, g);
 }
 #endif
 
@@ -441,16 +429,8 @@ dcnv4_backward_pixel(__global const storage_t *restrict input,
   const idx_t row = (idx_t)g.width_in * C;
 
   // DCNv3 mode: the weights are the softmax of the group's K values.
-  float mmax = 0.0f, minv = 1.0f;
-  if (SOFTMAX) {
-    mmax = -INFINITY;
-    for (int k = 0; k < K; k++)
-      mmax = fmax(mmax, LOAD1(om, 2 * K + k));
-    float msum = 0.0f;
-    for (int k = 0; k < K; k++)
-      msum += exp(LOAD1(om, 2 * K + k) - mmax);
-    minv = 1.0f / msum;
-  }
+  float mmax, minv;
+  softmax_stats(om, g, &mmax, &minv);
   float dot = 0.0f; // sum_k m_k dL/dm_k, for the softmax Jacobian
 
   int k = 0;

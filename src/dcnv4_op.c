@@ -283,6 +283,20 @@ typedef struct range_plan {
   size_t local_bytes; /* the __local argument */
 } range_plan;
 
+/* The most work-items a work-group of `kernel` may have along dimension 0:
+ * the device's limit, or the kernel's where the compiler allows fewer
+ * (registers). */
+static size_t item_limit(const dcnv4_context *ctx, cl_kernel kernel) {
+  size_t limit = ctx->max_item_sizes[0];
+  size_t kernel_limit = 0;
+  if (clGetKernelWorkGroupInfo(kernel, ctx->device, CL_KERNEL_WORK_GROUP_SIZE,
+                               sizeof kernel_limit, &kernel_limit,
+                               NULL) == CL_SUCCESS &&
+      kernel_limit > 0 && kernel_limit < limit)
+    limit = kernel_limit;
+  return limit;
+}
+
 /* Picks the work-group shape for about `target` work-items whose local
  * memory, `item_floats` per work-item plus `group_floats` per (column,
  * group), fits the device. `rows` > 1 (kernels without local memory that
@@ -293,13 +307,7 @@ static bool plan_range(const dcnv4_context *ctx, cl_kernel kernel,
                        size_t target, bool fixed, size_t item_floats,
                        size_t group_floats, int rows, range_plan *r) {
   /* What the device and the kernel allow, then the tuned size within it. */
-  size_t hard = ctx->max_item_sizes[0];
-  size_t kernel_limit = 0;
-  if (clGetKernelWorkGroupInfo(kernel, ctx->device, CL_KERNEL_WORK_GROUP_SIZE,
-                               sizeof kernel_limit, &kernel_limit,
-                               NULL) == CL_SUCCESS &&
-      kernel_limit > 0 && kernel_limit < hard)
-    hard = kernel_limit;
+  size_t hard = item_limit(ctx, kernel);
   size_t limit = target < hard ? target : hard;
   const size_t chunks = (size_t)s->channels / (size_t)vec;
   const size_t per_group = (size_t)p->group_channels / (size_t)vec;
@@ -375,13 +383,7 @@ static bool plan_tiles(const dcnv4_context *ctx, cl_kernel kernel,
                        const dcn_launch_config *cfg, tile_plan *t) {
   if (cfg->halo <= 0 || !cfg->specialize)
     return false;
-  size_t limit = ctx->max_item_sizes[0];
-  size_t kernel_limit = 0;
-  if (clGetKernelWorkGroupInfo(kernel, ctx->device, CL_KERNEL_WORK_GROUP_SIZE,
-                               sizeof kernel_limit, &kernel_limit,
-                               NULL) == CL_SUCCESS &&
-      kernel_limit > 0 && kernel_limit < limit)
-    limit = kernel_limit;
+  size_t limit = item_limit(ctx, kernel);
   if (cfg->local_size < limit)
     limit = cfg->local_size;
   const size_t chunks = (size_t)p->group_channels / (size_t)vec;
