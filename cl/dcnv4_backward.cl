@@ -134,16 +134,16 @@ __kernel void dcnv4_backward(__global const storage_t *restrict input,
 
   __local float *mine = partial + lid * (3 * K);
   int k = 0;
-POINT_LOOP
+  POINT_LOOP
   for (int i = 0; i < KW; i++) {
-POINT_LOOP
+    POINT_LOOP
     for (int j = 0; j < KH; j++) {
       if (REMOVE_CENTER && i == KW / 2 && j == KH / 2)
         continue;
       const float dx = LOAD1(om, 2 * k);
       const float dy = LOAD1(om, 2 * k + 1);
-      const float m =
-          SOFTMAX ? exp(LOAD1(om, 2 * K + k) - mmax) * minv : LOAD1(om, 2 * K + k);
+      const float m = SOFTMAX ? exp(LOAD1(om, 2 * K + k) - mmax) * minv
+                              : LOAD1(om, 2 * K + k);
       const sample_coord x = split_coord(
           base_w, g.offset_scale * ((float)(i * g.dilation_w - half_w) + dx),
           g.width_in);
@@ -177,8 +177,8 @@ POINT_LOOP
   }
   barrier(CLK_LOCAL_MEM_FENCE);
   if (active)
-    write_offset_grads(partial + (lid - chunk) * (3 * K), om,
-                       grad_offset_mask, om_row, grp, chunk, mmax, minv, g);
+    write_offset_grads(partial + (lid - chunk) * (3 * K), om, grad_offset_mask,
+                       om_row, grp, chunk, mmax, minv, g);
 }
 
 // Tiled variant (tuning parameter `halo` > 0, SPECIALIZE builds only): one
@@ -283,16 +283,16 @@ __kernel void dcnv4_backward_tiled(
 
   float part[3 * K];
   int k = 0;
-POINT_LOOP
+  POINT_LOOP
   for (int i = 0; i < KW; i++) {
-POINT_LOOP
+    POINT_LOOP
     for (int j = 0; j < KH; j++) {
       if (REMOVE_CENTER && i == KW / 2 && j == KH / 2)
         continue;
       const float dx = LOAD1(om, 2 * k);
       const float dy = LOAD1(om, 2 * k + 1);
-      const float m =
-          SOFTMAX ? exp(LOAD1(om, 2 * K + k) - mmax) * minv : LOAD1(om, 2 * K + k);
+      const float m = SOFTMAX ? exp(LOAD1(om, 2 * K + k) - mmax) * minv
+                              : LOAD1(om, 2 * K + k);
       const sample_coord x = split_coord(
           base_w, g.offset_scale * ((float)(i * g.dilation_w - half_w) + dx),
           g.width_in);
@@ -304,8 +304,7 @@ POINT_LOOP
         const idx_t o = (idx_t)y.low * row + (idx_t)x.low * C;
         sample_grads(image, o, row, C, x, y, g, go, &gx, &gy, &gm);
         if (chunk == 0) {
-          const float lw = x.frac, lh = y.frac, hw = 1.0f - lw,
-                      hh = 1.0f - lh;
+          const float lw = x.frac, lh = y.frac, hw = 1.0f - lw, hh = 1.0f - lh;
           const int e = pl * K + k;
           ent_w[e] = m * (hh * hw);
           ent_w[entries + e] = m * (hh * lw);
@@ -440,8 +439,8 @@ dcnv4_backward_pixel(__global const storage_t *restrict input,
         continue;
       const float dx = LOAD1(om, 2 * k);
       const float dy = LOAD1(om, 2 * k + 1);
-      const float m =
-          SOFTMAX ? exp(LOAD1(om, 2 * K + k) - mmax) * minv : LOAD1(om, 2 * K + k);
+      const float m = SOFTMAX ? exp(LOAD1(om, 2 * K + k) - mmax) * minv
+                              : LOAD1(om, 2 * K + k);
       const sample_coord x = split_coord(
           base_w, g.offset_scale * ((float)(i * g.dilation_w - half_w) + dx),
           g.width_in);

@@ -90,9 +90,9 @@ __kernel void dcnv4_forward(__global const storage_t *restrict input,
 
   floatv acc = (floatv)(0.0f);
   int k = 0;
-POINT_LOOP
+  POINT_LOOP
   for (int i = 0; i < KW; i++) {
-POINT_LOOP
+    POINT_LOOP
     for (int j = 0; j < KH; j++) {
       if (REMOVE_CENTER && i == KW / 2 && j == KH / 2)
         continue;

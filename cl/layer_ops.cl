@@ -149,7 +149,7 @@ __kernel void fda_sampling(__global const float *restrict offsets,
     return;
   const int K = g.points, L = g.levels, LK = L * K;
   const int glk = g.heads * LK;
-  const idx_t rg = i / (idx_t)LK;         // row * G + head
+  const idx_t rg = i / (idx_t)LK;           // row * G + head
   const int lk = (int)(i - rg * (idx_t)LK); // l * K + k
   const int l = lk / K;
   const idx_t row = rg / (idx_t)g.heads;

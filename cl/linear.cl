@@ -50,38 +50,46 @@
 // The units (4 consecutive k of one row) of a TK chunk of rows [r0, r0+R)
 // of a (rows, K) matrix, into registers. `full`: the chunk is in range and
 // K is a multiple of 4, so whole float4s are read.
-#define LOAD_CHUNK(reg, LOADS, UNITS, src, r0, rows, k0, full)                \
-  for (int j = 0; j < LOADS; j++) {                                           \
-    const int u = lid + j * LOCAL;                                            \
-    const int r = u / KQ, kq = (u % KQ) * 4;                                  \
-    float4 v = (float4)(0.0f);                                                \
-    if (UNITS % LOCAL == 0 || u < UNITS) {                                    \
-      const idx_t row = (r0) + (idx_t)r;                                      \
-      const int kk = (k0) + kq;                                               \
-      if (full) {                                                             \
-        v = *(__global const float4 *)(src + row * (idx_t)K + kk);            \
-      } else if (row < (rows)) {                                              \
-        __global const float *p = src + row * (idx_t)K;                       \
-        v.x = kk < K ? p[kk] : 0.0f;                                          \
-        v.y = kk + 1 < K ? p[kk + 1] : 0.0f;                                  \
-        v.z = kk + 2 < K ? p[kk + 2] : 0.0f;                                  \
-        v.w = kk + 3 < K ? p[kk + 3] : 0.0f;                                  \
-      }                                                                       \
-    }                                                                         \
-    reg[j] = v;                                                               \
+#define LOAD_CHUNK(reg, LOADS, UNITS, src, r0, rows, k0, full)                 \
+  for (int j = 0; j < LOADS; j++) {                                            \
+    const int u = lid + j * LOCAL;                                             \
+    const int r = u / KQ, kq = (u % KQ) * 4;                                   \
+    float4 v = (float4)(0.0f);                                                 \
+    if (UNITS % LOCAL == 0 || u < UNITS) {                                     \
+      const idx_t row = (r0) + (idx_t)r;                                       \
+      const int kk = (k0) + kq;                                                \
+      /* Addresses clamped into the matrix even where the guard says the       \
+       * value is not used: PoCL's CPU compiler was seen loading guarded       \
+       * values anyway (a crash past the buffer's end under ASan). */          \
+      const idx_t rc = row < (rows) ? row : (rows)-1;                          \
+      __global const float *p = src + rc * (idx_t)K;                           \
+      if (full) {                                                              \
+        v = *(__global const float4 *)(p + min(kk, max(K - 4, 0)));            \
+      } else {                                                                 \
+        const bool in = row < (rows);                                          \
+        v.x = p[min(kk, K - 1)];                                               \
+        v.y = p[min(kk + 1, K - 1)];                                           \
+        v.z = p[min(kk + 2, K - 1)];                                           \
+        v.w = p[min(kk + 3, K - 1)];                                           \
+        v = (float4)(in && kk < K ? v.x : 0.0f, in && kk + 1 < K ? v.y : 0.0f, \
+                     in && kk + 2 < K ? v.z : 0.0f,                            \
+                     in && kk + 3 < K ? v.w : 0.0f);                           \
+      }                                                                        \
+    }                                                                          \
+    reg[j] = v;                                                                \
   }
 
 // Registers of LOAD_CHUNK into a local tile, transposed (tile[k][row]).
-#define STORE_CHUNK(reg, LOADS, UNITS, tile, P)                               \
-  for (int j = 0; j < LOADS; j++) {                                           \
-    const int u = lid + j * LOCAL;                                            \
-    if (UNITS % LOCAL == 0 || u < UNITS) {                                    \
-      const int r = u / KQ, kq = (u % KQ) * 4;                                \
-      tile[(kq + 0) * P + r] = reg[j].x;                                      \
-      tile[(kq + 1) * P + r] = reg[j].y;                                      \
-      tile[(kq + 2) * P + r] = reg[j].z;                                      \
-      tile[(kq + 3) * P + r] = reg[j].w;                                      \
-    }                                                                         \
+#define STORE_CHUNK(reg, LOADS, UNITS, tile, P)                                \
+  for (int j = 0; j < LOADS; j++) {                                            \
+    const int u = lid + j * LOCAL;                                             \
+    if (UNITS % LOCAL == 0 || u < UNITS) {                                     \
+      const int r = u / KQ, kq = (u % KQ) * 4;                                 \
+      tile[(kq + 0) * P + r] = reg[j].x;                                       \
+      tile[(kq + 1) * P + r] = reg[j].y;                                       \
+      tile[(kq + 2) * P + r] = reg[j].z;                                       \
+      tile[(kq + 3) * P + r] = reg[j].w;                                       \
+    }                                                                          \
   }
 
 __kernel __attribute__((reqd_work_group_size(LOCAL, 1, 1))) void
@@ -176,7 +184,8 @@ linear(__global const float *restrict X, __global const float *restrict W,
 #pragma unroll
     for (int e = 0; e < 4; e++) {
       const int n = n0 + q * 4 * NT + tx * 4 + e;
-      bv[4 * q + e] = has_bias && n < N ? bias[n] : 0.0f;
+      const float b = bias[min(n, N - 1)]; /* clamped: see LOAD_CHUNK */
+      bv[4 * q + e] = has_bias && n < N ? b : 0.0f;
     }
   const bool n4 = N % 4 == 0;
 #pragma unroll
@@ -191,10 +200,10 @@ linear(__global const float *restrict X, __global const float *restrict W,
 #pragma unroll
       for (int q = 0; q < RN / 4; q++) {
         const int n = n0 + q * 4 * NT + tx * 4;
-        const float4 v =
-            (float4)(acc[i][4 * q] + bv[4 * q], acc[i][4 * q + 1] + bv[4 * q + 1],
-                     acc[i][4 * q + 2] + bv[4 * q + 2],
-                     acc[i][4 * q + 3] + bv[4 * q + 3]);
+        const float4 v = (float4)(acc[i][4 * q] + bv[4 * q],
+                                  acc[i][4 * q + 1] + bv[4 * q + 1],
+                                  acc[i][4 * q + 2] + bv[4 * q + 2],
+                                  acc[i][4 * q + 3] + bv[4 * q + 3]);
         if (n4 && n < N) {
           *(__global float4 *)(y + n) = v;
         } else {
