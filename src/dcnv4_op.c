@@ -283,20 +283,6 @@ typedef struct range_plan {
   size_t local_bytes; /* the __local argument */
 } range_plan;
 
-/* The most work-items a work-group of `kernel` may have along dimension 0:
- * the device's limit, or the kernel's where the compiler allows fewer
- * (registers). */
-static size_t item_limit(const dcnv4_context *ctx, cl_kernel kernel) {
-  size_t limit = ctx->max_item_sizes[0];
-  size_t kernel_limit = 0;
-  if (clGetKernelWorkGroupInfo(kernel, ctx->device, CL_KERNEL_WORK_GROUP_SIZE,
-                               sizeof kernel_limit, &kernel_limit,
-                               NULL) == CL_SUCCESS &&
-      kernel_limit > 0 && kernel_limit < limit)
-    limit = kernel_limit;
-  return limit;
-}
-
 /* Picks the work-group shape for about `target` work-items whose local
  * memory, `item_floats` per work-item plus `group_floats` per (column,
  * group), fits the device. `rows` > 1 (kernels without local memory that
@@ -307,7 +293,7 @@ static bool plan_range(const dcnv4_context *ctx, cl_kernel kernel,
                        size_t target, bool fixed, size_t item_floats,
                        size_t group_floats, int rows, range_plan *r) {
   /* What the device and the kernel allow, then the tuned size within it. */
-  size_t hard = item_limit(ctx, kernel);
+  size_t hard = dcn_kernel_item_limit(ctx, kernel, ctx->max_item_sizes[0]);
   size_t limit = target < hard ? target : hard;
   const size_t chunks = (size_t)s->channels / (size_t)vec;
   const size_t per_group = (size_t)p->group_channels / (size_t)vec;
@@ -383,7 +369,7 @@ static bool plan_tiles(const dcnv4_context *ctx, cl_kernel kernel,
                        const dcn_launch_config *cfg, tile_plan *t) {
   if (cfg->halo <= 0 || !cfg->specialize)
     return false;
-  size_t limit = item_limit(ctx, kernel);
+  size_t limit = dcn_kernel_item_limit(ctx, kernel, ctx->max_item_sizes[0]);
   if (cfg->local_size < limit)
     limit = cfg->local_size;
   const size_t chunks = (size_t)p->group_channels / (size_t)vec;
@@ -727,49 +713,34 @@ dcnv4_status dcnv4_backward(dcnv4_context *ctx, const dcnv4_params *params,
       !tiles &&
       (!split || !plan_range(ctx, kernel, params, &s, vec, cfg.local_size,
                              !cfg.specialize, (size_t)s.points * 3, 0, 1, &r));
+  /* The three kernels share their first six arguments. */
+  dcn_arg args[12] = {
+      DCN_ARG(b->input), DCN_ARG(b->offset_mask),      DCN_ARG(b->grad_output),
+      DCN_ARG(acc),      DCN_ARG(b->grad_offset_mask), DCN_ARG(geo)};
+  size_t nargs = 6;
+  const char *name = "dcnv4_backward";
   if (tiles) {
     kernel = tiled;
     r = tp.range;
-    const dcn_arg args[] = {DCN_ARG(b->input),
-                            DCN_ARG(b->offset_mask),
-                            DCN_ARG(b->grad_output),
-                            DCN_ARG(acc),
-                            DCN_ARG(b->grad_offset_mask),
-                            DCN_ARG(geo),
-                            DCN_LOCAL_ARG(r.local_bytes),
-                            DCN_ARG(tp.ext_h),
-                            DCN_ARG(tp.ext_w),
-                            DCN_ARG(tp.region_h),
-                            DCN_ARG(tp.region_w),
-                            DCN_ARG(tp.tiles_w)};
-    if ((st = dcn_set_args(ctx, kernel, args, 12, "dcnv4_backward_tiled")))
-      return st;
+    name = "dcnv4_backward_tiled";
+    args[nargs++] = DCN_LOCAL_ARG(r.local_bytes);
+    args[nargs++] = DCN_ARG(tp.ext_h);
+    args[nargs++] = DCN_ARG(tp.ext_w);
+    args[nargs++] = DCN_ARG(tp.region_h);
+    args[nargs++] = DCN_ARG(tp.region_w);
+    args[nargs++] = DCN_ARG(tp.tiles_w);
   } else if (per_pixel) {
     /* Chosen, or partial sums too large for local memory: one work-item per
      * (pixel, group) walks all channels. */
-    if ((st = dcn_get_kernel(ctx, "dcnv4_backward", chosen,
-                             "dcnv4_backward_pixel", &kernel)))
+    name = "dcnv4_backward_pixel";
+    if ((st = dcn_get_kernel(ctx, "dcnv4_backward", chosen, name, &kernel)))
       return st;
-    const dcn_arg args[] = {DCN_ARG(b->input),
-                            DCN_ARG(b->offset_mask),
-                            DCN_ARG(b->grad_output),
-                            DCN_ARG(acc),
-                            DCN_ARG(b->grad_offset_mask),
-                            DCN_ARG(geo),
-                            make_index_arg(&idx, idx64, pixel_items)};
-    if ((st = dcn_set_args(ctx, kernel, args, 7, "dcnv4_backward_pixel")))
-      return st;
+    args[nargs++] = make_index_arg(&idx, idx64, pixel_items);
   } else {
-    const dcn_arg args[] = {DCN_ARG(b->input),
-                            DCN_ARG(b->offset_mask),
-                            DCN_ARG(b->grad_output),
-                            DCN_ARG(acc),
-                            DCN_ARG(b->grad_offset_mask),
-                            DCN_ARG(geo),
-                            DCN_LOCAL_ARG(r.local_bytes)};
-    if ((st = dcn_set_args(ctx, kernel, args, 7, "dcnv4_backward")))
-      return st;
+    args[nargs++] = DCN_LOCAL_ARG(r.local_bytes);
   }
+  if ((st = dcn_set_args(ctx, kernel, args, nargs, name)))
+    return st;
   if (!direct) {
     char copts[64];
     snprintf(copts, sizeof copts, "-DDTYPE=%d -DIDX64=%d", (int)params->dtype,

@@ -132,10 +132,8 @@ static dcnv4_status linear_kernel(dcnv4_context *ctx,
   if (st != DCNV4_SUCCESS)
     return st;
   /* The compiler may allow fewer work-items than asked (registers). */
-  size_t limit = 0;
-  if (clGetKernelWorkGroupInfo(k, ctx->device, CL_KERNEL_WORK_GROUP_SIZE,
-                               sizeof limit, &limit, NULL) == CL_SUCCESS &&
-      limit > 0 && limit < c->local_size) {
+  const size_t limit = dcn_kernel_item_limit(ctx, k, c->local_size);
+  if (limit < c->local_size) {
     snprintf(why, size, "allows %zu work-items per group, not %zu", limit,
              c->local_size);
     return DCNV4_ERROR_BUILD_FAILED;

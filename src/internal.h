@@ -236,6 +236,10 @@ dcnv4_status dcn_workspace(dcnv4_context *ctx, cl_mem user, size_t bytes,
 
 /* ------------------------------------------------------------ launches */
 
+/* `limit`, or fewer where the compiler allows `kernel` fewer work-items per
+ * group (registers). */
+size_t dcn_kernel_item_limit(const dcnv4_context *ctx, cl_kernel kernel,
+                             size_t limit);
 /* Enqueues a 1-D NDRange of `items` work-items rounded up to `local`. */
 dcnv4_status dcn_enqueue_1d(dcnv4_context *ctx, cl_kernel kernel,
                             uint64_t items, size_t local, cl_uint num_wait,

@@ -83,19 +83,24 @@ dcnv4_status dcn_set_args(dcnv4_context *ctx, cl_kernel kernel,
   return DCNV4_SUCCESS;
 }
 
+size_t dcn_kernel_item_limit(const dcnv4_context *ctx, cl_kernel kernel,
+                             size_t limit) {
+  size_t kernel_limit = 0;
+  if (clGetKernelWorkGroupInfo(kernel, ctx->device, CL_KERNEL_WORK_GROUP_SIZE,
+                               sizeof kernel_limit, &kernel_limit,
+                               NULL) == CL_SUCCESS &&
+      kernel_limit > 0 && kernel_limit < limit)
+    return kernel_limit;
+  return limit;
+}
+
 dcnv4_status dcn_enqueue_1d(dcnv4_context *ctx, cl_kernel kernel,
                             uint64_t items, size_t local, cl_uint num_wait,
                             const cl_event *wait, cl_event *event,
                             const char *what) {
   /* The kernel may allow fewer work-items per group than the device (its
    * registers); halve the requested size until it fits. */
-  size_t limit = ctx->max_work_group_size;
-  size_t kernel_limit = 0;
-  if (clGetKernelWorkGroupInfo(kernel, ctx->device, CL_KERNEL_WORK_GROUP_SIZE,
-                               sizeof kernel_limit, &kernel_limit,
-                               NULL) == CL_SUCCESS &&
-      kernel_limit > 0 && kernel_limit < limit)
-    limit = kernel_limit;
+  size_t limit = dcn_kernel_item_limit(ctx, kernel, ctx->max_work_group_size);
   if (local == 0)
     local = 64;
   while (local > limit && local > 1)
