@@ -40,51 +40,6 @@ static const char *const variants[] = {
 static const int sizes_m[] = {1, 7, 129, 300, 1031};
 static const int sizes_nk[] = {1, 3, 7, 8, 16, 27, 56, 129, 216};
 
-/* One product; returns its relative L2 error (inf on a failure). */
-static double run_case(dcnv4_context *ctx, rng *r, int m, int n, int k,
-                       int with_bias) {
-  const size_t nx = (size_t)m * k, nw = (size_t)n * k, ny = (size_t)m * n;
-  float *x = malloc(nx * sizeof *x), *w = malloc(nw * sizeof *w),
-        *b = malloc((size_t)n * sizeof *b);
-  double *ref = malloc(ny * sizeof *ref);
-  for (size_t i = 0; i < nx; i++)
-    x[i] = (float)rng_uniform(r, -1, 1);
-  for (size_t i = 0; i < nw; i++)
-    w[i] = (float)rng_uniform(r, -1, 1);
-  for (int i = 0; i < n; i++)
-    b[i] = (float)rng_uniform(r, -1, 1);
-  for (int i = 0; i < m; i++)
-    for (int j = 0; j < n; j++) {
-      double s = with_bias ? (double)b[j] : 0.0;
-      for (int t = 0; t < k; t++)
-        s += (double)x[(size_t)i * k + t] * (double)w[(size_t)j * k + t];
-      ref[(size_t)i * n + j] = s;
-    }
-  cl_mem X = upload_values(ctx, x, nx, DCNV4_FLOAT32),
-         Wb = upload_values(ctx, w, nw, DCNV4_FLOAT32),
-         B = upload_values(ctx, b, (size_t)n, DCNV4_FLOAT32),
-         Y = poisoned_buffer(ctx, ny, DCNV4_FLOAT32);
-  double err = INFINITY;
-  dcnv4_status st = dcnv4_linear_forward(
-      ctx, (uint64_t)m, n, k, X, Wb, with_bias ? B : NULL, Y, 0, NULL, NULL);
-  if (st == DCNV4_SUCCESS) {
-    double *got = download_values(ctx, Y, ny, DCNV4_FLOAT32);
-    err = rel_l2(got, ref, ny);
-    free(got);
-  } else {
-    fprintf(stderr, "  %dx%dx%d: %s\n", m, n, k, dcnv4_context_last_error(ctx));
-  }
-  clReleaseMemObject(X);
-  clReleaseMemObject(Wb);
-  clReleaseMemObject(B);
-  clReleaseMemObject(Y);
-  free(x);
-  free(w);
-  free(b);
-  free(ref);
-  return err;
-}
-
 static void random_products(dcnv4_context *ctx, rng *r, int count) {
   for (size_t v = 0; v < NVARIANTS; v++) {
     CHECK(dcnv4_context_set_tuning(ctx, variants[v]) == DCNV4_SUCCESS,
@@ -107,7 +62,11 @@ static void random_products(dcnv4_context *ctx, rng *r, int count) {
                              (int)(sizeof sizes_nk / sizeof *sizes_nk) - 1)];
       }
       for (int with_bias = 0; with_bias < 2; with_bias++) {
-        double err = run_case(ctx, r, m, n, k, with_bias);
+        dcnv4_status st;
+        double err = linear_product_error(ctx, r, m, n, k, with_bias, &st);
+        if (st != DCNV4_SUCCESS)
+          fprintf(stderr, "  %dx%dx%d: %s\n", m, n, k,
+                  dcnv4_context_last_error(ctx));
         CHECK(err <= TOL_FP32, "%s: %dx%dx%d%s: rel L2 %.3g > %.0e",
               variants[v], m, n, k, with_bias ? " + bias" : "", err, TOL_FP32);
         if (err > worst)
@@ -128,8 +87,10 @@ static void fallback(dcnv4_context *ctx, rng *r) {
                  "linear.local=64") == DCNV4_SUCCESS,
         "set_tuning");
   uint64_t before = dcnv4_context_tuning_fallbacks(ctx);
-  double err = run_case(ctx, r, 33, 20, 17, 1);
-  CHECK(err <= TOL_FP32, "fallback: rel L2 %.3g", err);
+  dcnv4_status st;
+  double err = linear_product_error(ctx, r, 33, 20, 17, 1, &st);
+  CHECK(err <= TOL_FP32, "fallback: rel L2 %.3g (%s)", err,
+        st == DCNV4_SUCCESS ? "ran" : dcnv4_context_last_error(ctx));
   CHECK(dcnv4_context_tuning_fallbacks(ctx) == before + 1,
         "an unusable tile was not counted as a fallback");
   dcnv4_context_set_tuning(ctx, "");

@@ -157,3 +157,45 @@ void remove_tree(const char *path) {
   }
   rmdir(path);
 }
+
+double linear_product_error(dcnv4_context *ctx, rng *r, int m, int n, int k,
+                            int with_bias, dcnv4_status *status) {
+  const size_t nx = (size_t)m * k, nw = (size_t)n * k, ny = (size_t)m * n;
+  float *x = malloc(nx * sizeof *x), *w = malloc(nw * sizeof *w),
+        *b = malloc((size_t)n * sizeof *b);
+  double *ref = malloc(ny * sizeof *ref);
+  for (size_t i = 0; i < nx; i++)
+    x[i] = (float)rng_uniform(r, -1, 1);
+  for (size_t i = 0; i < nw; i++)
+    w[i] = (float)rng_uniform(r, -1, 1);
+  for (int i = 0; i < n; i++)
+    b[i] = (float)rng_uniform(r, -1, 1);
+  for (int i = 0; i < m; i++)
+    for (int j = 0; j < n; j++) {
+      double s = with_bias ? (double)b[j] : 0.0;
+      for (int t = 0; t < k; t++)
+        s += (double)x[(size_t)i * k + t] * (double)w[(size_t)j * k + t];
+      ref[(size_t)i * n + j] = s;
+    }
+  cl_mem X = upload_values(ctx, x, nx, DCNV4_FLOAT32),
+         W = upload_values(ctx, w, nw, DCNV4_FLOAT32),
+         B = upload_values(ctx, b, (size_t)n, DCNV4_FLOAT32),
+         Y = poisoned_buffer(ctx, ny, DCNV4_FLOAT32);
+  double err = INFINITY;
+  *status = dcnv4_linear_forward(ctx, (uint64_t)m, n, k, X, W,
+                                 with_bias ? B : NULL, Y, 0, NULL, NULL);
+  if (*status == DCNV4_SUCCESS) {
+    double *got = download_values(ctx, Y, ny, DCNV4_FLOAT32);
+    err = rel_l2(got, ref, ny);
+    free(got);
+  }
+  clReleaseMemObject(X);
+  clReleaseMemObject(W);
+  clReleaseMemObject(B);
+  clReleaseMemObject(Y);
+  free(x);
+  free(w);
+  free(b);
+  free(ref);
+  return err;
+}

@@ -58,6 +58,12 @@ cl_mem poisoned_buffer(dcnv4_context *ctx, size_t count, dcnv4_dtype dtype);
 double *download_values(dcnv4_context *ctx, cl_mem m, size_t count,
                         dcnv4_dtype dtype);
 
+/* One product of dcnv4_linear_forward on random fp32 data (m x k inputs,
+ * n x k weights, with or without a bias) against its float64 reference:
+ * the relative L2 error, or +inf with *status set where the call failed. */
+double linear_product_error(dcnv4_context *ctx, rng *r, int m, int n, int k,
+                            int with_bias, dcnv4_status *status);
+
 /* ------------------------------------------------------------ measures */
 
 /* ||got - ref|| / ||ref|| (||got - ref|| if ref is all zero); NaN anywhere in
