@@ -717,19 +717,18 @@ typedef struct gemm_data {
   int with_bias; /* verify_gemm adds hbias */
 } gemm_data;
 
-/* C = A B^T (row-major, as src/gemm.c), median ms of `reps`, or -1. */
-static double time_gemm(dcnv4_context *ctx, gemm_data *g, int reps) {
-  cl_command_queue q = dcnv4_context_queue(ctx);
+/* One GEMM of `g` on the context's queue; *end completes with it. */
+typedef int (*gemm_launch)(dcnv4_context *ctx, gemm_data *g, cl_event *end);
+
+/* Median ms of `reps` launches after 2 warm-up ones, or -1 if one fails. */
+static double time_gemm_launches(dcnv4_context *ctx, gemm_data *g, int reps,
+                                 gemm_launch launch) {
   const int warm = 2, total = reps + warm;
   double *ms = calloc((size_t)reps, sizeof *ms);
   int ok = ms != NULL;
   for (int k = 0; k < total && ok; k++) {
     cl_event mark = enqueue_marker(ctx), end = NULL;
-    CLBlastStatusCode s =
-        CLBlastSgemm(CLBlastLayoutRowMajor, CLBlastTransposeNo,
-                     CLBlastTransposeYes, g->s.m, g->s.n, g->s.k, 1.0f, g->a, 0,
-                     g->s.k, g->b, 0, g->s.k, 0.0f, g->c, 0, g->s.n, &q, &end);
-    ok = mark && s == CLBlastSuccess && end && clWaitForEvents(1, &end) == 0;
+    ok = mark && launch(ctx, g, &end) && end && clWaitForEvents(1, &end) == 0;
     if (ok && k >= warm)
       ms[k - warm] = span_ms(mark, end);
     if (mark)
@@ -740,6 +739,20 @@ static double time_gemm(dcnv4_context *ctx, gemm_data *g, int reps) {
   double m = ok ? median(ms, reps) : -1;
   free(ms);
   return m;
+}
+
+/* C = A B^T with CLBlast (row-major, as src/gemm.c). */
+static int clblast_gemm(dcnv4_context *ctx, gemm_data *g, cl_event *end) {
+  cl_command_queue q = dcnv4_context_queue(ctx);
+  return CLBlastSgemm(CLBlastLayoutRowMajor, CLBlastTransposeNo,
+                      CLBlastTransposeYes, g->s.m, g->s.n, g->s.k, 1.0f, g->a,
+                      0, g->s.k, g->b, 0, g->s.k, 0.0f, g->c, 0, g->s.n, &q,
+                      end) == CLBlastSuccess;
+}
+
+/* CLBlast's GEMM: median ms of `reps`, or -1. */
+static double time_gemm(dcnv4_context *ctx, gemm_data *g, int reps) {
+  return time_gemm_launches(ctx, g, reps, clblast_gemm);
 }
 
 /* The last GEMM's C against float64 on up to 64 sampled rows. */
@@ -859,28 +872,16 @@ static const int linear_sets[][5] = {
     {32, 32, 16, 4, 16},
 };
 
-/* dcnv4_linear_forward with a bias under the context's tuning: median ms of
- * `reps`, or -1. */
+/* dcnv4_linear_forward with a bias under the context's tuning. */
+static int library_linear(dcnv4_context *ctx, gemm_data *g, cl_event *end) {
+  return dcnv4_linear_forward(ctx, g->s.m, (int32_t)g->s.n, (int32_t)g->s.k,
+                              g->a, g->b, g->bias, g->c, 0, NULL,
+                              end) == DCNV4_SUCCESS;
+}
+
+/* The library's linear: median ms of `reps`, or -1. */
 static double time_linear(dcnv4_context *ctx, gemm_data *g, int reps) {
-  const int warm = 2, total = reps + warm;
-  double *ms = calloc((size_t)reps, sizeof *ms);
-  int ok = ms != NULL;
-  for (int k = 0; k < total && ok; k++) {
-    cl_event mark = enqueue_marker(ctx), end = NULL;
-    dcnv4_status st =
-        dcnv4_linear_forward(ctx, g->s.m, (int32_t)g->s.n, (int32_t)g->s.k,
-                             g->a, g->b, g->bias, g->c, 0, NULL, &end);
-    ok = mark && st == DCNV4_SUCCESS && end && clWaitForEvents(1, &end) == 0;
-    if (ok && k >= warm)
-      ms[k - warm] = span_ms(mark, end);
-    if (mark)
-      clReleaseEvent(mark);
-    if (end)
-      clReleaseEvent(end);
-  }
-  double m = ok ? median(ms, reps) : -1;
-  free(ms);
-  return m;
+  return time_gemm_launches(ctx, g, reps, library_linear);
 }
 
 /* Mean over shapes of time / base time under `tuning` (checked against
