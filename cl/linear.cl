@@ -61,20 +61,20 @@
       if (full) {                                                              \
         v = *(__global const float4 *)(src + row * (idx_t)K + kk);             \
       } else {                                                                 \
-        /* Addresses clamped into the matrix: PoCL's CPU compiler was seen     \
-         * loading a guarded value anyway where the guard differs between      \
-         * work-items (a crash past a buffer's end under ASan). `full` is the  \
-         * same for the whole work-group and needs no clamp (clamping it too   \
-         * made the H100's layer forwards 4-19 % slower). */                   \
+        /* Guarded loads whose addresses are also clamped into the matrix:     \
+         * PoCL's CPU compiler was seen loading a guarded value anyway where   \
+         * the guard differs between work-items (a crash past a buffer's end   \
+         * under ASan). Unguarded clamped loads made the H100's layer          \
+         * forwards 4-19 % slower; `full` is the same for the whole            \
+         * work-group and needs neither. */                                    \
         const bool in = row < (rows);                                          \
         __global const float *p = src + (in ? row : (rows)-1) * (idx_t)K;      \
-        v.x = p[min(kk, K - 1)];                                               \
-        v.y = p[min(kk + 1, K - 1)];                                           \
-        v.z = p[min(kk + 2, K - 1)];                                           \
-        v.w = p[min(kk + 3, K - 1)];                                           \
-        v = (float4)(in && kk < K ? v.x : 0.0f, in && kk + 1 < K ? v.y : 0.0f, \
-                     in && kk + 2 < K ? v.z : 0.0f,                            \
-                     in && kk + 3 < K ? v.w : 0.0f);                           \
+        if (in) {                                                              \
+          v.x = kk < K ? p[min(kk, K - 1)] : 0.0f;                             \
+          v.y = kk + 1 < K ? p[min(kk + 1, K - 1)] : 0.0f;                     \
+          v.z = kk + 2 < K ? p[min(kk + 2, K - 1)] : 0.0f;                     \
+          v.w = kk + 3 < K ? p[min(kk + 3, K - 1)] : 0.0f;                     \
+        }                                                                      \
       }                                                                        \
     }                                                                          \
     reg[j] = v;                                                                \
