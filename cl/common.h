@@ -265,6 +265,33 @@ inline void atomic_add_floatv(volatile __global float *p, floatv v) {
 #endif
 }
 
+// ------------------------------------------------------ NVIDIA lane exchange
+
+// LANE_SHUFFLE 1 (set by the host for NVIDIA devices only, with a portable
+// rebuild if it does not compile): lane_read(v, src, lanes) is v as held by
+// lane `src` of this work-item's warp, through inline PTX. NVIDIA forms warps
+// of 32 consecutive linear local ids; `lanes` is the mask of the lanes that
+// exist in this warp (lane_mask), and all of them must make the same call.
+#ifndef LANE_SHUFFLE
+#define LANE_SHUFFLE 0
+#endif
+#if LANE_SHUFFLE
+inline float lane_read(float v, int src, uint lanes) {
+  float r;
+  asm volatile("shfl.sync.idx.b32 %0, %1, %2, 31, %3;"
+               : "=f"(r)
+               : "f"(v), "r"(src), "r"(lanes));
+  return r;
+}
+
+// The lanes of the warp of linear local id `lid` in a work-group of `size`
+// work-items (the last warp may be partial).
+inline uint lane_mask(int lid, int size) {
+  const int n = min(32, size - (lid & ~31));
+  return n >= 32 ? 0xffffffffu : (1u << n) - 1u;
+}
+#endif
+
 // VEC floats to and from local memory; whether any of them is not zero
 // (NaN counts).
 #if VEC == 1

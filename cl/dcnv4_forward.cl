@@ -12,6 +12,9 @@
 // once), instead of every work-item reading its group's values from global
 // memory. Needs the work-group to span whole groups (checked by the host).
 //
+// OM_STAGE 2 (NVIDIA, with LANE_SHUFFLE): the CHUNKS work-items of a (pixel,
+// group) share the loading of its offsets and weights through warp shuffles.
+//
 // Build-time defines (besides common.h): OM_STAGE; with SPECIALIZE also
 // GROUP_CHANNELS (D), KH, KW, REMOVE_CENTER, SOFTMAX (see common.h).
 
@@ -36,7 +39,7 @@ __kernel void dcnv4_forward(__global const storage_t *restrict input,
   const int ho = nh - n * g.height_out;
   const idx_t pixel = (idx_t)nh * g.width_out + wo;
 
-#if OM_STAGE
+#if OM_STAGE == 1
   // This work-group's groups [g0, g0 + ng) of its columns [w0, w0 + nw).
   const int g0 = (int)(get_group_id(0) * get_local_size(0)) / CHUNKS;
   const int ng = (int)get_local_size(0) / CHUNKS;
@@ -60,6 +63,35 @@ __kernel void dcnv4_forward(__global const storage_t *restrict input,
   __local const float *om =
       staged + (int)get_local_id(1) * lanes + (grp - g0) * K * 3;
 #define OM(i) om[i]
+#elif OM_STAGE == 2
+  // The CHUNKS work-items of a (pixel, group) are consecutive lanes of one
+  // warp (specialized builds; the host checks that CHUNKS is a power of two
+  // dividing the work-group's dimension 0). Each loads every CHUNKS-th of the
+  // group's 3K values, and every work-item reads the 3K values from their
+  // lanes: one load per CHUNKS values instead of CHUNKS loads of each.
+  // Inactive work-items load a valid row and leave after the exchange.
+  __global const storage_t *om =
+      offset_mask + (active ? pixel * g.offset_mask_stride + grp * K * 3 : 0);
+#define HELD ((3 * K + CHUNKS - 1) / CHUNKS)
+  float held[HELD];
+#pragma unroll
+  for (int i = 0; i < HELD; i++)
+    held[i] = LOAD1(om, min(chunk + i * CHUNKS, 3 * K - 1));
+  const int lid =
+      (int)(get_local_id(0) +
+            get_local_size(0) *
+                (get_local_id(1) + get_local_size(1) * get_local_id(2)));
+  const uint lanes = lane_mask(
+      lid, (int)(get_local_size(0) * get_local_size(1) * get_local_size(2)));
+  const int first = (lid & 31) - chunk;
+  float omv[3 * K];
+#pragma unroll
+  for (int i = 0; i < 3 * K; i++)
+    omv[i] = lane_read(held[i / CHUNKS], first + i % CHUNKS, lanes);
+#undef HELD
+  if (!active)
+    return;
+#define OM(i) omv[i]
 #else
   if (!active)
     return;

@@ -459,18 +459,30 @@ static dcnv4_status forward_kernel(dcnv4_context *ctx,
                                    const dcn_launch_config *cfg, int stage,
                                    int *vec, cl_kernel *kernel) {
   *vec = dcn_vector_width(params->group_channels, cfg->max_vec);
-  char options[320], extra[32];
-  snprintf(extra, sizeof extra, " -DOM_STAGE=%d", stage);
+  char options[320], extra[48];
+  snprintf(extra, sizeof extra, " -DOM_STAGE=%d%s", stage,
+           stage == 2 ? " -DLANE_SHUFFLE=1" : "");
   kernel_options(params, *vec, needs_64bit_indices(s), cfg, extra, options,
                  sizeof options);
   return dcn_get_kernel(ctx, "dcnv4_forward", options, "dcnv4_forward", kernel);
 }
 
+/* Whether the forward can share the offset loads of a (pixel, group)
+ * through warp shuffles (stage 2): an NVIDIA device, a specialized unrolled
+ * build, and a group's chunks a power of two of at most a warp, so that they
+ * are consecutive lanes of one warp (plan_range puts whole groups in
+ * dimension 0). */
+static bool lane_shuffle_fits(const dcnv4_context *ctx,
+                              const dcn_launch_config *cfg, int chunks) {
+  return ctx->vendor == DCN_VENDOR_NVIDIA && cfg->specialize && cfg->unroll &&
+         chunks <= 32 && (chunks & (chunks - 1)) == 0;
+}
+
 /* The forward kernel of a validated call and its range: the tuned
- * configuration, staged if asked (staging needs local memory for the offset
- * rows; without room, or if the staged build is rejected, the kernel reads
- * them from global memory), then the built-in default if the tuned
- * configuration does not build. */
+ * configuration, staged if asked (stage 1 needs local memory for the offset
+ * rows, stage 2 an NVIDIA device; without them, or if the staged build is
+ * rejected, the kernel reads them from global memory), then the built-in
+ * default if the tuned configuration does not build. */
 static dcnv4_status select_forward(dcnv4_context *ctx,
                                    const dcnv4_params *params,
                                    const dcnv4_shape *s, cl_kernel *kernel,
@@ -481,16 +493,19 @@ static dcnv4_status select_forward(dcnv4_context *ctx,
   dcnv4_status st = DCNV4_ERROR_BUILD_FAILED;
   for (int i = 0; i < ncfg; i++) {
     const dcn_launch_config *cfg = &cfgs[i];
-    for (int stage = cfg->stage ? 1 : 0; stage >= 0; stage--) {
-      int vec;
+    for (int stage = cfg->stage; stage >= 0; stage = stage ? 0 : -1) {
+      int vec = dcn_vector_width(params->group_channels, cfg->max_vec);
+      if (stage == 2 &&
+          !lane_shuffle_fits(ctx, cfg, (int)params->group_channels / vec))
+        continue;
       st = forward_kernel(ctx, params, s, cfg, stage, &vec, kernel);
       if (st == DCNV4_ERROR_BUILD_FAILED)
         continue;
       if (st != DCNV4_SUCCESS)
         return st;
       if (plan_range(ctx, *kernel, params, s, vec, cfg->local_size,
-                     !cfg->specialize, 0, stage ? (size_t)s->points * 3 : 0,
-                     cfg->rows, r))
+                     !cfg->specialize, 0,
+                     stage == 1 ? (size_t)s->points * 3 : 0, cfg->rows, r))
         return DCNV4_SUCCESS;
       if (!stage)
         return dcn_fail(ctx, DCNV4_ERROR_UNSUPPORTED,

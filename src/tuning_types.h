@@ -35,7 +35,9 @@ typedef enum dcn_tuning_layer {
 typedef struct dcn_launch_config {
   int max_vec;       /* widest vector of channels per work-item (1..8) */
   size_t local_size; /* work-items per work-group */
-  int stage;         /* stage offsets/weights in local memory (0/1) */
+  int stage;  /* DCNv4 forward offsets/weights: 0 each work-item loads its
+                 own, 1 staged in local memory, 2 loaded once per (pixel,
+                 group) and shared through warp shuffles (NVIDIA) */
   int split;  /* backward: 1 channel chunks per work-item with a local-memory
                  reduction, 0 one work-item per (pixel, group) */
   int unroll; /* 1: unroll the kernel-point loops (GPUs); 0: keep them rolled

@@ -372,11 +372,50 @@ static void test_build_fallback(const char *src_dir) {
   free(kdir);
 }
 
+/* stage 2 (offsets shared through warp shuffles) where the device has them
+ * (NVIDIA), else the plain forward: right results either way, for a group's
+ * work-items 1 to 8, widths that leave partial warps, both dtypes (DESIGN.md
+ * §1.4 tolerances: 1e-5 fp32, 1e-3 fp16). */
+static void test_lane_shuffle_stage(void) {
+  dcnv4_context *ctx = open_with(NULL);
+  CHECK(dcnv4_context_set_tuning(
+            ctx,
+            "dcnv4_forward.stage=2;dcnv4_forward.specialize=1;"
+            "dcnv4_forward.unroll=1;dcnv4_forward.local=96") == DCNV4_SUCCESS,
+        "set_tuning stage=2: %s", dcnv4_context_last_error(ctx));
+  const int channels[] = {4, 8, 16, 32};
+  const dcnv4_dtype dtypes[] = {DCNV4_FLOAT32, DCNV4_FLOAT16};
+  rng r = {23};
+  for (int d = 0; d < 2; d++)
+    for (int c = 0; c < 4; c++) {
+      dcnv4_params p;
+      dcnv4_params_init(&p);
+      p.batch = 2;
+      p.height_in = 5;
+      p.width_in = 7 + c;
+      p.group = 3;
+      p.group_channels = channels[c];
+      p.dtype = dtypes[d];
+      p.offset_scale = 1.5f;
+      dcnv4_problem pr;
+      problem_init(&pr, &p, &r, 0.0);
+      dcnv4_errors e = {1, 1, 1};
+      const double tol = tolerance_for(p.dtype);
+      CHECK(problem_run(ctx, &pr, 0, &e) == 0 && e.output <= tol,
+            "stage 2, %s, group_channels %d: %s (error %.3g, tolerance %g)",
+            dcnv4_dtype_name(p.dtype), channels[c],
+            dcnv4_context_last_error(ctx), e.output, tol);
+      problem_free(&pr);
+    }
+  dcnv4_context_destroy(ctx);
+}
+
 static int mode_file(const char *src_dir) {
   test_good_file();
   test_malformed();
   test_precedence();
   test_build_fallback(src_dir);
+  test_lane_shuffle_stage();
   return 0;
 }
 

@@ -6,9 +6,9 @@
  *
  * Kernels: for each kernel x dtype x group_channels, a coordinate search
  * from the built-in default over vec {1,2,4,8} (dividing group_channels),
- * local {32..512} and the kernel's 0/1 switches (stage, split, unroll,
- * specialize). Each candidate is applied with dcnv4_context_set_tuning (the
- * same mechanism as DCNV4_TUNING), first checked against the float64
+ * local {32..512}, stage {0,1,2} and the kernel's 0/1 switches (split,
+ * unroll, specialize). Each candidate is applied with dcnv4_context_set_tuning
+ * (the same mechanism as DCNV4_TUNING), first checked against the float64
  * reference on a small problem (a candidate that does not build or gives a
  * wrong result is rejected), then timed on every shape: median of several
  * launches with profiling events, warm-up excluded. Score: the mean over
@@ -323,6 +323,11 @@ static int param_values(int p, int gc, size_t max_wg, long *out) {
     for (long v = 1; v <= 8; v *= 2)
       out[n++] = v;
   } else if (p == 7) {
+    for (long v = 0; v <= 2; v++)
+      out[n++] = v;
+  } else if (p == 2) {
+    /* stage: 0 global loads, 1 local memory, 2 warp shuffles (NVIDIA;
+     * elsewhere the library falls back to 0) */
     for (long v = 0; v <= 2; v++)
       out[n++] = v;
   } else {
