@@ -23,6 +23,8 @@
 //   UNROLL    1 unrolls the loop over a chunk's k; 0 keeps it rolled (PoCL
 //             needs megabytes of stack for 256 unrolled work-items, more
 //             than its threads have)
+//   CLAMP_EDGE_LOADS  1 (CPU devices): edge tiles also clamp their load
+//             addresses into the matrix (see LOAD_CHUNK)
 // M, N, K and whether there is a bias (has_bias; `bias` is not read
 // without) are run-time arguments: a new shape never recompiles.
 
@@ -42,6 +44,9 @@
 #ifndef UNROLL
 #define UNROLL 1
 #endif
+#ifndef CLAMP_EDGE_LOADS
+#define CLAMP_EDGE_LOADS 0
+#endif
 
 #if RM % 4 || RN % 4 || TK % 4 || TM % RM || TN % RN
 #error "linear: RM, RN and TK must be multiples of 4 dividing the tile"
@@ -60,13 +65,10 @@
       const int kk = (k0) + kq;                                                \
       if (full) {                                                              \
         v = *(__global const float4 *)(src + row * (idx_t)K + kk);             \
-      } else {                                                                 \
-        /* Guarded loads whose addresses are also clamped into the matrix:     \
-         * PoCL's CPU compiler was seen loading a guarded value anyway where   \
+      } else if (CLAMP_EDGE_LOADS) {                                           \
+        /* PoCL's CPU compiler was seen loading a guarded value anyway where   \
          * the guard differs between work-items (a crash past a buffer's end   \
-         * under ASan). Unguarded clamped loads made the H100's layer          \
-         * forwards 4-19 % slower; `full` is the same for the whole            \
-         * work-group and needs neither. */                                    \
+         * under ASan): the addresses are clamped into the matrix too. */      \
         const bool in = row < (rows);                                          \
         __global const float *p = src + (in ? row : (rows)-1) * (idx_t)K;      \
         if (in) {                                                              \
@@ -75,6 +77,14 @@
           v.z = kk + 2 < K ? p[min(kk + 2, K - 1)] : 0.0f;                     \
           v.w = kk + 3 < K ? p[min(kk + 3, K - 1)] : 0.0f;                     \
         }                                                                      \
+      } else if (row < (rows)) {                                               \
+        /* GPUs: guards alone (the clamps cost the H100's layer forwards       \
+         * 1-2 %, unguarded clamped loads 4-19 %). */                          \
+        __global const float *p = src + row * (idx_t)K;                        \
+        v.x = kk < K ? p[kk] : 0.0f;                                           \
+        v.y = kk + 1 < K ? p[kk + 1] : 0.0f;                                   \
+        v.z = kk + 2 < K ? p[kk + 2] : 0.0f;                                   \
+        v.w = kk + 3 < K ? p[kk + 3] : 0.0f;                                   \
       }                                                                        \
     }                                                                          \
     reg[j] = v;                                                                \

@@ -118,11 +118,16 @@ static dcnv4_status linear_kernel(dcnv4_context *ctx,
    * a crash, not a build failure). */
   const bool unroll =
       c->unroll && !(ctx->vendor == DCN_VENDOR_CPU && c->local_size > 128);
-  char options[160];
+  /* CPU compilers (PoCL) were seen loading guarded values regardless of
+   * the guard: the edge tiles clamp their addresses there
+   * (cl/linear.cl). */
+  const bool clamp = ctx->vendor == DCN_VENDOR_CPU;
+  char options[192];
   snprintf(options, sizeof options,
-           "-DIDX64=%d -DTM=%d -DTN=%d -DTK=%d -DRM=%d -DRN=%d -DUNROLL=%d",
+           "-DIDX64=%d -DTM=%d -DTN=%d -DTK=%d -DRM=%d -DRN=%d -DUNROLL=%d "
+           "-DCLAMP_EDGE_LOADS=%d",
            idx64 ? 1 : 0, c->tile_m, c->tile_n, c->tile_k, rm, c->max_vec,
-           unroll ? 1 : 0);
+           unroll ? 1 : 0, clamp ? 1 : 0);
   cl_kernel k;
   dcnv4_status st = dcn_get_kernel(ctx, "linear", options, "linear", &k);
   if (st == DCNV4_ERROR_BUILD_FAILED) {
