@@ -304,6 +304,22 @@ inline uint lane_mask(int lid, int size) {
 #define any_nonzero(v) any((v) != (floatv)(0.0f))
 #endif
 
+// ------------------------------------------------------------------ softmax
+
+// The maximum of n logits and the inverse of the sum of exp(logit - max),
+// so that the softmax weights are exp(logit - max) * minv.
+inline void softmax_stats(__global const storage_t *logits, int n, float *mmax,
+                          float *minv) {
+  float mx = -INFINITY;
+  for (int i = 0; i < n; i++)
+    mx = fmax(mx, LOAD1(logits, i));
+  float sum = 0.0f;
+  for (int i = 0; i < n; i++)
+    sum += exp(LOAD1(logits, i) - mx);
+  *mmax = mx;
+  *minv = 1.0f / sum;
+}
+
 // ------------------------------------------------------------- DCNv4 shared
 
 #ifdef DCNV4_OP
@@ -344,6 +360,17 @@ typedef struct dcnv4_geometry {
 #endif
 #define K (KH * KW - REMOVE_CENTER)
 #define CHUNKS (D / VEC)
+
+// A group's weights: in DCNv3 mode (SOFTMAX) the softmax of its K values
+// after the 2K offsets of its offset_mask row `om`; else mmax 0, minv 1.
+inline void group_softmax_stats(__global const storage_t *om,
+                                const dcnv4_geometry g, float *mmax,
+                                float *minv) {
+  *mmax = 0.0f;
+  *minv = 1.0f;
+  if (SOFTMAX)
+    softmax_stats(om + 2 * K, K, mmax, minv);
+}
 #endif
 
 // ------------------------------------------------------- sampling positions

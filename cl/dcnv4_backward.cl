@@ -11,24 +11,6 @@
 //
 // Build-time defines: as dcnv4_forward.cl (OM_STAGE unused), plus NV_ATOMICS.
 
-// DCNv3 mode: the weights are the softmax of the group's K values; their
-// maximum and the inverse of the sum of exponentials.
-inline void softmax_stats(__global const storage_t *om, const dcnv4_geometry g,
-                          float *mmax, float *minv) {
-  *mmax = 0.0f;
-  *minv = 1.0f;
-  if (!SOFTMAX)
-    return;
-  float mx = -INFINITY;
-  for (int k = 0; k < K; k++)
-    mx = fmax(mx, LOAD1(om, 2 * K + k));
-  float msum = 0.0f;
-  for (int k = 0; k < K; k++)
-    msum += exp(LOAD1(om, 2 * K + k) - mx);
-  *mmax = mx;
-  *minv = 1.0f / msum;
-}
-
 // One point's bilinear sample of this work-item's VEC channels against
 // their output gradient `go`: the partial gradients of the weight (gm) and
 // of the x and y coordinates (gx, gy), each before the factor m.
@@ -130,7 +112,7 @@ __kernel void dcnv4_backward(__global const storage_t *restrict input,
 
   // DCNv3 mode: the weights are the softmax of the group's K values.
   float mmax, minv;
-  softmax_stats(om, g, &mmax, &minv);
+  group_softmax_stats(om, g, &mmax, &minv);
 
   __local float *mine = partial + lid * (3 * K);
   int k = 0;
@@ -279,7 +261,7 @@ __kernel void dcnv4_backward_tiled(
   barrier(CLK_LOCAL_MEM_FENCE); // counts zeroed before any entry is placed
 
   float mmax, minv;
-  softmax_stats(om, g, &mmax, &minv);
+  group_softmax_stats(om, g, &mmax, &minv);
 
   float part[3 * K];
   int k = 0;
@@ -429,7 +411,7 @@ dcnv4_backward_pixel(__global const storage_t *restrict input,
 
   // DCNv3 mode: the weights are the softmax of the group's K values.
   float mmax, minv;
-  softmax_stats(om, g, &mmax, &minv);
+  group_softmax_stats(om, g, &mmax, &minv);
   float dot = 0.0f; // sum_k m_k dL/dm_k, for the softmax Jacobian
 
   int k = 0;

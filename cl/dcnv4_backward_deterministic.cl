@@ -65,16 +65,8 @@ __kernel void dcnv4_det_points(__global const storage_t *restrict input,
   const int bucket0 =
       ((int)n * g.group + grp) * (g.height_in + 1) * (g.width_in + 1);
 
-  float mmax = 0.0f, minv = 1.0f;
-  if (SOFTMAX) {
-    mmax = -INFINITY;
-    for (int k = 0; k < K; k++)
-      mmax = fmax(mmax, LOAD1(om, 2 * K + k));
-    float msum = 0.0f;
-    for (int k = 0; k < K; k++)
-      msum += exp(LOAD1(om, 2 * K + k) - mmax);
-    minv = 1.0f / msum;
-  }
+  float mmax, minv;
+  group_softmax_stats(om, g, &mmax, &minv);
   float dot = 0.0f; // sum_k m_k dL/dm_k, for the softmax Jacobian
   for (int k = 0; k < K; k++) {
     const float m = SOFTMAX ? exp(LOAD1(om, 2 * K + k) - mmax) * minv

@@ -34,13 +34,8 @@ flash_deform_attn_backward(__global const storage_t *restrict value,
   volatile __global float *gimage = grad_acc + image_start;
   __global const storage_t *gout = grad_output + qg * (idx_t)D;
 
-  float mmax = -INFINITY;
-  for (int i = 0; i < LK; i++)
-    mmax = fmax(mmax, LOAD1(row, 2 * LK + i));
-  float msum = 0.0f;
-  for (int i = 0; i < LK; i++)
-    msum += exp(LOAD1(row, 2 * LK + i) - mmax);
-  const float minv = 1.0f / msum;
+  float mmax, minv;
+  softmax_stats(row + 2 * LK, LK, &mmax, &minv);
 #if SPECIALIZE
   float grad_m[LK]; // gradient w.r.t. the softmax outputs
 #else

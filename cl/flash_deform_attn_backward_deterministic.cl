@@ -43,13 +43,8 @@ __kernel void fda_det_points(__global const storage_t *restrict value,
   const int p0 = (int)qg * LK;
   int bucket0 = ((int)b * g.group + grp) * per_head;
 
-  float mmax = -INFINITY;
-  for (int i = 0; i < LK; i++)
-    mmax = fmax(mmax, LOAD1(row, 2 * LK + i));
-  float msum = 0.0f;
-  for (int i = 0; i < LK; i++)
-    msum += exp(LOAD1(row, 2 * LK + i) - mmax);
-  const float minv = 1.0f / msum;
+  float mmax, minv;
+  softmax_stats(row + 2 * LK, LK, &mmax, &minv);
 
   float dot = 0.0f;
   for (int l = 0; l < L; l++) {
