@@ -24,7 +24,7 @@
 //             needs megabytes of stack for 256 unrolled work-items, more
 //             than its threads have)
 //   CLAMP_EDGE_LOADS  1 (CPU devices): edge tiles also clamp their load
-//             addresses into the matrix (see LOAD_CHUNK)
+//             addresses into the matrix (see EDGE_ROW)
 // M, N, K and whether there is a bias (has_bias; `bias` is not read
 // without) are run-time arguments: a new shape never recompiles.
 
@@ -47,6 +47,18 @@
 #ifndef CLAMP_EDGE_LOADS
 #define CLAMP_EDGE_LOADS 0
 #endif
+// The row and k an edge-tile load reads. PoCL's CPU compiler was seen
+// loading guarded values regardless of the guard (a crash past a buffer's end
+// under ASan), so CPU devices clamp them into the matrix as well; GPUs keep
+// the guards alone (the clamps cost the H100's layer forwards 1-2 %,
+// unguarded clamped loads 4-19 %).
+#if CLAMP_EDGE_LOADS
+#define EDGE_ROW(row, rows) ((row) < (rows) ? (row) : (rows)-1)
+#define EDGE_K(kk) min((kk), K - 1)
+#else
+#define EDGE_ROW(row, rows) (row)
+#define EDGE_K(kk) (kk)
+#endif
 
 #if RM % 4 || RN % 4 || TK % 4 || TM % RM || TN % RN
 #error "linear: RM, RN and TK must be multiples of 4 dividing the tile"
@@ -65,26 +77,17 @@
       const int kk = (k0) + kq;                                                \
       if (full) {                                                              \
         v = *(__global const float4 *)(src + row * (idx_t)K + kk);             \
-      } else if (CLAMP_EDGE_LOADS) {                                           \
-        /* PoCL's CPU compiler was seen loading a guarded value anyway where   \
-         * the guard differs between work-items (a crash past a buffer's end   \
-         * under ASan): the addresses are clamped into the matrix too. */      \
+      } else {                                                                 \
+        /* The address outside the guard: inside it a compiler may fold        \
+         * EDGE_ROW's clamp away. */                                           \
         const bool in = row < (rows);                                          \
-        __global const float *p = src + (in ? row : (rows)-1) * (idx_t)K;      \
+        __global const float *p = src + EDGE_ROW(row, rows) * (idx_t)K;        \
         if (in) {                                                              \
-          v.x = kk < K ? p[min(kk, K - 1)] : 0.0f;                             \
-          v.y = kk + 1 < K ? p[min(kk + 1, K - 1)] : 0.0f;                     \
-          v.z = kk + 2 < K ? p[min(kk + 2, K - 1)] : 0.0f;                     \
-          v.w = kk + 3 < K ? p[min(kk + 3, K - 1)] : 0.0f;                     \
+          v.x = kk < K ? p[EDGE_K(kk)] : 0.0f;                                 \
+          v.y = kk + 1 < K ? p[EDGE_K(kk + 1)] : 0.0f;                         \
+          v.z = kk + 2 < K ? p[EDGE_K(kk + 2)] : 0.0f;                         \
+          v.w = kk + 3 < K ? p[EDGE_K(kk + 3)] : 0.0f;                         \
         }                                                                      \
-      } else if (row < (rows)) {                                               \
-        /* GPUs: guards alone (the clamps cost the H100's layer forwards       \
-         * 1-2 %, unguarded clamped loads 4-19 %). */                          \
-        __global const float *p = src + row * (idx_t)K;                        \
-        v.x = kk < K ? p[kk] : 0.0f;                                           \
-        v.y = kk + 1 < K ? p[kk + 1] : 0.0f;                                   \
-        v.z = kk + 2 < K ? p[kk + 2] : 0.0f;                                   \
-        v.w = kk + 3 < K ? p[kk + 3] : 0.0f;                                   \
       }                                                                        \
     }                                                                          \
     reg[j] = v;                                                                \
