@@ -452,17 +452,16 @@ static dcnv4_status check_call(dcnv4_context *ctx, const dcnv4_params *params,
 }
 
 /* The forward kernel of a validated parameter set (built on first use),
- * staged or not. */
+ * `vec` channels per work-item, staged or not. */
 static dcnv4_status forward_kernel(dcnv4_context *ctx,
                                    const dcnv4_params *params,
                                    const dcnv4_shape *s,
                                    const dcn_launch_config *cfg, int stage,
-                                   int *vec, cl_kernel *kernel) {
-  *vec = dcn_vector_width(params->group_channels, cfg->max_vec);
+                                   int vec, cl_kernel *kernel) {
   char options[320], extra[48];
   snprintf(extra, sizeof extra, " -DOM_STAGE=%d%s", stage,
            stage == 2 ? " -DLANE_SHUFFLE=1" : "");
-  kernel_options(params, *vec, needs_64bit_indices(s), cfg, extra, options,
+  kernel_options(params, vec, needs_64bit_indices(s), cfg, extra, options,
                  sizeof options);
   return dcn_get_kernel(ctx, "dcnv4_forward", options, "dcnv4_forward", kernel);
 }
@@ -493,12 +492,13 @@ static dcnv4_status select_forward(dcnv4_context *ctx,
   dcnv4_status st = DCNV4_ERROR_BUILD_FAILED;
   for (int i = 0; i < ncfg; i++) {
     const dcn_launch_config *cfg = &cfgs[i];
+    const int vec = dcn_vector_width(params->group_channels, cfg->max_vec);
+    /* The asked stage, then plain global loads. */
     for (int stage = cfg->stage; stage >= 0; stage = stage ? 0 : -1) {
-      int vec = dcn_vector_width(params->group_channels, cfg->max_vec);
       if (stage == 2 &&
           !lane_shuffle_fits(ctx, cfg, (int)params->group_channels / vec))
         continue;
-      st = forward_kernel(ctx, params, s, cfg, stage, &vec, kernel);
+      st = forward_kernel(ctx, params, s, cfg, stage, vec, kernel);
       if (st == DCNV4_ERROR_BUILD_FAILED)
         continue;
       if (st != DCNV4_SUCCESS)

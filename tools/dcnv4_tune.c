@@ -322,12 +322,9 @@ static int param_values(int p, int gc, size_t max_wg, long *out) {
   } else if (p == 6) {
     for (long v = 1; v <= 8; v *= 2)
       out[n++] = v;
-  } else if (p == 7) {
-    for (long v = 0; v <= 2; v++)
-      out[n++] = v;
-  } else if (p == 2) {
+  } else if (p == 2 || p == 7) {
     /* stage: 0 global loads, 1 local memory, 2 warp shuffles (NVIDIA;
-     * elsewhere the library falls back to 0) */
+     * elsewhere the library falls back to 0); halo: 0 to 2 pixels */
     for (long v = 0; v <= 2; v++)
       out[n++] = v;
   } else {
