@@ -210,6 +210,23 @@ inline wordv pack_words(floatv f) {
 #endif
 #endif
 
+// VEC floats to and from local memory; whether any of them is not zero
+// (NaN counts).
+// LOADV_PRIVATE/STOREV_PRIVATE: the same for a private float array.
+#if VEC == 1
+#define LOADV_LOCAL(p) (*(p))
+#define STOREV_LOCAL(v, p) (*(p) = (v))
+#define LOADV_PRIVATE(p) (*(p))
+#define STOREV_PRIVATE(v, p) (*(p) = (v))
+#define any_nonzero(v) ((v) != 0.0f)
+#else
+#define LOADV_PRIVATE(p) CAT(vload, VEC)(0, (__private const float *)(p))
+#define STOREV_PRIVATE(v, p) CAT(vstore, VEC)((v), 0, (__private float *)(p))
+#define LOADV_LOCAL(p) CAT(vload, VEC)(0, (__local const float *)(p))
+#define STOREV_LOCAL(v, p) CAT(vstore, VEC)((v), 0, (__local float *)(p))
+#define any_nonzero(v) any((v) != (floatv)(0.0f))
+#endif
+
 // ------------------------------------------------------------ float atomics
 
 // Adds v to *p atomically. NV_ATOMICS (set by the host only for NVIDIA
@@ -259,7 +276,7 @@ inline void atomic_add_floatv(volatile __global float *p, floatv v) {
   atomic_add_float(p, v);
 #else
   float e[VEC];
-  CAT(vstore, VEC)(v, 0, e);
+  STOREV_PRIVATE(v, e);
   for (int c = 0; c < VEC; c++)
     atomic_add_float(p + c, e[c]);
 #endif
@@ -290,18 +307,6 @@ inline uint lane_mask(int lid, int size) {
   const int n = min(32, size - (lid & ~31));
   return n >= 32 ? 0xffffffffu : (1u << n) - 1u;
 }
-#endif
-
-// VEC floats to and from local memory; whether any of them is not zero
-// (NaN counts).
-#if VEC == 1
-#define LOADV_LOCAL(p) (*(p))
-#define STOREV_LOCAL(v, p) (*(p) = (v))
-#define any_nonzero(v) ((v) != 0.0f)
-#else
-#define LOADV_LOCAL(p) CAT(vload, VEC)(0, (__local const float *)(p))
-#define STOREV_LOCAL(v, p) CAT(vstore, VEC)((v), 0, (__local float *)(p))
-#define any_nonzero(v) any((v) != (floatv)(0.0f))
 #endif
 
 // ------------------------------------------------------------------ softmax

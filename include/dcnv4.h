@@ -328,7 +328,14 @@ typedef struct dcnv4_backward_buffers {
 /* Gradients of the forward with respect to input and offset_mask.
  *
  * Default mode: grad_input is scattered with float atomics, so its last bits
- * may change from run to run. With params->deterministic = 1 no float atomic
+ * may change from run to run. Where the device's tuning selects the tiled
+ * kernel (dcnv4_backward.halo > 0, NVIDIA's default), a tile of output pixels
+ * first sums its contributions in local memory as fixed-point integers scaled
+ * to a bound of the tile's values (sum of |weight| * |grad_output|): each
+ * contribution is then rounded by at most 2^-30 of that bound (relative L2
+ * error about 5e-7 in fp32 on random data, against 1e-7 for float atomics);
+ * tiles with NaN or infinite inputs use float atomics. With
+ * params->deterministic = 1 no float atomic
  * is used: every sampling point is sorted into a bucket by its top-left
  * neighbour (integer counts, a prefix sum, then each bucket sorted by point
  * index), and each grad_input element sums its contributions in that fixed

@@ -28,6 +28,30 @@ static dcnv4_status creation_failed(const dcnv4_context_options *options,
   return status;
 }
 
+/* Whether the device's extension list names `name` (a whole token). */
+static bool device_has_extension(cl_device_id device, const char *name) {
+  size_t size = 0;
+  if (clGetDeviceInfo(device, CL_DEVICE_EXTENSIONS, 0, NULL, &size) !=
+          CL_SUCCESS ||
+      size == 0)
+    return false;
+  char *list = dcn_malloc(size + 1);
+  if (!list)
+    return false;
+  bool found = false;
+  if (clGetDeviceInfo(device, CL_DEVICE_EXTENSIONS, size, list, NULL) ==
+      CL_SUCCESS) {
+    list[size] = '\0';
+    size_t len = strlen(name);
+    for (const char *at = strstr(list, name); at && !found;
+         at = strstr(at + 1, name))
+      found =
+          (at == list || at[-1] == ' ') && (at[len] == ' ' || at[len] == '\0');
+  }
+  dcn_free(list);
+  return found;
+}
+
 /* Reads the device limits and environment into a context whose OpenCL
  * handles are set. */
 static dcnv4_status finish_setup(dcnv4_context *ctx,
@@ -60,6 +84,8 @@ static dcnv4_status finish_setup(dcnv4_context *ctx,
     return DCNV4_ERROR_OPENCL;
   }
   ctx->vendor = dcn_classify_vendor(&ctx->info, type);
+  ctx->nv_compiler_options =
+      device_has_extension(ctx->device, "cl_nv_compiler_options");
   /* The platform index is not known for application-given handles; find it
    * by name among the listed devices so logs and tuning files agree. */
   size_t n = 0;

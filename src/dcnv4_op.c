@@ -351,14 +351,11 @@ static bool plan_range(const dcnv4_context *ctx, cl_kernel kernel,
   return true;
 }
 
-/* Bucket slots per region pixel of the tiled backward (the kernel's
- * TILE_CAP default). */
-#define DCN_TILE_CAP 8
-
 /* The tiled backward's range (cl/dcnv4_backward.cl, dcnv4_backward_tiled):
  * a tile of `rows` x tw output pixels of one group per work-group, about
- * `local` work-items, and its buckets in local memory. False where it does
- * not apply (no halo, no room, sizes beyond int). */
+ * `local` work-items, and its region's fixed-point accumulators in local
+ * memory. False where it does not apply (no halo, no room, sizes beyond
+ * int). */
 typedef struct tile_plan {
   range_plan range;
   cl_int ext_h, ext_w, region_h, region_w, tiles_w;
@@ -389,11 +386,13 @@ static bool plan_tiles(const dcnv4_context *ctx, cl_kernel kernel,
     tw = ctx->max_item_sizes[0] / chunks;
   if (th == 0 || tw == 0)
     return false;
-  /* The built-in default tiles wide images only: on the H100 (group_channels
-   * 16) the tiled kernel gained 4-11 % from 56 output columns up and lost
-   * 4-16 % on narrower ones (edge tiles, fewer points per bucket). A tuned
-   * or overridden halo is taken as given. */
-  if (cfg->source == DCN_TUNING_BUILTIN && (size_t)s->width_out < 48)
+  /* The built-in default leaves narrow images to the per-point kernel: on
+   * the H100 the tiled one gained 5-20 % from 25 output columns up, 8-11 %
+   * at 14 columns with group_channels 16, and lost 6-25 % at 14 columns with
+   * 32 and up to 4 % at 7 columns (partial edge tiles). A tuned or
+   * overridden halo is taken as given. */
+  const size_t min_width = p->group_channels <= 16 ? 12 : 24;
+  if (cfg->source == DCN_TUNING_BUILTIN && (size_t)s->width_out < min_width)
     return false;
   /* The sampling grid spans offset_scale * dilation * (kernel - 1) around
    * a pixel's base; `tile` more pixels of offsets on each side. */
@@ -406,13 +405,12 @@ static bool plan_tiles(const dcnv4_context *ctx, cl_kernel kernel,
   const size_t ext_w = (size_t)ceil(span_w) + (size_t)cfg->halo;
   const size_t region_h = (th - 1) * (size_t)p->stride_h + 2 * ext_h + 2;
   const size_t region_w = (tw - 1) * (size_t)p->stride_w + 2 * ext_w + 2;
-  /* cl/dcnv4_backward.cl's layout: entries (6 words each), the tile's
-   * grad_output, counts and TILE_CAP slots per region pixel, the overflow
-   * list and its count; later the partials, 3K per work-item. */
+  /* cl/dcnv4_backward.cl's layout: one word per channel of each region
+   * pixel, D + 1 words apart, and `vec` bounds per work-item; later the
+   * partials, 3K per work-item. */
   const size_t items = chunks * tw * th;
-  const size_t entries = tw * th * (size_t)s->points;
-  size_t floats = 7 * entries + tw * th * (size_t)p->group_channels +
-                  region_h * region_w * (DCN_TILE_CAP + 1) + 1;
+  size_t floats = region_h * region_w * ((size_t)p->group_channels + 1) +
+                  items * (size_t)vec;
   if (items * (size_t)s->points * 3 > floats)
     floats = items * (size_t)s->points * 3;
   if (region_h > 4096 || region_w > 4096 ||
@@ -682,7 +680,13 @@ dcnv4_status dcnv4_backward(dcnv4_context *ctx, const dcnv4_params *params,
   int tries = 0, per_config[2] = {0, 0}, chosen_index = 0;
   for (int c = 0; c < ncfg; c++) {
     int vec_c = dcn_vector_width(params->group_channels, cfgs[c].max_vec);
-    kernel_options(params, vec_c, idx64, &cfgs[c], "", base, sizeof base);
+    /* The tiled kernel needs 80 registers on the H100 (3 work-groups of 256
+     * per SM); capped at 64 (4 work-groups) it ran 4-6 % faster
+     * (64x56x56x128 fp32 G8xD16 1.076 -> 1.038 ms, G4xD32 1.016 -> 0.958). */
+    const char *extra = ctx->nv_compiler_options && cfgs[c].halo > 0
+                            ? " -cl-nv-maxrregcount=64"
+                            : "";
+    kernel_options(params, vec_c, idx64, &cfgs[c], extra, base, sizeof base);
     dcn_atomics_options(ctx, base, options + tries, &per_config[c]);
     tries += per_config[c];
   }

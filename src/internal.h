@@ -57,6 +57,8 @@ struct dcnv4_context {
   cl_ulong local_mem_bytes;
   cl_uint compute_units;
   size_t max_item_sizes[3];
+  /* cl_nv_compiler_options: -cl-nv-maxrregcount and friends are accepted. */
+  bool nv_compiler_options;
   dcn_log_level log_level;
 
   char *cache_dir;  /* NULL: disk cache disabled */

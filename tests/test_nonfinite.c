@@ -154,15 +154,20 @@ static void dcnv4_case(dcnv4_context *const *ctxs, int nctx, rng *r,
            (int)p.width_in, (int)p.group, (int)p.group_channels,
            (int)p.kernel_h, (int)p.kernel_w, (int)p.stride_h,
            (double)p.offset_scale, (int)p.remove_center, (int)p.softmax);
-  /* mode 0: default (context 0), 1: GPU paths (context 1), 2: det. */
-  for (int mode = 0; mode < 3; mode++) {
-    dcnv4_context *ctx = ctxs[mode == 1 && nctx > 1 ? 1 : 0];
+  /* mode 0: default (context 0), 1: GPU paths (context 1), 2: det., 3:
+   * tiled backward (context 2: fixed-point region accumulators). */
+  for (int mode = 0; mode < 4; mode++) {
+    int which = mode == 1 ? 1 : mode == 3 ? 2 : 0;
+    if (which >= nctx)
+      continue;
+    dcnv4_context *ctx = ctxs[which];
     p.deterministic = mode == 2;
     char what[260];
     snprintf(what, sizeof what, "%s [%s]", desc,
              mode == 0   ? "default"
              : mode == 1 ? "gpu paths"
-                         : "deterministic");
+             : mode == 2 ? "deterministic"
+                         : "tiled backward");
     cl_mem d_in = upload_values(ctx, in, ni, dtype);
     cl_mem d_om = upload_values(ctx, om, nm, dtype);
     cl_mem d_go = upload_values(ctx, go, no, dtype);
@@ -339,7 +344,7 @@ int main(int argc, char **argv) {
   /* (a): a hang (e.g. a compare-and-swap loop on a NaN) ends the test. */
   alarm(300);
   rng r = {test_seed(20250302)};
-  dcnv4_context *ctxs[2];
+  dcnv4_context *ctxs[3];
   ctxs[0] = test_context();
   /* The GPU code paths of the default mode on any device. */
   setenv("DCNV4_TUNING",
@@ -347,14 +352,20 @@ int main(int argc, char **argv) {
          "dcnv4_backward.specialize=1",
          1);
   ctxs[1] = test_context();
+  /* The tiled backward, two-row tiles, on any device and image width. */
+  setenv("DCNV4_TUNING",
+         "dcnv4_backward.split=1;dcnv4_backward.specialize=1;"
+         "dcnv4_backward.halo=1;dcnv4_backward.rows=2",
+         1);
+  ctxs[2] = test_context();
   const dcnv4_dtype dtypes[] = {DCNV4_FLOAT32, DCNV4_FLOAT16, DCNV4_BFLOAT16};
   int done = 0;
   for (int i = 0; i < count; i++, done++)
-    dcnv4_case(ctxs, 2, &r, dtypes[i % 3], i);
+    dcnv4_case(ctxs, 3, &r, dtypes[i % 3], i);
   for (int i = 0; i < count; i++, done++)
     fda_case(ctxs, 2, &r, dtypes[i % 3], i);
   printf("%d configurations checked\n", done);
-  dcnv4_context_destroy(ctxs[0]);
-  dcnv4_context_destroy(ctxs[1]);
+  for (int i = 0; i < 3; i++)
+    dcnv4_context_destroy(ctxs[i]);
   return test_finish("test_nonfinite");
 }
