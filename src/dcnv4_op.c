@@ -242,9 +242,9 @@ static geometry_arg make_geometry(const dcnv4_params *p, const dcnv4_shape *s) {
 }
 
 /* The -D options shared by the forward and backward programs, then `extra`. */
-static void kernel_options(const dcnv4_params *p, int vec, bool idx64,
-                           const dcn_launch_config *cfg, const char *extra,
-                           char *out, size_t size) {
+static void kernel_options(const dcnv4_context *ctx, const dcnv4_params *p,
+                           int vec, bool idx64, const dcn_launch_config *cfg,
+                           const char *extra, char *out, size_t size) {
   int n = snprintf(out, size,
                    "-DDCNV4_OP=1 -DDTYPE=%d -DVEC=%d -DIDX64=%d -DUNROLL=%d "
                    "-DSPECIALIZE=%d",
@@ -258,6 +258,7 @@ static void kernel_options(const dcnv4_params *p, int vec, bool idx64,
                   (int)p->remove_center, (int)p->softmax);
   if (n > 0 && (size_t)n < size)
     snprintf(out + n, size - (size_t)n, "%s", extra);
+  dcn_register_cap_option(ctx, cfg, out, size);
 }
 
 /* The kernels' `items` argument has the kernel's index type. */
@@ -459,7 +460,7 @@ static dcnv4_status forward_kernel(dcnv4_context *ctx,
   char options[320], extra[48];
   snprintf(extra, sizeof extra, " -DOM_STAGE=%d%s", stage,
            stage == 2 ? " -DLANE_SHUFFLE=1" : "");
-  kernel_options(params, vec, needs_64bit_indices(s), cfg, extra, options,
+  kernel_options(ctx, params, vec, needs_64bit_indices(s), cfg, extra, options,
                  sizeof options);
   return dcn_get_kernel(ctx, "dcnv4_forward", options, "dcnv4_forward", kernel);
 }
@@ -585,7 +586,7 @@ backward_deterministic(dcnv4_context *ctx, const dcnv4_params *params,
   int vec = dcn_vector_width(params->group_channels, 4);
   bool idx64 = needs_64bit_indices(s);
   char options[320];
-  kernel_options(params, vec, idx64, &cfg, "", options, sizeof options);
+  kernel_options(ctx, params, vec, idx64, &cfg, "", options, sizeof options);
   cl_kernel points, gather;
   dcn_det_kernels det;
   if ((st = dcn_get_kernel(ctx, "dcnv4_backward_deterministic", options,
@@ -680,13 +681,7 @@ dcnv4_status dcnv4_backward(dcnv4_context *ctx, const dcnv4_params *params,
   int tries = 0, per_config[2] = {0, 0}, chosen_index = 0;
   for (int c = 0; c < ncfg; c++) {
     int vec_c = dcn_vector_width(params->group_channels, cfgs[c].max_vec);
-    /* The tiled kernel needs 80 registers on the H100 (3 work-groups of 256
-     * per SM); capped at 64 (4 work-groups) it ran 4-6 % faster
-     * (64x56x56x128 fp32 G8xD16 1.076 -> 1.038 ms, G4xD32 1.016 -> 0.958). */
-    const char *extra = ctx->nv_compiler_options && cfgs[c].halo > 0
-                            ? " -cl-nv-maxrregcount=64"
-                            : "";
-    kernel_options(params, vec_c, idx64, &cfgs[c], extra, base, sizeof base);
+    kernel_options(ctx, params, vec_c, idx64, &cfgs[c], "", base, sizeof base);
     dcn_atomics_options(ctx, base, options + tries, &per_config[c]);
     tries += per_config[c];
   }

@@ -234,9 +234,9 @@ static fda_geometry_arg make_geometry(const dcnv4_fda_params *p) {
 }
 
 /* The -D options shared by the forward and backward programs. */
-static void kernel_options(const dcnv4_fda_params *p, int vec, bool idx64,
-                           const dcn_launch_config *cfg, char *out,
-                           size_t size) {
+static void kernel_options(const dcnv4_context *ctx, const dcnv4_fda_params *p,
+                           int vec, bool idx64, const dcn_launch_config *cfg,
+                           char *out, size_t size) {
   int n = snprintf(out, size,
                    "-DDTYPE=%d -DVEC=%d -DIDX64=%d -DMAX_LEVELS=%d "
                    "-DMAX_SAMPLES=%d -DSPECIALIZE=%d",
@@ -246,6 +246,7 @@ static void kernel_options(const dcnv4_fda_params *p, int vec, bool idx64,
     snprintf(out + n, size - (size_t)n,
              " -DGROUP_CHANNELS=%d -DLEVELS=%d -DPOINTS=%d",
              (int)p->group_channels, (int)p->levels, (int)p->points);
+  dcn_register_cap_option(ctx, cfg, out, size);
 }
 
 /* The kernel's `items` argument has the kernel's index type. */
@@ -290,7 +291,7 @@ static dcnv4_status forward_kernel(dcnv4_context *ctx,
   char options[2][256];
   const char *list[2];
   for (int c = 0; c < ncfg; c++) {
-    kernel_options(params,
+    kernel_options(ctx, params,
                    dcn_vector_width(params->group_channels, cfgs[c].max_vec),
                    *idx64, &cfgs[c], options[c], sizeof options[c]);
     list[c] = options[c];
@@ -383,7 +384,7 @@ backward_deterministic(dcnv4_context *ctx, const dcnv4_fda_params *params,
   int vec = dcn_vector_width(params->group_channels, 4);
   bool idx64 = needs_64bit_indices(s);
   char options[256];
-  kernel_options(params, vec, idx64, &cfg, options, sizeof options);
+  kernel_options(ctx, params, vec, idx64, &cfg, options, sizeof options);
   cl_kernel points, gather;
   dcn_det_kernels det;
   if ((st = dcn_get_kernel(ctx, "flash_deform_attn_backward_deterministic",
@@ -482,7 +483,7 @@ dcnv4_status dcnv4_fda_backward(dcnv4_context *ctx,
   const char *list[6];
   int tries = 0, per_config[2] = {0, 0}, chosen = 0;
   for (int c = 0; c < ncfg; c++) {
-    kernel_options(params,
+    kernel_options(ctx, params,
                    dcn_vector_width(params->group_channels, cfgs[c].max_vec),
                    idx64, &cfgs[c], base, sizeof base);
     dcn_atomics_options(ctx, base, options + tries, &per_config[c]);

@@ -387,6 +387,14 @@ dcnv4_status dcn_get_kernel_first(dcnv4_context *ctx, const char *program_name,
   return st;
 }
 
+void dcn_register_cap_option(const dcnv4_context *ctx,
+                             const dcn_launch_config *cfg, char *out,
+                             size_t size) {
+  size_t used = strlen(out);
+  if (ctx->nv_compiler_options && cfg->max_regs > 0 && used < size)
+    snprintf(out + used, size - used, " -cl-nv-maxrregcount=%d", cfg->max_regs);
+}
+
 void dcn_atomics_options(const dcnv4_context *ctx, const char *base,
                          char options[][384], int *count) {
   int n = 0;

@@ -56,6 +56,8 @@ static const struct {
                           offsetof(dcn_launch_config, tile_k), false},
     [DCN_PARAM_HALO] = {"halo", 0, 8, false, offsetof(dcn_launch_config, halo),
                         false},
+    [DCN_PARAM_MAX_REGS] = {"regs", 0, 255, false,
+                            offsetof(dcn_launch_config, max_regs), false},
 };
 
 static long get_param(const dcn_launch_config *c, int which) {
@@ -153,6 +155,20 @@ typedef struct tuning_row {
         0                                                                      \
   }
 
+/* NVIDIA's DCNv4 forward: `vec` channels per work-item, a register cap,
+ * 16-bit storage only or not, one group_channels or all (0). */
+#define NVIDIA_FORWARD(vec, regs, half_only_, group_channels_)                 \
+  {                                                                            \
+    DCN_VENDOR_NVIDIA, DCN_KERNEL_DCNV4_FORWARD,                               \
+        {.max_vec = (vec),                                                     \
+         .local_size = 256,                                                    \
+         .unroll = 1,                                                          \
+         .specialize = 1,                                                      \
+         .rows = 4,                                                            \
+         .max_regs = (regs)},                                                  \
+        (half_only_), (group_channels_)                                        \
+  }
+
 #define NVIDIA_TILED_BACKWARD(group_channels_)                                 \
   {                                                                            \
     DCN_VENDOR_NVIDIA, DCN_KERNEL_DCNV4_BACKWARD,                              \
@@ -162,7 +178,8 @@ typedef struct tuning_row {
          .unroll = 1,                                                          \
          .specialize = 1,                                                      \
          .rows = 8,                                                            \
-         .halo = 1},                                                           \
+         .halo = 1,                                                            \
+         .max_regs = 64},                                                      \
         0, (group_channels_)                                                   \
   }
 
@@ -171,12 +188,21 @@ static const tuning_row defaults[] = {
      * storage wants 16-byte loads, 8 channels (fp16 forward 0.287 -> 0.251
      * ms), while the backward's atomics stay 4-wide. Work-groups over 4
      * output rows: 0.306 -> 0.293 ms fp32, 0.253 -> 0.229 ms fp16. */
-    {DCN_VENDOR_NVIDIA, DCN_KERNEL_DCNV4_FORWARD, {4, 256, 0, 0, 1, 1, 4}},
-    {DCN_VENDOR_NVIDIA, DCN_KERNEL_DCNV4_FORWARD, {8, 256, 0, 0, 1, 1, 4}, 1},
+    NVIDIA_FORWARD(4, 0, 0, 0),
+    NVIDIA_FORWARD(8, 0, 1, 0),
+    /* group_channels 32: registers capped at 40 (from 44 fp32, about 56
+     * fp16; 6 work-groups of 256 per SM): forward x0.94 fp16, x0.99 fp32 on
+     * the geometric mean of the 10 paper rows (x0.89 to x1.06). With 16
+     * channels the same cap gave x1.05 fp32 and x1.01 fp16 (up to x1.19 on
+     * many-group rows), so it stays off there; 32 spilled. */
+    NVIDIA_FORWARD(4, 40, 0, 32),
+    NVIDIA_FORWARD(8, 40, 1, 32),
     {DCN_VENDOR_NVIDIA, DCN_KERNEL_DCNV4_BACKWARD, {4, 128, 0, 1, 1, 1}},
     /* The tiled backward (fixed-point region accumulators in local memory)
      * over tiles of 8 output rows, 256 work-items: 64x56x56x128 fp32 G8xD16
-     * 1.52 -> 1.04 ms, G4xD32 1.30 -> 1.01 ms (the per-point kernel). */
+     * 1.52 -> 1.08 ms, G4xD32 1.30 -> 1.02 ms (the per-point kernel); with
+     * its 80 registers capped at 64 (4 work-groups per SM instead of 3)
+     * 1.04 and 0.96 ms. */
     NVIDIA_TILED_BACKWARD(16),
     NVIDIA_TILED_BACKWARD(32),
     {DCN_VENDOR_AMD, DCN_KERNEL_DCNV4_FORWARD, {4, 256, 0, 0, 1, 1}},
@@ -192,8 +218,16 @@ static const tuning_row defaults[] = {
      * fp32: a 32-channel head is one 128-byte line per corner, read by 8
      * neighbouring work-items); the backward loops over the channels. */
     {DCN_VENDOR_NVIDIA, DCN_KERNEL_FDA_FORWARD, {4, 256, 0, 0, 1, 1}},
-    /* H100, DETR encoder fp16: 16-byte loads, 0.300 -> 0.205 ms. */
-    {DCN_VENDOR_NVIDIA, DCN_KERNEL_FDA_FORWARD, {8, 256, 0, 0, 1, 1}, 1},
+    /* H100, DETR encoder fp16: 16-byte loads, 0.300 -> 0.205 ms; registers
+     * capped at 40 (from 48; fp32 uses 40), 0.206 -> 0.197 ms. */
+    {DCN_VENDOR_NVIDIA,
+     DCN_KERNEL_FDA_FORWARD,
+     {.max_vec = 8,
+      .local_size = 256,
+      .unroll = 1,
+      .specialize = 1,
+      .max_regs = 40},
+     1},
     {DCN_VENDOR_NVIDIA, DCN_KERNEL_FDA_BACKWARD, {4, 128, 0, 0, 1, 1}},
     {DCN_VENDOR_AMD, DCN_KERNEL_FDA_FORWARD, {4, 256, 0, 0, 1, 1}},
     {DCN_VENDOR_AMD, DCN_KERNEL_FDA_BACKWARD, {4, 256, 0, 0, 1, 1}},

@@ -54,6 +54,9 @@ typedef struct dcn_launch_config {
   int halo;       /* backward: 0 global atomics per point; h > 0 accumulate the
                      input gradient of a work-group's pixels in local memory over
                      their sampling grid widened by h pixels (DCNv4, specialize 1) */
+  int max_regs;   /* registers per work-item the compiler may use (NVIDIA's
+                     -cl-nv-maxrregcount, where the device has
+                     cl_nv_compiler_options); 0: the compiler's choice */
   /* Not a parameter: set by dcn_tuning_lookup. */
   dcn_tuning_layer source;
 } dcn_launch_config;
@@ -74,6 +77,7 @@ typedef enum dcn_tuning_param {
   DCN_PARAM_TILE_N,
   DCN_PARAM_TILE_K,
   DCN_PARAM_HALO,
+  DCN_PARAM_MAX_REGS,
   DCN_TUNING_PARAMS
 } dcn_tuning_param;
 

@@ -254,6 +254,16 @@ static void test_precedence(void) {
   CHECK(dcnv4_context_get_tuning(ctx, "nope", DCNV4_FLOAT32, 0, buf, sizeof buf,
                                  NULL) == DCNV4_ERROR_INVALID_PARAMETER,
         "unknown kernel accepted");
+  /* The register cap: 0 (the compiler's choice) to 255; devices without
+   * cl_nv_compiler_options ignore it. */
+  CHECK(dcnv4_context_set_tuning(ctx, "dcnv4_backward.regs=256") ==
+            DCNV4_ERROR_INVALID_PARAMETER,
+        "set_tuning accepted regs=256");
+  CHECK(dcnv4_context_set_tuning(ctx, "dcnv4_backward.regs=64") ==
+            DCNV4_SUCCESS,
+        "set_tuning refused regs=64");
+  expect(ctx, "dcnv4_backward", DCNV4_FLOAT32, 16, "regs=64",
+         DCNV4_TUNING_OVERRIDE, "regs override");
   dcnv4_context_destroy(ctx);
 }
 

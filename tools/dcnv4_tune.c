@@ -253,16 +253,25 @@ static int run_shapes(const options *o, int fda, int is_gpu, shape *out) {
 
 /* ------------------------------------------------- kernel parameters */
 
-#define NPARAMS 8
+#define NPARAMS 9
 static const char *const param_names[NPARAMS] = {
-    "vec", "local", "stage", "split", "unroll", "specialize", "rows", "halo"};
+    "vec",        "local", "stage", "split", "unroll",
+    "specialize", "rows",  "halo",  "regs"};
 /* Which parameters each kernel's launch uses. */
 static const int meaningful[4][NPARAMS] = {
-    {1, 1, 1, 0, 1, 1, 1, 0}, /* dcnv4_forward: no split */
-    {1, 1, 0, 1, 1, 1, 1, 1}, /* dcnv4_backward: no stage; rows, halo tiles */
-    {1, 1, 0, 0, 0, 1, 0, 0}, /* fda forward */
-    {1, 1, 0, 0, 0, 1, 0, 0}, /* fda backward */
+    {1, 1, 1, 0, 1, 1, 1, 0, 1}, /* dcnv4_forward: no split */
+    {1, 1, 0, 1, 1, 1, 1, 1, 1}, /* dcnv4_backward: no stage; rows, halo */
+    {1, 1, 0, 0, 0, 1, 0, 0, 1}, /* fda forward */
+    {1, 1, 0, 0, 0, 1, 0, 0, 1}, /* fda backward */
 };
+
+/* What the device allows the search: work-group size, and whether register
+ * caps exist (cl_nv_compiler_options; elsewhere `regs` has no effect and is
+ * not searched). */
+typedef struct search_limits {
+  size_t max_wg;
+  int reg_caps;
+} search_limits;
 
 typedef struct config {
   long v[NPARAMS];
@@ -309,7 +318,8 @@ static void config_text(int op, const config *c, char *out, size_t size) {
 }
 
 /* The values a parameter may take on this device and group_channels. */
-static int param_values(int p, int gc, size_t max_wg, long *out) {
+static int param_values(int p, int gc, const search_limits *lim, long *out) {
+  const size_t max_wg = lim->max_wg;
   int n = 0;
   if (p == 0) {
     for (long v = 1; v <= 8; v *= 2)
@@ -322,6 +332,14 @@ static int param_values(int p, int gc, size_t max_wg, long *out) {
   } else if (p == 6) {
     for (long v = 1; v <= 8; v *= 2)
       out[n++] = v;
+  } else if (p == 8) {
+    /* regs: the compiler's choice, or caps that leave room for 6 and 4
+     * work-groups of 256 per SM (NVIDIA's 64K registers) */
+    out[n++] = 0;
+    if (lim->reg_caps) {
+      out[n++] = 40;
+      out[n++] = 64;
+    }
   } else if (p == 2 || p == 7) {
     /* stage: 0 global loads, 1 local memory, 2 warp shuffles (NVIDIA;
      * elsewhere the library falls back to 0); halo: 0 to 2 pixels */
@@ -542,7 +560,7 @@ static double evaluate(dcnv4_context *ctx, task *tk, int reps, int first,
 /* Coordinate search from the default until no parameter improves or the
  * deadline passes. Returns 0, or -1 if the default itself fails. */
 static int run_task(dcnv4_context *ctx, task *tk, double deadline, int reps,
-                    size_t max_wg, int verbose) {
+                    const search_limits *lim, int verbose) {
   const int op = tk->op;
   char text[512];
   dcnv4_context_set_tuning(ctx, NULL);
@@ -576,7 +594,7 @@ static int run_task(dcnv4_context *ctx, task *tk, double deadline, int reps,
       if (!meaningful[op][p])
         continue;
       long values[8];
-      int nv = param_values(p, tk->gc, max_wg, values);
+      int nv = param_values(p, tk->gc, lim, values);
       config start = tk->best;
       for (int k = 0; k < nv; k++) {
         config c = start;
@@ -1219,6 +1237,11 @@ int main(int argc, char **argv) {
                   NULL);
   clGetDeviceInfo(device, CL_DEVICE_LOCAL_MEM_SIZE, sizeof local_bytes,
                   &local_bytes, NULL);
+  search_limits lim = {max_wg, 0};
+  char extensions[8192] = "";
+  if (clGetDeviceInfo(device, CL_DEVICE_EXTENSIONS, sizeof extensions,
+                      extensions, NULL) == CL_SUCCESS)
+    lim.reg_caps = strstr(extensions, "cl_nv_compiler_options") != NULL;
   const int reps = o.reps ? o.reps : dev.is_gpu ? 20 : 5;
 
   /* The tasks. */
@@ -1286,7 +1309,7 @@ int main(int argc, char **argv) {
     for (int p = 0; p < NPARAMS; p++)
       if (meaningful[tasks[i].op][p]) {
         long v[8];
-        space *= param_values(p, tasks[i].gc, max_wg, v);
+        space *= param_values(p, tasks[i].gc, &lim, v);
       }
     printf("  %-15s %-8s gc %-3d %d shapes, %d configurations in the space\n",
            op_names[tasks[i].op], dcnv4_dtype_name(tasks[i].dtype), tasks[i].gc,
@@ -1322,7 +1345,7 @@ int main(int argc, char **argv) {
     printf("%s %s gc %d ...\n", op_names[tk->op], dcnv4_dtype_name(tk->dtype),
            tk->gc);
     fflush(stdout);
-    if (run_task(ctx, tk, deadline, reps, max_wg, o.verbose) != 0) {
+    if (run_task(ctx, tk, deadline, reps, &lim, o.verbose) != 0) {
       failures++;
       tk->done = 0;
     } else {
