@@ -364,25 +364,22 @@ __kernel void dcnv4_backward_tiled(
   }
   barrier(CLK_LOCAL_MEM_FENCE);
 
-  // Flush: each (region pixel, chunk) inside the image, back to floats.
-  for (int i = lid; i < cells * CHUNKS; i += size) {
-    const int cell = i / CHUNKS;
-    const int c = i - cell * CHUNKS;
+  // Flush, back to floats: this work-item's chunk of the region pixels
+  // inside the image, from pixel `pl` on (the work-group has CHUNKS
+  // work-items per pixel, so each keeps its chunk and its scale; 1 / scale is
+  // a power of two within float's normal range).
+  const float unit = 1.0f / scale;
+  for (int cell = pl; in_local && cell < cells; cell += size / CHUNKS) {
     const int ry = cell / region_w, rx = cell - ry * region_w;
     const int yy = y0 + ry, xx = x0 + rx;
-    const float b = largest_bound(LOADV_LOCAL(bound + c * VEC));
-    if (!(b <= FLT_MAX) || yy < 0 || yy >= g.height_in || xx < 0 ||
-        xx >= g.width_in)
+    if (yy < 0 || yy >= g.height_in || xx < 0 || xx >= g.width_in)
       continue;
-    // 1 / scale: a power of two within float's normal range.
-    const float unit = 1.0f / fixed_scale(b, FIXED_SHIFT);
     float e[VEC];
     for (int v = 0; v < VEC; v++)
-      e[v] = (float)acc[cell * REGION_STRIDE + c * VEC + v] * unit;
+      e[v] = (float)acc[cell * REGION_STRIDE + chunk * VEC + v] * unit;
     const floatv sum = LOADV_PRIVATE(e);
     if (any_nonzero(sum))
-      atomic_add_floatv(
-          gimage + (idx_t)yy * row + (idx_t)xx * C + (c - chunk) * VEC, sum);
+      atomic_add_floatv(gimage + (idx_t)yy * row + (idx_t)xx * C, sum);
   }
   barrier(CLK_LOCAL_MEM_FENCE);
 

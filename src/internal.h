@@ -178,16 +178,16 @@ dcnv4_status dcn_get_kernel_first(dcnv4_context *ctx, const char *program_name,
                                   const char *const *options, int count,
                                   const char *kernel_name, cl_kernel *kernel,
                                   int *chosen);
-/* The NV_ATOMICS option strings to try for a kernel with float atomics, best
- * first: vector reductions (sm_90), scalar reductions (inline PTX), portable
- * compare-and-swap. Writes `*count` entries of `size` bytes each into
- * options, each `base` followed by its NV_ATOMICS define. */
 /* Appends " -cl-nv-maxrregcount=N" to `out` (of `size` bytes) where the
  * configuration caps registers (max_regs) and the device accepts NVIDIA's
  * compiler options; otherwise leaves `out` as it is. */
 void dcn_register_cap_option(const dcnv4_context *ctx,
                              const dcn_launch_config *cfg, char *out,
                              size_t size);
+/* The NV_ATOMICS option strings to try for a kernel with float atomics, best
+ * first: vector reductions (sm_90), scalar reductions (inline PTX), portable
+ * compare-and-swap. Writes `*count` entries of `size` bytes each into
+ * options, each `base` followed by its NV_ATOMICS define. */
 void dcn_atomics_options(const dcnv4_context *ctx, const char *base,
                          char options[][384], int *count);
 
