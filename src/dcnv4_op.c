@@ -318,7 +318,7 @@ static bool plan_range(const dcnv4_context *ctx, cl_kernel kernel,
   size_t l0 = chunks <= limit ? chunks : per_group * (limit / per_group);
   const size_t all_rows = (size_t)p->batch * (size_t)s->height_out;
   size_t l2 = 1;
-  if (rows > 1 && item_floats == 0 && group_floats == 0) {
+  if (rows > 1 && item_floats == 0) {
     l2 = (size_t)rows;
     if (l2 > all_rows)
       l2 = all_rows;
@@ -333,8 +333,10 @@ static bool plan_range(const dcnv4_context *ctx, cl_kernel kernel,
   if (l1 > ctx->max_item_sizes[1])
     l1 = ctx->max_item_sizes[1];
 #define LOCAL_BYTES(a, b)                                                      \
-  (4 * ((a) * (b)*item_floats + (b) * ((a) / per_group) * group_floats))
+  (4 * ((a) * (b)*item_floats + l2 * (b) * ((a) / per_group) * group_floats))
   const size_t avail = (size_t)ctx->local_mem_bytes;
+  while (LOCAL_BYTES(l0, l1) > avail && l2 > 1)
+    l2 /= 2;
   while (LOCAL_BYTES(l0, l1) > avail && l1 > 1)
     l1 /= 2;
   while (LOCAL_BYTES(l0, l1) > avail && l0 > per_group)
@@ -497,14 +499,22 @@ static dcnv4_status select_forward(dcnv4_context *ctx,
       if (stage == 2 &&
           !lane_shuffle_fits(ctx, cfg, (int)params->group_channels / vec))
         continue;
+      if (stage == 3 && needs_64bit_indices(s))
+        continue;
       st = forward_kernel(ctx, params, s, cfg, stage, vec, kernel);
       if (st == DCNV4_ERROR_BUILD_FAILED)
         continue;
       if (st != DCNV4_SUCCESS)
         return st;
+      /* Local memory per (pixel, group): stage 1 its offset row (one
+       * column of work-groups over one output row), stage 3 a footprint of
+       * 8 words per point (cl/dcnv4_forward.cl). */
+      const size_t group_floats = stage == 1   ? (size_t)s->points * 3
+                                  : stage == 3 ? (size_t)s->points * 8
+                                               : 0;
       if (plan_range(ctx, *kernel, params, s, vec, cfg->local_size,
-                     !cfg->specialize, 0,
-                     stage == 1 ? (size_t)s->points * 3 : 0, cfg->rows, r))
+                     !cfg->specialize, 0, group_floats,
+                     stage == 1 ? 1 : cfg->rows, r))
         return DCNV4_SUCCESS;
       if (!stage)
         return dcn_fail(ctx, DCNV4_ERROR_UNSUPPORTED,

@@ -37,7 +37,9 @@ typedef struct dcn_launch_config {
   size_t local_size; /* work-items per work-group */
   int stage;  /* DCNv4 forward offsets/weights: 0 each work-item loads its
                  own, 1 staged in local memory, 2 loaded once per (pixel,
-                 group) and shared through warp shuffles (NVIDIA) */
+                 group) and shared through warp shuffles (NVIDIA), 3 each
+                 point located once per work-group, its footprint kept in
+                 local memory */
   int split;  /* backward: 1 channel chunks per work-item with a local-memory
                  reduction, 0 one work-item per (pixel, group) */
   int unroll; /* 1: unroll the kernel-point loops (GPUs); 0: keep them rolled

@@ -154,9 +154,10 @@ static const char *const dcnv4_variants[] = {
     "dcnv4_forward.unroll=1;dcnv4_forward.specialize=1;"
     "dcnv4_backward.vec=1;dcnv4_backward.local=8;dcnv4_backward.split=0;"
     "dcnv4_backward.unroll=1;dcnv4_backward.specialize=1",
-    /* tiled backward (fixed-point region in local memory), two-row tiles */
-    "dcnv4_forward.vec=4;dcnv4_forward.local=32;dcnv4_forward.stage=0;"
-    "dcnv4_forward.unroll=1;dcnv4_forward.specialize=1;"
+    /* point footprints in local memory over two-row work-groups, tiled
+     * backward (fixed-point region in local memory), two-row tiles */
+    "dcnv4_forward.vec=4;dcnv4_forward.local=32;dcnv4_forward.stage=3;"
+    "dcnv4_forward.rows=2;dcnv4_forward.unroll=1;dcnv4_forward.specialize=1;"
     "dcnv4_backward.vec=2;dcnv4_backward.local=16;dcnv4_backward.split=1;"
     "dcnv4_backward.unroll=1;dcnv4_backward.specialize=1;"
     "dcnv4_backward.halo=1;dcnv4_backward.rows=2",

@@ -155,7 +155,8 @@ static void dcnv4_case(dcnv4_context *const *ctxs, int nctx, rng *r,
            (int)p.kernel_h, (int)p.kernel_w, (int)p.stride_h,
            (double)p.offset_scale, (int)p.remove_center, (int)p.softmax);
   /* mode 0: default (context 0), 1: GPU paths (context 1), 2: det., 3:
-   * tiled backward (context 2: fixed-point region accumulators). */
+   * tiled backward and staged footprints (context 2: fixed-point region
+   * accumulators, stage-3 forward). */
   for (int mode = 0; mode < 4; mode++) {
     int which = mode == 1 ? 1 : mode == 3 ? 2 : 0;
     if (which >= nctx)
@@ -167,7 +168,7 @@ static void dcnv4_case(dcnv4_context *const *ctxs, int nctx, rng *r,
              mode == 0   ? "default"
              : mode == 1 ? "gpu paths"
              : mode == 2 ? "deterministic"
-                         : "tiled backward");
+                         : "tiled backward, footprints");
     cl_mem d_in = upload_values(ctx, in, ni, dtype);
     cl_mem d_om = upload_values(ctx, om, nm, dtype);
     cl_mem d_go = upload_values(ctx, go, no, dtype);
@@ -352,10 +353,12 @@ int main(int argc, char **argv) {
          "dcnv4_backward.specialize=1",
          1);
   ctxs[1] = test_context();
-  /* The tiled backward, two-row tiles, on any device and image width. */
+  /* The tiled backward, two-row tiles, on any device and image width, and
+   * the forward's point footprints in local memory (stage 3). */
   setenv("DCNV4_TUNING",
          "dcnv4_backward.split=1;dcnv4_backward.specialize=1;"
-         "dcnv4_backward.halo=1;dcnv4_backward.rows=2",
+         "dcnv4_backward.halo=1;dcnv4_backward.rows=2;"
+         "dcnv4_forward.stage=3;dcnv4_forward.rows=2",
          1);
   ctxs[2] = test_context();
   const dcnv4_dtype dtypes[] = {DCNV4_FLOAT32, DCNV4_FLOAT16, DCNV4_BFLOAT16};

@@ -6,7 +6,7 @@
  *
  * Kernels: for each kernel x dtype x group_channels, a coordinate search
  * from the built-in default over vec {1,2,4,8} (dividing group_channels),
- * local {32..512}, stage {0,1,2} and the kernel's 0/1 switches (split,
+ * local {32..512}, stage {0,1,2,3} and the kernel's 0/1 switches (split,
  * unroll, specialize). Each candidate is applied with dcnv4_context_set_tuning
  * (the same mechanism as DCNV4_TUNING), first checked against the float64
  * reference on a small problem (a candidate that does not build or gives a
@@ -340,9 +340,14 @@ static int param_values(int p, int gc, const search_limits *lim, long *out) {
       out[n++] = 40;
       out[n++] = 64;
     }
-  } else if (p == 2 || p == 7) {
-    /* stage: 0 global loads, 1 local memory, 2 warp shuffles (NVIDIA;
-     * elsewhere the library falls back to 0); halo: 0 to 2 pixels */
+  } else if (p == 2) {
+    /* stage: 0 global loads, 1 offset rows in local memory, 2 warp shuffles
+     * (NVIDIA; elsewhere the library falls back to 0), 3 point footprints
+     * in local memory */
+    for (long v = 0; v <= 3; v++)
+      out[n++] = v;
+  } else if (p == 7) {
+    /* halo: 0 to 2 pixels */
     for (long v = 0; v <= 2; v++)
       out[n++] = v;
   } else {
