@@ -231,7 +231,10 @@ static const tuning_row defaults[] = {
       .specialize = 1,
       .max_regs = 40},
      1},
-    {DCN_VENDOR_NVIDIA, DCN_KERNEL_FDA_BACKWARD, {4, 128, 0, 0, 1, 1}},
+    /* H100, DETR encoder backward: 8 channels per step instead of 4, 256
+     * work-items instead of 128: fp32 3.96 -> 3.31 ms, fp16 3.12 -> 2.42 ms
+     * (register caps of 40 and 64 lost 15-80 %). */
+    {DCN_VENDOR_NVIDIA, DCN_KERNEL_FDA_BACKWARD, {8, 256, 0, 0, 1, 1}},
     {DCN_VENDOR_AMD, DCN_KERNEL_FDA_FORWARD, {4, 256, 0, 0, 1, 1}},
     {DCN_VENDOR_AMD, DCN_KERNEL_FDA_BACKWARD, {4, 256, 0, 0, 1, 1}},
     {DCN_VENDOR_INTEL_GPU, DCN_KERNEL_FDA_FORWARD, {4, 128, 0, 0, 1, 1}},
