@@ -400,3 +400,26 @@ inline sample_coord split_coord(int base, float part, int size) {
   c.frac = c.inside ? part - fl : 0.0f;
   return c;
 }
+
+#ifdef DCNV4_OP
+// The sampling position of point k of output pixel (ho, wo) with offsets
+// (dx, dy): the kernel's points in stored order (columns outer, the centre
+// skipped when REMOVE_CENTER), at the dilated window position plus the
+// offset, scaled by offset_scale.
+inline void point_position(const dcnv4_geometry g, int ho, int wo, int k,
+                           float dx, float dy, sample_coord *x,
+                           sample_coord *y) {
+  const int kept = REMOVE_CENTER && k >= (KW / 2) * KH + KH / 2 ? k + 1 : k;
+  const int i = kept / KH, j = kept - (kept / KH) * KH;
+  const int half_w = (g.dilation_w * (KW - 1)) / 2;
+  const int half_h = (g.dilation_h * (KH - 1)) / 2;
+  const int base_w = half_w - g.pad_w + wo * g.stride_w;
+  const int base_h = half_h - g.pad_h + ho * g.stride_h;
+  *x = split_coord(base_w,
+                   g.offset_scale * ((float)(i * g.dilation_w - half_w) + dx),
+                   g.width_in);
+  *y = split_coord(base_h,
+                   g.offset_scale * ((float)(j * g.dilation_h - half_h) + dy),
+                   g.height_in);
+}
+#endif

@@ -13,24 +13,6 @@
 //
 // Build-time defines: as dcnv4_backward.cl (without NV_ATOMICS).
 
-// The sampling position of point k of a pixel, exactly as the other DCNv4
-// kernels compute it (and the same in both kernels of this file).
-inline void det_position(const dcnv4_geometry g, int ho, int wo, int k,
-                         float dx, float dy, sample_coord *x, sample_coord *y) {
-  const int kept = REMOVE_CENTER && k >= (KW / 2) * KH + KH / 2 ? k + 1 : k;
-  const int i = kept / KH, j = kept - (kept / KH) * KH;
-  const int half_w = (g.dilation_w * (KW - 1)) / 2;
-  const int half_h = (g.dilation_h * (KH - 1)) / 2;
-  const int base_w = half_w - g.pad_w + wo * g.stride_w;
-  const int base_h = half_h - g.pad_h + ho * g.stride_h;
-  *x = split_coord(base_w,
-                   g.offset_scale * ((float)(i * g.dilation_w - half_w) + dx),
-                   g.width_in);
-  *y = split_coord(base_h,
-                   g.offset_scale * ((float)(j * g.dilation_h - half_h) + dy),
-                   g.height_in);
-}
-
 __kernel void dcnv4_det_points(__global const storage_t *restrict input,
                                __global const storage_t *restrict offset_mask,
                                __global const storage_t *restrict grad_output,
@@ -73,7 +55,8 @@ __kernel void dcnv4_det_points(__global const storage_t *restrict input,
                             : LOAD1(om, 2 * K + k);
     weight[p0 + k] = m;
     sample_coord x, y;
-    det_position(g, ho, wo, k, LOAD1(om, 2 * k), LOAD1(om, 2 * k + 1), &x, &y);
+    point_position(g, ho, wo, k, LOAD1(om, 2 * k), LOAD1(om, 2 * k + 1), &x,
+                   &y);
     float gx = 0.0f, gy = 0.0f, gm = 0.0f;
     int bucket = -1;
     if (x.inside && y.inside) {
@@ -154,8 +137,8 @@ __kernel void dcnv4_det_gather(__global const storage_t *restrict offset_mask,
       __global const storage_t *om =
           offset_mask + pixel * g.offset_mask_stride + grp * K * 3;
       sample_coord x, y;
-      det_position(g, ho, wo, k, LOAD1(om, 2 * k), LOAD1(om, 2 * k + 1), &x,
-                   &y);
+      point_position(g, ho, wo, k, LOAD1(om, 2 * k), LOAD1(om, 2 * k + 1), &x,
+                     &y);
       const float lw = x.frac, lh = y.frac, hw = 1.0f - lw, hh = 1.0f - lh;
       const float bw = a == 0   ? hh * hw
                        : a == 1 ? hh * lw
