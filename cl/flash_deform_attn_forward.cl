@@ -10,7 +10,9 @@
 // weights exp(logit - max) accumulate with the samples, and the result is
 // divided by their sum once.
 //
-// Build-time defines: see common.h and fda_common.h.
+// Build-time defines: see common.h and fda_common.h; HEAD_SPAN (0: all
+// heads of a query are neighbouring work-items; h > 0, dividing the heads:
+// h heads of consecutive queries are, block after block of h heads).
 
 // ROW_VECTORS: fp32 specialized builds whose points per level are a
 // multiple of 4 read the row as float4s (a row of 3*L*K values then starts
@@ -35,9 +37,22 @@ flash_deform_attn_forward(__global const storage_t *restrict value,
   const idx_t gid = (idx_t)get_global_id(0);
   if (gid >= items)
     return;
+#if HEAD_SPAN
+  // Work-items in (head block, batch and query, head in block, chunk)
+  // order: a work-group takes a few heads of many neighbouring queries,
+  // whose samples lie close together, instead of all heads of a few.
+  const idx_t block_items = items / (idx_t)(g.group / HEAD_SPAN);
+  const int block = (int)(gid / block_items);
+  idx_t t = gid - (idx_t)block * block_items;
+  const int chunk = (int)(t % CHUNKS);
+  t /= CHUNKS;
+  const int grp = block * HEAD_SPAN + (int)(t % HEAD_SPAN);
+  const idx_t qg = t / HEAD_SPAN * (idx_t)g.group + grp;
+#else
   const int chunk = (int)(gid % CHUNKS);
   const idx_t qg = gid / CHUNKS; // (batch, query, head) index
   const int grp = (int)(qg % (idx_t)g.group);
+#endif
   const idx_t b = qg / (idx_t)g.group / (idx_t)g.queries;
   const int GD = g.group * D;
 
@@ -108,5 +123,5 @@ flash_deform_attn_forward(__global const storage_t *restrict value,
 #undef LOGIT
   }
   // No point inside: 0, even when the weights are NaN (NaN or +Inf logits).
-  STOREV(any ? acc / wsum : acc, output + gid * VEC);
+  STOREV(any ? acc / wsum : acc, output + (qg * CHUNKS + chunk) * VEC);
 }

@@ -284,21 +284,34 @@ typedef struct range_plan {
   size_t local_bytes; /* the __local argument */
 } range_plan;
 
-/* Picks the work-group shape for about `target` work-items whose local
- * memory, `item_floats` per work-item plus `group_floats` per (column,
- * group), fits the device. `rows` > 1 (kernels without local memory that
+/* What a launch asks of plan_range: about `target` work-items; `fixed`
+ * (shape-independent programs) keeps one work-group shape for every shape;
+ * local memory of `item_floats` per work-item plus `group_floats` per
+ * (column, group); `rows` > 1 (kernels without per-item local memory that
  * skip the padding rows of dimension 2) spreads the work-group over that
- * many output rows. False if not even one group's chunks fit. */
+ * many output rows; `groups` > 0 caps the groups per work-group, so that a
+ * work-group covers more pixels of fewer groups (0: all that fit). */
+typedef struct range_request {
+  size_t target;
+  bool fixed;
+  size_t item_floats, group_floats;
+  int rows, groups;
+} range_request;
+
+/* Picks the work-group shape for `q` within what the device and the kernel
+ * allow. False if not even one group's chunks fit. */
 static bool plan_range(const dcnv4_context *ctx, cl_kernel kernel,
                        const dcnv4_params *p, const dcnv4_shape *s, int vec,
-                       size_t target, bool fixed, size_t item_floats,
-                       size_t group_floats, int rows, range_plan *r) {
+                       const range_request *q, range_plan *r) {
+  const size_t target = q->target, item_floats = q->item_floats,
+               group_floats = q->group_floats;
+  const int rows = q->rows;
   /* What the device and the kernel allow, then the tuned size within it. */
   size_t hard = dcn_kernel_item_limit(ctx, kernel, ctx->max_item_sizes[0]);
   size_t limit = target < hard ? target : hard;
   const size_t chunks = (size_t)s->channels / (size_t)vec;
   const size_t per_group = (size_t)p->group_channels / (size_t)vec;
-  if (fixed && item_floats == 0 && group_floats == 0) {
+  if (q->fixed && item_floats == 0 && group_floats == 0) {
     /* A shape-independent program gets a shape-independent work-group too:
      * PoCL compiles a work-group function per local size. */
     r->local[0] = target < limit ? target : limit;
@@ -316,6 +329,8 @@ static bool plan_range(const dcnv4_context *ctx, cl_kernel kernel,
   if (per_group > limit)
     return false;
   size_t l0 = chunks <= limit ? chunks : per_group * (limit / per_group);
+  if (q->groups > 0 && l0 > per_group * (size_t)q->groups)
+    l0 = per_group * (size_t)q->groups;
   const size_t all_rows = (size_t)p->batch * (size_t)s->height_out;
   size_t l2 = 1;
   if (rows > 1 && item_floats == 0) {
@@ -512,9 +527,10 @@ static dcnv4_status select_forward(dcnv4_context *ctx,
       const size_t group_floats = stage == 1   ? (size_t)s->points * 3
                                   : stage == 3 ? (size_t)s->points * 8
                                                : 0;
-      if (plan_range(ctx, *kernel, params, s, vec, cfg->local_size,
-                     !cfg->specialize, 0, group_floats,
-                     stage == 1 ? 1 : cfg->rows, r))
+      const range_request q = {
+          cfg->local_size, !cfg->specialize,           0,
+          group_floats,    stage == 1 ? 1 : cfg->rows, cfg->groups};
+      if (plan_range(ctx, *kernel, params, s, vec, &q, r))
         return DCNV4_SUCCESS;
       if (!stage)
         return dcn_fail(ctx, DCNV4_ERROR_UNSUPPORTED,
@@ -733,10 +749,10 @@ dcnv4_status dcnv4_backward(dcnv4_context *ctx, const dcnv4_params *params,
                                     "dcnv4_backward_tiled", &tiled)))
     return st;
   tiles = tiles && plan_tiles(ctx, tiled, params, &s, vec, &cfg, &tp);
+  const range_request q = {
+      cfg.local_size, !cfg.specialize, (size_t)s.points * 3, 0, 1, 0};
   bool per_pixel =
-      !tiles &&
-      (!split || !plan_range(ctx, kernel, params, &s, vec, cfg.local_size,
-                             !cfg.specialize, (size_t)s.points * 3, 0, 1, &r));
+      !tiles && (!split || !plan_range(ctx, kernel, params, &s, vec, &q, &r));
   /* The three kernels share their first six arguments. */
   dcn_arg args[12] = {
       DCN_ARG(b->input), DCN_ARG(b->offset_mask),      DCN_ARG(b->grad_output),

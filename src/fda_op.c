@@ -277,6 +277,15 @@ static dcnv4_status check_call(dcnv4_context *ctx,
   return dcn_check_wait_list(ctx, num_wait, wait);
 }
 
+/* Heads per block of the forward's work-item order (cl/flash_deform_attn_
+ * forward.cl, HEAD_SPAN): the tuned `groups` where it divides the heads,
+ * else 0 (all heads of a query together). */
+static int head_span(const dcn_launch_config *cfg, int heads) {
+  return cfg->groups > 0 && cfg->groups < heads && heads % cfg->groups == 0
+             ? cfg->groups
+             : 0;
+}
+
 /* The forward kernel: the tuned configuration, then the built-in default if
  * it differs and the tuned one does not build (logged). */
 static dcnv4_status forward_kernel(dcnv4_context *ctx,
@@ -294,6 +303,9 @@ static dcnv4_status forward_kernel(dcnv4_context *ctx,
     kernel_options(ctx, params,
                    dcn_vector_width(params->group_channels, cfgs[c].max_vec),
                    *idx64, &cfgs[c], options[c], sizeof options[c]);
+    size_t n = strlen(options[c]);
+    snprintf(options[c] + n, sizeof options[c] - n, " -DHEAD_SPAN=%d",
+             head_span(&cfgs[c], params->group));
     list[c] = options[c];
   }
   int chosen = 0;

@@ -58,6 +58,8 @@ static const struct {
                         false},
     [DCN_PARAM_MAX_REGS] = {"regs", 0, 255, false,
                             offsetof(dcn_launch_config, max_regs), false},
+    [DCN_PARAM_GROUPS] = {"groups", 0, 64, false,
+                          offsetof(dcn_launch_config, groups), false},
 };
 
 static long get_param(const dcn_launch_config *c, int which) {
@@ -156,8 +158,9 @@ typedef struct tuning_row {
   }
 
 /* NVIDIA's DCNv4 forward: `vec` channels per work-item, a register cap,
- * 16-bit storage only or not, one group_channels or all (0). */
-#define NVIDIA_FORWARD(vec, regs, half_only_, group_channels_)                 \
+ * groups per work-group, 16-bit storage only or not, one group_channels or
+ * all (0). */
+#define NVIDIA_FORWARD(vec, regs, groups_, half_only_, group_channels_)        \
   {                                                                            \
     DCN_VENDOR_NVIDIA, DCN_KERNEL_DCNV4_FORWARD,                               \
         {.max_vec = (vec),                                                     \
@@ -165,7 +168,8 @@ typedef struct tuning_row {
          .unroll = 1,                                                          \
          .specialize = 1,                                                      \
          .rows = 4,                                                            \
-         .max_regs = (regs)},                                                  \
+         .max_regs = (regs),                                                   \
+         .groups = (groups_)},                                                 \
         (half_only_), (group_channels_)                                        \
   }
 
@@ -187,16 +191,21 @@ static const tuning_row defaults[] = {
     /* H100, 64x56x56x128 G8: 256 work-items beat 128 by 13 % (fp32); 16-bit
      * storage wants 16-byte loads, 8 channels (fp16 forward 0.287 -> 0.251
      * ms), while the backward's atomics stay 4-wide. Work-groups over 4
-     * output rows: 0.306 -> 0.293 ms fp32, 0.253 -> 0.229 ms fp16. */
-    NVIDIA_FORWARD(4, 0, 0, 0),
-    NVIDIA_FORWARD(8, 0, 1, 0),
+     * output rows: 0.306 -> 0.293 ms fp32, 0.253 -> 0.229 ms fp16.
+     * Work-groups of a few groups (8 or 16 work-items per pixel) over 32 or
+     * 16 pixels, instead of all groups of 2 to 8 pixels (or of one pixel
+     * where C is large): a work-group then samples a smaller region, and
+     * L1 keeps more of it (bench/results/2026-11-25-h100-v8: the geometric
+     * mean of the 40 paper rows 0.245 -> 0.27, 64x56x56x128 G8 fp32 0.289
+     * -> 0.271 ms, 1x64x64x768 G48 0.058 -> 0.040 ms). With that shape a cap
+     * of 40 registers (6 work-groups per SM) pays for 16 channels too. */
+    NVIDIA_FORWARD(4, 40, 2, 0, 0),
+    NVIDIA_FORWARD(8, 40, 4, 1, 0),
     /* group_channels 32: registers capped at 40 (from 44 fp32, about 56
      * fp16; 6 work-groups of 256 per SM): forward x0.94 fp16, x0.99 fp32 on
-     * the geometric mean of the 10 paper rows (x0.89 to x1.06). With 16
-     * channels the same cap gave x1.05 fp32 and x1.01 fp16 (up to x1.19 on
-     * many-group rows), so it stays off there; 32 spilled. */
-    NVIDIA_FORWARD(4, 40, 0, 32),
-    NVIDIA_FORWARD(8, 40, 1, 32),
+     * the geometric mean of the 10 paper rows (x0.89 to x1.06). */
+    NVIDIA_FORWARD(4, 40, 2, 0, 32),
+    NVIDIA_FORWARD(8, 40, 2, 1, 32),
     {DCN_VENDOR_NVIDIA, DCN_KERNEL_DCNV4_BACKWARD, {4, 128, 0, 1, 1, 1}},
     /* The tiled backward (fixed-point region accumulators in local memory)
      * over tiles of 8 output rows, 256 work-items: 64x56x56x128 fp32 G8xD16
@@ -219,17 +228,29 @@ static const tuning_row defaults[] = {
     {DCN_VENDOR_CPU, DCN_KERNEL_DCNV4_BACKWARD, {8, 64, 0, 0, 0, 0}},
     /* FlashDeformAttn: the forward puts D/VEC work-items on one head (4-wide
      * fp32: a 32-channel head is one 128-byte line per corner, read by 8
-     * neighbouring work-items); the backward loops over the channels. */
-    {DCN_VENDOR_NVIDIA, DCN_KERNEL_FDA_FORWARD, {4, 256, 0, 0, 1, 1}},
+     * neighbouring work-items); the backward loops over the channels. A
+     * forward work-group takes one head of 32 neighbouring queries (`groups`
+     * 1) instead of all 8 heads of 4: H100, DETR encoder fp32 0.304 ->
+     * 0.264 ms. */
+    {DCN_VENDOR_NVIDIA,
+     DCN_KERNEL_FDA_FORWARD,
+     {.max_vec = 4,
+      .local_size = 256,
+      .unroll = 1,
+      .specialize = 1,
+      .groups = 1},
+     0},
     /* H100, DETR encoder fp16: 16-byte loads, 0.300 -> 0.205 ms; registers
-     * capped at 40 (from 48; fp32 uses 40), 0.206 -> 0.197 ms. */
+     * capped at 40 (from 48; fp32 uses 40), 0.206 -> 0.197 ms; two heads
+     * per block of queries 0.196 -> 0.193 ms (one head: 0.208 ms). */
     {DCN_VENDOR_NVIDIA,
      DCN_KERNEL_FDA_FORWARD,
      {.max_vec = 8,
       .local_size = 256,
       .unroll = 1,
       .specialize = 1,
-      .max_regs = 40},
+      .max_regs = 40,
+      .groups = 2},
      1},
     /* H100, DETR encoder backward: 8 channels per step instead of 4, 256
      * work-items instead of 128: fp32 3.96 -> 3.31 ms, fp16 3.12 -> 2.42 ms

@@ -59,6 +59,11 @@ typedef struct dcn_launch_config {
   int max_regs;   /* registers per work-item the compiler may use (NVIDIA's
                      -cl-nv-maxrregcount, where the device has
                      cl_nv_compiler_options); 0: the compiler's choice */
+  int groups;     /* DCNv4 forward: at most this many groups per work-group,
+                     which then spans more pixels (0: all groups that fit);
+                     FlashDeformAttn forward: heads per block of queries in
+                     the work-item order, where it divides the heads (0:
+                     all heads of a query together) */
   /* Not a parameter: set by dcn_tuning_lookup. */
   dcn_tuning_layer source;
 } dcn_launch_config;
@@ -80,6 +85,7 @@ typedef enum dcn_tuning_param {
   DCN_PARAM_TILE_K,
   DCN_PARAM_HALO,
   DCN_PARAM_MAX_REGS,
+  DCN_PARAM_GROUPS,
   DCN_TUNING_PARAMS
 } dcn_tuning_param;
 

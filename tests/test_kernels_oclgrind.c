@@ -149,9 +149,11 @@ static const char *const dcnv4_variants[] = {
     "dcnv4_forward.unroll=0;dcnv4_forward.specialize=0;"
     "dcnv4_backward.vec=2;dcnv4_backward.local=16;dcnv4_backward.split=1;"
     "dcnv4_backward.unroll=0;dcnv4_backward.specialize=0",
-    /* specialized and unrolled, unstaged, per-pixel backward, scalar */
+    /* specialized and unrolled, unstaged, per-pixel backward, scalar; the
+     * forward's work-groups of one group over two rows (as NVIDIA's) */
     "dcnv4_forward.vec=1;dcnv4_forward.local=8;dcnv4_forward.stage=0;"
     "dcnv4_forward.unroll=1;dcnv4_forward.specialize=1;"
+    "dcnv4_forward.groups=1;dcnv4_forward.rows=2;"
     "dcnv4_backward.vec=1;dcnv4_backward.local=8;dcnv4_backward.split=0;"
     "dcnv4_backward.unroll=1;dcnv4_backward.specialize=1",
     /* point footprints in local memory over two-row work-groups, tiled
@@ -226,6 +228,7 @@ static const char *const fda_variants[] = {
     "flash_deform_attn_backward.specialize=0",
     "flash_deform_attn_forward.vec=4;flash_deform_attn_forward.local=32;"
     "flash_deform_attn_forward.specialize=1;flash_deform_attn_forward.unroll=1;"
+    "flash_deform_attn_forward.groups=1;"
     "flash_deform_attn_backward.vec=4;flash_deform_attn_backward.local=32;"
     "flash_deform_attn_backward.specialize=1;"
     "flash_deform_attn_backward.unroll=1",

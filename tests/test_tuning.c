@@ -264,6 +264,18 @@ static void test_precedence(void) {
         "set_tuning refused regs=64");
   expect(ctx, "dcnv4_backward", DCNV4_FLOAT32, 16, "regs=64",
          DCNV4_TUNING_OVERRIDE, "regs override");
+  /* Groups per forward work-group: 0 (all that fit) to 64. */
+  CHECK(dcnv4_context_set_tuning(ctx, "dcnv4_forward.groups=65") ==
+            DCNV4_ERROR_INVALID_PARAMETER,
+        "set_tuning accepted groups=65");
+  CHECK(dcnv4_context_set_tuning(ctx, "dcnv4_forward.groups=-1") ==
+            DCNV4_ERROR_INVALID_PARAMETER,
+        "set_tuning accepted groups=-1");
+  CHECK(dcnv4_context_set_tuning(ctx, "dcnv4_forward.groups=2") ==
+            DCNV4_SUCCESS,
+        "set_tuning refused groups=2");
+  expect(ctx, "dcnv4_forward", DCNV4_FLOAT32, 16, ";groups=2",
+         DCNV4_TUNING_OVERRIDE, "groups override");
   dcnv4_context_destroy(ctx);
 }
 

@@ -6,8 +6,9 @@
  *
  * Kernels: for each kernel x dtype x group_channels, a coordinate search
  * from the built-in default over vec {1,2,4,8} (dividing group_channels),
- * local {32..512}, stage {0,1,2,3} and the kernel's 0/1 switches (split,
- * unroll, specialize). Each candidate is applied with dcnv4_context_set_tuning
+ * local {32..512}, stage {0,1,2,3}, rows {1..8}, groups per work-group
+ * {all,1,2,4}, register caps and the kernel's 0/1 switches (split, unroll,
+ * specialize). Each candidate is applied with dcnv4_context_set_tuning
  * (the same mechanism as DCNV4_TUNING), first checked against the float64
  * reference on a small problem (a candidate that does not build or gives a
  * wrong result is rejected), then timed on every shape: median of several
@@ -253,16 +254,16 @@ static int run_shapes(const options *o, int fda, int is_gpu, shape *out) {
 
 /* ------------------------------------------------- kernel parameters */
 
-#define NPARAMS 9
+#define NPARAMS 10
 static const char *const param_names[NPARAMS] = {
     "vec",        "local", "stage", "split", "unroll",
-    "specialize", "rows",  "halo",  "regs"};
+    "specialize", "rows",  "halo",  "regs",  "groups"};
 /* Which parameters each kernel's launch uses. */
 static const int meaningful[4][NPARAMS] = {
-    {1, 1, 1, 0, 1, 1, 1, 0, 1}, /* dcnv4_forward: no split */
-    {1, 1, 0, 1, 1, 1, 1, 1, 1}, /* dcnv4_backward: no stage; rows, halo */
-    {1, 1, 0, 0, 0, 1, 0, 0, 1}, /* fda forward */
-    {1, 1, 0, 0, 0, 1, 0, 0, 1}, /* fda backward */
+    {1, 1, 1, 0, 1, 1, 1, 0, 1, 1}, /* dcnv4_forward: no split; groups */
+    {1, 1, 0, 1, 1, 1, 1, 1, 1, 0}, /* dcnv4_backward: no stage; rows, halo */
+    {1, 1, 0, 0, 0, 1, 0, 0, 1, 1}, /* fda forward: groups (heads) */
+    {1, 1, 0, 0, 0, 1, 0, 0, 1, 0}, /* fda backward */
 };
 
 /* What the device allows the search: work-group size, and whether register
@@ -349,6 +350,11 @@ static int param_values(int p, int gc, const search_limits *lim, long *out) {
   } else if (p == 7) {
     /* halo: 0 to 2 pixels */
     for (long v = 0; v <= 2; v++)
+      out[n++] = v;
+  } else if (p == 9) {
+    /* groups (heads) per work-group: all, or 1, 2, 4 (a work-group then
+     * spans more pixels or queries of fewer groups) */
+    for (long v = 0; v <= 4; v = v ? 2 * v : 1)
       out[n++] = v;
   } else {
     out[n++] = 0;
