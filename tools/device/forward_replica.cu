@@ -67,6 +67,36 @@ __device__ __forceinline__ float4 load4(const float *p) {
   return __ldg((const float4 *)p);
 }
 
+// Where point (i, j) of the 3x3 window samples with offsets (dx, dy):
+// whether it lies inside the window (-1 < x < W, -1 < y < H), which of its
+// four corners lie inside the image, the offset of the top-left corner (0
+// for a point outside, whose corners are all off) and the fractional parts.
+struct Corners {
+  bool in, c00, c01, c10, c11;
+  int offset;
+  float lw, lh;
+};
+
+__device__ __forceinline__ Corners locate(const Geometry &g, int base_w,
+                                          int base_h, int i, int j, float dx,
+                                          float dy, int row, int C) {
+  Corners p;
+  const float px = base_w + (i - 1) + dx, py = base_h + (j - 1) + dy;
+  p.in = px > -1 && py > -1 && px < g.width_in && py < g.height_in;
+  const float fx = floorf(px), fy = floorf(py);
+  const int xl = (int)fx, yl = (int)fy;
+  p.lw = px - fx;
+  p.lh = py - fy;
+  const bool w0 = p.in && xl >= 0, w1 = p.in && xl + 1 < g.width_in;
+  const bool h0 = yl >= 0, h1 = yl + 1 < g.height_in;
+  p.c00 = h0 && w0;
+  p.c01 = h0 && w1;
+  p.c10 = h1 && w0;
+  p.c11 = h1 && w1;
+  p.offset = p.in ? yl * row + xl * C : 0;
+  return p;
+}
+
 // One work-item of stage 0: VEC channels of one output pixel. Index, the type
 // of the pixel and image indices: long long in `replica`, int in the offsets
 // variants (as the prototypes had them; the OpenCL build of this size uses
@@ -117,26 +147,21 @@ forward_pixel(const float *__restrict__ input,
         m = __ldg(om_row + 2 * K + k);
       }
       k++;
-      const float px = base_w + (i - 1) + dx, py = base_h + (j - 1) + dy;
-      const bool in = px > -1 && py > -1 && px < g.width_in && py < g.height_in;
-      const float fx = floorf(px), fy = floorf(py);
-      const int xl = (int)fx, yl = (int)fy;
-      const float lw = px - fx, lh = py - fy, hw = 1 - lw, hh = 1 - lh;
-      const bool w0 = in && xl >= 0, w1 = in && xl + 1 < g.width_in;
-      const bool h0 = yl >= 0, h1 = yl + 1 < g.height_in;
+      const Corners p = locate(g, base_w, base_h, i, j, dx, dy, row, C);
+      const float lw = p.lw, lh = p.lh, hw = 1 - lw, hh = 1 - lh;
       // No branch around a point outside: its corner guards are false, as in
       // the OpenCL kernel, so loads of neighbouring points can overlap.
-      const int o = in ? yl * row + xl * C : 0;
+      const int o = p.offset;
       float4 s = make_float4(0, 0, 0, 0);
-      if (h0 && w0)
+      if (p.c00)
         axpy(s, load4(image + o), hh * hw);
-      if (h0 && w1)
+      if (p.c01)
         axpy(s, load4(image + (o + C)), hh * lw);
-      if (h1 && w0)
+      if (p.c10)
         axpy(s, load4(image + (o + row)), lh * hw);
-      if (h1 && w1)
+      if (p.c11)
         axpy(s, load4(image + (o + row + C)), lh * lw);
-      if (in)
+      if (p.in)
         axpy(acc, s, m);
     }
   }
@@ -199,17 +224,10 @@ __global__ void __launch_bounds__(256, 5)
       const int i = p / 3, j = p - i * 3;
       const float dx = __ldg(om + 2 * p), dy = __ldg(om + 2 * p + 1),
                   m = __ldg(om + 2 * K + p);
-      const float px = base_w + (i - 1) + dx, py = base_h + (j - 1) + dy;
-      const bool in = px > -1 && py > -1 && px < g.width_in && py < g.height_in;
-      const float fx = floorf(px), fy = floorf(py);
-      const int xl = (int)fx, yl = (int)fy;
-      const float lw = px - fx, lh = py - fy, hw = 1 - lw, hh = 1 - lh;
-      const bool w0 = in && xl >= 0, w1 = in && xl + 1 < g.width_in;
-      const bool h0 = yl >= 0, h1 = yl + 1 < g.height_in;
-      const int o = in ? yl * row + xl * C : 0;
-      head[t] = o * 16 | (h0 && w0) | (h0 && w1) << 1 | (h1 && w0) << 2 |
-                (h1 && w1) << 3;
-      const float mm = in ? m : 0.f; // a point outside adds nothing
+      const Corners q = locate(g, base_w, base_h, i, j, dx, dy, row, C);
+      const float lw = q.lw, lh = q.lh, hw = 1 - lw, hh = 1 - lh;
+      head[t] = q.offset * 16 | q.c00 | q.c01 << 1 | q.c10 << 2 | q.c11 << 3;
+      const float mm = q.in ? m : 0.f; // a point outside adds nothing
       wt[t] =
           make_float4(hh * hw * mm, hh * lw * mm, lh * hw * mm, lh * lw * mm);
     }
