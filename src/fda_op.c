@@ -286,26 +286,88 @@ static int head_span(const dcn_launch_config *cfg, int heads) {
              : 0;
 }
 
+/* The forward's work-group: its size and, with stages 1 and 2 (points
+ * located once per head, cl/flash_deform_attn_forward.cl), its local
+ * buffers: stage 1 the weights and the corner references, stage 2 the
+ * packed points (in `weights_bytes`; `corners_bytes` 0); both the partials
+ * of the softmax. */
+typedef struct forward_plan {
+  size_t local;
+  size_t weights_bytes, corners_bytes, partial_bytes;
+} forward_plan;
+
+/* The forward's stage for a configuration: 0 unless asked for 1 or 2 and
+ * not `plain`; stage 2 packs an offset and a 4-bit corner mask into one
+ * 32-bit int, so it needs 32-bit indices and offsets that are multiples of
+ * 16 (G*D % 16 == 0), else it is stage 1. */
+static int forward_stage(const dcn_launch_config *cfg,
+                         const dcnv4_fda_params *p, bool idx64, bool plain) {
+  if (plain || (cfg->stage != 1 && cfg->stage != 2))
+    return 0;
+  if (cfg->stage == 2 &&
+      (idx64 || ((int64_t)p->group * p->group_channels) % 16 != 0))
+    return 1;
+  return cfg->stage;
+}
+
+/* Stages 1 and 2 need whole heads per work-group (a multiple of D/vec
+ * work-items) and L*K located points per head (stage 1: 4 floats and an
+ * offset and mask pair of the index type; stage 2: 16 bytes), plus two
+ * partials per work-item, in half the device's local memory. False where
+ * one head does not fit. */
+static bool plan_staged(const dcnv4_context *ctx, cl_kernel kernel,
+                        const dcnv4_fda_params *p, int vec, bool idx64,
+                        const dcn_launch_config *cfg, forward_plan *plan) {
+  const size_t chunks = (size_t)p->group_channels / (size_t)vec;
+  const size_t limit =
+      dcn_kernel_item_limit(ctx, kernel, ctx->max_work_group_size);
+  const size_t lk = (size_t)p->levels * (size_t)p->points;
+  const size_t ref_bytes = cfg->stage == 2 ? 0 : idx64 ? 16 : 8;
+  const size_t per_head = lk * (16 + ref_bytes) + chunks * 2 * sizeof(cl_float);
+  /* At most half the device's local memory: NVIDIA refused
+   * (CL_OUT_OF_RESOURCES) work-groups whose three buffers added up to
+   * exactly its 48 KiB, padding between them not counted here, and a
+   * work-group that fills it leaves one per multiprocessor. */
+  const size_t budget = (size_t)(ctx->local_mem_bytes / 2);
+  /* Heads per work-group: as many as the tuned size holds, at least one. */
+  size_t heads = (cfg->local_size > 0 ? cfg->local_size : 64) / chunks;
+  if (heads < 1)
+    heads = 1;
+  while (heads > 0 && (heads * chunks > limit || heads * per_head > budget))
+    heads--;
+  if (heads == 0)
+    return false;
+  const size_t local = heads * chunks;
+  plan->local = local;
+  plan->weights_bytes = heads * lk * 16;
+  plan->corners_bytes = heads * lk * ref_bytes;
+  plan->partial_bytes = local * 2 * sizeof(cl_float);
+  return true;
+}
+
 /* The forward kernel: the tuned configuration, then the built-in default if
- * it differs and the tuned one does not build (logged). */
+ * it differs and the tuned one does not build (logged). `plain` builds
+ * stage 0 whatever the configuration says; cfg->stage is the stage built. */
 static dcnv4_status forward_kernel(dcnv4_context *ctx,
                                    const dcnv4_fda_params *params,
-                                   const dcnv4_fda_shape *s,
+                                   const dcnv4_fda_shape *s, bool plain,
                                    dcn_launch_config *cfg, int *vec,
                                    bool *idx64, cl_kernel *kernel) {
   dcn_launch_config cfgs[2];
-  int ncfg = dcn_tuning_candidates(ctx, DCN_KERNEL_FDA_FORWARD, params->dtype,
-                                   (int)params->group_channels, cfgs);
+  const int ncfg = dcn_tuning_candidates(
+      ctx, DCN_KERNEL_FDA_FORWARD, params->dtype, params->group_channels, cfgs);
   *idx64 = needs_64bit_indices(s);
   char options[2][256];
   const char *list[2];
   for (int c = 0; c < ncfg; c++) {
+    cfgs[c].stage = forward_stage(&cfgs[c], params, *idx64, plain);
     kernel_options(ctx, params,
                    dcn_vector_width(params->group_channels, cfgs[c].max_vec),
                    *idx64, &cfgs[c], options[c], sizeof options[c]);
     size_t n = strlen(options[c]);
-    snprintf(options[c] + n, sizeof options[c] - n, " -DHEAD_SPAN=%d",
-             head_span(&cfgs[c], params->group));
+    snprintf(options[c] + n, sizeof options[c] - n,
+             " -DHEAD_SPAN=%d -DSTAGE=%d", head_span(&cfgs[c], params->group),
+             cfgs[c].stage);
     list[c] = options[c];
   }
   int chosen = 0;
@@ -322,6 +384,31 @@ static dcnv4_status forward_kernel(dcnv4_context *ctx,
   return DCNV4_SUCCESS;
 }
 
+/* The forward kernel and its work-group plan; stage 0 where a staged
+ * kernel's local memory does not fit (logged). */
+static dcnv4_status forward_setup(dcnv4_context *ctx,
+                                  const dcnv4_fda_params *params,
+                                  const dcnv4_fda_shape *s,
+                                  dcn_launch_config *cfg, int *vec, bool *idx64,
+                                  cl_kernel *kernel, forward_plan *plan) {
+  dcnv4_status st =
+      forward_kernel(ctx, params, s, false, cfg, vec, idx64, kernel);
+  if (st != DCNV4_SUCCESS)
+    return st;
+  memset(plan, 0, sizeof *plan);
+  plan->local = cfg->local_size;
+  if (cfg->stage == 0 ||
+      plan_staged(ctx, *kernel, params, *vec, *idx64, cfg, plan))
+    return DCNV4_SUCCESS;
+  dcn_log(ctx, DCN_LOG_INFO,
+          "flash_deform_attn_forward: points shared per head (stage %d) do "
+          "not fit a work-group (%d levels x %d points, %lu bytes of local "
+          "memory); each work-item locates them itself (stage 0)",
+          cfg->stage, (int)params->levels, (int)params->points,
+          (unsigned long)ctx->local_mem_bytes);
+  return forward_kernel(ctx, params, s, true, cfg, vec, idx64, kernel);
+}
+
 dcnv4_status dcn_fda_forward_prepare(dcnv4_context *ctx,
                                      const dcnv4_fda_params *params) {
   dcnv4_fda_shape s;
@@ -332,7 +419,8 @@ dcnv4_status dcn_fda_forward_prepare(dcnv4_context *ctx,
   int vec;
   bool idx64;
   cl_kernel kernel;
-  return forward_kernel(ctx, params, &s, &cfg, &vec, &idx64, &kernel);
+  forward_plan plan;
+  return forward_setup(ctx, params, &s, &cfg, &vec, &idx64, &kernel, &plan);
 }
 
 dcnv4_status dcnv4_fda_forward(dcnv4_context *ctx,
@@ -358,18 +446,34 @@ dcnv4_status dcnv4_fda_forward(dcnv4_context *ctx,
   int vec;
   bool idx64;
   cl_kernel kernel;
-  if ((st = forward_kernel(ctx, params, &s, &cfg, &vec, &idx64, &kernel)))
+  forward_plan plan;
+  if ((st = forward_setup(ctx, params, &s, &cfg, &vec, &idx64, &kernel, &plan)))
     return st;
   uint64_t items = s.output_elements / (uint64_t)vec;
   fda_geometry_arg geo = make_geometry(params);
   index_arg idx;
-  const dcn_arg args[] = {DCN_ARG(value), DCN_ARG(sampling_loc_attn),
-                          DCN_ARG(output), DCN_ARG(geo),
-                          make_index_arg(&idx, idx64, items)};
-  if ((st = dcn_set_args(ctx, kernel, args, 5, "flash_deform_attn_forward")))
+  /* Stage 0: the first 5; stage 1: all 8; stage 2: the packed points and
+   * the partials (no corner references). */
+  dcn_arg args[] = {DCN_ARG(value),
+                    DCN_ARG(sampling_loc_attn),
+                    DCN_ARG(output),
+                    DCN_ARG(geo),
+                    make_index_arg(&idx, idx64, items),
+                    DCN_LOCAL_ARG(plan.weights_bytes),
+                    DCN_LOCAL_ARG(plan.corners_bytes),
+                    DCN_LOCAL_ARG(plan.partial_bytes)};
+  cl_uint nargs = 5;
+  if (cfg.stage == 1)
+    nargs = 8;
+  else if (cfg.stage == 2) {
+    args[6] = args[7];
+    nargs = 7;
+  }
+  if ((st =
+           dcn_set_args(ctx, kernel, args, nargs, "flash_deform_attn_forward")))
     return st;
-  return dcn_enqueue_1d(ctx, kernel, items, cfg.local_size, num_wait, wait,
-                        event, "flash_deform_attn_forward");
+  return dcn_enqueue_1d(ctx, kernel, items, plan.local, num_wait, wait, event,
+                        "flash_deform_attn_forward");
 }
 
 /* The backward without float atomics (see deterministic.h); buffers are

@@ -198,13 +198,16 @@ static const tuning_row defaults[] = {
      * L1 keeps more of it (bench/results/2026-11-25-h100-v8: the geometric
      * mean of the 40 paper rows 0.245 -> 0.27, 64x56x56x128 G8 fp32 0.289
      * -> 0.271 ms, 1x64x64x768 G48 0.058 -> 0.040 ms). With that shape a cap
-     * of 40 registers (6 work-groups per SM) pays for 16 channels too. */
-    NVIDIA_FORWARD(4, 40, 2, 0, 0),
+     * of 40 registers (6 work-groups per SM) pays for 16-bit storage; fp32
+     * takes 48 (the cap of 40 spilled 8 bytes): H200, 19 of the 20 fp32
+     * paper rows 1-6 % faster than with 40 (bench/results/2026-12-04-h200-
+     * v9), 64x56x56x128 G8 0.258 -> 0.257 ms, G4xD32 0.254 -> 0.248 ms. */
+    NVIDIA_FORWARD(4, 48, 2, 0, 0),
     NVIDIA_FORWARD(8, 40, 4, 1, 0),
-    /* group_channels 32: registers capped at 40 (from 44 fp32, about 56
-     * fp16; 6 work-groups of 256 per SM): forward x0.94 fp16, x0.99 fp32 on
-     * the geometric mean of the 10 paper rows (x0.89 to x1.06). */
-    NVIDIA_FORWARD(4, 40, 2, 0, 32),
+    /* group_channels 32: 16-bit storage capped at 40 registers (from about
+     * 56; 6 work-groups of 256 per SM): forward x0.94 on the geometric mean
+     * of the 10 paper rows (x0.89 to x1.06). */
+    NVIDIA_FORWARD(4, 48, 2, 0, 32),
     NVIDIA_FORWARD(8, 40, 2, 1, 32),
     {DCN_VENDOR_NVIDIA, DCN_KERNEL_DCNV4_BACKWARD, {4, 128, 0, 1, 1, 1}},
     /* The tiled backward (fixed-point region accumulators in local memory)
@@ -231,25 +234,34 @@ static const tuning_row defaults[] = {
      * neighbouring work-items); the backward loops over the channels. A
      * forward work-group takes one head of 32 neighbouring queries (`groups`
      * 1) instead of all 8 heads of 4: H100, DETR encoder fp32 0.304 ->
-     * 0.264 ms. */
+     * 0.264 ms. The work-items of a head locate its points once, packed in
+     * local memory (stage 2), registers are capped at 40 and work-groups
+     * hold 128 work-items: H200, 0.248 -> 0.196 ms (stage 1, 24-byte
+     * points: 0.207 ms; stage 2 uncapped: 0.213 ms; 256 work-items: 0.201
+     * ms). */
     {DCN_VENDOR_NVIDIA,
      DCN_KERNEL_FDA_FORWARD,
      {.max_vec = 4,
-      .local_size = 256,
+      .local_size = 128,
+      .stage = 2,
       .unroll = 1,
       .specialize = 1,
+      .max_regs = 40,
       .groups = 1},
      0},
     /* H100, DETR encoder fp16: 16-byte loads, 0.300 -> 0.205 ms; registers
-     * capped at 40 (from 48; fp32 uses 40), 0.206 -> 0.197 ms; two heads
-     * per block of queries 0.196 -> 0.193 ms (one head: 0.208 ms). */
+     * capped at 40 (from 48), 0.206 -> 0.197 ms; two heads per block of
+     * queries 0.196 -> 0.193 ms (one head: 0.208 ms). H200: stage 2 0.192
+     * -> 0.154 ms (stage 1: 0.157 ms), then registers capped at 32 instead
+     * of 40: 0.142 ms (48: 0.161 ms). */
     {DCN_VENDOR_NVIDIA,
      DCN_KERNEL_FDA_FORWARD,
      {.max_vec = 8,
       .local_size = 256,
+      .stage = 2,
       .unroll = 1,
       .specialize = 1,
-      .max_regs = 40,
+      .max_regs = 32,
       .groups = 2},
      1},
     /* H100, DETR encoder backward: 8 channels per step instead of 4, 256

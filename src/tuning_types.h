@@ -39,7 +39,11 @@ typedef struct dcn_launch_config {
                  own, 1 staged in local memory, 2 loaded once per (pixel,
                  group) and shared through warp shuffles (NVIDIA), 3 each
                  point located once per work-group, its footprint kept in
-                 local memory */
+                 local memory. FlashDeformAttn forward: 0 each work-item
+                 locates its head's points, 1 the work-items of a head
+                 share that through local memory (24 or 32 bytes a
+                 point), 2 the same packed in 16 bytes (G*D % 16 == 0 and
+                 32-bit indices, else 1) */
   int split;  /* backward: 1 channel chunks per work-item with a local-memory
                  reduction, 0 one work-item per (pixel, group) */
   int unroll; /* 1: unroll the kernel-point loops (GPUs); 0: keep them rolled

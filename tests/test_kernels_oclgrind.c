@@ -228,12 +228,12 @@ static const char *const fda_variants[] = {
     "flash_deform_attn_backward.specialize=0",
     "flash_deform_attn_forward.vec=4;flash_deform_attn_forward.local=32;"
     "flash_deform_attn_forward.specialize=1;flash_deform_attn_forward.unroll=1;"
-    "flash_deform_attn_forward.groups=1;"
+    "flash_deform_attn_forward.groups=1;flash_deform_attn_forward.stage=2;"
     "flash_deform_attn_backward.vec=4;flash_deform_attn_backward.local=32;"
     "flash_deform_attn_backward.specialize=1;"
     "flash_deform_attn_backward.unroll=1",
     "flash_deform_attn_forward.vec=2;flash_deform_attn_forward.local=16;"
-    "flash_deform_attn_forward.specialize=0;"
+    "flash_deform_attn_forward.specialize=0;flash_deform_attn_forward.stage=1;"
     "flash_deform_attn_backward.vec=2;flash_deform_attn_backward.local=16;"
     "flash_deform_attn_backward.specialize=0",
     "flash_deform_attn_forward.vec=1;flash_deform_attn_forward.local=8;"

@@ -217,7 +217,6 @@ static void dcnv4_case(dcnv4_context *const *ctxs, int nctx, rng *r,
 
 static void fda_case(dcnv4_context *const *ctxs, int nctx, rng *r,
                      dcnv4_dtype dtype, int index) {
-  (void)nctx;
   dcnv4_fda_params p;
   dcnv4_fda_params_init(&p);
   p.batch = rng_int(r, 1, 2);
@@ -286,11 +285,15 @@ static void fda_case(dcnv4_context *const *ctxs, int nctx, rng *r,
   snprintf(desc, sizeof desc, "fda %s B%d Q%d G%d D%d L%d K%d",
            dcnv4_dtype_name(dtype), (int)p.batch, (int)p.queries, (int)p.group,
            (int)p.group_channels, (int)p.levels, (int)p.points);
-  for (int mode = 0; mode < 2; mode++) {
-    dcnv4_context *ctx = ctxs[0];
+  /* Context 0 in both backward modes; the others (forward variants) in
+   * the default mode. */
+  for (int run = 0; run < nctx + 1; run++) {
+    const int mode = run == 1;
+    const int c = run < 2 ? 0 : run - 1;
+    dcnv4_context *ctx = ctxs[c];
     p.deterministic = mode;
     char what[260];
-    snprintf(what, sizeof what, "%s [%s]", desc,
+    snprintf(what, sizeof what, "%s [context %d, %s]", desc, c,
              mode ? "deterministic" : "default");
     cl_mem d_v = upload_values(ctx, val, nv, dtype);
     cl_mem d_sa = upload_values(ctx, sa, ns, dtype);
@@ -347,18 +350,25 @@ int main(int argc, char **argv) {
   rng r = {test_seed(20250302)};
   dcnv4_context *ctxs[3];
   ctxs[0] = test_context();
-  /* The GPU code paths of the default mode on any device. */
+  /* The GPU code paths of the default mode on any device; FlashDeformAttn's
+   * forward with its points packed in local memory (stage 2), specialized,
+   * in blocks of 2 heads (NVIDIA's defaults). */
   setenv("DCNV4_TUNING",
          "dcnv4_forward.stage=1;dcnv4_backward.split=1;"
-         "dcnv4_backward.specialize=1",
+         "dcnv4_backward.specialize=1;flash_deform_attn_forward.stage=2;"
+         "flash_deform_attn_forward.specialize=1;"
+         "flash_deform_attn_forward.groups=2",
          1);
   ctxs[1] = test_context();
   /* The tiled backward, two-row tiles, on any device and image width, and
-   * the forward's point footprints in local memory (stage 3). */
+   * the forward's point footprints in local memory (stage 3);
+   * FlashDeformAttn's forward with 24- or 32-byte points in local memory
+   * (stage 1), generic program, small work-groups. */
   setenv("DCNV4_TUNING",
          "dcnv4_backward.split=1;dcnv4_backward.specialize=1;"
          "dcnv4_backward.halo=1;dcnv4_backward.rows=2;"
-         "dcnv4_forward.stage=3;dcnv4_forward.rows=2",
+         "dcnv4_forward.stage=3;dcnv4_forward.rows=2;"
+         "flash_deform_attn_forward.stage=1;flash_deform_attn_forward.local=24",
          1);
   ctxs[2] = test_context();
   const dcnv4_dtype dtypes[] = {DCNV4_FLOAT32, DCNV4_FLOAT16, DCNV4_BFLOAT16};
@@ -366,7 +376,7 @@ int main(int argc, char **argv) {
   for (int i = 0; i < count; i++, done++)
     dcnv4_case(ctxs, 3, &r, dtypes[i % 3], i);
   for (int i = 0; i < count; i++, done++)
-    fda_case(ctxs, 2, &r, dtypes[i % 3], i);
+    fda_case(ctxs, 3, &r, dtypes[i % 3], i);
   printf("%d configurations checked\n", done);
   for (int i = 0; i < 3; i++)
     dcnv4_context_destroy(ctxs[i]);

@@ -6,8 +6,9 @@
  *
  * Kernels: for each kernel x dtype x group_channels, a coordinate search
  * from the built-in default over vec {1,2,4,8} (dividing group_channels),
- * local {32..512}, stage {0,1,2,3}, rows {1..8}, groups per work-group
- * {all,1,2,4}, register caps and the kernel's 0/1 switches (split, unroll,
+ * local {32..512}, stage {0,1,2,3} (FlashDeformAttn {0,1,2}), rows {1..8},
+ * groups per work-group {all,1,2,4}, register caps and the kernel's 0/1
+ * switches (split, unroll,
  * specialize). Each candidate is applied with dcnv4_context_set_tuning
  * (the same mechanism as DCNV4_TUNING), first checked against the float64
  * reference on a small problem (a candidate that does not build or gives a
@@ -262,7 +263,7 @@ static const char *const param_names[NPARAMS] = {
 static const int meaningful[4][NPARAMS] = {
     {1, 1, 1, 0, 1, 1, 1, 0, 1, 1}, /* dcnv4_forward: no split; groups */
     {1, 1, 0, 1, 1, 1, 1, 1, 1, 0}, /* dcnv4_backward: no stage; rows, halo */
-    {1, 1, 0, 0, 0, 1, 0, 0, 1, 1}, /* fda forward: groups (heads) */
+    {1, 1, 1, 0, 0, 1, 0, 0, 1, 1}, /* fda forward: stage, groups (heads) */
     {1, 1, 0, 0, 0, 1, 0, 0, 1, 0}, /* fda backward */
 };
 
@@ -318,8 +319,10 @@ static void config_text(int op, const config *c, char *out, size_t size) {
     }
 }
 
-/* The values a parameter may take on this device and group_channels. */
-static int param_values(int p, int gc, const search_limits *lim, long *out) {
+/* The values parameter p of operation op may take on this device and
+ * group_channels. */
+static int param_values(int op, int p, int gc, const search_limits *lim,
+                        long *out) {
   const size_t max_wg = lim->max_wg;
   int n = 0;
   if (p == 0) {
@@ -342,10 +345,12 @@ static int param_values(int p, int gc, const search_limits *lim, long *out) {
       out[n++] = 64;
     }
   } else if (p == 2) {
-    /* stage: 0 global loads, 1 offset rows in local memory, 2 warp shuffles
-     * (NVIDIA; elsewhere the library falls back to 0), 3 point footprints
-     * in local memory */
-    for (long v = 0; v <= 3; v++)
+    /* stage: DCNv4 forward 0 global loads, 1 offset rows in local memory,
+     * 2 warp shuffles (NVIDIA; elsewhere the library falls back to 0), 3
+     * point footprints in local memory; FlashDeformAttn forward 0 each
+     * work-item locates its points, 1 and 2 the work-items of a head share
+     * them through local memory (2 packed) */
+    for (long v = 0; v <= (op == OP_FDA_FWD ? 2 : 3); v++)
       out[n++] = v;
   } else if (p == 7) {
     /* halo: 0 to 2 pixels */
@@ -605,7 +610,7 @@ static int run_task(dcnv4_context *ctx, task *tk, double deadline, int reps,
       if (!meaningful[op][p])
         continue;
       long values[8];
-      int nv = param_values(p, tk->gc, lim, values);
+      int nv = param_values(op, p, tk->gc, lim, values);
       config start = tk->best;
       for (int k = 0; k < nv; k++) {
         config c = start;
@@ -1320,7 +1325,7 @@ int main(int argc, char **argv) {
     for (int p = 0; p < NPARAMS; p++)
       if (meaningful[tasks[i].op][p]) {
         long v[8];
-        space *= param_values(p, tasks[i].gc, &lim, v);
+        space *= param_values(tasks[i].op, p, tasks[i].gc, &lim, v);
       }
     printf("  %-15s %-8s gc %-3d %d shapes, %d configurations in the space\n",
            op_names[tasks[i].op], dcnv4_dtype_name(tasks[i].dtype), tasks[i].gc,
