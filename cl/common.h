@@ -401,6 +401,43 @@ inline sample_coord split_coord(int base, float part, int size) {
   return c;
 }
 
+// Where one sampling point's bilinear corners are: the offset of the
+// top-left corner from the image's first element (row: elements per image
+// row, C: per pixel; 0 for a point outside the window, whose corners are all
+// off), which corners lie inside the image, and the bilinear weights. Used
+// where points are located once into local memory (the DCNv4 forward's
+// stage 3, the FlashDeformAttn forward's stages 1 and 2).
+typedef struct point_footprint {
+  idx_t offset;
+  bool in;                 // inside the window -1 < y < H, -1 < x < W
+  bool c00, c01, c10, c11; // corners (top, left), (top, right), ...
+  float lw, lh;            // fractional parts of x and y
+} point_footprint;
+
+inline point_footprint locate_point(sample_coord x, sample_coord y, int width,
+                                    int height, idx_t row, int C) {
+  point_footprint f;
+  f.in = x.inside && y.inside;
+  f.lw = x.frac;
+  f.lh = y.frac;
+  const bool w0 = f.in && x.low >= 0, w1 = f.in && x.low + 1 < width;
+  const bool h0 = y.low >= 0, h1 = y.low + 1 < height;
+  f.c00 = h0 && w0;
+  f.c01 = h0 && w1;
+  f.c10 = h1 && w0;
+  f.c11 = h1 && w1;
+  // The image's first pixel for a point outside, whose loads are all
+  // guarded off; a pointer is formed only for neighbours inside the image.
+  f.offset = f.in ? (idx_t)y.low * row + (idx_t)x.low * C : 0;
+  return f;
+}
+
+// The corners inside the image as 4 bits: 1 top left, 2 top right, 4 bottom
+// left, 8 bottom right (0 for a point outside the window).
+inline int footprint_mask(point_footprint f) {
+  return f.c00 | (f.c01 << 1) | (f.c10 << 2) | (f.c11 << 3);
+}
+
 #ifdef DCNV4_OP
 // The sampling position of point k of output pixel (ho, wo) with offsets
 // (dx, dy): the kernel's points in stored order (columns outer, the centre

@@ -278,19 +278,11 @@ flash_deform_attn_forward(__global const storage_t *restrict value,
     wsum += w;
     const sample_coord x = fda_coord(SHARE_LOCATION(j, 0), W);
     const sample_coord y = fda_coord(SHARE_LOCATION(j, 1), H);
-    idx_t offset = 0;
-    int mask = 0;
-    float top = 0.0f, bottom = 0.0f, lw = 0.0f;
-    if (x.inside && y.inside) {
-      const bool w0 = x.low >= 0, w1 = x.low + 1 < W;
-      const bool h0 = y.low >= 0, h1 = y.low + 1 < H;
-      offset = (idx_t)g.start[l] * GD + ((idx_t)y.low * W + x.low) * GD;
-      mask = (h0 && w0 ? 1 : 0) | (h0 && w1 ? 2 : 0) | (h1 && w0 ? 4 : 0) |
-             (h1 && w1 ? 8 : 0);
-      lw = x.frac;
-      top = w * (1.0f - y.frac);
-      bottom = w * y.frac;
-    }
+    const point_footprint f = locate_point(x, y, W, H, (idx_t)W * GD, GD);
+    // A point outside has mask 0 and is skipped, whatever its weights.
+    const idx_t offset = (idx_t)g.start[l] * GD + f.offset;
+    const int mask = footprint_mask(f);
+    const float lw = f.lw, top = w * (1.0f - f.lh), bottom = w * f.lh;
     const int e = i * slots + slot;
 #if STAGE == 2
     points[e] =

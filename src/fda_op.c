@@ -395,18 +395,23 @@ static dcnv4_status forward_setup(dcnv4_context *ctx,
       forward_kernel(ctx, params, s, false, cfg, vec, idx64, kernel);
   if (st != DCNV4_SUCCESS)
     return st;
-  memset(plan, 0, sizeof *plan);
-  plan->local = cfg->local_size;
-  if (cfg->stage == 0 ||
-      plan_staged(ctx, *kernel, params, *vec, *idx64, cfg, plan))
-    return DCNV4_SUCCESS;
-  dcn_log(ctx, DCN_LOG_INFO,
-          "flash_deform_attn_forward: points shared per head (stage %d) do "
-          "not fit a work-group (%d levels x %d points, %lu bytes of local "
-          "memory); each work-item locates them itself (stage 0)",
-          cfg->stage, (int)params->levels, (int)params->points,
-          (unsigned long)ctx->local_mem_bytes);
-  return forward_kernel(ctx, params, s, true, cfg, vec, idx64, kernel);
+  if (cfg->stage != 0 &&
+      !plan_staged(ctx, *kernel, params, *vec, *idx64, cfg, plan)) {
+    dcn_log(ctx, DCN_LOG_INFO,
+            "flash_deform_attn_forward: points shared per head (stage %d) do "
+            "not fit a work-group (%d levels x %d points, %lu bytes of local "
+            "memory); each work-item locates them itself (stage 0)",
+            cfg->stage, (int)params->levels, (int)params->points,
+            (unsigned long)ctx->local_mem_bytes);
+    st = forward_kernel(ctx, params, s, true, cfg, vec, idx64, kernel);
+    if (st != DCNV4_SUCCESS)
+      return st;
+  }
+  if (cfg->stage == 0) {
+    memset(plan, 0, sizeof *plan);
+    plan->local = cfg->local_size;
+  }
+  return DCNV4_SUCCESS;
 }
 
 dcnv4_status dcn_fda_forward_prepare(dcnv4_context *ctx,
@@ -452,22 +457,17 @@ dcnv4_status dcnv4_fda_forward(dcnv4_context *ctx,
   uint64_t items = s.output_elements / (uint64_t)vec;
   fda_geometry_arg geo = make_geometry(params);
   index_arg idx;
-  /* Stage 0: the first 5; stage 1: all 8; stage 2: the packed points and
-   * the partials (no corner references). */
-  dcn_arg args[] = {DCN_ARG(value),
-                    DCN_ARG(sampling_loc_attn),
-                    DCN_ARG(output),
-                    DCN_ARG(geo),
-                    make_index_arg(&idx, idx64, items),
-                    DCN_LOCAL_ARG(plan.weights_bytes),
-                    DCN_LOCAL_ARG(plan.corners_bytes),
-                    DCN_LOCAL_ARG(plan.partial_bytes)};
+  /* Stages 1 and 2 add their local buffers (cl/flash_deform_attn_forward.cl,
+   * POINT_ARGS, then the partials). */
+  dcn_arg args[8] = {DCN_ARG(value), DCN_ARG(sampling_loc_attn),
+                     DCN_ARG(output), DCN_ARG(geo),
+                     make_index_arg(&idx, idx64, items)};
   cl_uint nargs = 5;
-  if (cfg.stage == 1)
-    nargs = 8;
-  else if (cfg.stage == 2) {
-    args[6] = args[7];
-    nargs = 7;
+  if (cfg.stage != 0) {
+    args[nargs++] = DCN_LOCAL_ARG(plan.weights_bytes);
+    if (cfg.stage == 1)
+      args[nargs++] = DCN_LOCAL_ARG(plan.corners_bytes);
+    args[nargs++] = DCN_LOCAL_ARG(plan.partial_bytes);
   }
   if ((st =
            dcn_set_args(ctx, kernel, args, nargs, "flash_deform_attn_forward")))
