@@ -8,9 +8,13 @@
 // work-items take neighbouring chunks, so loads and stores are contiguous.
 //
 // OM_STAGE 1: the work-group first copies the offset/weight rows of its
-// pixels into local memory with contiguous loads (converting 16-bit values
-// once), instead of every work-item reading its group's values from global
-// memory. Needs the work-group to span whole groups (checked by the host).
+// (pixel, group) pairs into local memory with contiguous loads (converting
+// 16-bit values once), one 16-byte {dx, dy, weight} entry per point, instead
+// of every work-item reading its group's 3K values from global memory with
+// scalar loads. Needs the work-group to span whole groups (checked by the
+// host). Not a default: on the H200 it ran 20-30 % slower than stage 0 on
+// the 64x56x56x128 rows (bench/results/2026-12-04-h200-v10), as every other
+// variant that makes a work-group wait at a barrier before its corner loads.
 //
 // OM_STAGE 2 (NVIDIA, with LANE_SHUFFLE): the CHUNKS work-items of a (pixel,
 // group) share the loading of its offsets and weights through warp shuffles.
@@ -22,7 +26,10 @@
 // corners of its channels, instead of the CHUNKS work-items of a group each
 // repeating the coordinate work. The CPU default (PoCL: forward x0.42 to
 // x0.87); on the H100 it lost up to 16 % (fp32) and 81 % (fp16): the
-// footprint reads and the barrier cost more than the work they save.
+// footprint reads and the barrier cost more than the work they save. On the
+// H200, with the location loop over each work-item's own pixel, it ties
+// stage 0 at group_channels 32 and loses 6-81 % at 16 (bench/results/
+// 2026-12-04-h200-v10).
 // 32-bit indices only (the host falls back to stage 0).
 //
 // Build-time defines (besides common.h): OM_STAGE; with SPECIALIZE also
@@ -62,42 +69,33 @@ __kernel void dcnv4_forward(__global const storage_t *restrict input,
 #error "OM_STAGE 3 keeps 32-bit corner offsets"
 #endif
   const idx_t row = (idx_t)g.width_in * C;
-  // The work-group's groups [g0, g0 + ng) of its nw columns and nr rows
-  // from (w0, r0); entry (pair, k) of pair ((row * nw + col) * ng + group)
-  // is point k's footprint: {offset, corner mask, weight bits, 0} and the
-  // four bilinear weights, 32 bytes. Groups vary fastest, so neighbouring
-  // work-items read neighbouring offset values.
+  // The work-group's groups [g0, g0 + ng) of its pixels (columns, then
+  // rows); entry (pair, k) of pair (pixel * ng + group) is point k's
+  // footprint: {offset, corner mask, weight bits, 0} and the four bilinear
+  // weights, 32 bytes. The work-items of a pixel locate its ng * K points
+  // (groups vary fastest, so neighbouring work-items read neighbouring
+  // offset values); a work-item's own pixel spares the loop any division by
+  // run-time sizes.
   const int ng = (int)get_local_size(0) / CHUNKS;
-  const int nw = (int)get_local_size(1);
   const int g0 = (int)(get_group_id(0) * get_local_size(0)) / CHUNKS;
-  const int w0 = (int)(get_group_id(1) * get_local_size(1));
-  const int r0 = (int)(get_group_id(2) * get_local_size(2));
-  const int lid =
-      (int)(get_local_id(0) +
-            get_local_size(0) *
-                (get_local_id(1) + get_local_size(1) * get_local_id(2)));
-  const int size =
-      (int)(get_local_size(0) * get_local_size(1) * get_local_size(2));
-  const int entries = ng * nw * (int)get_local_size(2) * K;
+  const int column =
+      (int)(get_local_id(2) * get_local_size(1) + get_local_id(1));
+  const bool pixel_ok = wo < g.width_out && nh < g.batch * g.height_out;
   __local int4 *heads = (__local int4 *)staged_vectors;
   __local float4 *corner_weights = staged_vectors + 1;
-  for (int e = lid; e < entries; e += size) {
-    const int pair = e / K, k = e - pair * K;
-    const int pair_col = pair / ng;
-    const int eg = g0 + (pair - pair_col * ng);
-    const int ew = w0 + pair_col % nw, enh = r0 + pair_col / nw;
+  for (int i = (int)get_local_id(0); i < ng * K; i += (int)get_local_size(0)) {
+    const int e = column * ng * K + i;
+    const int eg = g0 + i / K, k = i - (i / K) * K;
     int4 head = (int4)(0);
     float4 weights = (float4)(0.0f);
-    if (eg < g.group && ew < g.width_out && enh < g.batch * g.height_out) {
-      const int eho = enh % g.height_out;
+    if (pixel_ok && eg < g.group) {
       __global const storage_t *eom =
-          offset_mask + ((idx_t)enh * g.width_out + ew) * g.offset_mask_stride +
-          eg * K * 3;
+          offset_mask + pixel * g.offset_mask_stride + eg * K * 3;
       float mmax, minv;
       group_softmax_stats(eom, g, &mmax, &minv);
       sample_coord x, y;
-      point_position(g, eho, ew, k, LOAD1(eom, 2 * k), LOAD1(eom, 2 * k + 1),
-                     &x, &y);
+      point_position(g, ho, wo, k, LOAD1(eom, 2 * k), LOAD1(eom, 2 * k + 1), &x,
+                     &y);
       const point_footprint f =
           locate_point(x, y, g.width_in, g.height_in, row, C);
       const float logit = LOAD1(eom, 2 * K + k);
@@ -116,8 +114,7 @@ __kernel void dcnv4_forward(__global const storage_t *restrict input,
     return;
   __global const storage_t *image =
       input + (idx_t)n * g.height_in * g.width_in * C + grp * D + chunk * VEC;
-  const int pair =
-      ((int)get_local_id(2) * nw + (int)get_local_id(1)) * ng + (grp - g0);
+  const int pair = column * ng + (grp - g0);
   floatv acc = (floatv)(0.0f);
   POINT_LOOP
   for (int k = 0; k < K; k++) {
@@ -138,29 +135,44 @@ __kernel void dcnv4_forward(__global const storage_t *restrict input,
   STOREV(acc, output + pixel * C + grp * D + chunk * VEC);
 #else
 #if OM_STAGE == 1
-  // This work-group's groups [g0, g0 + ng) of its columns [w0, w0 + nw).
-  const int g0 = (int)(get_group_id(0) * get_local_size(0)) / CHUNKS;
+  // The work-group's (pixel, group) pairs: groups [g0, g0 + ng) fastest,
+  // then its columns, then its rows. Point k of pair p is the float4
+  // {dx, dy, weight, 0} at p * K + k, so a work-item reads each point with
+  // one 16-byte local load (pairs 16 * K bytes apart: a warp's pairs fall in
+  // different banks for odd K). The work-items of a pixel copy its ng groups'
+  // rows, one contiguous run of ng * 3K values; a work-item's own pixel
+  // spares the copy loop any division by run-time sizes (which cost the
+  // first version 50 % on the H200).
   const int ng = (int)get_local_size(0) / CHUNKS;
-  const int w0 = (int)(get_group_id(1) * get_local_size(1));
-  const int lanes = ng * K * 3;
-  const int count = lanes * (int)get_local_size(1);
-  const int lid = (int)(get_local_id(1) * get_local_size(0) + get_local_id(0));
-  const int size = (int)(get_local_size(0) * get_local_size(1));
-  for (int i = lid; i < count; i += size) {
-    const int col = i / lanes, lane = i - col * lanes;
-    const bool ok =
-        w0 + col < g.width_out && g0 * K * 3 + lane < g.group * K * 3;
-    staged[i] = ok ? LOAD1(offset_mask, ((idx_t)nh * g.width_out + w0 + col) *
-                                                g.offset_mask_stride +
-                                            g0 * K * 3 + lane)
-                   : 0.0f;
+  const int g0 = (int)(get_group_id(0) * get_local_size(0)) / CHUNKS;
+  const int column =
+      (int)(get_local_id(2) * get_local_size(1) + get_local_id(1));
+  const bool pixel_ok = wo < g.width_out && nh < g.batch * g.height_out;
+  __global const storage_t *rows =
+      offset_mask + (pixel_ok ? pixel * g.offset_mask_stride + g0 * 3 * K : 0);
+  __local float *dst = staged + column * ng * 4 * K;
+  for (int i = (int)get_local_id(0); i < ng * 3 * K;
+       i += (int)get_local_size(0)) {
+    const int eg = i / (3 * K), lane = i - eg * (3 * K);
+    // Loaded unguarded from a clamped index, selected after: a guarded load
+    // may run anyway on CPUs (HACKING, Conventions).
+    const bool ok = pixel_ok && g0 + eg < g.group;
+    const float loaded = LOAD1(rows, ok ? i : 0);
+    const float v = ok ? loaded : 0.0f;
+    // lane < 2K: offset (dx, dy) of point lane / 2; else point lane - 2K's
+    // weight.
+    const int slot =
+        lane < 2 * K ? 4 * (lane >> 1) + (lane & 1) : 4 * (lane - 2 * K) + 2;
+    dst[eg * 4 * K + slot] = v;
   }
   barrier(CLK_LOCAL_MEM_FENCE);
   if (!active)
     return;
-  __local const float *om =
-      staged + (int)get_local_id(1) * lanes + (grp - g0) * K * 3;
-#define OM(i) om[i]
+  const int own_pair = column * ng + (grp - g0);
+  __local const float4 *points = staged_vectors + own_pair * K;
+#define OFFSET_X(k) points[k].s0
+#define OFFSET_Y(k) points[k].s1
+#define WEIGHT(k) points[k].s2
 #elif OM_STAGE == 2
   // The CHUNKS work-items of a (pixel, group) are consecutive lanes of one
   // warp (specialized builds; the host checks that CHUNKS is a power of two
@@ -190,12 +202,18 @@ __kernel void dcnv4_forward(__global const storage_t *restrict input,
   if (!active)
     return;
 #define OM(i) omv[i]
+#define OFFSET_X(k) OM(2 * (k))
+#define OFFSET_Y(k) OM(2 * (k) + 1)
+#define WEIGHT(k) OM(2 * K + (k))
 #else
   if (!active)
     return;
   __global const storage_t *om =
       offset_mask + pixel * g.offset_mask_stride + grp * K * 3;
 #define OM(i) LOAD1(om, i)
+#define OFFSET_X(k) OM(2 * (k))
+#define OFFSET_Y(k) OM(2 * (k) + 1)
+#define WEIGHT(k) OM(2 * K + (k))
 #endif
 
   const int half_w = (g.dilation_w * (KW - 1)) / 2;
@@ -211,10 +229,10 @@ __kernel void dcnv4_forward(__global const storage_t *restrict input,
   if (SOFTMAX) {
     mmax = -INFINITY;
     for (int k = 0; k < K; k++)
-      mmax = fmax(mmax, OM(2 * K + k));
+      mmax = fmax(mmax, WEIGHT(k));
     float msum = 0.0f;
     for (int k = 0; k < K; k++)
-      msum += exp(OM(2 * K + k) - mmax);
+      msum += exp(WEIGHT(k) - mmax);
     minv = 1.0f / msum;
   }
 
@@ -226,10 +244,9 @@ __kernel void dcnv4_forward(__global const storage_t *restrict input,
     for (int j = 0; j < KH; j++) {
       if (REMOVE_CENTER && i == KW / 2 && j == KH / 2)
         continue;
-      const float dx = OM(2 * k);
-      const float dy = OM(2 * k + 1);
-      const float m =
-          SOFTMAX ? exp(OM(2 * K + k) - mmax) * minv : OM(2 * K + k);
+      const float dx = OFFSET_X(k);
+      const float dy = OFFSET_Y(k);
+      const float m = SOFTMAX ? exp(WEIGHT(k) - mmax) * minv : WEIGHT(k);
       k++;
       const sample_coord x = split_coord(
           base_w, g.offset_scale * ((float)(i * g.dilation_w - half_w) + dx),
@@ -265,5 +282,8 @@ __kernel void dcnv4_forward(__global const storage_t *restrict input,
   }
   STOREV(acc, output + pixel * C + grp * D + chunk * VEC);
 #undef OM
+#undef OFFSET_X
+#undef OFFSET_Y
+#undef WEIGHT
 #endif
 }

@@ -521,15 +521,14 @@ static dcnv4_status select_forward(dcnv4_context *ctx,
         continue;
       if (st != DCNV4_SUCCESS)
         return st;
-      /* Local memory per (pixel, group): stage 1 its offset row (one
-       * column of work-groups over one output row), stage 3 a footprint of
-       * 8 words per point (cl/dcnv4_forward.cl). */
-      const size_t group_floats = stage == 1   ? (size_t)s->points * 3
+      /* Local memory per (pixel, group): stage 1 its offsets and weight
+       * as 4 words per point, stage 3 a footprint of 8 words per point
+       * (cl/dcnv4_forward.cl). */
+      const size_t group_floats = stage == 1   ? (size_t)s->points * 4
                                   : stage == 3 ? (size_t)s->points * 8
                                                : 0;
-      const range_request q = {
-          cfg->local_size, !cfg->specialize,           0,
-          group_floats,    stage == 1 ? 1 : cfg->rows, cfg->groups};
+      const range_request q = {cfg->local_size, !cfg->specialize, 0,
+                               group_floats,    cfg->rows,        cfg->groups};
       if (plan_range(ctx, *kernel, params, s, vec, &q, r))
         return DCNV4_SUCCESS;
       if (!stage)

@@ -345,9 +345,9 @@ static int param_values(int op, int p, int gc, const search_limits *lim,
       out[n++] = 64;
     }
   } else if (p == 2) {
-    /* stage: DCNv4 forward 0 global loads, 1 offset rows in local memory,
-     * 2 warp shuffles (NVIDIA; elsewhere the library falls back to 0), 3
-     * point footprints in local memory; FlashDeformAttn forward 0 each
+    /* stage: DCNv4 forward 0 global loads, 1 offsets and weights in local
+     * memory, 2 warp shuffles (NVIDIA; elsewhere the library falls back to 0),
+     * 3 point footprints in local memory; FlashDeformAttn forward 0 each
      * work-item locates its points, 1 and 2 the work-items of a head share
      * them through local memory (2 packed) */
     for (long v = 0; v <= (op == OP_FDA_FWD ? 2 : 3); v++)
