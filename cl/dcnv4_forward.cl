@@ -48,39 +48,44 @@ __kernel void dcnv4_forward(__global const storage_t *restrict input,
                             __global storage_t *restrict output,
                             const dcnv4_geometry g,
                             __local float4 *staged_vectors) {
-  // Declared as vectors so that the device aligns it for stage 3's 16-byte
-  // accesses (a kernel may assume a pointer argument aligned to its type).
-  __local float *staged = (__local float *)staged_vectors;
+  // staged_vectors is declared as vectors so that the device aligns it for
+  // stages 1 and 3's 16-byte accesses (a kernel may assume a pointer
+  // argument aligned to its type).
   const int cv = (int)get_global_id(0); // chunk index within the pixel
   const int wo = (int)get_global_id(1);
   const int nh = (int)get_global_id(2);
   const int C = g.group * D;
   // Dimension 2 may be padded to whole work-groups of rows.
-  const bool active =
-      cv < C / VEC && wo < g.width_out && nh < g.batch * g.height_out;
+  const bool pixel_ok = wo < g.width_out && nh < g.batch * g.height_out;
+  const bool active = cv < C / VEC && pixel_ok;
   const int grp = cv / CHUNKS;
   const int chunk = cv - grp * CHUNKS;
   const int n = nh / g.height_out;
   const int ho = nh - n * g.height_out;
   const idx_t pixel = (idx_t)nh * g.width_out + wo;
 
+#if OM_STAGE == 1 || OM_STAGE == 3
+  // Stages 1 and 3 keep data per (pixel, group) pair of the work-group:
+  // groups [g0, g0 + ng) fastest, then its pixels (columns, then rows);
+  // `pair` is this work-item's. The work-items of a pixel fill its ng pairs,
+  // so that the filling loops divide by no run-time size (three such
+  // divisions per value cost stage 1's first version 50 % on the H200).
+  const int ng = (int)get_local_size(0) / CHUNKS;
+  const int g0 = (int)(get_group_id(0) * get_local_size(0)) / CHUNKS;
+  const int column =
+      (int)(get_local_id(2) * get_local_size(1) + get_local_id(1));
+  const int pair = column * ng + (grp - g0);
+#endif
+
 #if OM_STAGE == 3
 #if IDX64
 #error "OM_STAGE 3 keeps 32-bit corner offsets"
 #endif
   const idx_t row = (idx_t)g.width_in * C;
-  // The work-group's groups [g0, g0 + ng) of its pixels (columns, then
-  // rows); entry (pair, k) of pair (pixel * ng + group) is point k's
-  // footprint: {offset, corner mask, weight bits, 0} and the four bilinear
-  // weights, 32 bytes. The work-items of a pixel locate its ng * K points
-  // (groups vary fastest, so neighbouring work-items read neighbouring
-  // offset values); a work-item's own pixel spares the loop any division by
-  // run-time sizes.
-  const int ng = (int)get_local_size(0) / CHUNKS;
-  const int g0 = (int)(get_group_id(0) * get_local_size(0)) / CHUNKS;
-  const int column =
-      (int)(get_local_id(2) * get_local_size(1) + get_local_id(1));
-  const bool pixel_ok = wo < g.width_out && nh < g.batch * g.height_out;
+  // Entry (pair, k) is point k's footprint: {offset, corner mask, weight
+  // bits, 0} and the four bilinear weights, 32 bytes. The work-items of a
+  // pixel locate its ng * K points, groups fastest, so that neighbouring
+  // work-items read neighbouring offset values.
   __local int4 *heads = (__local int4 *)staged_vectors;
   __local float4 *corner_weights = staged_vectors + 1;
   for (int i = (int)get_local_id(0); i < ng * K; i += (int)get_local_size(0)) {
@@ -114,7 +119,6 @@ __kernel void dcnv4_forward(__global const storage_t *restrict input,
     return;
   __global const storage_t *image =
       input + (idx_t)n * g.height_in * g.width_in * C + grp * D + chunk * VEC;
-  const int pair = column * ng + (grp - g0);
   floatv acc = (floatv)(0.0f);
   POINT_LOOP
   for (int k = 0; k < K; k++) {
@@ -135,22 +139,14 @@ __kernel void dcnv4_forward(__global const storage_t *restrict input,
   STOREV(acc, output + pixel * C + grp * D + chunk * VEC);
 #else
 #if OM_STAGE == 1
-  // The work-group's (pixel, group) pairs: groups [g0, g0 + ng) fastest,
-  // then its columns, then its rows. Point k of pair p is the float4
-  // {dx, dy, weight, 0} at p * K + k, so a work-item reads each point with
-  // one 16-byte local load (pairs 16 * K bytes apart: a warp's pairs fall in
-  // different banks for odd K). The work-items of a pixel copy its ng groups'
-  // rows, one contiguous run of ng * 3K values; a work-item's own pixel
-  // spares the copy loop any division by run-time sizes (which cost the
-  // first version 50 % on the H200).
-  const int ng = (int)get_local_size(0) / CHUNKS;
-  const int g0 = (int)(get_group_id(0) * get_local_size(0)) / CHUNKS;
-  const int column =
-      (int)(get_local_id(2) * get_local_size(1) + get_local_id(1));
-  const bool pixel_ok = wo < g.width_out && nh < g.batch * g.height_out;
+  // Point k of pair p is the float4 {dx, dy, weight, 0} at p * K + k, so a
+  // work-item reads each point with one 16-byte local load (pairs 16 * K
+  // bytes apart: a warp's pairs fall in different banks for odd K). The
+  // work-items of a pixel copy its ng groups' rows, one contiguous run of
+  // ng * 3K values.
   __global const storage_t *rows =
       offset_mask + (pixel_ok ? pixel * g.offset_mask_stride + g0 * 3 * K : 0);
-  __local float *dst = staged + column * ng * 4 * K;
+  __local float *dst = (__local float *)staged_vectors + column * ng * 4 * K;
   for (int i = (int)get_local_id(0); i < ng * 3 * K;
        i += (int)get_local_size(0)) {
     const int eg = i / (3 * K), lane = i - eg * (3 * K);
@@ -168,8 +164,7 @@ __kernel void dcnv4_forward(__global const storage_t *restrict input,
   barrier(CLK_LOCAL_MEM_FENCE);
   if (!active)
     return;
-  const int own_pair = column * ng + (grp - g0);
-  __local const float4 *points = staged_vectors + own_pair * K;
+  __local const float4 *points = staged_vectors + pair * K;
 #define OFFSET_X(k) points[k].s0
 #define OFFSET_Y(k) points[k].s1
 #define WEIGHT(k) points[k].s2
