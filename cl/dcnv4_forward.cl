@@ -215,8 +215,22 @@ __kernel void dcnv4_forward(__global const storage_t *restrict input,
   const int half_h = (g.dilation_h * (KH - 1)) / 2;
   const int base_w = half_w - g.pad_w + wo * g.stride_w;
   const int base_h = half_h - g.pad_h + ho * g.stride_h;
+#if DTYPE == 0 && !IDX64
+  // fp32: corners addressed by unsigned 32-bit element indices. With a
+  // pointer plus a signed index NVIDIA's compiler widened each corner's index
+  // to 64 bits and added it to a 64-bit base, several instructions per
+  // corner instead of one wide multiply-add: H100, x0.89-0.95 at
+  // group_channels 32, x0.94-0.99 at 16; 16-bit storage ran 1-2 % slower
+  // with it and the FlashDeformAttn forward 2-3 % slower (bench/results/
+  // 2026-12-05-h100-v11).
+  const uint image =
+      (uint)(n * g.height_in * g.width_in * C + grp * D + chunk * VEC);
+#define CORNER(i) LOADV(input + (image + (uint)(i)))
+#else
   __global const storage_t *image =
       input + (idx_t)n * g.height_in * g.width_in * C + grp * D + chunk * VEC;
+#define CORNER(i) LOADV(image + (i))
+#endif
   const idx_t row = (idx_t)g.width_in * C;
 
   // DCNv3 mode: the weights are the softmax of the group's K values.
@@ -243,10 +257,11 @@ __kernel void dcnv4_forward(__global const storage_t *restrict input,
       const float dy = OFFSET_Y(k);
       const float m = SOFTMAX ? exp(WEIGHT(k) - mmax) * minv : WEIGHT(k);
       k++;
-      const sample_coord x = split_coord(
+      // Every use of x and y below is guarded by `in`.
+      const sample_coord x = split_coord_unselected(
           base_w, g.offset_scale * ((float)(i * g.dilation_w - half_w) + dx),
           g.width_in);
-      const sample_coord y = split_coord(
+      const sample_coord y = split_coord_unselected(
           base_h, g.offset_scale * ((float)(j * g.dilation_h - half_h) + dy),
           g.height_in);
       // No branch around a point outside the window: its corners' guards
@@ -262,13 +277,13 @@ __kernel void dcnv4_forward(__global const storage_t *restrict input,
       const idx_t o = in ? (idx_t)y.low * row + (idx_t)x.low * C : 0;
       floatv s = (floatv)(0.0f);
       if (h0 && w0)
-        s += (hh * hw) * LOADV(image + o);
+        s += (hh * hw) * CORNER(o);
       if (h0 && w1)
-        s += (hh * lw) * LOADV(image + (o + C));
+        s += (hh * lw) * CORNER(o + C);
       if (h1 && w0)
-        s += (lh * hw) * LOADV(image + (o + row));
+        s += (lh * hw) * CORNER(o + row);
       if (h1 && w1)
-        s += (lh * lw) * LOADV(image + (o + row + C));
+        s += (lh * lw) * CORNER(o + row + C);
       // A point outside adds nothing, even with a NaN or infinite weight
       // (H100: `acc += (in ? m : 0) * s` ran fp32 up to 20 % slower).
       if (in)
@@ -277,6 +292,7 @@ __kernel void dcnv4_forward(__global const storage_t *restrict input,
   }
   STOREV(acc, output + pixel * C + grp * D + chunk * VEC);
 #undef OM
+#undef CORNER
 #undef OFFSET_X
 #undef OFFSET_Y
 #undef WEIGHT

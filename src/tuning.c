@@ -253,7 +253,9 @@ static const tuning_row defaults[] = {
      * capped at 40 (from 48), 0.206 -> 0.197 ms; two heads per block of
      * queries 0.196 -> 0.193 ms (one head: 0.208 ms). H200: stage 2 0.192
      * -> 0.154 ms (stage 1: 0.157 ms), then registers capped at 32 instead
-     * of 40: 0.142 ms (48: 0.161 ms). */
+     * of 40: 0.142 ms (48: 0.161 ms). H100 with stage 2: one head per block
+     * of queries instead of two, 0.155 -> 0.149 ms (bench/results/
+     * 2026-12-05-h100-v11; not measured on the H200). */
     {DCN_VENDOR_NVIDIA,
      DCN_KERNEL_FDA_FORWARD,
      {.max_vec = 8,
@@ -262,7 +264,7 @@ static const tuning_row defaults[] = {
       .unroll = 1,
       .specialize = 1,
       .max_regs = 32,
-      .groups = 2},
+      .groups = 1},
      1},
     /* H100, DETR encoder backward: 8 channels per step instead of 4, 256
      * work-items instead of 128: fp32 3.96 -> 3.31 ms, fp16 3.12 -> 2.42 ms
