@@ -2,7 +2,8 @@
  * dcnv4_backward): NaN, +-Inf and huge finite values (+-1e30, 3e38) in the
  * input / value, offsets / locations, weights / logits and grad_output of
  * both operators, forward and backward in every mode (default, the split
- * GPU-path backward and staged forward, deterministic), every dtype.
+ * GPU-path backward and staged forward, deterministic, NVIDIA's stage-0
+ * forward), every dtype.
  *
  * Checks, against the float64 reference on the same (dtype-rounded) data:
  *  (a) every call returns within a bounded time (alarm) without a crash;
@@ -156,9 +157,10 @@ static void dcnv4_case(dcnv4_context *const *ctxs, int nctx, rng *r,
            (double)p.offset_scale, (int)p.remove_center, (int)p.softmax);
   /* mode 0: default (context 0), 1: GPU paths (context 1), 2: det., 3:
    * tiled backward and staged footprints (context 2: fixed-point region
-   * accumulators, stage-3 forward). */
-  for (int mode = 0; mode < 4; mode++) {
-    int which = mode == 1 ? 1 : mode == 3 ? 2 : 0;
+   * accumulators, stage-3 forward), 4: NVIDIA's forward (context 3: stage
+   * 0, whose coordinates are split without selects). */
+  for (int mode = 0; mode < 5; mode++) {
+    int which = mode == 1 ? 1 : mode == 3 ? 2 : mode == 4 ? 3 : 0;
     if (which >= nctx)
       continue;
     dcnv4_context *ctx = ctxs[which];
@@ -168,7 +170,8 @@ static void dcnv4_case(dcnv4_context *const *ctxs, int nctx, rng *r,
              mode == 0   ? "default"
              : mode == 1 ? "gpu paths"
              : mode == 2 ? "deterministic"
-                         : "tiled backward, footprints");
+             : mode == 3 ? "tiled backward, footprints"
+                         : "NVIDIA forward");
     cl_mem d_in = upload_values(ctx, in, ni, dtype);
     cl_mem d_om = upload_values(ctx, om, nm, dtype);
     cl_mem d_go = upload_values(ctx, go, no, dtype);
@@ -348,7 +351,7 @@ int main(int argc, char **argv) {
   /* (a): a hang (e.g. a compare-and-swap loop on a NaN) ends the test. */
   alarm(300);
   rng r = {test_seed(20250302)};
-  dcnv4_context *ctxs[3];
+  dcnv4_context *ctxs[4];
   ctxs[0] = test_context();
   /* The GPU code paths of the default mode on any device; FlashDeformAttn's
    * forward with its points packed in local memory (stage 2), specialized,
@@ -371,14 +374,26 @@ int main(int argc, char **argv) {
          "flash_deform_attn_forward.stage=1;flash_deform_attn_forward.local=24",
          1);
   ctxs[2] = test_context();
+  /* NVIDIA's forward defaults on any device: stage 0 specialized, 2 groups
+   * per work-group over 4 rows; FlashDeformAttn's fp16 one (stage 2, one
+   * head per block of queries). */
+  setenv("DCNV4_TUNING",
+         "dcnv4_forward.stage=0;dcnv4_forward.specialize=1;"
+         "dcnv4_forward.unroll=1;dcnv4_forward.groups=2;"
+         "dcnv4_forward.rows=4;"
+         "flash_deform_attn_forward.stage=2;"
+         "flash_deform_attn_forward.specialize=1;"
+         "flash_deform_attn_forward.groups=1",
+         1);
+  ctxs[3] = test_context();
   const dcnv4_dtype dtypes[] = {DCNV4_FLOAT32, DCNV4_FLOAT16, DCNV4_BFLOAT16};
   int done = 0;
   for (int i = 0; i < count; i++, done++)
-    dcnv4_case(ctxs, 3, &r, dtypes[i % 3], i);
+    dcnv4_case(ctxs, 4, &r, dtypes[i % 3], i);
   for (int i = 0; i < count; i++, done++)
-    fda_case(ctxs, 3, &r, dtypes[i % 3], i);
+    fda_case(ctxs, 4, &r, dtypes[i % 3], i);
   printf("%d configurations checked\n", done);
-  for (int i = 0; i < 3; i++)
+  for (int i = 0; i < 4; i++)
     dcnv4_context_destroy(ctxs[i]);
   return test_finish("test_nonfinite");
 }
