@@ -63,6 +63,9 @@ __kernel void dcnv4_forward(__global const storage_t *restrict input,
   const int n = nh / g.height_out;
   const int ho = nh - n * g.height_out;
   const idx_t pixel = (idx_t)nh * g.width_out + wo;
+  // Element index of this work-item's first channel in image n.
+  const idx_t image_start =
+      (idx_t)n * g.height_in * g.width_in * C + grp * D + chunk * VEC;
 
 #if OM_STAGE == 1 || OM_STAGE == 3
   // Stages 1 and 3 keep data per (pixel, group) pair of the work-group:
@@ -117,8 +120,7 @@ __kernel void dcnv4_forward(__global const storage_t *restrict input,
   barrier(CLK_LOCAL_MEM_FENCE);
   if (!active)
     return;
-  __global const storage_t *image =
-      input + (idx_t)n * g.height_in * g.width_in * C + grp * D + chunk * VEC;
+  __global const storage_t *image = input + image_start;
   floatv acc = (floatv)(0.0f);
   POINT_LOOP
   for (int k = 0; k < K; k++) {
@@ -223,12 +225,9 @@ __kernel void dcnv4_forward(__global const storage_t *restrict input,
   // group_channels 32, x0.94-0.99 at 16; 16-bit storage ran 1-2 % slower
   // with it and the FlashDeformAttn forward 2-3 % slower (bench/results/
   // 2026-12-05-h100-v11).
-  const uint image =
-      (uint)(n * g.height_in * g.width_in * C + grp * D + chunk * VEC);
-#define CORNER(i) LOADV(input + (image + (uint)(i)))
+#define CORNER(i) LOADV(input + ((uint)image_start + (uint)(i)))
 #else
-  __global const storage_t *image =
-      input + (idx_t)n * g.height_in * g.width_in * C + grp * D + chunk * VEC;
+  __global const storage_t *image = input + image_start;
 #define CORNER(i) LOADV(image + (i))
 #endif
   const idx_t row = (idx_t)g.width_in * C;

@@ -155,23 +155,23 @@ static void dcnv4_case(dcnv4_context *const *ctxs, int nctx, rng *r,
            (int)p.width_in, (int)p.group, (int)p.group_channels,
            (int)p.kernel_h, (int)p.kernel_w, (int)p.stride_h,
            (double)p.offset_scale, (int)p.remove_center, (int)p.softmax);
-  /* mode 0: default (context 0), 1: GPU paths (context 1), 2: det., 3:
-   * tiled backward and staged footprints (context 2: fixed-point region
-   * accumulators, stage-3 forward), 4: NVIDIA's forward (context 3: stage
-   * 0, whose coordinates are split without selects). */
-  for (int mode = 0; mode < 5; mode++) {
-    int which = mode == 1 ? 1 : mode == 3 ? 2 : mode == 4 ? 3 : 0;
-    if (which >= nctx)
+  /* Each mode's context (see main) and name; mode 2 is the deterministic
+   * backward. */
+  static const struct {
+    int context;
+    const char *name;
+  } modes[] = {{0, "default"},
+               {1, "gpu paths"},
+               {0, "deterministic"},
+               {2, "tiled backward, footprints"},
+               {3, "NVIDIA forward"}};
+  for (int mode = 0; mode < (int)(sizeof modes / sizeof modes[0]); mode++) {
+    if (modes[mode].context >= nctx)
       continue;
-    dcnv4_context *ctx = ctxs[which];
+    dcnv4_context *ctx = ctxs[modes[mode].context];
     p.deterministic = mode == 2;
     char what[260];
-    snprintf(what, sizeof what, "%s [%s]", desc,
-             mode == 0   ? "default"
-             : mode == 1 ? "gpu paths"
-             : mode == 2 ? "deterministic"
-             : mode == 3 ? "tiled backward, footprints"
-                         : "NVIDIA forward");
+    snprintf(what, sizeof what, "%s [%s]", desc, modes[mode].name);
     cl_mem d_in = upload_values(ctx, in, ni, dtype);
     cl_mem d_om = upload_values(ctx, om, nm, dtype);
     cl_mem d_go = upload_values(ctx, go, no, dtype);

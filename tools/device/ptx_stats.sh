@@ -19,7 +19,7 @@ trap 'rm -rf "$tmp"' EXIT
 found=0
 for bin in "$dir"/*.clbin; do
   [ -e "$bin" ] || continue
-  grep -a -q "^\.entry $kernel\b\|\.entry $kernel(" "$bin" || continue
+  grep -a -q "\.entry $kernel(" "$bin" || continue
   found=1
   ptx="$tmp/$(basename "$bin" .clbin).ptx"
   # The PTX starts at NVVM's banner; the header before it is dcnv4's.
