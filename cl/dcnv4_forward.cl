@@ -19,15 +19,6 @@
 // OM_STAGE 2 (NVIDIA, with LANE_SHUFFLE): the CHUNKS work-items of a (pixel,
 // group) share the loading of its offsets and weights through warp shuffles.
 //
-// OM_STAGE 4 (specialized fp32 and fp16 builds with 32-bit indices): each
-// work-item reads its group's 3K offsets and weights as whole aligned
-// 16-byte vectors covering them, 8 (fp32) or 5 (fp16) loads for K = 9
-// instead of 27 scalar ones, and moves them into place by a few selects on
-// the misalignment. The scalar loads of a warp touch about 8 cache lines
-// each, as many as a corner load; these are most of the L1 requests that are
-// not corners. A group's row ending within 16 bytes of the tensor's end is
-// read with scalar loads (no vector reaches past the end).
-//
 // OM_STAGE 3: the work-group first locates every sampling point of its
 // (pixel, group) pairs once, one point per work-item at a time, and keeps
 // each point's footprint (corner offset, corner mask, weight, bilinear
@@ -51,71 +42,6 @@
 // Stage 3 locates points with locate_point (common.h). Stages 0-2 keep the
 // same logic inline in their point loop, which routed through that helper
 // ran 1-4 % slower on the H100.
-
-#if OM_STAGE == 4
-// The 3K values of `om` from element `first` on, into v (`total` elements in
-// the tensor): the aligned 16-byte vectors that cover them are read as 32-bit
-// words, the words shifted into place by two selects each, then (16-bit
-// storage) converted and shifted by the odd half.
-#if DTYPE == 0
-#define OM_PER_WORD 1
-#else
-#define OM_PER_WORD 2
-#endif
-#define OM_WORDS ((3 * K + OM_PER_WORD) / OM_PER_WORD) // 3K values + 1 half
-#define OM_VECTORS ((OM_WORDS + 6) / 4) // after a shift of up to 3 words
-inline void load_offset_row(__global const storage_t *restrict om, idx_t first,
-                            idx_t total, float *v) {
-  const idx_t aligned = first & ~(idx_t)(4 * OM_PER_WORD - 1);
-  const int shift = (int)(first - aligned);
-  if (aligned + 4 * OM_PER_WORD * OM_VECTORS > total) {
-    for (int i = 0; i < 3 * K; i++)
-      v[i] = LOAD1(om, first + i);
-    return;
-  }
-  __global const uint4 *q = (__global const uint4 *)(om + aligned);
-  uint raw[4 * OM_VECTORS];
-#pragma unroll
-  for (int j = 0; j < OM_VECTORS; j++) {
-    const uint4 x = q[j];
-    raw[4 * j] = x.s0;
-    raw[4 * j + 1] = x.s1;
-    raw[4 * j + 2] = x.s2;
-    raw[4 * j + 3] = x.s3;
-  }
-  const int word_shift = shift / OM_PER_WORD;
-  uint by_two[OM_WORDS + 1];
-#pragma unroll
-  for (int i = 0; i < OM_WORDS + 1; i++)
-    by_two[i] = (word_shift & 2) ? raw[i + 2] : raw[i];
-  uint words[OM_WORDS];
-#pragma unroll
-  for (int i = 0; i < OM_WORDS; i++)
-    words[i] = (word_shift & 1) ? by_two[i + 1] : by_two[i];
-#if DTYPE == 0
-#pragma unroll
-  for (int i = 0; i < 3 * K; i++)
-    v[i] = as_float(words[i]);
-#else
-  float halves[2 * OM_WORDS];
-#pragma unroll
-  for (int i = 0; i < OM_WORDS; i++) {
-    // A scalar copy, as in load_halves (common.h), so that the words stay in
-    // registers.
-    const uint w = words[i];
-    const float2 pair = vload_half2(0, (const __private half *)&w);
-    halves[2 * i] = pair.s0;
-    halves[2 * i + 1] = pair.s1;
-  }
-#pragma unroll
-  for (int i = 0; i < 3 * K; i++)
-    v[i] = (shift & 1) ? halves[i + 1] : halves[i];
-#endif
-}
-#undef OM_VECTORS
-#undef OM_WORDS
-#undef OM_PER_WORD
-#endif
 
 __kernel void dcnv4_forward(__global const storage_t *restrict input,
                             __global const storage_t *restrict offset_mask,
@@ -272,21 +198,6 @@ __kernel void dcnv4_forward(__global const storage_t *restrict input,
 #undef HELD
   if (!active)
     return;
-#define OM(i) omv[i]
-#define OFFSET_X(k) OM(2 * (k))
-#define OFFSET_Y(k) OM(2 * (k) + 1)
-#define WEIGHT(k) OM(2 * K + (k))
-#elif OM_STAGE == 4
-#if !SPECIALIZE || IDX64 || DTYPE == 2
-#error "OM_STAGE 4 needs a specialized fp32 or fp16 build with 32-bit indices"
-#endif
-  if (!active)
-    return;
-  const idx_t first = pixel * g.offset_mask_stride + grp * K * 3;
-  const idx_t total =
-      g.batch * g.height_out * g.width_out * g.offset_mask_stride;
-  float omv[3 * K];
-  load_offset_row(offset_mask, first, total, omv);
 #define OM(i) omv[i]
 #define OFFSET_X(k) OM(2 * (k))
 #define OFFSET_Y(k) OM(2 * (k) + 1)

@@ -516,11 +516,6 @@ static dcnv4_status select_forward(dcnv4_context *ctx,
         continue;
       if (stage == 3 && needs_64bit_indices(s))
         continue;
-      /* Stage 4's vector loads: fp32 or fp16, 32-bit indices, a
-       * specialized program (its unrolled shifts need a constant K). */
-      if (stage == 4 && (needs_64bit_indices(s) || !cfg->specialize ||
-                         params->dtype == DCNV4_BFLOAT16))
-        continue;
       st = forward_kernel(ctx, params, s, cfg, stage, vec, kernel);
       if (st == DCNV4_ERROR_BUILD_FAILED)
         continue;

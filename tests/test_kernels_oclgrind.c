@@ -163,11 +163,6 @@ static const char *const dcnv4_variants[] = {
     "dcnv4_backward.vec=2;dcnv4_backward.local=16;dcnv4_backward.split=1;"
     "dcnv4_backward.unroll=1;dcnv4_backward.specialize=1;"
     "dcnv4_backward.halo=1;dcnv4_backward.rows=2",
-    /* offsets and weights read as aligned vectors (stage 4): no read past
-     * the tensor's end, where the last rows fall back to scalar loads */
-    "dcnv4_forward.vec=4;dcnv4_forward.local=32;dcnv4_forward.stage=4;"
-    "dcnv4_forward.unroll=1;dcnv4_forward.specialize=1;"
-    "dcnv4_forward.groups=2;dcnv4_forward.rows=2",
 };
 
 static const dcnv4_dtype dtypes[] = {DCNV4_FLOAT32, DCNV4_FLOAT16,
