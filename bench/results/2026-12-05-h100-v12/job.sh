@@ -1,3 +1,5 @@
+# The job of this run, as run on 5f2c464 (stage 4 and .device/variants/geo1 existed
+# then; neither is in the tree now). A record, not a script to rerun as is.
 set -u
 bash tools/device/gpu_job.sh --tests none --bench none
 H="--ops core --forward-only --reps 30 --shape 64x56x56x128 --shape 64x14x14x512 --shape 1x200x320x128"
