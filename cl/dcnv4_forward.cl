@@ -33,7 +33,8 @@
 // 32-bit indices only (the host falls back to stage 0).
 //
 // Build-time defines (besides common.h): OM_STAGE; with SPECIALIZE also
-// GROUP_CHANNELS (D), KH, KW, REMOVE_CENTER, SOFTMAX (see common.h).
+// GROUP_CHANNELS (D), KH, KW, REMOVE_CENTER, SOFTMAX, and FIXED_GEOMETRY with
+// STRIDE_H/W, PAD_H/W, DILATION_H/W, OFFSET_SCALE_BITS (see common.h).
 
 #ifndef OM_STAGE
 #define OM_STAGE 0
@@ -213,10 +214,10 @@ __kernel void dcnv4_forward(__global const storage_t *restrict input,
 #define WEIGHT(k) OM(2 * K + (k))
 #endif
 
-  const int half_w = (g.dilation_w * (KW - 1)) / 2;
-  const int half_h = (g.dilation_h * (KH - 1)) / 2;
-  const int base_w = half_w - g.pad_w + wo * g.stride_w;
-  const int base_h = half_h - g.pad_h + ho * g.stride_h;
+  const int half_w = (DILATION_W * (KW - 1)) / 2;
+  const int half_h = (DILATION_H * (KH - 1)) / 2;
+  const int base_w = half_w - PAD_W + wo * STRIDE_W;
+  const int base_h = half_h - PAD_H + ho * STRIDE_H;
 #if DTYPE == 0 && !IDX64
   // fp32: corners addressed by unsigned 32-bit element indices. With a
   // pointer plus a signed index NVIDIA's compiler widened each corner's index
@@ -258,10 +259,10 @@ __kernel void dcnv4_forward(__global const storage_t *restrict input,
       k++;
       // Every use of x and y below is guarded by `in`.
       const sample_coord x = split_coord_unselected(
-          base_w, g.offset_scale * ((float)(i * g.dilation_w - half_w) + dx),
+          base_w, OFFSET_SCALE * ((float)(i * DILATION_W - half_w) + dx),
           g.width_in);
       const sample_coord y = split_coord_unselected(
-          base_h, g.offset_scale * ((float)(j * g.dilation_h - half_h) + dy),
+          base_h, OFFSET_SCALE * ((float)(j * DILATION_H - half_h) + dy),
           g.height_in);
       // No branch around a point outside the window: its corners' guards
       // are false instead, so the compiler can overlap the loads of

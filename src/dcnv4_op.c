@@ -3,6 +3,7 @@
 #include "deterministic.h"
 #include "tuning.h"
 
+#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -256,6 +257,19 @@ static void kernel_options(const dcnv4_context *ctx, const dcnv4_params *p,
                   "-DSOFTMAX=%d",
                   (int)p->group_channels, (int)p->kernel_h, (int)p->kernel_w,
                   (int)p->remove_center, (int)p->softmax);
+  if (cfg->specialize && n > 0 && (size_t)n < size) {
+    /* offset_scale as its bit pattern: exact, and independent of the
+     * locale's decimal point. One program per geometry, as for the shape. */
+    float scale = p->offset_scale;
+    uint32_t bits;
+    memcpy(&bits, &scale, sizeof bits);
+    n += snprintf(out + n, size - (size_t)n,
+                  " -DFIXED_GEOMETRY=1 -DSTRIDE_H=%d -DSTRIDE_W=%d -DPAD_H=%d "
+                  "-DPAD_W=%d -DDILATION_H=%d -DDILATION_W=%d "
+                  "-DOFFSET_SCALE_BITS=0x%08" PRIx32,
+                  (int)p->stride_h, (int)p->stride_w, (int)p->pad_h,
+                  (int)p->pad_w, (int)p->dilation_h, (int)p->dilation_w, bits);
+  }
   if (n > 0 && (size_t)n < size)
     snprintf(out + n, size - (size_t)n, "%s", extra);
   dcn_register_cap_option(ctx, cfg, out, size);
@@ -474,7 +488,7 @@ static dcnv4_status forward_kernel(dcnv4_context *ctx,
                                    const dcnv4_shape *s,
                                    const dcn_launch_config *cfg, int stage,
                                    int vec, cl_kernel *kernel) {
-  char options[320], extra[48];
+  char options[DCN_OPTIONS_MAX], extra[48];
   snprintf(extra, sizeof extra, " -DOM_STAGE=%d%s", stage,
            stage == 2 ? " -DLANE_SHUFFLE=1" : "");
   kernel_options(ctx, params, vec, needs_64bit_indices(s), cfg, extra, options,
@@ -610,7 +624,7 @@ backward_deterministic(dcnv4_context *ctx, const dcnv4_params *params,
                         params->dtype, (int)params->group_channels);
   int vec = dcn_vector_width(params->group_channels, 4);
   bool idx64 = needs_64bit_indices(s);
-  char options[320];
+  char options[DCN_OPTIONS_MAX];
   kernel_options(ctx, params, vec, idx64, &cfg, "", options, sizeof options);
   cl_kernel points, gather;
   dcn_det_kernels det;
@@ -701,7 +715,7 @@ dcnv4_status dcnv4_backward(dcnv4_context *ctx, const dcnv4_params *params,
   int ncfg =
       dcn_tuning_candidates(ctx, DCN_KERNEL_DCNV4_BACKWARD, params->dtype,
                             (int)params->group_channels, cfgs);
-  char base[320], options[6][384];
+  char base[DCN_OPTIONS_MAX], options[6][DCN_OPTIONS_MAX];
   const char *list[6];
   int tries = 0, per_config[2] = {0, 0}, chosen_index = 0;
   for (int c = 0; c < ncfg; c++) {

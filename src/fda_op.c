@@ -595,7 +595,7 @@ dcnv4_status dcnv4_fda_backward(dcnv4_context *ctx,
   int ncfg = dcn_tuning_candidates(ctx, DCN_KERNEL_FDA_BACKWARD, params->dtype,
                                    (int)params->group_channels, cfgs);
   bool idx64 = needs_64bit_indices(&s);
-  char base[256], options[6][384];
+  char base[256], options[6][DCN_OPTIONS_MAX];
   const char *list[6];
   int tries = 0, per_config[2] = {0, 0}, chosen = 0;
   for (int c = 0; c < ncfg; c++) {

@@ -162,6 +162,10 @@ dcn_vendor dcn_classify_vendor(const dcnv4_device_info *info,
 
 /* Options shared by every build (standard, precision). */
 #define DCN_BASE_BUILD_OPTIONS "-cl-std=CL1.2"
+/* Room for one kernel's -D options: the longest, a specialized DCNv4
+ * forward with fixed geometry, stage and register cap, takes 457 characters
+ * when every integer has its most digits (11). */
+#define DCN_OPTIONS_MAX 512
 
 /* Returns a kernel of the program `program_name` built with `options`
  * (appended to DCN_BASE_BUILD_OPTIONS). The kernel belongs to the context;
@@ -189,7 +193,7 @@ void dcn_register_cap_option(const dcnv4_context *ctx,
  * compare-and-swap. Writes `*count` entries of `size` bytes each into
  * options, each `base` followed by its NV_ATOMICS define. */
 void dcn_atomics_options(const dcnv4_context *ctx, const char *base,
-                         char options[][384], int *count);
+                         char options[][DCN_OPTIONS_MAX], int *count);
 
 /* The embedded source files (generated at build time from cl/). */
 typedef struct dcn_embedded_source {

@@ -396,13 +396,13 @@ void dcn_register_cap_option(const dcnv4_context *ctx,
 }
 
 void dcn_atomics_options(const dcnv4_context *ctx, const char *base,
-                         char options[][384], int *count) {
+                         char options[][DCN_OPTIONS_MAX], int *count) {
   int n = 0;
   if (ctx->vendor == DCN_VENDOR_NVIDIA) {
-    snprintf(options[n++], 384, "%s -DNV_ATOMICS=2", base);
-    snprintf(options[n++], 384, "%s -DNV_ATOMICS=1", base);
+    snprintf(options[n++], DCN_OPTIONS_MAX, "%s -DNV_ATOMICS=2", base);
+    snprintf(options[n++], DCN_OPTIONS_MAX, "%s -DNV_ATOMICS=1", base);
   }
-  snprintf(options[n++], 384, "%s -DNV_ATOMICS=0", base);
+  snprintf(options[n++], DCN_OPTIONS_MAX, "%s -DNV_ATOMICS=0", base);
   *count = n;
 }
 
