@@ -383,6 +383,18 @@ typedef struct dcnv4_geometry {
 #define OFFSET_SCALE (g.offset_scale)
 #endif
 
+// The sampling window of output pixel (ho, wo): the input position of its
+// centre, and point (i, j)'s position relative to that centre (the dilated
+// kernel offset plus the learned one, scaled), so that x = base + part.
+#define WINDOW_HALF_W ((DILATION_W * (KW - 1)) / 2)
+#define WINDOW_HALF_H ((DILATION_H * (KH - 1)) / 2)
+#define WINDOW_CENTRE_W(wo) (WINDOW_HALF_W - PAD_W + (wo)*STRIDE_W)
+#define WINDOW_CENTRE_H(ho) (WINDOW_HALF_H - PAD_H + (ho)*STRIDE_H)
+#define POINT_PART_W(i, dx)                                                    \
+  (OFFSET_SCALE * ((float)((i)*DILATION_W - WINDOW_HALF_W) + (dx)))
+#define POINT_PART_H(j, dy)                                                    \
+  (OFFSET_SCALE * ((float)((j)*DILATION_H - WINDOW_HALF_H) + (dy)))
+
 // A group's weights: in DCNv3 mode (SOFTMAX) the softmax of its K values
 // after the 2K offsets of its offset_mask row `om`; else mmax 0, minv 1.
 inline void group_softmax_stats(__global const storage_t *om,
@@ -484,15 +496,7 @@ inline void point_position(const dcnv4_geometry g, int ho, int wo, int k,
                            sample_coord *y) {
   const int kept = REMOVE_CENTER && k >= (KW / 2) * KH + KH / 2 ? k + 1 : k;
   const int i = kept / KH, j = kept - (kept / KH) * KH;
-  const int half_w = (DILATION_W * (KW - 1)) / 2;
-  const int half_h = (DILATION_H * (KH - 1)) / 2;
-  const int base_w = half_w - PAD_W + wo * STRIDE_W;
-  const int base_h = half_h - PAD_H + ho * STRIDE_H;
-  *x = split_coord(base_w,
-                   OFFSET_SCALE * ((float)(i * DILATION_W - half_w) + dx),
-                   g.width_in);
-  *y = split_coord(base_h,
-                   OFFSET_SCALE * ((float)(j * DILATION_H - half_h) + dy),
-                   g.height_in);
+  *x = split_coord(WINDOW_CENTRE_W(wo), POINT_PART_W(i, dx), g.width_in);
+  *y = split_coord(WINDOW_CENTRE_H(ho), POINT_PART_H(j, dy), g.height_in);
 }
 #endif

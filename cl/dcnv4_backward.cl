@@ -135,10 +135,8 @@ __kernel void dcnv4_backward(__global const storage_t *restrict input,
   const idx_t pixel = (idx_t)nh * g.width_out + wo;
   const int lid = (int)(get_local_id(1) * get_local_size(0) + get_local_id(0));
 
-  const int half_w = (DILATION_W * (KW - 1)) / 2;
-  const int half_h = (DILATION_H * (KH - 1)) / 2;
-  const int base_w = half_w - PAD_W + wo * STRIDE_W;
-  const int base_h = half_h - PAD_H + ho * STRIDE_H;
+  const int base_w = WINDOW_CENTRE_W(wo);
+  const int base_h = WINDOW_CENTRE_H(ho);
   const idx_t om_row = pixel * g.offset_mask_stride;
   // Inactive work-items (padding of the range) read a valid row and write
   // nothing: they only take part in the barrier.
@@ -169,12 +167,10 @@ __kernel void dcnv4_backward(__global const storage_t *restrict input,
       const float dy = LOAD1(om, 2 * k + 1);
       const float m = SOFTMAX ? exp(LOAD1(om, 2 * K + k) - mmax) * minv
                               : LOAD1(om, 2 * K + k);
-      const sample_coord x = split_coord(
-          base_w, OFFSET_SCALE * ((float)(i * DILATION_W - half_w) + dx),
-          g.width_in);
-      const sample_coord y = split_coord(
-          base_h, OFFSET_SCALE * ((float)(j * DILATION_H - half_h) + dy),
-          g.height_in);
+      const sample_coord x =
+          split_coord(base_w, POINT_PART_W(i, dx), g.width_in);
+      const sample_coord y =
+          split_coord(base_h, POINT_PART_H(j, dy), g.height_in);
       float gx = 0.0f, gy = 0.0f, gm = 0.0f;
       if (active && x.inside && y.inside) {
         const idx_t o = (idx_t)y.low * row + (idx_t)x.low * C;
@@ -270,13 +266,11 @@ __kernel void dcnv4_backward_tiled(
   for (int i = lid; i < cells * REGION_STRIDE; i += size)
     acc[i] = 0;
 
-  const int half_w = (DILATION_W * (KW - 1)) / 2;
-  const int half_h = (DILATION_H * (KH - 1)) / 2;
-  const int base_w = half_w - PAD_W + wo * STRIDE_W;
-  const int base_h = half_h - PAD_H + ho * STRIDE_H;
+  const int base_w = WINDOW_CENTRE_W(wo);
+  const int base_h = WINDOW_CENTRE_H(ho);
   // The region's first input row and column.
-  const int y0 = half_h - PAD_H + ho0 * STRIDE_H - ext_h;
-  const int x0 = half_w - PAD_W + wo0 * STRIDE_W - ext_w;
+  const int y0 = WINDOW_CENTRE_H(ho0) - ext_h;
+  const int x0 = WINDOW_CENTRE_W(wo0) - ext_w;
 
   const idx_t om_row = pixel * g.offset_mask_stride;
   __global const storage_t *om =
@@ -327,12 +321,10 @@ __kernel void dcnv4_backward_tiled(
       const float dy = LOAD1(om, 2 * k + 1);
       const float m = SOFTMAX ? exp(LOAD1(om, 2 * K + k) - mmax) * minv
                               : LOAD1(om, 2 * K + k);
-      const sample_coord x = split_coord(
-          base_w, OFFSET_SCALE * ((float)(i * DILATION_W - half_w) + dx),
-          g.width_in);
-      const sample_coord y = split_coord(
-          base_h, OFFSET_SCALE * ((float)(j * DILATION_H - half_h) + dy),
-          g.height_in);
+      const sample_coord x =
+          split_coord(base_w, POINT_PART_W(i, dx), g.width_in);
+      const sample_coord y =
+          split_coord(base_h, POINT_PART_H(j, dy), g.height_in);
       float gx = 0.0f, gy = 0.0f, gm = 0.0f;
       if (active && x.inside && y.inside) {
         const idx_t o = (idx_t)y.low * row + (idx_t)x.low * C;
@@ -416,10 +408,8 @@ dcnv4_backward_pixel(__global const storage_t *restrict input,
   const idx_t n = nh / g.height_out;
   const int C = g.group * D;
 
-  const int half_w = (DILATION_W * (KW - 1)) / 2;
-  const int half_h = (DILATION_H * (KH - 1)) / 2;
-  const int base_w = half_w - PAD_W + wo * STRIDE_W;
-  const int base_h = half_h - PAD_H + ho * STRIDE_H;
+  const int base_w = WINDOW_CENTRE_W(wo);
+  const int base_h = WINDOW_CENTRE_H(ho);
   const idx_t om_row = pixel * g.offset_mask_stride;
   __global const storage_t *om = offset_mask + om_row + grp * K * 3;
   __global storage_t *gom = grad_offset_mask + om_row + grp * K * 3;
@@ -443,12 +433,10 @@ dcnv4_backward_pixel(__global const storage_t *restrict input,
       const float dy = LOAD1(om, 2 * k + 1);
       const float m = SOFTMAX ? exp(LOAD1(om, 2 * K + k) - mmax) * minv
                               : LOAD1(om, 2 * K + k);
-      const sample_coord x = split_coord(
-          base_w, OFFSET_SCALE * ((float)(i * DILATION_W - half_w) + dx),
-          g.width_in);
-      const sample_coord y = split_coord(
-          base_h, OFFSET_SCALE * ((float)(j * DILATION_H - half_h) + dy),
-          g.height_in);
+      const sample_coord x =
+          split_coord(base_w, POINT_PART_W(i, dx), g.width_in);
+      const sample_coord y =
+          split_coord(base_h, POINT_PART_H(j, dy), g.height_in);
       float gx = 0.0f, gy = 0.0f, gm = 0.0f;
       if (x.inside && y.inside) {
         const float lw = x.frac, lh = y.frac, hw = 1.0f - lw, hh = 1.0f - lh;
@@ -496,15 +484,9 @@ dcnv4_backward_pixel(__global const storage_t *restrict input,
           continue;
         const float m = exp(LOAD1(om, 2 * K + k) - mmax) * minv;
         const sample_coord x =
-            split_coord(base_w,
-                        OFFSET_SCALE * ((float)(i * DILATION_W - half_w) +
-                                        LOAD1(om, 2 * k)),
-                        g.width_in);
-        const sample_coord y =
-            split_coord(base_h,
-                        OFFSET_SCALE * ((float)(j * DILATION_H - half_h) +
-                                        LOAD1(om, 2 * k + 1)),
-                        g.height_in);
+            split_coord(base_w, POINT_PART_W(i, LOAD1(om, 2 * k)), g.width_in);
+        const sample_coord y = split_coord(
+            base_h, POINT_PART_H(j, LOAD1(om, 2 * k + 1)), g.height_in);
         float gm = 0.0f;
         if (x.inside && y.inside) {
           const float lw = x.frac, lh = y.frac, hw = 1.0f - lw, hh = 1.0f - lh;

@@ -32,13 +32,31 @@
 // 2026-12-04-h200-v10).
 // 32-bit indices only (the host falls back to stage 0).
 //
-// Build-time defines (besides common.h): OM_STAGE; with SPECIALIZE also
+// Build-time defines (besides common.h): OM_STAGE, PIECES; with SPECIALIZE also
 // GROUP_CHANNELS (D), KH, KW, REMOVE_CENTER, SOFTMAX, and FIXED_GEOMETRY with
 // STRIDE_H/W, PAD_H/W, DILATION_H/W, OFFSET_SCALE_BITS (see common.h).
 
 #ifndef OM_STAGE
 #define OM_STAGE 0
 #endif
+
+// PIECES > 1 (stage 0 only): a work-item takes PIECES vectors of VEC
+// channels of its group, D / PIECES apart, so that it locates each point
+// once for more channels while every vector load of a warp still covers
+// contiguous bytes (one float8 per work-item would leave a gap between
+// neighbouring work-items' halves). NVIDIA's default for 16-bit storage at
+// group_channels 32 (H100: up to 22 % faster); fp32 ran 30-45 % slower, as
+// each load then touches twice the cache lines (bench/results/
+// 2026-12-06-h100-v14).
+#ifndef PIECES
+#define PIECES 1
+#endif
+#if PIECES > 1 && OM_STAGE != 0
+#error "PIECES > 1 needs OM_STAGE 0"
+#endif
+// Work-items per (pixel, group), and channels between a work-item's pieces.
+#define GROUP_ITEMS (CHUNKS / PIECES)
+#define PIECE_STRIDE (D / PIECES)
 
 // Stage 3 locates points with locate_point (common.h). Stages 0-2 keep the
 // same logic inline in their point loop, which routed through that helper
@@ -58,9 +76,9 @@ __kernel void dcnv4_forward(__global const storage_t *restrict input,
   const int C = g.group * D;
   // Dimension 2 may be padded to whole work-groups of rows.
   const bool pixel_ok = wo < g.width_out && nh < g.batch * g.height_out;
-  const bool active = cv < C / VEC && pixel_ok;
-  const int grp = cv / CHUNKS;
-  const int chunk = cv - grp * CHUNKS;
+  const bool active = cv < C / (VEC * PIECES) && pixel_ok;
+  const int grp = cv / GROUP_ITEMS;
+  const int chunk = cv - grp * GROUP_ITEMS;
   const int n = nh / g.height_out;
   const int ho = nh - n * g.height_out;
   const idx_t pixel = (idx_t)nh * g.width_out + wo;
@@ -214,10 +232,8 @@ __kernel void dcnv4_forward(__global const storage_t *restrict input,
 #define WEIGHT(k) OM(2 * K + (k))
 #endif
 
-  const int half_w = (DILATION_W * (KW - 1)) / 2;
-  const int half_h = (DILATION_H * (KH - 1)) / 2;
-  const int base_w = half_w - PAD_W + wo * STRIDE_W;
-  const int base_h = half_h - PAD_H + ho * STRIDE_H;
+  const int base_w = WINDOW_CENTRE_W(wo);
+  const int base_h = WINDOW_CENTRE_H(ho);
 #if DTYPE == 0 && !IDX64
   // fp32: corners addressed by unsigned 32-bit element indices. With a
   // pointer plus a signed index NVIDIA's compiler widened each corner's index
@@ -226,10 +242,11 @@ __kernel void dcnv4_forward(__global const storage_t *restrict input,
   // group_channels 32, x0.94-0.99 at 16; 16-bit storage ran 1-2 % slower
   // with it and the FlashDeformAttn forward 2-3 % slower (bench/results/
   // 2026-12-05-h100-v11).
-#define CORNER(i) LOADV(input + ((uint)image_start + (uint)(i)))
+#define CORNER(i, piece)                                                       \
+  LOADV(input + ((uint)image_start + (uint)(i) + (uint)((piece)*PIECE_STRIDE)))
 #else
   __global const storage_t *image = input + image_start;
-#define CORNER(i) LOADV(image + (i))
+#define CORNER(i, piece) LOADV(image + (i) + (piece)*PIECE_STRIDE)
 #endif
   const idx_t row = (idx_t)g.width_in * C;
 
@@ -245,7 +262,10 @@ __kernel void dcnv4_forward(__global const storage_t *restrict input,
     minv = 1.0f / msum;
   }
 
-  floatv acc = (floatv)(0.0f);
+  floatv acc[PIECES];
+#pragma unroll
+  for (int p = 0; p < PIECES; p++)
+    acc[p] = (floatv)(0.0f);
   int k = 0;
   POINT_LOOP
   for (int i = 0; i < KW; i++) {
@@ -258,12 +278,10 @@ __kernel void dcnv4_forward(__global const storage_t *restrict input,
       const float m = SOFTMAX ? exp(WEIGHT(k) - mmax) * minv : WEIGHT(k);
       k++;
       // Every use of x and y below is guarded by `in`.
-      const sample_coord x = split_coord_unselected(
-          base_w, OFFSET_SCALE * ((float)(i * DILATION_W - half_w) + dx),
-          g.width_in);
-      const sample_coord y = split_coord_unselected(
-          base_h, OFFSET_SCALE * ((float)(j * DILATION_H - half_h) + dy),
-          g.height_in);
+      const sample_coord x =
+          split_coord_unselected(base_w, POINT_PART_W(i, dx), g.width_in);
+      const sample_coord y =
+          split_coord_unselected(base_h, POINT_PART_H(j, dy), g.height_in);
       // No branch around a point outside the window: its corners' guards
       // are false instead, so the compiler can overlap the loads of
       // neighbouring points (H100 fp16: 2-7 % faster than `continue`).
@@ -275,22 +293,28 @@ __kernel void dcnv4_forward(__global const storage_t *restrict input,
       // point outside, whose loads are all guarded off); a pointer is formed
       // only for neighbours inside the image.
       const idx_t o = in ? (idx_t)y.low * row + (idx_t)x.low * C : 0;
-      floatv s = (floatv)(0.0f);
-      if (h0 && w0)
-        s += (hh * hw) * CORNER(o);
-      if (h0 && w1)
-        s += (hh * lw) * CORNER(o + C);
-      if (h1 && w0)
-        s += (lh * hw) * CORNER(o + row);
-      if (h1 && w1)
-        s += (lh * lw) * CORNER(o + row + C);
-      // A point outside adds nothing, even with a NaN or infinite weight
-      // (H100: `acc += (in ? m : 0) * s` ran fp32 up to 20 % slower).
-      if (in)
-        acc += m * s;
+#pragma unroll
+      for (int p = 0; p < PIECES; p++) {
+        floatv s = (floatv)(0.0f);
+        if (h0 && w0)
+          s += (hh * hw) * CORNER(o, p);
+        if (h0 && w1)
+          s += (hh * lw) * CORNER(o + C, p);
+        if (h1 && w0)
+          s += (lh * hw) * CORNER(o + row, p);
+        if (h1 && w1)
+          s += (lh * lw) * CORNER(o + row + C, p);
+        // A point outside adds nothing, even with a NaN or infinite weight
+        // (H100: `acc += (in ? m : 0) * s` ran fp32 up to 20 % slower).
+        if (in)
+          acc[p] += m * s;
+      }
     }
   }
-  STOREV(acc, output + pixel * C + grp * D + chunk * VEC);
+#pragma unroll
+  for (int p = 0; p < PIECES; p++)
+    STOREV(acc[p],
+           output + pixel * C + grp * D + p * PIECE_STRIDE + chunk * VEC);
 #undef OM
 #undef CORNER
 #undef OFFSET_X

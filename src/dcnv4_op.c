@@ -487,9 +487,9 @@ static dcnv4_status forward_kernel(dcnv4_context *ctx,
                                    const dcnv4_params *params,
                                    const dcnv4_shape *s,
                                    const dcn_launch_config *cfg, int stage,
-                                   int vec, cl_kernel *kernel) {
-  char options[DCN_OPTIONS_MAX], extra[48];
-  snprintf(extra, sizeof extra, " -DOM_STAGE=%d%s", stage,
+                                   int vec, int pieces, cl_kernel *kernel) {
+  char options[DCN_OPTIONS_MAX], extra[64];
+  snprintf(extra, sizeof extra, " -DOM_STAGE=%d -DPIECES=%d%s", stage, pieces,
            stage == 2 ? " -DLANE_SHUFFLE=1" : "");
   kernel_options(ctx, params, vec, needs_64bit_indices(s), cfg, extra, options,
                  sizeof options);
@@ -530,7 +530,13 @@ static dcnv4_status select_forward(dcnv4_context *ctx,
         continue;
       if (stage == 3 && needs_64bit_indices(s))
         continue;
-      st = forward_kernel(ctx, params, s, cfg, stage, vec, kernel);
+      /* Pieces: stage 0, and only where they divide the group's chunks. */
+      const int pieces =
+          stage == 0 && cfg->pieces > 1 &&
+                  params->group_channels % (vec * cfg->pieces) == 0
+              ? cfg->pieces
+              : 1;
+      st = forward_kernel(ctx, params, s, cfg, stage, vec, pieces, kernel);
       if (st == DCNV4_ERROR_BUILD_FAILED)
         continue;
       if (st != DCNV4_SUCCESS)
@@ -543,7 +549,7 @@ static dcnv4_status select_forward(dcnv4_context *ctx,
                                                : 0;
       const range_request q = {cfg->local_size, !cfg->specialize, 0,
                                group_floats,    cfg->rows,        cfg->groups};
-      if (plan_range(ctx, *kernel, params, s, vec, &q, r))
+      if (plan_range(ctx, *kernel, params, s, vec * pieces, &q, r))
         return DCNV4_SUCCESS;
       if (!stage)
         return dcn_fail(ctx, DCNV4_ERROR_UNSUPPORTED,

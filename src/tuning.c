@@ -60,6 +60,8 @@ static const struct {
                             offsetof(dcn_launch_config, max_regs), false},
     [DCN_PARAM_GROUPS] = {"groups", 0, 64, false,
                           offsetof(dcn_launch_config, groups), false},
+    [DCN_PARAM_PIECES] = {"pieces", 1, 4, true,
+                          offsetof(dcn_launch_config, pieces), false},
 };
 
 static long get_param(const dcn_launch_config *c, int which) {
@@ -160,7 +162,8 @@ typedef struct tuning_row {
 /* NVIDIA's DCNv4 forward: `vec` channels per work-item, a register cap,
  * groups per work-group, 16-bit storage only or not, one group_channels or
  * all (0). */
-#define NVIDIA_FORWARD(vec, regs, groups_, half_only_, group_channels_)        \
+#define NVIDIA_FORWARD(vec, pieces_, regs, groups_, half_only_,                \
+                       group_channels_)                                        \
   {                                                                            \
     DCN_VENDOR_NVIDIA, DCN_KERNEL_DCNV4_FORWARD,                               \
         {.max_vec = (vec),                                                     \
@@ -169,7 +172,8 @@ typedef struct tuning_row {
          .specialize = 1,                                                      \
          .rows = 4,                                                            \
          .max_regs = (regs),                                                   \
-         .groups = (groups_)},                                                 \
+         .groups = (groups_),                                                  \
+         .pieces = (pieces_)},                                                 \
         (half_only_), (group_channels_)                                        \
   }
 
@@ -202,13 +206,17 @@ static const tuning_row defaults[] = {
      * takes 48 (the cap of 40 spilled 8 bytes): H200, 19 of the 20 fp32
      * paper rows 1-6 % faster than with 40 (bench/results/2026-12-04-h200-
      * v9), 64x56x56x128 G8 0.258 -> 0.257 ms, G4xD32 0.254 -> 0.248 ms. */
-    NVIDIA_FORWARD(4, 48, 2, 0, 0),
-    NVIDIA_FORWARD(8, 40, 4, 1, 0),
+    NVIDIA_FORWARD(4, 1, 48, 2, 0, 0),
+    NVIDIA_FORWARD(8, 1, 40, 4, 1, 0),
     /* group_channels 32: 16-bit storage capped at 40 registers (from about
      * 56; 6 work-groups of 256 per SM): forward x0.94 on the geometric mean
-     * of the 10 paper rows (x0.89 to x1.06). */
-    NVIDIA_FORWARD(4, 48, 2, 0, 32),
-    NVIDIA_FORWARD(8, 40, 2, 1, 32),
+     * of the 10 paper rows (x0.89 to x1.06). Then two pieces of 8 channels
+     * per work-item (each point located once for 16 channels), uncapped:
+     * H100, fp16, geometric mean of the 10 rows' fractions 0.196 -> 0.220,
+     * x0.78 to x1.06 per row (bench/results/2026-12-06-h100-v14). fp32
+     * lost 30-45 % with two pieces of 4, whatever the cap. */
+    NVIDIA_FORWARD(4, 1, 48, 2, 0, 32),
+    NVIDIA_FORWARD(8, 2, 0, 2, 1, 32),
     {DCN_VENDOR_NVIDIA, DCN_KERNEL_DCNV4_BACKWARD, {4, 128, 0, 1, 1, 1}},
     /* The tiled backward (fixed-point region accumulators in local memory)
      * over tiles of 8 output rows, 256 work-items: 64x56x56x128 fp32 G8xD16
@@ -341,6 +349,8 @@ dcn_launch_config dcn_tuning_builtin(const dcnv4_context *ctx,
       c = defaults[i].config;
   if (c.rows < 1)
     c.rows = 1;
+  if (c.pieces < 1)
+    c.pieces = 1;
   if (kernel == DCN_KERNEL_LINEAR && c.tile_m == 0) {
     /* other devices: CLBlast, portable tiles if asked for cl/linear.cl */
     c.max_vec = 4;

@@ -68,6 +68,8 @@ typedef struct dcn_launch_config {
                      FlashDeformAttn forward: heads per block of queries in
                      the work-item order, where it divides the heads (0:
                      all heads of a query together) */
+  int pieces;     /* DCNv4 forward, stage 0: vectors of `vec` channels per
+                     work-item, group_channels / pieces apart (0 or 1: one) */
   /* Not a parameter: set by dcn_tuning_lookup. */
   dcn_tuning_layer source;
 } dcn_launch_config;
@@ -90,6 +92,7 @@ typedef enum dcn_tuning_param {
   DCN_PARAM_HALO,
   DCN_PARAM_MAX_REGS,
   DCN_PARAM_GROUPS,
+  DCN_PARAM_PIECES,
   DCN_TUNING_PARAMS
 } dcn_tuning_param;
 

@@ -150,10 +150,11 @@ static const char *const dcnv4_variants[] = {
     "dcnv4_backward.vec=2;dcnv4_backward.local=16;dcnv4_backward.split=1;"
     "dcnv4_backward.unroll=0;dcnv4_backward.specialize=0",
     /* specialized and unrolled, unstaged, per-pixel backward, scalar; the
-     * forward's work-groups of one group over two rows (as NVIDIA's) */
+     * forward's work-groups of one group over two rows (as NVIDIA's), two
+     * pieces per work-item where group_channels is even */
     "dcnv4_forward.vec=1;dcnv4_forward.local=8;dcnv4_forward.stage=0;"
     "dcnv4_forward.unroll=1;dcnv4_forward.specialize=1;"
-    "dcnv4_forward.groups=1;dcnv4_forward.rows=2;"
+    "dcnv4_forward.groups=1;dcnv4_forward.rows=2;dcnv4_forward.pieces=2;"
     "dcnv4_backward.vec=1;dcnv4_backward.local=8;dcnv4_backward.split=0;"
     "dcnv4_backward.unroll=1;dcnv4_backward.specialize=1",
     /* point footprints in local memory over two-row work-groups, tiled

@@ -7,7 +7,8 @@
  * Kernels: for each kernel x dtype x group_channels, a coordinate search
  * from the built-in default over vec {1,2,4,8} (dividing group_channels),
  * local {32..512}, stage {0,1,2,3} (FlashDeformAttn {0,1,2}), rows {1..8},
- * groups per work-group {all,1,2,4}, register caps and the kernel's 0/1
+ * groups per work-group {all,1,2,4}, vectors per work-item (pieces {1,2}),
+ * register caps and the kernel's 0/1
  * switches (split, unroll,
  * specialize). Each candidate is applied with dcnv4_context_set_tuning
  * (the same mechanism as DCNV4_TUNING), first checked against the float64
@@ -255,16 +256,16 @@ static int run_shapes(const options *o, int fda, int is_gpu, shape *out) {
 
 /* ------------------------------------------------- kernel parameters */
 
-#define NPARAMS 10
+#define NPARAMS 11
 static const char *const param_names[NPARAMS] = {
-    "vec",        "local", "stage", "split", "unroll",
-    "specialize", "rows",  "halo",  "regs",  "groups"};
+    "vec",  "local", "stage", "split",  "unroll", "specialize",
+    "rows", "halo",  "regs",  "groups", "pieces"};
 /* Which parameters each kernel's launch uses. */
 static const int meaningful[4][NPARAMS] = {
-    {1, 1, 1, 0, 1, 1, 1, 0, 1, 1}, /* dcnv4_forward: no split; groups */
-    {1, 1, 0, 1, 1, 1, 1, 1, 1, 0}, /* dcnv4_backward: no stage; rows, halo */
-    {1, 1, 1, 0, 0, 1, 0, 0, 1, 1}, /* fda forward: stage, groups (heads) */
-    {1, 1, 0, 0, 0, 1, 0, 0, 1, 0}, /* fda backward */
+    {1, 1, 1, 0, 1, 1, 1, 0, 1, 1, 1}, /* dcnv4_forward: groups, pieces */
+    {1, 1, 0, 1, 1, 1, 1, 1, 1, 0, 0}, /* dcnv4_backward: rows, halo */
+    {1, 1, 1, 0, 0, 1, 0, 0, 1, 1, 0}, /* fda forward: stage, groups (heads) */
+    {1, 1, 0, 0, 0, 1, 0, 0, 1, 0, 0}, /* fda backward */
 };
 
 /* What the device allows the search: work-group size, and whether register
@@ -356,6 +357,12 @@ static int param_values(int op, int p, int gc, const search_limits *lim,
     /* halo: 0 to 2 pixels */
     for (long v = 0; v <= 2; v++)
       out[n++] = v;
+  } else if (p == 10) {
+    /* pieces: vectors of channels per work-item (1, 2) where they divide
+     * group_channels at the smallest vector width */
+    out[n++] = 1;
+    if (gc % 2 == 0)
+      out[n++] = 2;
   } else if (p == 9) {
     /* groups (heads) per work-group: all, or 1, 2, 4 (a work-group then
      * spans more pixels or queries of fewer groups) */
