@@ -18,6 +18,8 @@
 //
 // OM_STAGE 2 (NVIDIA, with LANE_SHUFFLE): the CHUNKS work-items of a (pixel,
 // group) share the loading of its offsets and weights through warp shuffles.
+// Not a default: on the H100 12-31 % slower than stage 0 in fp32, 22-76 % in
+// fp16, whatever the register cap (bench/results/2026-12-06-h100-v15).
 //
 // OM_STAGE 3: the work-group first locates every sampling point of its
 // (pixel, group) pairs once, one point per work-item at a time, and keeps

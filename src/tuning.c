@@ -213,7 +213,8 @@ static const tuning_row defaults[] = {
      * of the 10 paper rows (x0.89 to x1.06). Then two pieces of 8 channels
      * per work-item (each point located once for 16 channels), uncapped:
      * H100, fp16, geometric mean of the 10 rows' fractions 0.196 -> 0.220,
-     * x0.78 to x1.06 per row (bench/results/2026-12-06-h100-v14). fp32
+     * x0.78 to x1.06 per row (bench/results/2026-12-06-h100-v14); bf16,
+     * which shares the row, 0.182 -> 0.214, x0.73 to x0.93 (v15). fp32
      * lost 30-45 % with two pieces of 4, whatever the cap. */
     NVIDIA_FORWARD(4, 1, 48, 2, 0, 32),
     NVIDIA_FORWARD(8, 2, 0, 2, 1, 32),
