@@ -56,6 +56,53 @@
 #if PIECES > 1 && OM_STAGE != 0
 #error "PIECES > 1 needs OM_STAGE 0"
 #endif
+// NV_L2_FETCH_256 (set by the host for fp32 on NVIDIA devices of compute
+// capability 8 or later): stage 0's offset and corner loads ask L2 to fetch
+// 256 bytes from DRAM on a miss (PTX .L2::256B; read-only, so .nc). The
+// offsets stream through once, and a corner's neighbours in the row are the
+// other groups' channels of the same pixels, which other work-groups read at
+// about the same time. H100: x0.96-0.99 with both, x0.99-1.00 with either
+// alone (bench/results/2026-12-06-h100-v15). The asm is volatile so that
+// the compiler cannot hoist a corner load above the guard that keeps its
+// address inside the image.
+#ifndef NV_L2_FETCH_256
+#define NV_L2_FETCH_256 0
+#endif
+#if NV_L2_FETCH_256 && DTYPE == 0
+inline float load_fetch256(__global const float *p) {
+  float v;
+  asm volatile("ld.global.nc.L2::256B.f32 %0, [%1];" : "=f"(v) : "l"(p));
+  return v;
+}
+inline float4 load4_fetch256(__global const float *p) {
+  float4 v;
+  asm volatile("ld.global.nc.L2::256B.v4.f32 {%0, %1, %2, %3}, [%4];"
+               : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w)
+               : "l"(p));
+  return v;
+}
+#if VEC == 1
+#define LOADV_FETCH256(p) load_fetch256(p)
+#elif VEC == 2
+inline float2 load2_fetch256(__global const float *p) {
+  float2 v;
+  asm volatile("ld.global.nc.L2::256B.v2.f32 {%0, %1}, [%2];"
+               : "=f"(v.x), "=f"(v.y)
+               : "l"(p));
+  return v;
+}
+#define LOADV_FETCH256(p) load2_fetch256(p)
+#elif VEC == 4
+#define LOADV_FETCH256(p) load4_fetch256(p)
+#else
+#define LOADV_FETCH256(p) ((float8)(load4_fetch256(p), load4_fetch256((p) + 4)))
+#endif
+#define LOAD1_FETCH256(p, i) load_fetch256((p) + (i))
+#else
+#define LOADV_FETCH256(p) LOADV(p)
+#define LOAD1_FETCH256(p, i) LOAD1(p, i)
+#endif
+
 // Work-items per (pixel, group), and channels between a work-item's pieces.
 #define GROUP_ITEMS (CHUNKS / PIECES)
 #define PIECE_STRIDE (D / PIECES)
@@ -228,7 +275,7 @@ __kernel void dcnv4_forward(__global const storage_t *restrict input,
     return;
   __global const storage_t *om =
       offset_mask + pixel * g.offset_mask_stride + grp * K * 3;
-#define OM(i) LOAD1(om, i)
+#define OM(i) LOAD1_FETCH256(om, i)
 #define OFFSET_X(k) OM(2 * (k))
 #define OFFSET_Y(k) OM(2 * (k) + 1)
 #define WEIGHT(k) OM(2 * K + (k))
@@ -245,10 +292,11 @@ __kernel void dcnv4_forward(__global const storage_t *restrict input,
   // with it and the FlashDeformAttn forward 2-3 % slower (bench/results/
   // 2026-12-05-h100-v11).
 #define CORNER(i, piece)                                                       \
-  LOADV(input + ((uint)image_start + (uint)(i) + (uint)((piece)*PIECE_STRIDE)))
+  LOADV_FETCH256(                                                              \
+      input + ((uint)image_start + (uint)(i) + (uint)((piece)*PIECE_STRIDE)))
 #else
   __global const storage_t *image = input + image_start;
-#define CORNER(i, piece) LOADV(image + (i) + (piece)*PIECE_STRIDE)
+#define CORNER(i, piece) LOADV_FETCH256(image + (i) + (piece)*PIECE_STRIDE)
 #endif
   const idx_t row = (idx_t)g.width_in * C;
 

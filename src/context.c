@@ -2,6 +2,7 @@
 #include "fault.h"
 #include "tuning.h"
 
+#include <CL/cl_ext.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,6 +87,13 @@ static dcnv4_status finish_setup(dcnv4_context *ctx,
   ctx->vendor = dcn_classify_vendor(&ctx->info, type);
   ctx->nv_compiler_options =
       device_has_extension(ctx->device, "cl_nv_compiler_options");
+  /* Left 0 where the query fails. */
+  if (ctx->vendor == DCN_VENDOR_NVIDIA &&
+      device_has_extension(ctx->device, "cl_nv_device_attribute_query") &&
+      clGetDeviceInfo(ctx->device, CL_DEVICE_COMPUTE_CAPABILITY_MAJOR_NV,
+                      sizeof ctx->nv_compute_major, &ctx->nv_compute_major,
+                      NULL) != CL_SUCCESS)
+    ctx->nv_compute_major = 0;
   /* The platform index is not known for application-given handles; find it
    * by name among the listed devices so logs and tuning files agree. */
   size_t n = 0;

@@ -488,12 +488,28 @@ static dcnv4_status forward_kernel(dcnv4_context *ctx,
                                    const dcnv4_shape *s,
                                    const dcn_launch_config *cfg, int stage,
                                    int vec, int pieces, cl_kernel *kernel) {
-  char options[DCN_OPTIONS_MAX], extra[64];
-  snprintf(extra, sizeof extra, " -DOM_STAGE=%d -DPIECES=%d%s", stage, pieces,
-           stage == 2 ? " -DLANE_SHUFFLE=1" : "");
-  kernel_options(ctx, params, vec, needs_64bit_indices(s), cfg, extra, options,
-                 sizeof options);
-  return dcn_get_kernel(ctx, "dcnv4_forward", options, "dcnv4_forward", kernel);
+  /* 256-byte L2 fetches (PTX .L2::256B, compute capability 8 or later) for
+   * fp32's loads: H100, forward x0.96-0.99 (bench/results/2026-12-06-h100-
+   * v15); fp16's offset loads gained nothing with them. Tried first, then
+   * the portable loads if that build fails. */
+  const bool fetch256 = ctx->vendor == DCN_VENDOR_NVIDIA &&
+                        ctx->nv_compute_major >= 8 &&
+                        params->dtype == DCNV4_FLOAT32;
+  char options[2][DCN_OPTIONS_MAX];
+  const char *list[2];
+  int count = 0;
+  for (int hint = fetch256 ? 1 : 0; hint >= 0; hint--) {
+    char extra[80];
+    snprintf(extra, sizeof extra, " -DOM_STAGE=%d -DPIECES=%d%s%s", stage,
+             pieces, stage == 2 ? " -DLANE_SHUFFLE=1" : "",
+             hint ? " -DNV_L2_FETCH_256=1" : "");
+    kernel_options(ctx, params, vec, needs_64bit_indices(s), cfg, extra,
+                   options[count], sizeof options[count]);
+    list[count] = options[count];
+    count++;
+  }
+  return dcn_get_kernel_first(ctx, "dcnv4_forward", list, count,
+                              "dcnv4_forward", kernel, NULL);
 }
 
 /* Whether the forward can share the offset loads of a (pixel, group)

@@ -57,6 +57,9 @@ struct dcnv4_context {
   cl_ulong local_mem_bytes;
   cl_uint compute_units;
   size_t max_item_sizes[3];
+  /* NVIDIA's compute capability (cl_nv_device_attribute_query), 0 where
+   * unknown: PTX features the kernels use behind a device check. */
+  cl_uint nv_compute_major;
   /* cl_nv_compiler_options: -cl-nv-maxrregcount and friends are accepted. */
   bool nv_compiler_options;
   dcn_log_level log_level;
