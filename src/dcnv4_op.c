@@ -495,21 +495,18 @@ static dcnv4_status forward_kernel(dcnv4_context *ctx,
   const bool fetch256 = ctx->vendor == DCN_VENDOR_NVIDIA &&
                         ctx->nv_compute_major >= 8 &&
                         params->dtype == DCNV4_FLOAT32;
-  char options[2][DCN_OPTIONS_MAX];
-  const char *list[2];
-  int count = 0;
-  for (int hint = fetch256 ? 1 : 0; hint >= 0; hint--) {
-    char extra[80];
-    snprintf(extra, sizeof extra, " -DOM_STAGE=%d -DPIECES=%d%s%s", stage,
-             pieces, stage == 2 ? " -DLANE_SHUFFLE=1" : "",
-             hint ? " -DNV_L2_FETCH_256=1" : "");
-    kernel_options(ctx, params, vec, needs_64bit_indices(s), cfg, extra,
-                   options[count], sizeof options[count]);
-    list[count] = options[count];
-    count++;
-  }
-  return dcn_get_kernel_first(ctx, "dcnv4_forward", list, count,
-                              "dcnv4_forward", kernel, NULL);
+  char portable[DCN_OPTIONS_MAX], hinted[DCN_OPTIONS_MAX + 32], extra[64];
+  snprintf(extra, sizeof extra, " -DOM_STAGE=%d -DPIECES=%d%s", stage, pieces,
+           stage == 2 ? " -DLANE_SHUFFLE=1" : "");
+  kernel_options(ctx, params, vec, needs_64bit_indices(s), cfg, extra, portable,
+                 sizeof portable);
+  if (!fetch256)
+    return dcn_get_kernel(ctx, "dcnv4_forward", portable, "dcnv4_forward",
+                          kernel);
+  snprintf(hinted, sizeof hinted, "%s -DNV_L2_FETCH_256=1", portable);
+  const char *const list[] = {hinted, portable};
+  return dcn_get_kernel_first(ctx, "dcnv4_forward", list, 2, "dcnv4_forward",
+                              kernel, NULL);
 }
 
 /* Whether the forward can share the offset loads of a (pixel, group)
