@@ -56,15 +56,17 @@
 #if PIECES > 1 && OM_STAGE != 0
 #error "PIECES > 1 needs OM_STAGE 0"
 #endif
-// NV_L2_FETCH_256 (set by the host for fp32 on NVIDIA devices of compute
-// capability 8 or later): stage 0's offset and corner loads ask L2 to fetch
-// 256 bytes from DRAM on a miss (PTX .L2::256B; read-only, so .nc). The
-// offsets stream through once, and a corner's neighbours in the row are the
-// other groups' channels of the same pixels, which other work-groups read at
-// about the same time. H100: x0.96-0.99 with both, x0.99-1.00 with either
-// alone (bench/results/2026-12-06-h100-v15). The asm is volatile so that
-// the compiler cannot hoist a corner load above the guard that keeps its
-// address inside the image.
+// NV_L2_FETCH_256 (set by the host on NVIDIA devices of compute capability
+// 8 or later): stage 0's loads ask L2 to fetch 256 bytes from DRAM on a
+// miss (PTX .L2::256B; read-only, so .nc). The offsets stream through once,
+// and a corner's neighbours in the row are the other groups' channels of
+// the same pixels, which other work-groups read at about the same time.
+// fp32, offsets and corners: H100 x0.96-0.99 with both, x0.99-1.00 with
+// either alone (bench/results/2026-12-06-h100-v15). 16-bit storage, corners
+// only: one piece x0.95-1.00; two pieces (group_channels 32) x1.19-1.45, so
+// not there (2026-12-06-h100-v16); fp16 offsets gained nothing. The asm is
+// volatile so that the compiler cannot hoist a corner load above the guard
+// that keeps its address inside the image.
 #ifndef NV_L2_FETCH_256
 #define NV_L2_FETCH_256 0
 #endif
@@ -98,6 +100,46 @@ inline float2 load2_fetch256(__global const float *p) {
 #define LOADV_FETCH256(p) ((float8)(load4_fetch256(p), load4_fetch256((p) + 4)))
 #endif
 #define LOAD1_FETCH256(p, i) load_fetch256((p) + (i))
+#elif NV_L2_FETCH_256 && VEC >= 2 && PIECES == 1 &&                            \
+    (DTYPE == 2 || HALF_VEC_MODE == 0 || HALF_VEC_MODE == 2)
+// 16-bit storage: a corner's VEC values as 32-bit words with the hint,
+// converted as LOADV converts them; offsets without it.
+#if VEC == 2
+typedef uint fetch_words;
+inline fetch_words words_fetch256(__global const storage_t *p) {
+  uint v;
+  asm volatile("ld.global.nc.L2::256B.u32 %0, [%1];" : "=r"(v) : "l"(p));
+  return v;
+}
+#elif VEC == 4
+typedef uint2 fetch_words;
+inline fetch_words words_fetch256(__global const storage_t *p) {
+  uint2 v;
+  asm volatile("ld.global.nc.L2::256B.v2.u32 {%0, %1}, [%2];"
+               : "=r"(v.x), "=r"(v.y)
+               : "l"(p));
+  return v;
+}
+#else
+typedef uint4 fetch_words;
+inline fetch_words words_fetch256(__global const storage_t *p) {
+  uint4 v;
+  asm volatile("ld.global.nc.L2::256B.v4.u32 {%0, %1, %2, %3}, [%4];"
+               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+               : "l"(p));
+  return v;
+}
+#endif
+inline floatv loadv_fetch256(__global const storage_t *p) {
+  fetch_words w = words_fetch256(p);
+#if DTYPE == 1 && HALF_VEC_MODE == 2
+  return CAT(vload_half, VEC)(0, (const __private half *)&w);
+#else
+  return unpack_words(w);
+#endif
+}
+#define LOADV_FETCH256(p) loadv_fetch256(p)
+#define LOAD1_FETCH256(p, i) LOAD1(p, i)
 #else
 #define LOADV_FETCH256(p) LOADV(p)
 #define LOAD1_FETCH256(p, i) LOAD1(p, i)

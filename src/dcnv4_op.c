@@ -488,13 +488,13 @@ static dcnv4_status forward_kernel(dcnv4_context *ctx,
                                    const dcnv4_shape *s,
                                    const dcn_launch_config *cfg, int stage,
                                    int vec, int pieces, cl_kernel *kernel) {
-  /* 256-byte L2 fetches (PTX .L2::256B, compute capability 8 or later) for
-   * fp32's loads: H100, forward x0.96-0.99 (bench/results/2026-12-06-h100-
-   * v15); fp16's offset loads gained nothing with them. Tried first, then
-   * the portable loads if that build fails. */
-  const bool fetch256 = ctx->vendor == DCN_VENDOR_NVIDIA &&
-                        ctx->nv_compute_major >= 8 &&
-                        params->dtype == DCNV4_FLOAT32;
+  /* 256-byte L2 fetches (PTX .L2::256B, compute capability 8 or later):
+   * H100, fp32 forward x0.96-0.99 (bench/results/2026-12-06-h100-v15),
+   * 16-bit storage's corners with one piece x0.95-1.00 (v16; the kernel
+   * leaves the hint out where it lost). Tried first, then the portable
+   * loads if that build fails. */
+  const bool fetch256 =
+      ctx->vendor == DCN_VENDOR_NVIDIA && ctx->nv_compute_major >= 8;
   char portable[DCN_OPTIONS_MAX], hinted[DCN_OPTIONS_MAX + 32], extra[64];
   snprintf(extra, sizeof extra, " -DOM_STAGE=%d -DPIECES=%d%s", stage, pieces,
            stage == 2 ? " -DLANE_SHUFFLE=1" : "");
