@@ -149,9 +149,126 @@ inline floatv loadv_fetch256(__global const storage_t *p) {
 #define GROUP_ITEMS (CHUNKS / PIECES)
 #define PIECE_STRIDE (D / PIECES)
 
+#if OM_STAGE != 3
+// Stages 0-2 read a point's corners with CORNER, from the work-item's first
+// channel (input + image_start).
+#if DTYPE == 0 && !IDX64
+// fp32: corners addressed by unsigned 32-bit element indices. With a
+// pointer plus a signed index NVIDIA's compiler widened each corner's index
+// to 64 bits and added it to a 64-bit base, several instructions per
+// corner instead of one wide multiply-add: H100, x0.89-0.95 at
+// group_channels 32, x0.94-0.99 at 16; 16-bit storage ran 1-2 % slower
+// with it and the FlashDeformAttn forward 2-3 % slower (bench/results/
+// 2026-12-05-h100-v11).
+#define CORNER(i, piece)                                                       \
+  LOADV_FETCH256(                                                              \
+      input + ((uint)image_start + (uint)(i) + (uint)((piece)*PIECE_STRIDE)))
+#else
+#define CORNER(i, piece)                                                       \
+  LOADV_FETCH256(input + image_start + (i) + (piece)*PIECE_STRIDE)
+#endif
+
+// Stage 0 folds each point's weight into its four bilinear weights (see
+// add_point), and a work-item whose folded sum is not finite runs again in
+// the documented order (forward_documented_order). H100, against the
+// documented order throughout: fp32 x0.93-0.98, fp16 x0.83-1.06, geometric
+// mean of the 40 paper rows' fractions 0.298 -> 0.307 (bench/results/
+// 2026-12-06-h100-v17).
+#define FOLD_WEIGHTS (OM_STAGE == 0)
+
+// Adds point (i, j) of the window whose centre is (base_w, base_h), at the
+// learned offset (dx, dy) and with weight m, to acc's PIECES vectors.
+//
+// Documented order (fold false): the point's sample (bilinear weight times
+// corner, summed) times m, five FMAs per channel. fold: m times each
+// bilinear weight, then one FMA per channel and corner, four. The two differ
+// beyond rounding only where a product overflows or is 0 * Inf (an infinite
+// weight and a bilinear weight of exactly 0), and then the folded sum is not
+// finite: the kernel recomputes such a work-item in the documented order, so
+// NaN and Inf land where include/dcnv4.h says (the fold alone failed 24
+// checks of test_nonfinite on the H100, bench/results/2026-12-06-h100-v16).
+inline void add_point(floatv *acc, const dcnv4_geometry g,
+                      __global const storage_t *restrict input,
+                      const idx_t image_start, const int C, const idx_t row,
+                      const int base_w, const int base_h, const int i,
+                      const int j, const float dx, const float dy,
+                      const float m, const bool fold) {
+  // Every use of x and y below is guarded by `in`.
+  const sample_coord x =
+      split_coord_unselected(base_w, POINT_PART_W(i, dx), g.width_in);
+  const sample_coord y =
+      split_coord_unselected(base_h, POINT_PART_H(j, dy), g.height_in);
+  // No branch around a point outside the window: its corners' guards are
+  // false instead, so the compiler can overlap the loads of neighbouring
+  // points (H100 fp16: 2-7 % faster than `continue`).
+  const bool in = x.inside && y.inside;
+  const float lw = x.frac, lh = y.frac, hw = 1.0f - lw, hh = 1.0f - lh;
+  const bool w0 = in && x.low >= 0, w1 = in && x.low + 1 < g.width_in;
+  const bool h0 = y.low >= 0, h1 = y.low + 1 < g.height_in;
+  // Offset of the top-left neighbour (the image's first pixel for a point
+  // outside, whose loads are all guarded off); a pointer is formed only for
+  // neighbours inside the image.
+  const idx_t o = in ? (idx_t)y.low * row + (idx_t)x.low * C : 0;
+  // Top and bottom rows' weights; every corner's guard includes `in`.
+  const float top = fold ? m * hh : hh, bottom = fold ? m * lh : lh;
+#pragma unroll
+  for (int p = 0; p < PIECES; p++) {
+    floatv s = fold ? acc[p] : (floatv)(0.0f);
+    if (h0 && w0)
+      s += (top * hw) * CORNER(o, p);
+    if (h0 && w1)
+      s += (top * lw) * CORNER(o + C, p);
+    if (h1 && w0)
+      s += (bottom * hw) * CORNER(o + row, p);
+    if (h1 && w1)
+      s += (bottom * lw) * CORNER(o + row + C, p);
+    // A point outside adds nothing, even with a NaN or infinite weight
+    // (H100: `acc += (in ? m : 0) * s` ran fp32 up to 20 % slower).
+    if (fold)
+      acc[p] = s;
+    else if (in)
+      acc[p] += m * s;
+  }
+}
+#endif
+
+#if FOLD_WEIGHTS
+// The documented order for a work-item whose folded sum is not finite;
+// writes the work-item's PIECES vectors at `out`. Real data never comes
+// here. Out of line, so that the folded loop keeps nothing live for it:
+// inline in the kernel the fp32 fold gained 0-3 % instead of 2-7 % (a rolled
+// loop, v16's fold-rolled.patch) or lost 9-19 % (unrolled, fold-two-pass).
+// Rolled: it only has to be right.
+__attribute__((noinline)) void forward_documented_order(
+    const dcnv4_geometry g, __global const storage_t *restrict input,
+    __global const storage_t *restrict om, const idx_t image_start, const int C,
+    const idx_t row, const int base_w, const int base_h, const float mmax,
+    const float minv, __global storage_t *restrict out) {
+  floatv acc[PIECES];
+  for (int p = 0; p < PIECES; p++)
+    acc[p] = (floatv)(0.0f);
+  int k = 0;
+#pragma unroll 1
+  for (int i = 0; i < KW; i++) {
+#pragma unroll 1
+    for (int j = 0; j < KH; j++) {
+      if (REMOVE_CENTER && i == KW / 2 && j == KH / 2)
+        continue;
+      const float w = LOAD1_FETCH256(om, 2 * K + k);
+      add_point(acc, g, input, image_start, C, row, base_w, base_h, i, j,
+                LOAD1_FETCH256(om, 2 * k), LOAD1_FETCH256(om, 2 * k + 1),
+                SOFTMAX ? exp(w - mmax) * minv : w, false);
+      k++;
+    }
+  }
+  for (int p = 0; p < PIECES; p++)
+    STOREV(acc[p], out + p * PIECE_STRIDE);
+}
+#endif
+
 // Stage 3 locates points with locate_point (common.h). Stages 0-2 keep the
-// same logic inline in their point loop, which routed through that helper
-// ran 1-4 % slower on the H100.
+// same logic in add_point, which routed through that helper ran 1-4 %
+// slower on the H100.
 
 __kernel void dcnv4_forward(__global const storage_t *restrict input,
                             __global const storage_t *restrict offset_mask,
@@ -325,21 +442,6 @@ __kernel void dcnv4_forward(__global const storage_t *restrict input,
 
   const int base_w = WINDOW_CENTRE_W(wo);
   const int base_h = WINDOW_CENTRE_H(ho);
-#if DTYPE == 0 && !IDX64
-  // fp32: corners addressed by unsigned 32-bit element indices. With a
-  // pointer plus a signed index NVIDIA's compiler widened each corner's index
-  // to 64 bits and added it to a 64-bit base, several instructions per
-  // corner instead of one wide multiply-add: H100, x0.89-0.95 at
-  // group_channels 32, x0.94-0.99 at 16; 16-bit storage ran 1-2 % slower
-  // with it and the FlashDeformAttn forward 2-3 % slower (bench/results/
-  // 2026-12-05-h100-v11).
-#define CORNER(i, piece)                                                       \
-  LOADV_FETCH256(                                                              \
-      input + ((uint)image_start + (uint)(i) + (uint)((piece)*PIECE_STRIDE)))
-#else
-  __global const storage_t *image = input + image_start;
-#define CORNER(i, piece) LOADV_FETCH256(image + (i) + (piece)*PIECE_STRIDE)
-#endif
   const idx_t row = (idx_t)g.width_in * C;
 
   // DCNv3 mode: the weights are the softmax of the group's K values.
@@ -354,6 +456,7 @@ __kernel void dcnv4_forward(__global const storage_t *restrict input,
     minv = 1.0f / msum;
   }
 
+#define POINT_WEIGHT(k) (SOFTMAX ? exp(WEIGHT(k) - mmax) * minv : WEIGHT(k))
   floatv acc[PIECES];
 #pragma unroll
   for (int p = 0; p < PIECES; p++)
@@ -365,50 +468,31 @@ __kernel void dcnv4_forward(__global const storage_t *restrict input,
     for (int j = 0; j < KH; j++) {
       if (REMOVE_CENTER && i == KW / 2 && j == KH / 2)
         continue;
-      const float dx = OFFSET_X(k);
-      const float dy = OFFSET_Y(k);
-      const float m = SOFTMAX ? exp(WEIGHT(k) - mmax) * minv : WEIGHT(k);
+      add_point(acc, g, input, image_start, C, row, base_w, base_h, i, j,
+                OFFSET_X(k), OFFSET_Y(k), POINT_WEIGHT(k), FOLD_WEIGHTS);
       k++;
-      // Every use of x and y below is guarded by `in`.
-      const sample_coord x =
-          split_coord_unselected(base_w, POINT_PART_W(i, dx), g.width_in);
-      const sample_coord y =
-          split_coord_unselected(base_h, POINT_PART_H(j, dy), g.height_in);
-      // No branch around a point outside the window: its corners' guards
-      // are false instead, so the compiler can overlap the loads of
-      // neighbouring points (H100 fp16: 2-7 % faster than `continue`).
-      const bool in = x.inside && y.inside;
-      const float lw = x.frac, lh = y.frac, hw = 1.0f - lw, hh = 1.0f - lh;
-      const bool w0 = in && x.low >= 0, w1 = in && x.low + 1 < g.width_in;
-      const bool h0 = y.low >= 0, h1 = y.low + 1 < g.height_in;
-      // Offset of the top-left neighbour (the image's first pixel for a
-      // point outside, whose loads are all guarded off); a pointer is formed
-      // only for neighbours inside the image.
-      const idx_t o = in ? (idx_t)y.low * row + (idx_t)x.low * C : 0;
-#pragma unroll
-      for (int p = 0; p < PIECES; p++) {
-        floatv s = (floatv)(0.0f);
-        if (h0 && w0)
-          s += (hh * hw) * CORNER(o, p);
-        if (h0 && w1)
-          s += (hh * lw) * CORNER(o + C, p);
-        if (h1 && w0)
-          s += (lh * hw) * CORNER(o + row, p);
-        if (h1 && w1)
-          s += (lh * lw) * CORNER(o + row + C, p);
-        // A point outside adds nothing, even with a NaN or infinite weight
-        // (H100: `acc += (in ? m : 0) * s` ran fp32 up to 20 % slower).
-        if (in)
-          acc[p] += m * s;
-      }
     }
   }
+#if FOLD_WEIGHTS
+  // A folded sum that is not finite (NaN and Inf spread through a sum) is
+  // recomputed in the documented order.
+  float total = 0.0f;
+#pragma unroll
+  for (int p = 0; p < PIECES; p++)
+    total += HSUM(acc[p]);
+  if (!isfinite(total)) {
+    forward_documented_order(g, input, om, image_start, C, row, base_w, base_h,
+                             mmax, minv,
+                             output + pixel * C + grp * D + chunk * VEC);
+    return;
+  }
+#endif
+#undef POINT_WEIGHT
 #pragma unroll
   for (int p = 0; p < PIECES; p++)
     STOREV(acc[p],
            output + pixel * C + grp * D + p * PIECE_STRIDE + chunk * VEC);
 #undef OM
-#undef CORNER
 #undef OFFSET_X
 #undef OFFSET_Y
 #undef WEIGHT

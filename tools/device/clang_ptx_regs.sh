@@ -12,7 +12,10 @@
 #
 # DTYPE 0/1/2 (fp32/fp16/bf16), VEC and PIECES as the tuning parameters, D
 # the group's channels, REGS the register cap (0: none). Stage 0, 3x3,
-# specialized, NVIDIA's 256-byte L2 fetches on.
+# specialized, NVIDIA's 256-byte L2 fetches on. EXTRA_DEFINES adds -D
+# options; KEEP_PTX=FILE keeps the PTX. ptxas reports the kernel and the
+# out-of-line forward_documented_order separately; the kernel's stack frame
+# includes the callee's.
 set -euo pipefail
 [ $# -eq 6 ] || {
   echo "usage: clang_ptx_regs.sh CL_DIR DTYPE VEC PIECES D REGS" >&2
@@ -38,9 +41,10 @@ clang-15 -x cl -cl-std=CL1.2 -target nvptx64-nvidia-nvcl -O3 -S \
   -DSPECIALIZE=1 -DGROUP_CHANNELS="$d" -DKH=3 -DKW=3 -DREMOVE_CENTER=0 \
   -DSOFTMAX=0 -DFIXED_GEOMETRY=1 -DSTRIDE_H=1 -DSTRIDE_W=1 -DPAD_H=1 \
   -DPAD_W=1 -DDILATION_H=1 -DDILATION_W=1 -DOFFSET_SCALE_BITS=0x3f800000 \
-  -DOM_STAGE=0 -DPIECES="$pieces" -DNV_L2_FETCH_256=1 \
+  -DOM_STAGE=0 -DPIECES="$pieces" -DNV_L2_FETCH_256=1 ${EXTRA_DEFINES:-} \
   -o "$tmp/k.ptx" "$tmp/k.cl"
+[ -z "${KEEP_PTX:-}" ] || cp "$tmp/k.ptx" "$KEEP_PTX"
 cap=()
 [ "$regs" = 0 ] || cap=(-maxrregcount "$regs")
 ptxas -arch=sm_90 -v "${cap[@]}" "$tmp/k.ptx" -o "$tmp/k.cubin" 2>&1 |
-  grep -E 'registers|spill' | sed 's/^ptxas info *: //'
+  grep -E "registers|spill|Compiling|Function properties" | sed "s/^ptxas info *: //"
