@@ -395,6 +395,13 @@ typedef struct dcnv4_geometry {
 #define POINT_PART_H(j, dy)                                                    \
   (OFFSET_SCALE * ((float)((j)*DILATION_H - WINDOW_HALF_H) + (dy)))
 
+// A point's weight from its stored value: in DCNv3 mode (SOFTMAX) its
+// softmax term with the group's group_softmax_stats, else the value itself.
+inline float point_weight(const dcnv4_geometry g, float stored, float mmax,
+                          float minv) {
+  return SOFTMAX ? exp(stored - mmax) * minv : stored;
+}
+
 // A group's weights: in DCNv3 mode (SOFTMAX) the softmax of its K values
 // after the 2K offsets of its offset_mask row `om`; else mmax 0, minv 1.
 inline void group_softmax_stats(__global const storage_t *om,

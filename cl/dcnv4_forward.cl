@@ -254,10 +254,10 @@ __attribute__((noinline)) void forward_documented_order(
     for (int j = 0; j < KH; j++) {
       if (REMOVE_CENTER && i == KW / 2 && j == KH / 2)
         continue;
-      const float w = LOAD1_FETCH256(om, 2 * K + k);
       add_point(acc, g, input, image_start, C, row, base_w, base_h, i, j,
                 LOAD1_FETCH256(om, 2 * k), LOAD1_FETCH256(om, 2 * k + 1),
-                SOFTMAX ? exp(w - mmax) * minv : w, false);
+                point_weight(g, LOAD1_FETCH256(om, 2 * K + k), mmax, minv),
+                false);
       k++;
     }
   }
@@ -333,8 +333,7 @@ __kernel void dcnv4_forward(__global const storage_t *restrict input,
                      &y);
       const point_footprint f =
           locate_point(x, y, g.width_in, g.height_in, row, C);
-      const float logit = LOAD1(eom, 2 * K + k);
-      const float m = SOFTMAX ? exp(logit - mmax) * minv : logit;
+      const float m = point_weight(g, LOAD1(eom, 2 * K + k), mmax, minv);
       // A point outside adds nothing, even with a NaN or infinite weight.
       head =
           (int4)((int)f.offset, footprint_mask(f), as_int(f.in ? m : 0.0f), 0);
@@ -456,7 +455,6 @@ __kernel void dcnv4_forward(__global const storage_t *restrict input,
     minv = 1.0f / msum;
   }
 
-#define POINT_WEIGHT(k) (SOFTMAX ? exp(WEIGHT(k) - mmax) * minv : WEIGHT(k))
   floatv acc[PIECES];
 #pragma unroll
   for (int p = 0; p < PIECES; p++)
@@ -469,7 +467,8 @@ __kernel void dcnv4_forward(__global const storage_t *restrict input,
       if (REMOVE_CENTER && i == KW / 2 && j == KH / 2)
         continue;
       add_point(acc, g, input, image_start, C, row, base_w, base_h, i, j,
-                OFFSET_X(k), OFFSET_Y(k), POINT_WEIGHT(k), FOLD_WEIGHTS);
+                OFFSET_X(k), OFFSET_Y(k),
+                point_weight(g, WEIGHT(k), mmax, minv), FOLD_WEIGHTS);
       k++;
     }
   }
@@ -487,7 +486,6 @@ __kernel void dcnv4_forward(__global const storage_t *restrict input,
     return;
   }
 #endif
-#undef POINT_WEIGHT
 #pragma unroll
   for (int p = 0; p < PIECES; p++)
     STOREV(acc[p],
