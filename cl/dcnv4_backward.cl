@@ -102,8 +102,7 @@ inline void write_offset_grads(__local const float *first,
     for (int c = 0; c < CHUNKS; c++)
       s += first[c * 3 * K + lane];
     if (lane < 2 * K) {
-      const float m = SOFTMAX ? exp(LOAD1(om, 2 * K + lane / 2) - mmax) * minv
-                              : LOAD1(om, 2 * K + lane / 2);
+      const float m = point_weight(g, LOAD1(om, 2 * K + lane / 2), mmax, minv);
       s = m * OFFSET_SCALE * s;
     } else if (SOFTMAX) {
       const float m = exp(LOAD1(om, lane) - mmax) * minv;
@@ -165,8 +164,7 @@ __kernel void dcnv4_backward(__global const storage_t *restrict input,
         continue;
       const float dx = LOAD1(om, 2 * k);
       const float dy = LOAD1(om, 2 * k + 1);
-      const float m = SOFTMAX ? exp(LOAD1(om, 2 * K + k) - mmax) * minv
-                              : LOAD1(om, 2 * K + k);
+      const float m = point_weight(g, LOAD1(om, 2 * K + k), mmax, minv);
       const sample_coord x =
           split_coord(base_w, POINT_PART_W(i, dx), g.width_in);
       const sample_coord y =
@@ -290,8 +288,7 @@ __kernel void dcnv4_backward_tiled(
   // (a tree over the pixels, CHUNKS work-items apart).
   float msum = 0.0f;
   for (int k = 0; k < K; k++)
-    msum += fabs(SOFTMAX ? exp(LOAD1(om, 2 * K + k) - mmax) * minv
-                         : LOAD1(om, 2 * K + k));
+    msum += fabs(point_weight(g, LOAD1(om, 2 * K + k), mmax, minv));
   STOREV_LOCAL(active ? msum * fabs(go) : (floatv)(0.0f), bound + lid * VEC);
   const int pixels = tw * th;
   int step = 1;
@@ -319,8 +316,7 @@ __kernel void dcnv4_backward_tiled(
         continue;
       const float dx = LOAD1(om, 2 * k);
       const float dy = LOAD1(om, 2 * k + 1);
-      const float m = SOFTMAX ? exp(LOAD1(om, 2 * K + k) - mmax) * minv
-                              : LOAD1(om, 2 * K + k);
+      const float m = point_weight(g, LOAD1(om, 2 * K + k), mmax, minv);
       const sample_coord x =
           split_coord(base_w, POINT_PART_W(i, dx), g.width_in);
       const sample_coord y =
@@ -431,8 +427,7 @@ dcnv4_backward_pixel(__global const storage_t *restrict input,
         continue;
       const float dx = LOAD1(om, 2 * k);
       const float dy = LOAD1(om, 2 * k + 1);
-      const float m = SOFTMAX ? exp(LOAD1(om, 2 * K + k) - mmax) * minv
-                              : LOAD1(om, 2 * K + k);
+      const float m = point_weight(g, LOAD1(om, 2 * K + k), mmax, minv);
       const sample_coord x =
           split_coord(base_w, POINT_PART_W(i, dx), g.width_in);
       const sample_coord y =

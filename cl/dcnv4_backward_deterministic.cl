@@ -51,8 +51,7 @@ __kernel void dcnv4_det_points(__global const storage_t *restrict input,
   group_softmax_stats(om, g, &mmax, &minv);
   float dot = 0.0f; // sum_k m_k dL/dm_k, for the softmax Jacobian
   for (int k = 0; k < K; k++) {
-    const float m = SOFTMAX ? exp(LOAD1(om, 2 * K + k) - mmax) * minv
-                            : LOAD1(om, 2 * K + k);
+    const float m = point_weight(g, LOAD1(om, 2 * K + k), mmax, minv);
     weight[p0 + k] = m;
     sample_coord x, y;
     point_position(g, ho, wo, k, LOAD1(om, 2 * k), LOAD1(om, 2 * k + 1), &x,
