@@ -130,19 +130,65 @@ inline fetch_words words_fetch256(__global const storage_t *p) {
   return v;
 }
 #endif
-inline floatv loadv_fetch256(__global const storage_t *p) {
-  fetch_words w = words_fetch256(p);
+inline floatv words_to_floats(fetch_words w) {
 #if DTYPE == 1 && HALF_VEC_MODE == 2
   return CAT(vload_half, VEC)(0, (const __private half *)&w);
 #else
   return unpack_words(w);
 #endif
 }
+inline floatv loadv_fetch256(__global const storage_t *p) {
+  return words_to_floats(words_fetch256(p));
+}
 #define LOADV_FETCH256(p) loadv_fetch256(p)
 #define LOAD1_FETCH256(p, i) LOAD1(p, i)
+// A corner's words when `ok`, else zeros, as one predicated load in the
+// asm: no branch around it. With the guard in C, NVIDIA's compiler kept a
+// branch around each corner of 16-bit storage (the load and its 2 * VEC
+// conversions and FMAs are too long to predicate: 40 branch regions in the
+// fp16 kernel at group_channels 16, 4 with this), so a warp had one corner
+// load in flight at a time. H100, group_channels 16: fp16 x0.91-1.01
+// (64x56x56x128 0.182 -> 0.174 ms), bf16 64x56x56x128 0.197 -> 0.171 ms.
+// Two pieces (group_channels 32) keep the C guard: there NVIDIA's compiler
+// predicates the loads itself, and this lost up to 10 % on the high-res rows
+// (bench/results/2026-12-06-h100-v18). Not volatile: the asm reads memory
+// only where ok, and the input does not change during the kernel.
+#define PREDICATED_CORNERS 1
+#if VEC == 2
+inline fetch_words words_fetch256_if(ulong p, uint ok) {
+  uint v;
+  asm("{.reg .pred q; setp.ne.u32 q, %2, 0; mov.u32 %0, 0;\n\t"
+      "@q ld.global.nc.L2::256B.u32 %0, [%1];}"
+      : "=r"(v)
+      : "l"(p), "r"(ok));
+  return v;
+}
+#elif VEC == 4
+inline fetch_words words_fetch256_if(ulong p, uint ok) {
+  uint2 v;
+  asm("{.reg .pred q; setp.ne.u32 q, %3, 0; mov.u32 %0, 0; mov.u32 %1, 0;\n\t"
+      "@q ld.global.nc.L2::256B.v2.u32 {%0, %1}, [%2];}"
+      : "=r"(v.x), "=r"(v.y)
+      : "l"(p), "r"(ok));
+  return v;
+}
+#else
+inline fetch_words words_fetch256_if(ulong p, uint ok) {
+  uint4 v;
+  asm("{.reg .pred q; setp.ne.u32 q, %5, 0; mov.u32 %0, 0; mov.u32 %1, 0;\n\t"
+      "mov.u32 %2, 0; mov.u32 %3, 0;\n\t"
+      "@q ld.global.nc.L2::256B.v4.u32 {%0, %1, %2, %3}, [%4];}"
+      : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+      : "l"(p), "r"(ok));
+  return v;
+}
+#endif
 #else
 #define LOADV_FETCH256(p) LOADV(p)
 #define LOAD1_FETCH256(p, i) LOAD1(p, i)
+#endif
+#ifndef PREDICATED_CORNERS
+#define PREDICATED_CORNERS 0
 #endif
 
 // Work-items per (pixel, group), and channels between a work-item's pieces.
@@ -166,6 +212,22 @@ inline floatv loadv_fetch256(__global const storage_t *p) {
 #else
 #define CORNER(i, piece)                                                       \
   LOADV_FETCH256(input + image_start + (i) + (piece)*PIECE_STRIDE)
+#endif
+
+#if PREDICATED_CORNERS
+// Corner (i, piece) when ok, else zeros, with no branch. Byte addresses in
+// unsigned 32-bit element offsets where indices fit (see CORNER).
+#if IDX64
+#define CORNER_ADDRESS(i, piece)                                               \
+  ((ulong)input +                                                              \
+   sizeof(storage_t) * (ulong)(image_start + (i) + (piece)*PIECE_STRIDE))
+#else
+#define CORNER_ADDRESS(i, piece)                                               \
+  ((ulong)input + sizeof(storage_t) * (ulong)((uint)image_start + (uint)(i) +  \
+                                              (uint)((piece)*PIECE_STRIDE)))
+#endif
+#define CORNER_IF(i, piece, ok)                                                \
+  words_to_floats(words_fetch256_if(CORNER_ADDRESS(i, piece), (uint)(ok)))
 #endif
 
 // Stage 0 folds each point's weight into its four bilinear weights (see
@@ -211,6 +273,24 @@ inline void add_point(floatv *acc, const dcnv4_geometry g,
   const idx_t o = in ? (idx_t)y.low * row + (idx_t)x.low * C : 0;
   // Top and bottom rows' weights; every corner's guard includes `in`.
   const float top = fold ? m * hh : hh, bottom = fold ? m * lh : lh;
+#if PREDICATED_CORNERS
+  // Folded: every corner's FMAs run, on zeros for a corner outside the
+  // image. The weights are finite there unless an offset or the point's
+  // weight is not (then the sum is not finite and the work-item runs again
+  // in the documented order), so the zeros add nothing.
+  if (fold) {
+#pragma unroll
+    for (int p = 0; p < PIECES; p++) {
+      floatv s = acc[p];
+      s += (top * hw) * CORNER_IF(o, p, h0 && w0);
+      s += (top * lw) * CORNER_IF(o + C, p, h0 && w1);
+      s += (bottom * hw) * CORNER_IF(o + row, p, h1 && w0);
+      s += (bottom * lw) * CORNER_IF(o + row + C, p, h1 && w1);
+      acc[p] = s;
+    }
+    return;
+  }
+#endif
 #pragma unroll
   for (int p = 0; p < PIECES; p++) {
     floatv s = fold ? acc[p] : (floatv)(0.0f);

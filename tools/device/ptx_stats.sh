@@ -4,8 +4,12 @@
 # then PTX text). For each binary of KERNEL: its build options, the number of
 # PTX instructions and the most frequent opcodes, and, where ptxas is on the
 # PATH (the CUDA toolkit here), registers and spills for sm_90 under the
-# binary's own register cap. Copy the cache back from the GPU machine first,
-# e.g. `tar czf $OUT/cache.tgz -C /tmp dcnv4-cache` at the end of a job.
+# binary's own register cap; where cuobjdump is on the PATH too (not in the
+# CUDA toolkit here: `pip download nvidia-cuda-cuobjdump`, unzip the wheel),
+# the kernel's SASS instructions (one warp's straight-line count), its branch
+# regions (BSSY) and the most frequent SASS opcodes. Copy the cache back from
+# the GPU machine first, e.g. `tar czf $OUT/cache.tgz -C /tmp dcnv4-cache` at
+# the end of a job.
 #
 #   bash tools/device/ptx_stats.sh CACHE_DIR [KERNEL] [TOP]
 #
@@ -33,9 +37,20 @@ for bin in "$dir"/*.clbin; do
   printf '%s\n' "$ops" | sort | uniq -c | sort -rn | head -n "$top" |
     awk '{ printf "  %6d %s\n", $1, $2 }'
   if command -v ptxas >/dev/null 2>&1; then
-    regs=$(grep -a -o 'maxrregcount=[0-9]*' "$bin" | head -1 | cut -d= -f2)
+    regs=$(grep -a -o 'maxrregcount=[0-9]*' "$bin" | head -1 | cut -d= -f2 || true)
     ptxas -arch=sm_90 ${regs:+-maxrregcount "$regs"} -v "$ptx" \
       -o "$tmp/out.cubin" 2>&1 | grep -E 'registers|spill' | sed 's/^/  /'
+    if command -v cuobjdump >/dev/null 2>&1; then
+      # The kernel's function only (forward_documented_order is its own).
+      cuobjdump -sass "$tmp/out.cubin" |
+        awk -v k="Function : $kernel" '/Function : /{ p = ($0 ~ k "$") } p' |
+        grep -oE '^\s+/\*[0-9a-f]{4,}\*/\s+(@!?U?P[T0-9]+\s+)?[A-Z][A-Z0-9_]*' |
+        awk '{ print $NF }' >"$tmp/sass.txt"
+      echo "  SASS instructions: $(grep -c . "$tmp/sass.txt"), branch regions" \
+        "(BSSY): $(grep -c '^BSSY$' "$tmp/sass.txt" || true)"
+      sort "$tmp/sass.txt" | uniq -c | sort -rn | head -n "$top" |
+        awk '{ printf "  %6d %s\n", $1, $2 }'
+    fi
   fi
 done
 [ "$found" = 1 ] || { echo "no binary of $kernel in $dir" >&2; exit 1; }
