@@ -95,7 +95,7 @@ inline void write_offset_grads(__local const float *first,
       float s = 0.0f;
       for (int c = 0; c < CHUNKS; c++)
         s += first[c * 3 * K + 2 * K + kk];
-      dot += exp(LOAD1(om, 2 * K + kk) - mmax) * minv * s;
+      dot += point_weight(g, LOAD1(om, 2 * K + kk), mmax, minv) * s;
     }
   for (int lane = chunk; lane < 3 * K; lane += CHUNKS) {
     float s = 0.0f;
@@ -105,7 +105,7 @@ inline void write_offset_grads(__local const float *first,
       const float m = point_weight(g, LOAD1(om, 2 * K + lane / 2), mmax, minv);
       s = m * OFFSET_SCALE * s;
     } else if (SOFTMAX) {
-      const float m = exp(LOAD1(om, lane) - mmax) * minv;
+      const float m = point_weight(g, LOAD1(om, lane), mmax, minv);
       s = m * (s - dot);
     }
     STORE1(s, gom, lane);
@@ -477,7 +477,7 @@ dcnv4_backward_pixel(__global const storage_t *restrict input,
       for (int j = 0; j < KH; j++) {
         if (REMOVE_CENTER && i == KW / 2 && j == KH / 2)
           continue;
-        const float m = exp(LOAD1(om, 2 * K + k) - mmax) * minv;
+        const float m = point_weight(g, LOAD1(om, 2 * K + k), mmax, minv);
         const sample_coord x =
             split_coord(base_w, POINT_PART_W(i, LOAD1(om, 2 * k)), g.width_in);
         const sample_coord y = split_coord(

@@ -197,7 +197,10 @@ inline fetch_words words_fetch256_if(ulong p, uint ok) {
 
 #if OM_STAGE != 3
 // Stages 0-2 read a point's corners with CORNER, from the work-item's first
-// channel (input + image_start).
+// channel (input + image_start); CORNER_INDEX_U32 is a corner's index from
+// there as unsigned 32-bit, for where indices fit.
+#define CORNER_INDEX_U32(i, piece)                                             \
+  ((uint)image_start + (uint)(i) + (uint)((piece)*PIECE_STRIDE))
 #if DTYPE == 0 && !IDX64
 // fp32: corners addressed by unsigned 32-bit element indices. With a
 // pointer plus a signed index NVIDIA's compiler widened each corner's index
@@ -206,25 +209,24 @@ inline fetch_words words_fetch256_if(ulong p, uint ok) {
 // group_channels 32, x0.94-0.99 at 16; 16-bit storage ran 1-2 % slower
 // with it and the FlashDeformAttn forward 2-3 % slower (bench/results/
 // 2026-12-05-h100-v11).
-#define CORNER(i, piece)                                                       \
-  LOADV_FETCH256(                                                              \
-      input + ((uint)image_start + (uint)(i) + (uint)((piece)*PIECE_STRIDE)))
+#define CORNER(i, piece) LOADV_FETCH256(input + CORNER_INDEX_U32(i, piece))
 #else
 #define CORNER(i, piece)                                                       \
   LOADV_FETCH256(input + image_start + (i) + (piece)*PIECE_STRIDE)
 #endif
 
 #if PREDICATED_CORNERS
-// Corner (i, piece) when ok, else zeros, with no branch. Byte addresses in
-// unsigned 32-bit element offsets where indices fit (see CORNER).
+// Corner (i, piece) when ok, else zeros, with no branch. Byte addresses from
+// unsigned 32-bit indices where they fit, as fp32's CORNER (one wide
+// multiply-add per corner in the SASS of bench/results/2026-12-06-h100-v18;
+// the signed form was not timed with these loads).
 #if IDX64
 #define CORNER_ADDRESS(i, piece)                                               \
   ((ulong)input +                                                              \
    sizeof(storage_t) * (ulong)(image_start + (i) + (piece)*PIECE_STRIDE))
 #else
 #define CORNER_ADDRESS(i, piece)                                               \
-  ((ulong)input + sizeof(storage_t) * (ulong)((uint)image_start + (uint)(i) +  \
-                                              (uint)((piece)*PIECE_STRIDE)))
+  ((ulong)input + sizeof(storage_t) * (ulong)CORNER_INDEX_U32(i, piece))
 #endif
 #define CORNER_IF(i, piece, ok)                                                \
   words_to_floats(words_fetch256_if(CORNER_ADDRESS(i, piece), (uint)(ok)))
