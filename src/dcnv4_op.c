@@ -481,6 +481,84 @@ static dcnv4_status check_call(dcnv4_context *ctx, const dcnv4_params *params,
   return dcn_check_wait_list(ctx, num_wait, wait);
 }
 
+/* Stage 4 of the forward (tensor cores, cl/warp_mma.h) uses PTX on NVIDIA
+ * devices of compute capability 8 or later (cp.async, ldmatrix, mma.sync
+ * with bf16); elsewhere its portable version, which exists for testing. */
+static bool warp_mma_ptx(const dcnv4_context *ctx) {
+  return ctx->vendor == DCN_VENDOR_NVIDIA && ctx->nv_compute_major >= 8;
+}
+
+/* Whether stage 4 applies: 16-bit storage, group_channels a multiple of 16
+ * and a specialized build (the kernel keeps the K weights of a pair in
+ * registers). */
+static bool tensor_core_fits(const dcnv4_params *p,
+                             const dcn_launch_config *cfg) {
+  return p->dtype != DCNV4_FLOAT32 && p->group_channels % 16 == 0 &&
+         cfg->specialize;
+}
+
+/* Stage 4's local memory per warp, as cl/dcnv4_forward.cl lays it out:
+ * MMA_STAGES (3) stages of 32 pairs' four corners (8 * D + 16 bytes each)
+ * and weights (16 bytes each), 16 zero bytes, and the portable version's
+ * scratch. */
+static size_t tensor_core_warp_bytes(const dcnv4_context *ctx,
+                                     const dcnv4_params *p) {
+  const size_t pair_bytes = 8 * (size_t)p->group_channels + 16;
+  return 3 * (32 * pair_bytes + 32 * 16) + 16 + (warp_mma_ptx(ctx) ? 0 : 768);
+}
+
+static size_t gcd_size(size_t a, size_t b) {
+  while (b) {
+    const size_t t = a % b;
+    a = b;
+    b = t;
+  }
+  return a;
+}
+
+/* Stage 4's range: one work-item per (pixel, group), groups fastest, then
+ * columns; work-groups of whole warps (the kernel's matrix products are
+ * per warp) of about cfg->local_size work-items, as local memory allows. */
+static bool plan_tensor_core_range(const dcnv4_context *ctx, cl_kernel kernel,
+                                   const dcnv4_params *p, const dcnv4_shape *s,
+                                   const dcn_launch_config *cfg,
+                                   range_plan *r) {
+  const size_t hard =
+      dcn_kernel_item_limit(ctx, kernel, ctx->max_item_sizes[0]);
+  const size_t warp_bytes = tensor_core_warp_bytes(ctx, p);
+  const size_t warps_fit = (size_t)ctx->local_mem_bytes / warp_bytes;
+  size_t limit = cfg->local_size < hard ? cfg->local_size : hard;
+  if (limit > warps_fit * 32)
+    limit = warps_fit * 32;
+  limit -= limit % 32;
+  if (limit == 0)
+    return false;
+  const size_t groups = (size_t)p->group;
+  const size_t l0 = groups <= limit ? groups : limit;
+  /* Columns per work-group: a multiple of `unit`, so that l0 * l1 is whole
+   * warps; no more than the row needs. */
+  const size_t unit = 32 / gcd_size(l0, 32);
+  size_t l1 = limit / l0;
+  l1 -= l1 % unit;
+  if (l1 == 0)
+    l1 = unit;
+  const size_t width = (size_t)s->width_out;
+  if (l1 > width)
+    l1 = (width + unit - 1) / unit * unit;
+  const size_t items = l0 * l1;
+  if (items > hard || l1 > ctx->max_item_sizes[1] ||
+      items / 32 * warp_bytes > (size_t)ctx->local_mem_bytes)
+    return false;
+  r->local[0] = l0;
+  r->local[1] = l1;
+  r->local[2] = 1;
+  r->global[0] = (groups + l0 - 1) / l0 * l0;
+  r->global[1] = (width + l1 - 1) / l1 * l1;
+  r->global[2] = (size_t)p->batch * (size_t)s->height_out;
+  r->local_bytes = items / 32 * warp_bytes;
+  return true;
+}
+
 /* The forward kernel of a validated parameter set (built on first use),
  * `vec` channels per work-item, staged or not. */
 static dcnv4_status forward_kernel(dcnv4_context *ctx,
@@ -497,7 +575,9 @@ static dcnv4_status forward_kernel(dcnv4_context *ctx,
       ctx->vendor == DCN_VENDOR_NVIDIA && ctx->nv_compute_major >= 8;
   char portable[DCN_OPTIONS_MAX], hinted[DCN_OPTIONS_MAX + 32], extra[64];
   snprintf(extra, sizeof extra, " -DOM_STAGE=%d -DPIECES=%d%s", stage, pieces,
-           stage == 2 ? " -DLANE_SHUFFLE=1" : "");
+           stage == 2                        ? " -DLANE_SHUFFLE=1"
+           : stage == 4 && warp_mma_ptx(ctx) ? " -DWARP_MMA_PTX=1"
+                                             : "");
   kernel_options(ctx, params, vec, needs_64bit_indices(s), cfg, extra, portable,
                  sizeof portable);
   if (!fetch256)
@@ -535,9 +615,22 @@ static dcnv4_status select_forward(dcnv4_context *ctx,
   dcnv4_status st = DCNV4_ERROR_BUILD_FAILED;
   for (int i = 0; i < ncfg; i++) {
     const dcn_launch_config *cfg = &cfgs[i];
-    const int vec = dcn_vector_width(params->group_channels, cfg->max_vec);
     /* The asked stage, then plain global loads. */
     for (int stage = cfg->stage; stage >= 0; stage = stage ? 0 : -1) {
+      if (stage == 4) {
+        if (!tensor_core_fits(params, cfg))
+          continue;
+        st = forward_kernel(ctx, params, s, cfg, 4, 8,
+                            (int)params->group_channels / 8, kernel);
+        if (st == DCNV4_ERROR_BUILD_FAILED)
+          continue;
+        if (st != DCNV4_SUCCESS)
+          return st;
+        if (plan_tensor_core_range(ctx, *kernel, params, s, cfg, r))
+          return DCNV4_SUCCESS;
+        continue;
+      }
+      const int vec = dcn_vector_width(params->group_channels, cfg->max_vec);
       if (stage == 2 &&
           !lane_shuffle_fits(ctx, cfg, (int)params->group_channels / vec))
         continue;

@@ -36,7 +36,7 @@ static const struct {
                        false},
     [DCN_PARAM_LOCAL] = {"local", 1, 4096, false,
                          offsetof(dcn_launch_config, local_size), true},
-    [DCN_PARAM_STAGE] = {"stage", 0, 3, false,
+    [DCN_PARAM_STAGE] = {"stage", 0, 4, false,
                          offsetof(dcn_launch_config, stage), false},
     [DCN_PARAM_SPLIT] = {"split", 0, 1, false,
                          offsetof(dcn_launch_config, split), false},

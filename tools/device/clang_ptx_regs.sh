@@ -12,7 +12,8 @@
 #
 # DTYPE 0/1/2 (fp32/fp16/bf16), VEC and PIECES as the tuning parameters, D
 # the group's channels, REGS the register cap (0: none). Stage 0, 3x3,
-# specialized, NVIDIA's 256-byte L2 fetches on. EXTRA_DEFINES adds -D
+# specialized, NVIDIA's 256-byte L2 fetches on; STAGE=4 for the tensor-core
+# stage (with EXTRA_DEFINES=-DWARP_MMA_PTX=1). EXTRA_DEFINES adds -D
 # options; KEEP_PTX=FILE keeps the PTX. ptxas reports the kernel and the
 # out-of-line forward_documented_order separately; the kernel's stack frame
 # includes the callee's.
@@ -29,7 +30,10 @@ for need in clang-15 ptxas "$clc"; do
 done
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-cat "$dir/common.h" "$dir/dcnv4_forward.cl" >"$tmp/k.cl"
+# The forward's recipe (src/program_registry.c); older kernel folders have no
+# warp_mma.h.
+cat "$dir/common.h" $([ -e "$dir/warp_mma.h" ] && echo "$dir/warp_mma.h") \
+  "$dir/dcnv4_forward.cl" >"$tmp/k.cl"
 # clang treats `inline` as C99 inline and may leave a call to a function
 # that has no out-of-line body; NVIDIA's compiler inlines everything.
 clang-15 -x cl -cl-std=CL1.2 -target nvptx64-nvidia-nvcl -O3 -S \
@@ -41,7 +45,7 @@ clang-15 -x cl -cl-std=CL1.2 -target nvptx64-nvidia-nvcl -O3 -S \
   -DSPECIALIZE=1 -DGROUP_CHANNELS="$d" -DKH=3 -DKW=3 -DREMOVE_CENTER=0 \
   -DSOFTMAX=0 -DFIXED_GEOMETRY=1 -DSTRIDE_H=1 -DSTRIDE_W=1 -DPAD_H=1 \
   -DPAD_W=1 -DDILATION_H=1 -DDILATION_W=1 -DOFFSET_SCALE_BITS=0x3f800000 \
-  -DOM_STAGE=0 -DPIECES="$pieces" -DNV_L2_FETCH_256=1 ${EXTRA_DEFINES:-} \
+  -DOM_STAGE="${STAGE:-0}" -DPIECES="$pieces" -DNV_L2_FETCH_256=1 ${EXTRA_DEFINES:-} \
   -o "$tmp/k.ptx" "$tmp/k.cl"
 [ -z "${KEEP_PTX:-}" ] || cp "$tmp/k.ptx" "$KEEP_PTX"
 cap=()
