@@ -284,6 +284,14 @@ inline void atomic_add_floatv(volatile __global float *p, floatv v) {
 
 // ------------------------------------------------------ NVIDIA lane exchange
 
+// The work-item's linear local id (dimension 0 fastest): NVIDIA forms warps
+// of 32 consecutive ones.
+inline int linear_local_id(void) {
+  return (int)(get_local_id(0) +
+               get_local_size(0) *
+                   (get_local_id(1) + get_local_size(1) * get_local_id(2)));
+}
+
 // LANE_SHUFFLE 1 (set by the host for NVIDIA devices only, with a portable
 // rebuild if it does not compile): lane_read(v, src, lanes) is v as held by
 // lane `src` of this work-item's warp, through inline PTX. NVIDIA forms warps

@@ -420,15 +420,13 @@ inline void stage_point(const dcnv4_geometry g,
       split_coord_unselected(base_w, POINT_PART_W(i, dx), g.width_in);
   const sample_coord y =
       split_coord_unselected(base_h, POINT_PART_H(j, dy), g.height_in);
-  const bool in = x.inside && y.inside;
-  const float lw = x.frac, lh = y.frac, hw = 1.0f - lw, hh = 1.0f - lh;
-  const bool w0 = in && x.low >= 0, w1 = in && x.low + 1 < g.width_in;
-  const bool h0 = y.low >= 0, h1 = y.low + 1 < g.height_in;
-  const idx_t o = in ? (idx_t)y.low * row + (idx_t)x.low * C : 0;
+  const point_footprint f = locate_point(x, y, g.width_in, g.height_in, row, C);
+  const float lw = f.lw, hw = 1.0f - f.lw, hh = 1.0f - f.lh;
   // A point outside adds nothing, even with a NaN or infinite weight.
-  const float top = in ? m * hh : 0.0f, bottom = in ? m * lh : 0.0f;
+  const float top = f.in ? m * hh : 0.0f, bottom = f.in ? m * f.lh : 0.0f;
+  const idx_t o = f.offset;
   const idx_t corner[4] = {o, o + C, o + row, o + row + C};
-  const bool ok[4] = {h0 && w0, h0 && w1, h1 && w0, h1 && w1};
+  const bool ok[4] = {f.c00, f.c01, f.c10, f.c11};
 #pragma unroll
   for (int c = 0; c < 4; c++) {
     // A corner outside the image is not read: its copies write zeros, from
@@ -454,10 +452,7 @@ inline void forward_tensor_cores(const dcnv4_geometry g,
                                  const idx_t pixel, const int grp,
                                  const idx_t image_start, const int C,
                                  const int ho, const int wo) {
-  const int lid =
-      (int)(get_local_id(0) +
-            get_local_size(0) *
-                (get_local_id(1) + get_local_size(1) * get_local_id(2)));
+  const int lid = linear_local_id();
   const int lane = lid & (WARP_LANES - 1), grp_of_lane = lane >> 2,
             tig = lane & 3;
   __local uchar *warp_local =
@@ -631,9 +626,11 @@ inline void forward_tensor_cores(const dcnv4_geometry g,
 }
 #endif
 
-// Stage 3 locates points with locate_point (common.h). Stages 0-2 keep the
-// same logic in add_point, which routed through that helper ran 1-4 %
-// slower on the H100.
+// Stages 3 and 4 locate points with locate_point (common.h); stage 4 ran
+// as fast through it as with its own copy (H100, 64x56x56x128 G8 fp16,
+// 0.59 ms, bench/results/2026-12-06-h100-v20). Stages 0-2 keep the same
+// logic in add_point, which routed through that helper ran 1-4 % slower on
+// the H100.
 
 __kernel void dcnv4_forward(__global const storage_t *restrict input,
                             __global const storage_t *restrict offset_mask,
@@ -663,8 +660,7 @@ __kernel void dcnv4_forward(__global const storage_t *restrict input,
   forward_tensor_cores(g, input, offset_mask, output,
                        (__local uchar *)staged_vectors, active, pixel, grp,
                        image_start, C, ho, wo);
-  return;
-#endif
+#else // stages 0-3
 
 #if OM_STAGE == 1 || OM_STAGE == 3
   // Stages 1 and 3 keep data per (pixel, group) pair of the work-group:
@@ -782,10 +778,7 @@ __kernel void dcnv4_forward(__global const storage_t *restrict input,
 #pragma unroll
   for (int i = 0; i < HELD; i++)
     held[i] = LOAD1(om, min(chunk + i * CHUNKS, 3 * K - 1));
-  const int lid =
-      (int)(get_local_id(0) +
-            get_local_size(0) *
-                (get_local_id(1) + get_local_size(1) * get_local_id(2)));
+  const int lid = linear_local_id();
   const uint lanes = lane_mask(
       lid, (int)(get_local_size(0) * get_local_size(1) * get_local_size(2)));
   const int first = (lid & 31) - chunk;
@@ -867,4 +860,5 @@ __kernel void dcnv4_forward(__global const storage_t *restrict input,
 #undef OFFSET_Y
 #undef WEIGHT
 #endif
+#endif // OM_STAGE == 4
 }

@@ -103,12 +103,7 @@ inline uint place_weight(float w, bool upper) {
 
 #else // portable versions
 
-inline int warp_lane(void) {
-  return (int)(get_local_id(0) +
-               get_local_size(0) *
-                   (get_local_id(1) + get_local_size(1) * get_local_id(2))) &
-         (WARP_LANES - 1);
-}
+inline int warp_lane(void) { return linear_local_id() & (WARP_LANES - 1); }
 
 inline void warp_sync(void) { barrier(CLK_LOCAL_MEM_FENCE); }
 

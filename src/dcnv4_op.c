@@ -618,16 +618,33 @@ static dcnv4_status select_forward(dcnv4_context *ctx,
     /* The asked stage, then plain global loads. */
     for (int stage = cfg->stage; stage >= 0; stage = stage ? 0 : -1) {
       if (stage == 4) {
-        if (!tensor_core_fits(params, cfg))
-          continue;
-        st = forward_kernel(ctx, params, s, cfg, 4, 8,
-                            (int)params->group_channels / 8, kernel);
-        if (st == DCNV4_ERROR_BUILD_FAILED)
-          continue;
-        if (st != DCNV4_SUCCESS)
-          return st;
-        if (plan_tensor_core_range(ctx, *kernel, params, s, cfg, r))
-          return DCNV4_SUCCESS;
+        const char *why = NULL;
+        if (!tensor_core_fits(params, cfg)) {
+          why = "does not apply (it needs 16-bit storage, group_channels a "
+                "multiple of 16 and a specialized build)";
+        } else {
+          /* No register cap below 128: the kernel needs about 145, and
+           * under the fp16 default's 40 it spilled and ran 1.23 ms instead
+           * of 0.59 (H100, 64x56x56x128 G8, bench/results/
+           * 2026-12-06-h100-v20). */
+          dcn_launch_config uncapped = *cfg;
+          if (uncapped.max_regs < 128)
+            uncapped.max_regs = 0;
+          st = forward_kernel(ctx, params, s, &uncapped, 4, 8,
+                              (int)params->group_channels / 8, kernel);
+          if (st != DCNV4_SUCCESS && st != DCNV4_ERROR_BUILD_FAILED)
+            return st;
+          if (st == DCNV4_SUCCESS &&
+              plan_tensor_core_range(ctx, *kernel, params, s, cfg, r))
+            return DCNV4_SUCCESS;
+          why = st == DCNV4_SUCCESS ? "does not fit in local memory"
+                                    : "does not build";
+        }
+        dcn_log(ctx, DCN_LOG_INFO,
+                "dcnv4_forward: stage 4 (tensor cores) %s, for %s storage and "
+                "group_channels %d; stage 0 instead",
+                why, dcnv4_dtype_name(params->dtype),
+                (int)params->group_channels);
         continue;
       }
       const int vec = dcn_vector_width(params->group_channels, cfg->max_vec);
