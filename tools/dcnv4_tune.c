@@ -7,11 +7,9 @@
  * Kernels: for each kernel x dtype x group_channels, a coordinate search
  * from the built-in default over vec {1,2,4,8} (dividing group_channels),
  * local {32..512}, stage {0,1,2,3, 4 on NVIDIA} (FlashDeformAttn {0,1,2}),
- * rows {1..8},
- * groups per work-group {all,1,2,4}, vectors per work-item (pieces {1,2}),
- * register caps and the kernel's 0/1
- * switches (split, unroll,
- * specialize). Each candidate is applied with dcnv4_context_set_tuning
+ * rows {1..8}, groups per work-group {all,1,2,4}, vectors per work-item
+ * (pieces {1,2}), register caps and the kernel's 0/1 switches (split,
+ * unroll, specialize). Each candidate is applied with dcnv4_context_set_tuning
  * (the same mechanism as DCNV4_TUNING), first checked against the float64
  * reference on a small problem (a candidate that does not build or gives a
  * wrong result is rejected), then timed on every shape: median of several
