@@ -502,20 +502,14 @@ inline int footprint_mask(point_footprint f) {
 }
 
 #ifdef DCNV4_OP
-// Point k's slot in the window, the kernel's points in stored order
-// (columns outer, the centre skipped when REMOVE_CENTER): column slot / KH,
-// row slot % KH (g for the kernel's size where it is not a constant).
-inline int point_slot(const dcnv4_geometry g, int k) {
-  return REMOVE_CENTER && k >= (KW / 2) * KH + KH / 2 ? k + 1 : k;
-}
-
 // The sampling position of point k of output pixel (ho, wo) with offsets
-// (dx, dy): at the dilated window position of point_slot(g, k) plus the
+// (dx, dy): the kernel's points in stored order (columns outer, the centre
+// skipped when REMOVE_CENTER), at the dilated window position plus the
 // offset, scaled by offset_scale.
 inline void point_position(const dcnv4_geometry g, int ho, int wo, int k,
                            float dx, float dy, sample_coord *x,
                            sample_coord *y) {
-  const int kept = point_slot(g, k);
+  const int kept = REMOVE_CENTER && k >= (KW / 2) * KH + KH / 2 ? k + 1 : k;
   const int i = kept / KH, j = kept - (kept / KH) * KH;
   *x = split_coord(WINDOW_CENTRE_W(wo), POINT_PART_W(i, dx), g.width_in);
   *y = split_coord(WINDOW_CENTRE_H(ho), POINT_PART_H(j, dy), g.height_in);

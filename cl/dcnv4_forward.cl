@@ -369,9 +369,10 @@ __attribute__((noinline)) void forward_documented_order(
 // corners (D values each) into local memory with asynchronous copies (zeros
 // outside the image) and store its four weights as 16-bit values; the
 // copies of points k + 1 and k + 2 are in flight while point k's products
-// run. The weights are scaled by a power of two per pair (from the largest
-// |weight| of its points) so that they keep 16-bit precision whatever their
-// range, and the sums scaled back. A pair whose sum is not finite runs again in
+// run. The
+// weights are scaled by a power of two per pair (from the largest |weight|
+// of its points) so that they keep 16-bit precision whatever their range,
+// and the sums scaled back. A pair whose sum is not finite runs again in
 // the documented order, as in stage 0 (an infinite or NaN corner value of
 // any pair of the 16 can make the other 15 sums NaN too: they rerun).
 #if !SPECIALIZE || VEC != 8 || PIECES * 8 != D || D % 16 || DTYPE == 0
@@ -420,7 +421,7 @@ inline void stage_point(const dcnv4_geometry g,
   const sample_coord y =
       split_coord_unselected(base_h, POINT_PART_H(j, dy), g.height_in);
   const point_footprint f = locate_point(x, y, g.width_in, g.height_in, row, C);
-  const float hw = 1.0f - f.lw, hh = 1.0f - f.lh;
+  const float lw = f.lw, hw = 1.0f - f.lw, hh = 1.0f - f.lh;
   // A point outside adds nothing, even with a NaN or infinite weight.
   const float top = f.in ? m * hh : 0.0f, bottom = f.in ? m * f.lh : 0.0f;
   const idx_t o = f.offset;
@@ -438,9 +439,9 @@ inline void stage_point(const dcnv4_geometry g,
       copy16_async(dst + q, src + q, ok[c]);
   }
   *weights =
-      (uint4)(place_weight(top * hw, upper), place_weight(top * f.lw, upper),
+      (uint4)(place_weight(top * hw, upper), place_weight(top * lw, upper),
               place_weight(bottom * hw, upper),
-              place_weight(bottom * f.lw, upper));
+              place_weight(bottom * lw, upper));
 }
 
 inline void forward_tensor_cores(const dcnv4_geometry g,
@@ -511,8 +512,9 @@ inline void forward_tensor_cores(const dcnv4_geometry g,
       acc[r][n] = (float4)(0.0f);
 
 // Point k's place (i, j) in the window, the order of stage 0's loops.
-#define POINT_I(k) (point_slot(g, k) / KH)
-#define POINT_J(k) (point_slot(g, k) % KH)
+#define POINT_SLOT(k) ((k) + (REMOVE_CENTER && (k) >= (KW / 2) * KH + KH / 2))
+#define POINT_I(k) (POINT_SLOT(k) / KH)
+#define POINT_J(k) (POINT_SLOT(k) % KH)
   // The offsets of point k + MMA_STAGES are loaded while point k's
   // products run, so that no point waits for its offsets behind the
   // barriers.
@@ -585,6 +587,7 @@ inline void forward_tensor_cores(const dcnv4_geometry g,
   }
 #undef STAGE_POINT
 #undef LOAD_OFFSETS
+#undef POINT_SLOT
 #undef POINT_I
 #undef POINT_J
 
