@@ -84,7 +84,7 @@ static cl_mem make_input(dcnv4_context *ctx, dcnv4_dtype dtype, size_t n,
 
 /* The layer on a 9x11 image against the float64 reference. */
 static double verify(dcnv4_context *ctx, dcnv4_layer *layer,
-                     const dcnv4_dcnv4_layer_config *c, dcnv4_dtype dtype,
+                     const dcnv4_layer_dcnv4_config *c, dcnv4_dtype dtype,
                      const ref_weight *w, int count) {
   const int H = 9, W = 11;
   size_t n = (size_t)H * W * (size_t)c->channels;
@@ -97,7 +97,7 @@ static double verify(dcnv4_context *ctx, dcnv4_layer *layer,
   cl_mem output = host_buffer(ctx, n * dcnv4_dtype_size(dtype), NULL);
   if (input && output && ref && got && raw &&
       ref_dcnv4_layer_forward(c, 1, H, W, w, (size_t)count, in, ref) == 0 &&
-      dcnv4_layer_forward(layer, 1, H, W, input, output, NULL, 0, NULL, NULL) ==
+      dcnv4_layer_dcnv4_forward(layer, 1, H, W, input, output, NULL, 0, NULL, NULL) ==
           DCNV4_SUCCESS &&
       host_read(ctx, output, raw, n * dcnv4_dtype_size(dtype)) == 0) {
     unpack_dtype(raw, got, n, dtype);
@@ -127,14 +127,14 @@ static dcnv4_status launch_layer(dcnv4_context *ctx, int set, void *arg,
                                  cl_event *end) {
   (void)ctx;
   layer_launch *l = arg;
-  return dcnv4_layer_forward(l->layer, l->n, l->h, l->w, l->in[set], l->out,
+  return dcnv4_layer_dcnv4_forward(l->layer, l->n, l->h, l->w, l->in[set], l->out,
                              NULL, 0, NULL, end);
 }
 
 void bench_dcnv4_layer(dcnv4_context *ctx, const options *o, const shape *s,
                        int d, dcnv4_dtype dtype, results *res) {
-  dcnv4_dcnv4_layer_config c;
-  dcnv4_dcnv4_layer_config_init(&c);
+  dcnv4_layer_dcnv4_config c;
+  dcnv4_layer_dcnv4_config_init(&c);
   c.channels = s->c;
   c.group = s->c / d;
   dcnv4_layer *layer = NULL;
@@ -142,7 +142,7 @@ void bench_dcnv4_layer(dcnv4_context *ctx, const options *o, const shape *s,
   double *store[MAX_WEIGHTS] = {NULL};
   rng r = {(uint64_t)(s->h * 7 + d)};
   int count = -1;
-  if (dcnv4_dcnv4_layer_create(ctx, &c, dtype, &layer) == DCNV4_SUCCESS)
+  if (dcnv4_layer_dcnv4_create(ctx, &c, dtype, &layer) == DCNV4_SUCCESS)
     count = set_weights(layer, dtype, &r, w, store);
   double err = count > 0 ? verify(ctx, layer, &c, dtype, w, count) : INFINITY;
   size_t n = (size_t)s->n * (size_t)s->h * (size_t)s->w * (size_t)s->c;

@@ -1,11 +1,13 @@
 # Writes a C file holding the OpenCL sources as byte arrays.
-# Run as: cmake -DOUTPUT=<file.c> -DSOURCES=<a.cl;b.h;...> -P embed_kernels.cmake
-set(body "/* Generated from cl/ by cmake/embed_kernels.cmake. Do not edit. */\n")
-string(APPEND body "#include \"internal.h\"\n\n")
+# Run as: cmake -DOUTPUT=<file.c> -DSOURCES=<a.cl;b.clh;...> -DBASE=<src dir>
+#         -P embed_kernels.cmake
+# Each source is named by its path relative to BASE (e.g. ops/dcnv4/dcnv4_forward.cl).
+set(body "/* Generated from the .cl and .clh files under src/ by cmake/embed_kernels.cmake. Do not edit. */\n")
+string(APPEND body "#include \"core/internal.h\"\n\n")
 set(table "")
 set(index 0)
 foreach(path IN LISTS SOURCES)
-  get_filename_component(name "${path}" NAME)
+  file(RELATIVE_PATH name "${BASE}" "${path}")
   file(READ "${path}" hex HEX)
   string(LENGTH "${hex}" hex_length)
   math(EXPR size "${hex_length} / 2")

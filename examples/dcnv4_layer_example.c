@@ -115,12 +115,12 @@ int main(int argc, char **argv) {
   printf("device: %s (%s)\n", info.device_name, info.platform_name);
 
   /* 2. The layer: DCNv4(channels=64, group=4), fp32. */
-  dcnv4_dcnv4_layer_config config;
-  dcnv4_dcnv4_layer_config_init(&config);
+  dcnv4_layer_dcnv4_config config;
+  dcnv4_layer_dcnv4_config_init(&config);
   config.channels = 64;
   config.group = 4;
   dcnv4_layer *layer = NULL;
-  if ((st = dcnv4_dcnv4_layer_create(ctx, &config, DCNV4_FLOAT32, &layer)))
+  if ((st = dcnv4_layer_dcnv4_create(ctx, &config, DCNV4_FLOAT32, &layer)))
     return fail(ctx, "creating the layer", st);
 
   /* 3. Its weights, by state-dict key, from a safetensors file. */
@@ -159,8 +159,8 @@ int main(int argc, char **argv) {
 
   /* 5. Forward; the context manages the scratch memory (workspace NULL). */
   size_t scratch = 0;
-  dcnv4_layer_workspace_size(layer, BATCH, HEIGHT, WIDTH, &scratch);
-  if ((st = dcnv4_layer_forward(layer, BATCH, HEIGHT, WIDTH, input, output,
+  dcnv4_layer_dcnv4_workspace_size(layer, BATCH, HEIGHT, WIDTH, &scratch);
+  if ((st = dcnv4_layer_dcnv4_forward(layer, BATCH, HEIGHT, WIDTH, input, output,
                                 NULL, 0, NULL, NULL)))
     return fail(ctx, "forward", st);
   if (clEnqueueReadBuffer(queue, output, CL_TRUE, 0, count * 4, host, 0, NULL,

@@ -50,9 +50,9 @@ extern "C" {
 /* ---------------------------------------------------------------- version */
 
 #define DCNV4_VERSION_MAJOR 0
-#define DCNV4_VERSION_MINOR 1
+#define DCNV4_VERSION_MINOR 2
 #define DCNV4_VERSION_PATCH 0
-#define DCNV4_VERSION_STRING "0.1.0"
+#define DCNV4_VERSION_STRING "0.2.0"
 /* MAJOR * 10000 + MINOR * 100 + PATCH, for compile-time comparisons. */
 #define DCNV4_VERSION_NUMBER                                                   \
   (DCNV4_VERSION_MAJOR * 10000 + DCNV4_VERSION_MINOR * 100 +                   \
@@ -221,8 +221,8 @@ DCNV4_API dcnv4_status
 dcnv4_context_set_tuning_file_enabled(dcnv4_context *context, int enabled);
 
 /* The launch parameters the context uses for `kernel` ("dcnv4_forward",
- * "dcnv4_backward", "flash_deform_attn_forward",
- * "flash_deform_attn_backward", "layer_elementwise", "layer_dwconv") in
+ * "dcnv4_backward", "fda_forward",
+ * "fda_backward", "layer_elementwise", "layer_dwconv") in
  * `dtype` with `group_channels` channels per group (0: any), written as
  * "vec=4;local=128;stage=0;split=0;unroll=1;specialize=1", and the highest
  * layer that set one of them (`source` may be NULL). */
@@ -355,7 +355,7 @@ typedef struct dcnv4_backward_buffers {
  * multiplied by its weight m, so NaN/Inf in a weight, an input value or
  * grad_output propagates to everything that point touches; a NaN or +Inf
  * among a group's softmax logits makes all its K weights NaN. Neighbours
- * outside the image are never read. tests/reference.c follows the same
+ * outside the image are never read. tests/support/reference.c follows the same
  * rules; exact agreement of NaN/Inf positions with it holds where the
  * sampling position is the same in fp32 and float64 (it may round
  * differently within an fp32 ulp of an integer) and where fp32 does not
@@ -487,8 +487,8 @@ DCNV4_API dcnv4_status dcnv4_fda_backward(
  * from its configuration and a storage dtype, set every weight by its
  * state-dict key (from host arrays or a safetensors file), then run forward
  * on device buffers as often as needed. Forward only for now. Two kinds:
- * DCNv4 layers (dcnv4_dcnv4_layer_create, dcnv4_layer_forward) and
- * FlashDeformAttn layers (dcnv4_fda_layer_create, dcnv4_fda_layer_forward);
+ * DCNv4 layers (dcnv4_layer_dcnv4_create, dcnv4_layer_dcnv4_forward) and
+ * FlashDeformAttn layers (dcnv4_layer_fda_create, dcnv4_layer_fda_forward);
  * the forward and workspace calls of one kind refuse a layer of the other
  * (DCNV4_ERROR_INVALID_PARAMETER), everything else is shared.
  *
@@ -529,7 +529,7 @@ typedef enum dcnv4_layer_kind {
 
 /* Configuration of a DCNv4 layer, parameter for parameter the constructor
  * of upstream's PyTorch module. */
-typedef struct dcnv4_dcnv4_layer_config {
+typedef struct dcnv4_layer_dcnv4_config {
   int32_t channels;    /* C; a multiple of group */
   int32_t kernel_size; /* k >= 1: the sampling grid is k x k */
   int32_t stride;      /* >= 1 */
@@ -544,13 +544,13 @@ typedef struct dcnv4_dcnv4_layer_config {
   int32_t remove_center;        /* 0 or 1 */
   int32_t output_bias;          /* 0 or 1: output_proj has a bias */
   int32_t without_pointwise;    /* 0 or 1: no value_proj / output_proj */
-} dcnv4_dcnv4_layer_config;
+} dcnv4_layer_dcnv4_config;
 
 /* PyTorch's defaults: channels 64, kernel_size 3, stride 1, pad 1,
  * dilation 1, group 4, offset_scale 1, dw_kernel_size None (0),
  * center_feature_scale 0, remove_center 0, output_bias 1,
  * without_pointwise 0. */
-DCNV4_API void dcnv4_dcnv4_layer_config_init(dcnv4_dcnv4_layer_config *config);
+DCNV4_API void dcnv4_layer_dcnv4_config_init(dcnv4_layer_dcnv4_config *config);
 
 /* Creates a DCNv4 layer computing in `dtype` (its input and output storage
  * type) with every weight unset. Its weights, by state-dict key:
@@ -564,8 +564,8 @@ DCNV4_API void dcnv4_dcnv4_layer_config_init(dcnv4_dcnv4_layer_config *config);
  *   center_feature_scale_proj_weight (G, C),
  *   center_feature_scale_proj_bias (G)              with center_feature_scale
  */
-DCNV4_API dcnv4_status dcnv4_dcnv4_layer_create(
-    dcnv4_context *context, const dcnv4_dcnv4_layer_config *config,
+DCNV4_API dcnv4_status dcnv4_layer_dcnv4_create(
+    dcnv4_context *context, const dcnv4_layer_dcnv4_config *config,
     dcnv4_dtype dtype, dcnv4_layer **layer);
 
 /* Releases the layer's device memory. NULL is fine. Commands already
@@ -623,11 +623,11 @@ DCNV4_API dcnv4_status dcnv4_layer_load_safetensors(dcnv4_layer *layer,
 /* The key of the first weight not set yet, or NULL when all are set. */
 DCNV4_API const char *dcnv4_layer_missing_weight(const dcnv4_layer *layer);
 
-/* Bytes of device scratch dcnv4_layer_forward needs for this input size
+/* Bytes of device scratch dcnv4_layer_dcnv4_forward needs for this input size
  * (DCNv4 layers): its fp32 intermediates, N*H*W * (j*C + S) * 4 bytes plus
  * alignment, j from 0 (fp32 without_pointwise) to 3 (fp16/bf16 with
  * projections). */
-DCNV4_API dcnv4_status dcnv4_layer_workspace_size(const dcnv4_layer *layer,
+DCNV4_API dcnv4_status dcnv4_layer_dcnv4_workspace_size(const dcnv4_layer *layer,
                                                   int32_t batch, int32_t height,
                                                   int32_t width, size_t *bytes);
 
@@ -637,7 +637,7 @@ DCNV4_API dcnv4_status dcnv4_layer_workspace_size(const dcnv4_layer *layer,
  * operator's output size must equal the input's (true whenever
  * 2*pad == dilation*(kernel_size-1) and stride is 1), else
  * DCNV4_ERROR_INVALID_SHAPE. `workspace`: a read-write buffer (or
- * sub-buffer) of at least dcnv4_layer_workspace_size() bytes, or NULL to let
+ * sub-buffer) of at least dcnv4_layer_dcnv4_workspace_size() bytes, or NULL to let
  * the context manage it (preferred on NVIDIA: a workspace is divided into
  * sub-buffers, which NVIDIA's OpenCL runs kernels on far more slowly).
  * The commands are enqueued on the context's queue after the wait list;
@@ -645,7 +645,7 @@ DCNV4_API dcnv4_status dcnv4_layer_workspace_size(const dcnv4_layer *layer,
  * set gives DCNV4_ERROR_MISSING_WEIGHT naming it. Every check happens before
  * anything is enqueued; should the device fail afterwards (an OpenCL or
  * CLBlast error), the output's content is unspecified. */
-DCNV4_API dcnv4_status dcnv4_layer_forward(dcnv4_layer *layer, int32_t batch,
+DCNV4_API dcnv4_status dcnv4_layer_dcnv4_forward(dcnv4_layer *layer, int32_t batch,
                                            int32_t height, int32_t width,
                                            cl_mem input, cl_mem output,
                                            cl_mem workspace,
@@ -657,16 +657,16 @@ DCNV4_API dcnv4_status dcnv4_layer_forward(dcnv4_layer *layer, int32_t batch,
 
 /* Configuration of a FlashDeformAttn layer, parameter for parameter the
  * constructor of the PyTorch module (DESIGN.md §1.3). The storage dtype is
- * the argument of dcnv4_fda_layer_create, as for DCNv4 layers. */
-typedef struct dcnv4_fda_layer_config {
+ * the argument of dcnv4_layer_fda_create, as for DCNv4 layers. */
+typedef struct dcnv4_layer_fda_config {
   int32_t d_model;  /* C >= 1; a multiple of n_heads */
   int32_t n_levels; /* L, 1..DCNV4_FDA_MAX_LEVELS */
   int32_t n_heads;  /* G >= 1 */
   int32_t n_points; /* K >= 1; n_levels * n_points <= DCNV4_FDA_MAX_SAMPLES */
-} dcnv4_fda_layer_config;
+} dcnv4_layer_fda_config;
 
 /* PyTorch's defaults: d_model 256, n_levels 4, n_heads 8, n_points 4. */
-DCNV4_API void dcnv4_fda_layer_config_init(dcnv4_fda_layer_config *config);
+DCNV4_API void dcnv4_layer_fda_config_init(dcnv4_layer_fda_config *config);
 
 /* Creates a FlashDeformAttn layer computing in `dtype` (the storage type of
  * query, reference_points, input_flatten and output) with every weight
@@ -677,14 +677,14 @@ DCNV4_API void dcnv4_fda_layer_config_init(dcnv4_fda_layer_config *config);
  *   output_proj.weight (C, C), output_proj.bias (C)
  * Set them with dcnv4_layer_set_weight or dcnv4_layer_load_safetensors;
  * release the layer with dcnv4_layer_destroy. */
-DCNV4_API dcnv4_status dcnv4_fda_layer_create(
-    dcnv4_context *context, const dcnv4_fda_layer_config *config,
+DCNV4_API dcnv4_status dcnv4_layer_fda_create(
+    dcnv4_context *context, const dcnv4_layer_fda_config *config,
     dcnv4_dtype dtype, dcnv4_layer **layer);
 
 /* The sizes of one FlashDeformAttn layer call: what the PyTorch forward
  * reads from its tensors' shapes, plus the level tables
  * (input_spatial_shapes, input_level_start_index) as host arrays. */
-typedef struct dcnv4_fda_layer_shape {
+typedef struct dcnv4_layer_fda_shape {
   int32_t batch;         /* N >= 1 */
   int32_t queries;       /* Lq >= 1 */
   int32_t input_len;     /* Len_in >= 1: rows of input_flatten per item */
@@ -695,18 +695,18 @@ typedef struct dcnv4_fda_layer_shape {
    * DCNV4_ERROR_INVALID_SHAPE). Entries >= n_levels are ignored. */
   int32_t spatial_shapes[DCNV4_FDA_MAX_LEVELS][2];
   int32_t level_start[DCNV4_FDA_MAX_LEVELS];
-} dcnv4_fda_layer_shape;
+} dcnv4_layer_fda_shape;
 
 /* Zeroes everything and sets reference_dim 2. */
-DCNV4_API void dcnv4_fda_layer_shape_init(dcnv4_fda_layer_shape *shape);
+DCNV4_API void dcnv4_layer_fda_shape_init(dcnv4_layer_fda_shape *shape);
 
-/* Bytes of device scratch dcnv4_fda_layer_forward needs for these sizes:
+/* Bytes of device scratch dcnv4_layer_fda_forward needs for these sizes:
  * its fp32 intermediates, about
  * (N*Len_in*C + N*Lq*(C + 6P)) * 4 bytes plus alignment, and
  * (N*Len_in + N*Lq) * C * 4 more for fp16/bf16 layers (their widened
  * inputs). */
-DCNV4_API dcnv4_status dcnv4_fda_layer_workspace_size(
-    const dcnv4_layer *layer, const dcnv4_fda_layer_shape *shape,
+DCNV4_API dcnv4_status dcnv4_layer_fda_workspace_size(
+    const dcnv4_layer *layer, const dcnv4_layer_fda_shape *shape,
     size_t *bytes);
 
 /* Forward of a FlashDeformAttn layer (Deformable-DETR's MSDeformAttn):
@@ -724,7 +724,7 @@ DCNV4_API dcnv4_status dcnv4_fda_layer_workspace_size(
  *                    NULL for none
  *   output           (N, Lq, C)
  *   workspace        a read-write buffer (or sub-buffer) of at least
- *                    dcnv4_fda_layer_workspace_size() bytes, or NULL to let
+ *                    dcnv4_layer_fda_workspace_size() bytes, or NULL to let
  *                    the context manage it.
  * query and input_flatten may be the same buffer. Locations are computed
  * and kept in fp32 (upstream rounds them to fp16 before its kernel; this
@@ -735,8 +735,8 @@ DCNV4_API dcnv4_status dcnv4_fda_layer_workspace_size(
  * DCNV4_ERROR_MISSING_WEIGHT naming it. Every check happens before anything
  * is enqueued; should the device fail afterwards (an OpenCL or CLBlast
  * error), the output's content is unspecified. */
-DCNV4_API dcnv4_status dcnv4_fda_layer_forward(
-    dcnv4_layer *layer, const dcnv4_fda_layer_shape *shape, cl_mem query,
+DCNV4_API dcnv4_status dcnv4_layer_fda_forward(
+    dcnv4_layer *layer, const dcnv4_layer_fda_shape *shape, cl_mem query,
     cl_mem reference_points, cl_mem input_flatten, cl_mem padding_mask,
     cl_mem output, cl_mem workspace, cl_uint num_events_in_wait_list,
     const cl_event *event_wait_list, cl_event *event);

@@ -16,9 +16,9 @@ static const struct {
   run_fn run;
 } runners[] = {
     {"dcnv4", run_dcnv4},
-    {"flash_deform_attn", run_flash_deform_attn},
+    {"flash_deform_attn", run_fda},
     {"dcnv4_layer", run_dcnv4_layer},
-    {"flash_deform_attn_layer", run_flash_deform_attn_layer},
+    {"flash_deform_attn_layer", run_fda_layer},
 };
 
 static void usage(FILE *to) {

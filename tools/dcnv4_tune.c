@@ -22,7 +22,7 @@
  * (CLBlastOverrideParameters), each checked against a float64 reference on
  * sampled rows. Then the backend: the library's GEMM (dcnv4_linear_forward,
  * with a bias as the layers use it) on CLBlast with the winning sets against
- * this library's kernel (cl/linear.cl) with each tile set of a curated
+ * this library's kernel (linear.cl) with each tile set of a curated
  * list; the faster is stored as the "linear" kernel entry (backend, tiles).
  *
  * The file is merged: entries of kernels not tuned in this run are kept. */
@@ -47,8 +47,8 @@ static const char *const op_names[OPS] = {
     "dcnv4_forward", "dcnv4_backward", "fda_forward", "fda_backward", "gemm"};
 /* The library's kernel names of the first four ops. */
 static const char *const kernel_of_op[4] = {"dcnv4_forward", "dcnv4_backward",
-                                            "flash_deform_attn_forward",
-                                            "flash_deform_attn_backward"};
+                                            "fda_forward",
+                                            "fda_backward"};
 
 typedef struct shape {
   int n, h, w, c;
@@ -787,7 +787,7 @@ static double time_gemm_launches(dcnv4_context *ctx, gemm_data *g, int reps,
   return m;
 }
 
-/* C = A B^T with CLBlast (row-major, as src/gemm.c). */
+/* C = A B^T with CLBlast (row-major, as src/ops/linear/linear.c). */
 static int clblast_gemm(dcnv4_context *ctx, gemm_data *g, cl_event *end) {
   cl_command_queue q = dcnv4_context_queue(ctx);
   return CLBlastSgemm(CLBlastLayoutRowMajor, CLBlastTransposeNo,
@@ -908,7 +908,7 @@ static void search_gemm_family(dcnv4_context *ctx, gemm_data *g, int n,
   CLBlastClearCache();
 }
 
-/* cl/linear.cl tile sets: tilem tilen tilek vec local (rows per work-item
+/* linear.cl tile sets: tilem tilen tilek vec local (rows per work-item
  * follow; the library rejects, as a fallback, what the device cannot run). */
 static const int linear_sets[][5] = {
     {256, 128, 8, 8, 256}, {128, 128, 16, 8, 256}, {128, 128, 8, 8, 256},
@@ -962,7 +962,7 @@ static double linear_score(dcnv4_context *ctx, gemm_data *g, int n,
 typedef struct linear_result {
   int found;   /* a candidate beat the built-in default by 2 % */
   int error;   /* the built-in default failed its check */
-  int backend; /* 0 CLBlast, 1 cl/linear.cl */
+  int backend; /* 0 CLBlast, 1 linear.cl */
   int set;     /* index in linear_sets when backend 1 */
   double ms_total, default_ms_total, clblast_ms_total;
   int tried, rejected;
@@ -977,7 +977,7 @@ static void linear_tuning_text(int set, char *out, size_t size) {
 }
 
 /* CLBlast (with the parameter sets now applied) against every tile set of
- * cl/linear.cl, each relative to the library's built-in choice. */
+ * linear.cl, each relative to the library's built-in choice. */
 static void search_linear(dcnv4_context *ctx, gemm_data *g, int n, int reps,
                           double deadline, linear_result *res, int verbose) {
   double *base = calloc((size_t)n, sizeof *base);
@@ -1343,7 +1343,7 @@ int main(int argc, char **argv) {
   }
   if (o.ops[OP_GEMM])
     printf("  gemm            float32         %d GEMM shapes, %zu Xgemm + %zu "
-           "XgemmDirect candidate sets, %zu cl/linear.cl tile sets\n",
+           "XgemmDirect candidate sets, %zu linear.cl tile sets\n",
            ngemm, sizeof xgemm_sets / sizeof xgemm_sets[0],
            sizeof xdirect_sets / sizeof xdirect_sets[0],
            sizeof linear_sets / sizeof linear_sets[0]);
@@ -1429,7 +1429,7 @@ int main(int argc, char **argv) {
       double deadline = now_s() + (left > 0 ? left : 0);
       /* Xgemm (large GEMMs) first, then XgemmDirect with the Xgemm winner
        * in place (CLBlast picks the direct kernel for small ones), then
-       * CLBlast so tuned against cl/linear.cl. */
+       * CLBlast so tuned against linear.cl. */
       const double span = deadline - now_s();
       search_gemm_family(ctx, g, ngemm, base, reps, now_s() + span / 2, 0,
                          max_wg, local_bytes, &gres[0], o.verbose);
@@ -1455,7 +1455,7 @@ int main(int argc, char **argv) {
         printf("\n");
       }
       if (lres.found && lres.backend)
-        printf("  linear      cl/linear.cl %dx%dx%d vec %d local %d: %.3f ms "
+        printf("  linear      linear.cl %dx%dx%d vec %d local %d: %.3f ms "
                "with bias (CLBlast + bias pass %.3f ms, built-in default "
                "%.3f ms; %d tried, %d rejected)\n",
                linear_sets[lres.set][0], linear_sets[lres.set][1],

@@ -22,8 +22,8 @@ static int read_dw(const cJSON *root, int32_t *out, case_error *e) {
 int dcnv4_layer_case_read(const cJSON *root, dcnv4_layer_case *c,
                           case_error *e) {
   memset(c, 0, sizeof *c);
-  dcnv4_dcnv4_layer_config *k = &c->config;
-  dcnv4_dcnv4_layer_config_init(k);
+  dcnv4_layer_dcnv4_config *k = &c->config;
+  dcnv4_layer_dcnv4_config_init(k);
   const int32_t big = INT32_MAX;
   double offset_scale;
   int32_t om_channels;
@@ -69,10 +69,10 @@ int dcnv4_layer_case_read(const cJSON *root, dcnv4_layer_case *c,
 
 int fda_layer_case_read(const cJSON *root, fda_layer_case *c, case_error *e) {
   memset(c, 0, sizeof *c);
-  dcnv4_fda_layer_config *k = &c->config;
-  dcnv4_fda_layer_shape *s = &c->shape;
-  dcnv4_fda_layer_config_init(k);
-  dcnv4_fda_layer_shape_init(s);
+  dcnv4_layer_fda_config *k = &c->config;
+  dcnv4_layer_fda_shape *s = &c->shape;
+  dcnv4_layer_fda_config_init(k);
+  dcnv4_layer_fda_shape_init(s);
   const int32_t big = INT32_MAX;
   if (meta_int32(root, "N", 1, big, &s->batch, e) ||
       meta_int32(root, "Lq", 1, big, &s->queries, e) ||

@@ -7,7 +7,7 @@
 #include "case_meta.h"
 
 typedef struct dcnv4_layer_case {
-  dcnv4_dcnv4_layer_config config;
+  dcnv4_layer_dcnv4_config config;
   dcnv4_dtype dtype;
   int32_t batch, height, width;
   int64_t io_shape[3]; /* (N, H*W, C): input and output */
@@ -20,8 +20,8 @@ int dcnv4_layer_case_read(const cJSON *root, dcnv4_layer_case *c,
 
 /* A `flash_deform_attn_layer` case. */
 typedef struct fda_layer_case {
-  dcnv4_fda_layer_config config;
-  dcnv4_fda_layer_shape shape;
+  dcnv4_layer_fda_config config;
+  dcnv4_layer_fda_shape shape;
   dcnv4_dtype dtype;
   int32_t padding_mask;       /* 1: padding_mask.npy (N, input_len) is given */
   int64_t query_shape[3];     /* (N, Lq, d_model): query and output */

@@ -26,11 +26,11 @@ int run_dcnv4_layer(const run_request *req, run_outputs *outs, case_error *e) {
     goto done;
   /* A configuration the library refuses, a weight file that does not fit
    * the layer, or an image size the layer cannot keep is bad input. */
-  dcnv4_status st = dcnv4_dcnv4_layer_create(ctx, &c.config, c.dtype, &layer);
+  dcnv4_status st = dcnv4_layer_dcnv4_create(ctx, &c.config, c.dtype, &layer);
   size_t scratch = 0;
   if (st == DCNV4_SUCCESS)
     st =
-        dcnv4_layer_workspace_size(layer, c.batch, c.height, c.width, &scratch);
+        dcnv4_layer_dcnv4_workspace_size(layer, c.batch, c.height, c.width, &scratch);
   if (st != DCNV4_SUCCESS) {
     case_fail(e, "invalid layer: %s", dcnv4_context_last_error(ctx));
     rc = st == DCNV4_ERROR_OUT_OF_HOST_MEMORY || st == DCNV4_ERROR_OPENCL
@@ -50,7 +50,7 @@ int run_dcnv4_layer(const run_request *req, run_outputs *outs, case_error *e) {
     case_fail(e, "cannot allocate device buffers");
     goto done;
   }
-  st = dcnv4_layer_forward(layer, c.batch, c.height, c.width, in, out, NULL, 0,
+  st = dcnv4_layer_dcnv4_forward(layer, c.batch, c.height, c.width, in, out, NULL, 0,
                            NULL, NULL);
   float *result = st == DCNV4_SUCCESS
                       ? host_download_floats(ctx, out, c.io_elements, c.dtype)

@@ -1,7 +1,7 @@
-/* Fuzz target: the safetensors parser (src/safetensors.c, from memory), then
+/* Fuzz target: the safetensors parser (src/layers/safetensors.c, from memory), then
  * a lookup and a float conversion of every tensor it accepts. */
 #include "fuzz.h"
-#include "safetensors.h"
+#include "layers/safetensors.h"
 
 #include <string.h>
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Registers and spills of the DCNv4 forward for sm_90 without a GPU: builds a
-# kernel folder (cl/ or a variant) with clang's NVPTX back end and libclc
+# source folder (src/ or a variant of it) with clang's NVPTX back end and libclc
 # (Debian: clang-15, libclc-15), then runs ptxas -v (CUDA toolkit). A proxy
 # only: NVIDIA's OpenCL compiler is not clang, and absolute counts differ
 # (clang spills fp16 at 40 registers where NVIDIA's build does not). Useful
@@ -8,7 +8,7 @@
 # loop: fp32 at 48 registers spilled 248 bytes in clang's build and ran
 # 9-19 % slower on the H100 (bench/results/2026-12-06-h100-v16).
 #
-#   bash tools/device/clang_ptx_regs.sh CL_DIR DTYPE VEC PIECES D REGS
+#   bash tools/device/clang_ptx_regs.sh SRC_DIR DTYPE VEC PIECES D REGS
 #
 # DTYPE 0/1/2 (fp32/fp16/bf16), VEC and PIECES as the tuning parameters, D
 # the group's channels, REGS the register cap (0: none). Stage 0, 3x3,
@@ -19,7 +19,7 @@
 # includes the callee's.
 set -euo pipefail
 [ $# -eq 6 ] || {
-  echo "usage: clang_ptx_regs.sh CL_DIR DTYPE VEC PIECES D REGS" >&2
+  echo "usage: clang_ptx_regs.sh SRC_DIR DTYPE VEC PIECES D REGS" >&2
   exit 2
 }
 dir=$1 dtype=$2 vec=$3 pieces=$4 d=$5 regs=$6
@@ -30,10 +30,10 @@ for need in clang-15 ptxas "$clc"; do
 done
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-# The forward's recipe (src/program_registry.c); older kernel folders have no
-# warp_mma.h.
-cat "$dir/common.h" $([ -e "$dir/warp_mma.h" ] && echo "$dir/warp_mma.h") \
-  "$dir/dcnv4_forward.cl" >"$tmp/k.cl"
+# The forward's recipe (src/programs/program_registry.c).
+cat "$dir/ops/common/common.clh" \
+  $([ -e "$dir/ops/common/warp_mma.clh" ] && echo "$dir/ops/common/warp_mma.clh") \
+  "$dir/ops/dcnv4/dcnv4_forward.cl" >"$tmp/k.cl"
 # clang treats `inline` as C99 inline and may leave a call to a function
 # that has no out-of-line body; NVIDIA's compiler inlines everything.
 clang-15 -x cl -cl-std=CL1.2 -target nvptx64-nvidia-nvcl -O3 -S \

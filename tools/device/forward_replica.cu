@@ -1,4 +1,4 @@
-// CUDA copy of cl/dcnv4_forward.cl's stage 0 (fp32, 3x3 kernel, group_channels
+// CUDA copy of dcnv4_forward.cl's stage 0 (fp32, 3x3 kernel, group_channels
 // 16, 4 channels per work-item), so that Nsight Compute can read the hardware
 // counters that the OpenCL kernel's launches hide from it (ncu profiles no
 // OpenCL launch, and the PTX of NVIDIA's OpenCL compiler does not load through
@@ -39,7 +39,7 @@ static void check(cudaError_t e, const char *what, int line) {
   }
 }
 
-// Mirrors dcnv4_geometry in cl/common.h.
+// Mirrors dcnv4_geometry in common.clh.
 struct Geometry {
   int height_in, width_in, height_out, width_out, group;
   int stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w;

@@ -1,0 +1,400 @@
+/* The FlashDeformAttn layer (DESIGN.md §1.3): upstream's PyTorch module
+ * (Deformable-DETR's MSDeformAttn), forward.
+ *
+ * With Mq = N*Lq query rows, Mv = N*Len_in value rows, P = G*L*K, Q and X
+ * the query and input_flatten as fp32 (the inputs themselves, or widened):
+ *   V   = X @ value_proj.weight^T + bias, rows of    GEMM with bias (+ mask)
+ *         padded positions zeroed                    (bias_mask with a mask)
+ *   OFF = Q @ sampling_offsets.weight^T              GEMM (Mq, 2P)
+ *   A   = Q @ attention_weights.weight^T             GEMM (Mq, P)
+ *   SLA = locations from OFF + bias and the          kernel (fda_sampling)
+ *         reference points, then A + bias
+ *   Y   = flash_deform_attn_core(V, SLA)             core operator, fp32
+ *   out = Y @ output_proj.weight^T + bias            GEMM + bias (+ convert)
+ * Every intermediate is fp32 in regions of one workspace; fp16/bf16 layers
+ * round only the output to their dtype. The sampling locations stay fp32
+ * (upstream rounds them to fp16 before its kernel). */
+#include "core/fault.h"
+#include "layers/layer.h"
+
+#include <stdio.h>
+#include <string.h>
+
+void dcnv4_layer_fda_config_init(dcnv4_layer_fda_config *c) {
+  if (!c)
+    return;
+  memset(c, 0, sizeof *c);
+  c->d_model = 256;
+  c->n_levels = 4;
+  c->n_heads = 8;
+  c->n_points = 4;
+}
+
+void dcnv4_layer_fda_shape_init(dcnv4_layer_fda_shape *s) {
+  if (!s)
+    return;
+  memset(s, 0, sizeof *s);
+  s->reference_dim = 2;
+}
+
+static dcnv4_status check_config(dcnv4_context *ctx,
+                                 const dcnv4_layer_fda_config *c,
+                                 dcnv4_dtype dtype) {
+  const dcn_config_range ranges[] = {
+      {"d_model", c->d_model, 1, INT32_MAX},
+      {"n_levels", c->n_levels, 1, DCNV4_FDA_MAX_LEVELS},
+      {"n_heads", c->n_heads, 1, INT32_MAX},
+      {"n_points", c->n_points, 1, DCNV4_FDA_MAX_SAMPLES},
+  };
+  dcnv4_status st = dcn_check_layer_config(ctx, dtype, ranges,
+                                           sizeof ranges / sizeof ranges[0]);
+  if (st != DCNV4_SUCCESS)
+    return st;
+  if (c->d_model % c->n_heads != 0)
+    return dcn_fail(ctx, DCNV4_ERROR_INVALID_PARAMETER,
+                    "d_model (%d) must be a multiple of n_heads (%d)",
+                    (int)c->d_model, (int)c->n_heads);
+  int64_t samples = (int64_t)c->n_levels * c->n_points;
+  if (samples > DCNV4_FDA_MAX_SAMPLES)
+    return dcn_fail(ctx, DCNV4_ERROR_INVALID_PARAMETER,
+                    "n_levels * n_points is %lld; at most %d sampling points "
+                    "per query and head are supported",
+                    (long long)samples, DCNV4_FDA_MAX_SAMPLES);
+  /* The offsets projection has 2P outputs and the core operator's rows
+   * 3P lanes per query. */
+  if ((int64_t)c->n_heads * samples * 3 > INT32_MAX)
+    return dcn_fail(ctx, DCNV4_ERROR_SIZE_OVERFLOW,
+                    "n_heads * n_levels * n_points * 3 (%lld) exceeds 2^31-1",
+                    (long long)((int64_t)c->n_heads * samples * 3));
+  return DCNV4_SUCCESS;
+}
+
+dcnv4_status dcnv4_layer_fda_create(dcnv4_context *ctx,
+                                    const dcnv4_layer_fda_config *config,
+                                    dcnv4_dtype dtype, dcnv4_layer **out) {
+  if (!ctx)
+    return DCNV4_ERROR_NULL_POINTER;
+  if (!out)
+    return dcn_fail(ctx, DCNV4_ERROR_NULL_POINTER, "layer pointer is NULL");
+  *out = NULL;
+  if (!config)
+    return dcn_fail(ctx, DCNV4_ERROR_NULL_POINTER, "config is NULL");
+  dcnv4_status st = check_config(ctx, config, dtype);
+  if (st != DCNV4_SUCCESS)
+    return st;
+  dcnv4_layer *layer = NULL;
+  if ((st = dcn_layer_alloc(ctx, DCNV4_LAYER_FLASH_DEFORM_ATTN, dtype, &layer)))
+    return st;
+  layer->config.fda = *config;
+  const int64_t C = config->d_model, P = (int64_t)config->n_heads *
+                                         config->n_levels * config->n_points;
+  const int64_t off[] = {2 * P, C}, off1[] = {2 * P}, att[] = {P, C},
+                att1[] = {P}, cc[] = {C, C}, c1[] = {C};
+  /* The module's registration order (its state_dict order). */
+  if ((st = dcn_layer_add_weight(layer, "sampling_offsets.weight", 2, off,
+                                 NULL)) ||
+      (st = dcn_layer_add_weight(layer, "sampling_offsets.bias", 1, off1,
+                                 NULL)) ||
+      (st = dcn_layer_add_weight(layer, "attention_weights.weight", 2, att,
+                                 NULL)) ||
+      (st = dcn_layer_add_weight(layer, "attention_weights.bias", 1, att1,
+                                 NULL)) ||
+      (st = dcn_layer_add_weight(layer, "value_proj.weight", 2, cc, NULL)) ||
+      (st = dcn_layer_add_weight(layer, "value_proj.bias", 1, c1, NULL)) ||
+      (st = dcn_layer_add_weight(layer, "output_proj.weight", 2, cc, NULL)) ||
+      (st = dcn_layer_add_weight(layer, "output_proj.bias", 1, c1, NULL))) {
+    dcnv4_layer_destroy(layer);
+    return st;
+  }
+  *out = layer;
+  return DCNV4_SUCCESS;
+}
+
+/* ------------------------------------------------------------ forward */
+
+/* Everything one forward call needs to know, derived before any work. */
+typedef struct forward_plan {
+  dcnv4_fda_params core;
+  dcn_fda_sampling_geometry geo;
+  uint64_t q_rows, v_rows; /* Mq = N*Lq, Mv = N*Len_in */
+  int32_t C, P;            /* d_model, G*L*K */
+  /* Bytes of the caller's buffers. */
+  size_t query_bytes, ref_bytes, input_bytes, mask_bytes, output_bytes;
+  bool f32, idx64;
+  dcn_scratch_plan scratch;
+  /* Scratch regions (-1: none). */
+  int r_q32, r_x32, r_v, r_off, r_att, r_sla, r_y;
+} forward_plan;
+
+static dcnv4_status make_plan(dcnv4_layer *layer,
+                              const dcnv4_layer_fda_shape *shape,
+                              forward_plan *f) {
+  dcnv4_context *ctx = layer->ctx;
+  const dcnv4_layer_fda_config *c = &layer->config.fda;
+  memset(f, 0, sizeof *f);
+  if (!shape)
+    return dcn_fail(ctx, DCNV4_ERROR_NULL_POINTER, "shape is NULL");
+  if (shape->batch < 1 || shape->queries < 1 || shape->input_len < 1)
+    return dcn_fail(ctx, DCNV4_ERROR_INVALID_PARAMETER,
+                    "batch, queries and input_len are %d, %d, %d; each must "
+                    "be at least 1",
+                    (int)shape->batch, (int)shape->queries,
+                    (int)shape->input_len);
+  if (shape->reference_dim != 2 && shape->reference_dim != 4)
+    return dcn_fail(ctx, DCNV4_ERROR_INVALID_PARAMETER,
+                    "reference_dim is %d; it must be 2 (points) or 4 (boxes)",
+                    (int)shape->reference_dim);
+  /* The core operator's parameters: validates the levels against Len_in
+   * (inside [0, input_len), no overlap) exactly as dcnv4_fda_forward does. */
+  dcnv4_fda_params *p = &f->core;
+  dcnv4_fda_params_init(p);
+  p->batch = shape->batch;
+  p->queries = shape->queries;
+  p->group = c->n_heads;
+  p->group_channels = c->d_model / c->n_heads;
+  p->levels = c->n_levels;
+  p->points = c->n_points;
+  p->value_len = shape->input_len;
+  for (int l = 0; l < c->n_levels; l++) {
+    p->spatial_shapes[l][0] = shape->spatial_shapes[l][0];
+    p->spatial_shapes[l][1] = shape->spatial_shapes[l][1];
+    p->level_start[l] = shape->level_start[l];
+  }
+  p->dtype = DCNV4_FLOAT32;
+  char why[256];
+  dcnv4_fda_shape s;
+  dcnv4_status st = dcnv4_fda_check_params(p, why, sizeof why);
+  if (st != DCNV4_SUCCESS)
+    return dcn_fail(ctx, st, "%s", why);
+  (void)dcnv4_fda_get_shape(p, &s);
+
+  f->geo.heads = c->n_heads;
+  f->geo.levels = c->n_levels;
+  f->geo.points = c->n_points;
+  f->geo.reference_dim = shape->reference_dim;
+  for (int l = 0; l < c->n_levels; l++) {
+    f->geo.height[l] = shape->spatial_shapes[l][0];
+    f->geo.width[l] = shape->spatial_shapes[l][1];
+  }
+  f->C = c->d_model;
+  f->P = c->n_heads * c->n_levels * c->n_points;
+  f->f32 = layer->dtype == DCNV4_FLOAT32;
+  const size_t esize = dcnv4_dtype_size(layer->dtype);
+  const uint64_t C = (uint64_t)f->C, P = (uint64_t)f->P;
+  uint64_t qc = 0, vc = 0, q3p = 0, refs = 0;
+  size_t qc4 = 0, vc4 = 0, q2p4 = 0, qp4 = 0, q3p4 = 0;
+  if (!dcn_mul_u64((uint64_t)shape->batch, (uint64_t)shape->queries,
+                   &f->q_rows) ||
+      !dcn_mul_u64((uint64_t)shape->batch, (uint64_t)shape->input_len,
+                   &f->v_rows) ||
+      !dcn_mul_u64(f->q_rows, C, &qc) || !dcn_mul_u64(f->v_rows, C, &vc) ||
+      !dcn_mul_u64(f->q_rows, 3 * P, &q3p) ||
+      !dcn_mul_u64(f->q_rows,
+                   (uint64_t)c->n_levels * (uint64_t)shape->reference_dim,
+                   &refs) ||
+      !dcn_bytes(qc, esize, &f->query_bytes) ||
+      !dcn_bytes(qc, esize, &f->output_bytes) ||
+      !dcn_bytes(vc, esize, &f->input_bytes) ||
+      !dcn_bytes(refs, esize, &f->ref_bytes) ||
+      !dcn_bytes(f->v_rows, 1, &f->mask_bytes) ||
+      !dcn_bytes(qc, sizeof(cl_float), &qc4) ||
+      !dcn_bytes(vc, sizeof(cl_float), &vc4) ||
+      !dcn_bytes(q3p, sizeof(cl_float), &q3p4))
+    return dcn_fail(ctx, DCNV4_ERROR_SIZE_OVERFLOW,
+                    "tensor sizes overflow (batch %d, queries %d, input_len "
+                    "%d, d_model %d, %lld sampling points per query)",
+                    (int)shape->batch, (int)shape->queries,
+                    (int)shape->input_len, (int)f->C, (long long)P);
+  q2p4 = q3p4 / 3 * 2;
+  qp4 = q3p4 / 3;
+  const uint64_t limit = (uint64_t)1 << 31;
+  f->idx64 = qc >= limit || vc >= limit || q3p >= limit || refs >= limit ||
+             s.value_elements >= limit;
+
+  dcn_scratch_plan *sp = &f->scratch;
+  dcn_scratch_init(sp, layer->align);
+  f->r_q32 = f->r_x32 = -1;
+  bool ok = true;
+  if (!f->f32) {
+    ok = ok && (f->r_q32 = dcn_scratch_add(sp, qc4)) >= 0;
+    ok = ok && (f->r_x32 = dcn_scratch_add(sp, vc4)) >= 0;
+  }
+  ok = ok && (f->r_v = dcn_scratch_add(sp, vc4)) >= 0;
+  ok = ok && (f->r_off = dcn_scratch_add(sp, q2p4)) >= 0;
+  ok = ok && (f->r_att = dcn_scratch_add(sp, qp4)) >= 0;
+  ok = ok && (f->r_sla = dcn_scratch_add(sp, q3p4)) >= 0;
+  ok = ok && (f->r_y = dcn_scratch_add(sp, qc4)) >= 0;
+  if (!ok)
+    return dcn_fail(ctx, DCNV4_ERROR_SIZE_OVERFLOW,
+                    "the workspace size overflows");
+  return DCNV4_SUCCESS;
+}
+
+static dcnv4_status check_kind(const dcnv4_layer *layer) {
+  if (layer->kind != DCNV4_LAYER_FLASH_DEFORM_ATTN)
+    return dcn_fail(layer->ctx, DCNV4_ERROR_INVALID_PARAMETER,
+                    "this call needs a FlashDeformAttn layer");
+  return DCNV4_SUCCESS;
+}
+
+dcnv4_status dcnv4_layer_fda_workspace_size(const dcnv4_layer *layer,
+                                            const dcnv4_layer_fda_shape *shape,
+                                            size_t *bytes) {
+  if (!layer)
+    return DCNV4_ERROR_NULL_POINTER;
+  if (!bytes)
+    return dcn_fail(layer->ctx, DCNV4_ERROR_NULL_POINTER, "bytes is NULL");
+  dcnv4_status st = check_kind(layer);
+  if (st != DCNV4_SUCCESS)
+    return st;
+  forward_plan f;
+  /* make_plan only reads the layer (and writes messages to the context). */
+  if ((st = make_plan((dcnv4_layer *)layer, shape, &f)))
+    return st;
+  *bytes = f.scratch.total;
+  return DCNV4_SUCCESS;
+}
+
+/* The kernels of one call, built before anything is enqueued. */
+typedef struct forward_kernels {
+  cl_kernel to_float, bias_mask, sampling, final;
+  dcn_gemm gemm;
+} forward_kernels;
+
+static dcnv4_status prepare_kernels(dcnv4_layer *layer, const forward_plan *f,
+                                    bool masked, forward_kernels *k) {
+  dcnv4_context *ctx = layer->ctx;
+  memset(k, 0, sizeof *k);
+  dcnv4_status st;
+  if (!f->f32 && (st = dcn_layer_kernel(ctx, DCN_LK_TO_FLOAT, layer->dtype, 0,
+                                        f->idx64, &k->to_float)))
+    return st;
+  if ((st = dcn_gemm_prepare(ctx, f->idx64, !masked || f->f32, &k->gemm)))
+    return st;
+  if (masked && (st = dcn_layer_kernel(ctx, DCN_LK_BIAS_MASK, DCNV4_FLOAT32, 0,
+                                       f->idx64, &k->bias_mask)))
+    return st;
+  if ((st = dcn_layer_kernel(ctx, DCN_LK_FDA_SAMPLING, layer->dtype, 0,
+                             f->idx64, &k->sampling)))
+    return st;
+  if (!f->f32 && (st = dcn_layer_kernel(ctx, DCN_LK_BIAS_STORE, layer->dtype, 0,
+                                        f->idx64, &k->final)))
+    return st;
+  return dcn_fda_forward_prepare(ctx, &f->core);
+}
+
+/* Enqueues the steps; `event` goes to the last one. */
+static dcnv4_status enqueue_forward(dcnv4_layer *layer, const forward_plan *f,
+                                    const forward_kernels *k, cl_mem query,
+                                    cl_mem reference_points, cl_mem input,
+                                    cl_mem mask, cl_mem output, const cl_mem *r,
+                                    cl_event *event) {
+  dcnv4_context *ctx = layer->ctx;
+  const uint64_t Mq = f->q_rows, Mv = f->v_rows, C = (uint64_t)f->C,
+                 P = (uint64_t)f->P;
+  dcnv4_status st;
+#define W(key) dcn_layer_weight_buffer(layer, key)
+
+  cl_mem Q = query, X = input;
+  if (!f->f32) {
+    Q = r[f->r_q32];
+    X = r[f->r_x32];
+    if ((st = dcn_run_to_float(ctx, k->to_float, f->idx64, query, Q, Mq * C,
+                               NULL)) ||
+        (st = dcn_run_to_float(ctx, k->to_float, f->idx64, input, X, Mv * C,
+                               NULL)))
+      return st;
+  }
+  cl_mem V = r[f->r_v];
+  /* The bias in the GEMM, or with the padding mask in one pass after it. */
+  if ((st = dcn_gemm_linear(ctx, &k->gemm, Mv, C, C, X, W("value_proj.weight"),
+                            mask ? NULL : W("value_proj.bias"), V, NULL,
+                            "value_proj")))
+    return st;
+  if (mask &&
+      (st = dcn_run_bias_mask(ctx, k->bias_mask, f->idx64, V,
+                              W("value_proj.bias"), mask, Mv, f->C, NULL)))
+    return st;
+  cl_mem OFF = r[f->r_off], A = r[f->r_att], SLA = r[f->r_sla];
+  if ((st = dcn_gemm_linear(ctx, &k->gemm, Mq, 2 * P, C, Q,
+                            W("sampling_offsets.weight"), NULL, OFF, NULL,
+                            "sampling_offsets")) ||
+      (st = dcn_gemm_linear(ctx, &k->gemm, Mq, P, C, Q,
+                            W("attention_weights.weight"), NULL, A, NULL,
+                            "attention_weights")) ||
+      (st = dcn_run_fda_sampling(ctx, k->sampling, f->idx64, OFF,
+                                 W("sampling_offsets.bias"), A,
+                                 W("attention_weights.bias"), reference_points,
+                                 SLA, &f->geo, Mq, NULL)))
+    return st;
+  cl_mem Y = r[f->r_y];
+  if ((st = dcnv4_fda_forward(ctx, &f->core, V, SLA, Y, 0, NULL, NULL)))
+    return st;
+  /* fp32: straight into the output, bias included; else into the widened
+   * query's region (dead now), then bias and rounding in one pass. */
+  if (f->f32)
+    return dcn_gemm_linear(ctx, &k->gemm, Mq, C, C, Y, W("output_proj.weight"),
+                           W("output_proj.bias"), output, event, "output_proj");
+  if ((st = dcn_gemm_linear(ctx, &k->gemm, Mq, C, C, Y, W("output_proj.weight"),
+                            NULL, Q, NULL, "output_proj")))
+    return st;
+  return dcn_run_bias_store(ctx, k->final, f->idx64, Q, W("output_proj.bias"),
+                            output, Mq, f->C, event);
+#undef W
+}
+
+dcnv4_status dcnv4_layer_fda_forward(dcnv4_layer *layer,
+                                     const dcnv4_layer_fda_shape *shape,
+                                     cl_mem query, cl_mem reference_points,
+                                     cl_mem input_flatten, cl_mem padding_mask,
+                                     cl_mem output, cl_mem workspace,
+                                     cl_uint num_wait, const cl_event *wait,
+                                     cl_event *event) {
+  if (!layer)
+    return DCNV4_ERROR_NULL_POINTER;
+  dcnv4_context *ctx = layer->ctx;
+  forward_plan f;
+  dcnv4_status st;
+  if ((st = check_kind(layer)) || (st = make_plan(layer, shape, &f)) ||
+      (st = dcn_layer_check_complete(layer)) ||
+      (st = dcn_check_wait_list(ctx, num_wait, wait)))
+    return st;
+  const cl_mem bufs[] = {query,        reference_points, input_flatten,
+                         padding_mask, output,           workspace};
+  const char *const names[] = {"query",         "reference_points",
+                               "input_flatten", "padding_mask",
+                               "output",        "workspace"};
+  const bool readonly[] = {true, true, true, true, false, false};
+  if ((st = dcn_check_buffer(ctx, query, "query", f.query_bytes)) ||
+      (st = dcn_check_buffer(ctx, reference_points, "reference_points",
+                             f.ref_bytes)) ||
+      (st = dcn_check_buffer(ctx, input_flatten, "input_flatten",
+                             f.input_bytes)) ||
+      (padding_mask && (st = dcn_check_buffer(ctx, padding_mask, "padding_mask",
+                                              f.mask_bytes))) ||
+      (st = dcn_check_buffer(ctx, output, "output", f.output_bytes)) ||
+      (st = dcn_check_no_alias(ctx, bufs, names, readonly, 6)) ||
+      (workspace &&
+       (st = dcn_scratch_check_user(ctx, workspace, f.scratch.total))))
+    return st;
+  forward_kernels k;
+  if ((st = prepare_kernels(layer, &f, padding_mask != NULL, &k)))
+    return st;
+  cl_mem regions[DCN_SCRATCH_MAX_REGIONS];
+  if ((st = dcn_scratch_bind(ctx, workspace, &f.scratch, regions)))
+    return st;
+  /* From here on, work is enqueued. */
+  if (num_wait > 0) {
+    cl_int err =
+        dcn_clEnqueueBarrierWithWaitList(ctx->queue, num_wait, wait, NULL);
+    if (err != CL_SUCCESS) {
+      dcn_scratch_release(regions, f.scratch.count);
+      return dcn_fail_cl(ctx, err, "clEnqueueBarrierWithWaitList");
+    }
+  }
+  st = enqueue_forward(layer, &f, &k, query, reference_points, input_flatten,
+                       padding_mask, output, regions, event);
+  /* Released now, freed by OpenCL once the enqueued commands are done. */
+  dcn_scratch_release(regions, f.scratch.count);
+  return st;
+}

@@ -1,0 +1,205 @@
+/* Layers (DESIGN.md §1.3): the pieces every layer kind shares. Not installed.
+ *
+ *  - the weight table: PyTorch state-dict keys with their shapes, one fp32
+ *    device buffer per weight (layer.c);
+ *  - scratch plans: regions of one workspace, bound as sub-buffers
+ *    (layer.c);
+ *  - the GEMM of the linear projections, y = x W^T + b, on this library's
+ *    kernel (linear.cl) or CLBlast, as tuned (gemm.c, the one place that
+ *    calls CLBlast, so tuning plugs in there);
+ *  - the small kernels around the GEMMs: dtype widening, bias epilogue,
+ *    depthwise convolution, centre-feature-scale blend, masked value bias
+ *    and the FlashDeformAttn layer's reference-point arithmetic
+ *    (layer_ops.c, layer_ops.cl).
+ *
+ * A layer kind (dcnv4_layer.c, fda_layer.c) declares its weights at
+ * creation and implements its forward pass with these. */
+#ifndef DCNV4_LAYER_H
+#define DCNV4_LAYER_H
+
+#include "core/internal.h"
+
+#define DCN_WEIGHT_MAX_DIMS 4
+#define DCN_LAYER_MAX_WEIGHTS 16
+
+typedef struct dcn_weight dcn_weight;
+/* Rearranges host data (PyTorch layout, `w->elements` floats) into the
+ * device layout. NULL: the layouts are the same. */
+typedef void (*dcn_weight_pack_fn)(const dcn_weight *w, const float *src,
+                                   float *dst);
+
+struct dcn_weight {
+  const char *key; /* state-dict key, a string constant */
+  int ndim;
+  int64_t shape[DCN_WEIGHT_MAX_DIMS];
+  uint64_t elements;
+  bool set;
+  cl_mem buffer; /* elements fp32 values in the device layout */
+  dcn_weight_pack_fn pack;
+};
+
+struct dcnv4_layer {
+  dcnv4_context *ctx;
+  dcnv4_layer_kind kind;
+  dcnv4_dtype dtype;
+  size_t align; /* sub-buffer alignment of the device, bytes */
+  dcn_weight weights[DCN_LAYER_MAX_WEIGHTS];
+  size_t weight_count;
+  union {
+    dcnv4_layer_dcnv4_config dcnv4;
+    dcnv4_layer_fda_config fda;
+  } config;
+};
+
+/* ------------------------------------------------------------ weights */
+
+/* A layer with no weights yet (freed by dcnv4_layer_destroy). */
+dcnv4_status dcn_layer_alloc(dcnv4_context *ctx, dcnv4_layer_kind kind,
+                             dcnv4_dtype dtype, dcnv4_layer **out);
+/* Declares a weight and allocates its device buffer. */
+dcnv4_status dcn_layer_add_weight(dcnv4_layer *layer, const char *key, int ndim,
+                                  const int64_t *shape,
+                                  dcn_weight_pack_fn pack);
+/* The weight named `key`, or NULL. */
+dcn_weight *dcn_layer_find_weight(dcnv4_layer *layer, const char *key);
+/* The device buffer of a declared weight (NULL if the layer has none). */
+cl_mem dcn_layer_weight_buffer(dcnv4_layer *layer, const char *key);
+/* DCNV4_ERROR_MISSING_WEIGHT naming the first weight never set. */
+dcnv4_status dcn_layer_check_complete(dcnv4_layer *layer);
+/* "(64, 1, 3, 3)" */
+void dcn_shape_string(int ndim, const int64_t *shape, char *out, size_t size);
+
+/* A layer configuration field and its accepted range. */
+typedef struct dcn_config_range {
+  const char *name;
+  int32_t value, min, max;
+} dcn_config_range;
+
+/* The layer's dtype is known and every field lies in its range; else
+ * DCNV4_ERROR_INVALID_PARAMETER naming the first that does not. */
+dcnv4_status dcn_check_layer_config(dcnv4_context *ctx, dcnv4_dtype dtype,
+                                    const dcn_config_range *ranges,
+                                    size_t count);
+
+/* ------------------------------------------------------- scratch plans */
+
+/* Regions of one workspace, each starting at a multiple of `align`. */
+typedef struct dcn_scratch_plan {
+  size_t align;
+  size_t total;
+  size_t count;
+  size_t offset[DCN_SCRATCH_MAX_REGIONS];
+  size_t bytes[DCN_SCRATCH_MAX_REGIONS];
+} dcn_scratch_plan;
+
+void dcn_scratch_init(dcn_scratch_plan *plan, size_t align);
+/* Adds a region of `bytes`; returns its index, or -1 on size overflow. */
+int dcn_scratch_add(dcn_scratch_plan *plan, size_t bytes);
+/* Checks the user's workspace and creates one sub-buffer per region in
+ * `regions`; with no workspace, the context's region buffers (grown as
+ * needed) are retained instead (release both with
+ * dcn_scratch_release, which may be called as soon as the commands using
+ * them are enqueued). */
+dcnv4_status dcn_scratch_bind(dcnv4_context *ctx, cl_mem workspace,
+                              const dcn_scratch_plan *plan, cl_mem *regions);
+void dcn_scratch_release(cl_mem *regions, size_t count);
+/* The checks of dcn_scratch_bind on a user workspace, without binding. */
+dcnv4_status dcn_scratch_check_user(dcnv4_context *ctx, cl_mem workspace,
+                                    size_t bytes);
+
+/* --------------------------------------------------------------- GEMM */
+
+/* The backend of a layer call's GEMMs, chosen and built before anything is
+ * enqueued (dcn_gemm_prepare): linear.cl (`own`, bias fused) or CLBlast
+ * (with a bias pass when a GEMM has a bias). */
+typedef struct dcn_gemm {
+  bool own;
+  bool idx64;         /* some tensor of the call has 2^31 elements or more */
+  cl_kernel linear;   /* own: the kernel (the context's) */
+  cl_kernel bias;     /* CLBlast with biases: fp32 bias_store */
+  int tile_m, tile_n; /* own: output tile of a work-group */
+  size_t local;       /* own: work-items per group */
+  /* own, built-in tiles taller than 64 rows: the same kernel with 64-row
+   * tiles, for GEMMs whose tiles would not fill the device (or NULL). */
+  cl_kernel linear_short;
+} dcn_gemm;
+
+/* Picks the backend from the tuning (kernel "linear") and builds what it
+ * needs; `bias`: some GEMM of the call will have a bias. */
+dcnv4_status dcn_gemm_prepare(dcnv4_context *ctx, bool idx64, bool bias,
+                              dcn_gemm *g);
+
+/* c (m, n) = a (m, k) @ b^T (+ bias) with b (n, k), bias (n) or NULL:
+ * PyTorch's F.linear, fp32, row-major, contiguous (lda = k, ldb = k,
+ * ldc = n), every buffer from offset 0; c must not alias a, b or bias.
+ * Enqueued on the context's queue after the commands before it; `event`
+ * (may be NULL) receives the completion event of the last command. */
+dcnv4_status dcn_gemm_linear(dcnv4_context *ctx, const dcn_gemm *g, uint64_t m,
+                             uint64_t n, uint64_t k, cl_mem a, cl_mem b,
+                             cl_mem bias, cl_mem c, cl_event *event,
+                             const char *what);
+
+/* ------------------------------------------------- small layer kernels */
+
+/* Kernels are fetched (built) by dcn_layer_kernel before anything is
+ * enqueued, then launched by the dcn_run_* functions. */
+typedef enum dcn_layer_kernel_id {
+  DCN_LK_TO_FLOAT,     /* storage dtype -> fp32 */
+  DCN_LK_BIAS_STORE,   /* fp32 + bias -> storage dtype */
+  DCN_LK_CONVERT_ONLY, /* fp32 -> storage dtype */
+  DCN_LK_DWCONV,       /* fp32 depthwise convolution, arg: kernel size */
+  DCN_LK_CFS_BLEND,    /* centre feature scale, arg: group channels */
+  DCN_LK_BIAS_MASK,    /* fp32 bias in place, rows zeroed by a byte mask */
+  DCN_LK_FDA_SAMPLING  /* FDA layer: offsets + logits -> sampling_loc_attn,
+                          dtype: of the reference points */
+} dcn_layer_kernel_id;
+
+/* `dtype` is the storage type the kernel reads (to_float) or writes
+ * (bias_store, convert); `arg` as noted above; `idx64` when a tensor of the
+ * call has 2^31 elements or more. */
+dcnv4_status dcn_layer_kernel(dcnv4_context *ctx, dcn_layer_kernel_id id,
+                              dcnv4_dtype dtype, int arg, bool idx64,
+                              cl_kernel *kernel);
+
+dcnv4_status dcn_run_to_float(dcnv4_context *ctx, cl_kernel k, bool idx64,
+                              cl_mem src, cl_mem dst, uint64_t count,
+                              cl_event *event);
+/* dst[r, c] = src[r, c] (+ bias[c] when the kernel has a bias); src and dst
+ * may be the same fp32 buffer. */
+dcnv4_status dcn_run_bias_store(dcnv4_context *ctx, cl_kernel k, bool idx64,
+                                cl_mem src, cl_mem bias, cl_mem dst,
+                                uint64_t rows, int32_t cols, cl_event *event);
+dcnv4_status dcn_run_dwconv(dcnv4_context *ctx, cl_kernel k, bool idx64,
+                            cl_mem src, cl_mem weight, cl_mem bias, cl_mem dst,
+                            int32_t batch, int32_t height, int32_t width,
+                            int32_t channels, cl_event *event);
+dcnv4_status dcn_run_cfs_blend(dcnv4_context *ctx, cl_kernel k, bool idx64,
+                               cl_mem x, cl_mem v, cl_mem logits, cl_mem bias,
+                               uint64_t rows, int32_t group,
+                               int32_t group_channels, cl_event *event);
+
+/* x[r, c] = mask[r] ? 0 : x[r, c] + bias[c] (fp32, in place; mask bytes,
+ * non-zero = padded): PyTorch's masked_fill after a Linear. */
+dcnv4_status dcn_run_bias_mask(dcnv4_context *ctx, cl_kernel k, bool idx64,
+                               cl_mem x, cl_mem bias, cl_mem mask,
+                               uint64_t rows, int32_t cols, cl_event *event);
+
+/* The FlashDeformAttn layer's level geometry for its sampling kernel. */
+typedef struct dcn_fda_sampling_geometry {
+  int32_t heads, levels, points, reference_dim;
+  int32_t height[DCNV4_FDA_MAX_LEVELS];
+  int32_t width[DCNV4_FDA_MAX_LEVELS];
+} dcn_fda_sampling_geometry;
+
+/* sampling_loc_attn (rows, G, L*K*3) from the raw GEMM outputs offsets
+ * (rows, G*L*K*2) and logits (rows, G*L*K), their biases, and the
+ * reference points (rows, L, reference_dim) in the kernel's dtype; rows =
+ * N*Lq. One work-item per (row, head, level, point). */
+dcnv4_status dcn_run_fda_sampling(dcnv4_context *ctx, cl_kernel k, bool idx64,
+                                  cl_mem offsets, cl_mem offsets_bias,
+                                  cl_mem logits, cl_mem logits_bias,
+                                  cl_mem reference_points, cl_mem dst,
+                                  const dcn_fda_sampling_geometry *g,
+                                  uint64_t rows, cl_event *event);
+
+#endif /* DCNV4_LAYER_H */

@@ -1,0 +1,656 @@
+/* FlashDeformAttn core operator: parameter validation and the
+ * forward/backward launchers (kernels in fda_forward.cl and
+ * fda_backward.cl). */
+#include "ops/common/deterministic.h"
+#include "tuning/tuning.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* Sampling coordinates are split into an exact integer and a small float
+ * part in the kernels; this bound keeps level sizes exact in float. */
+#define MAX_EXTENT (1 << 24)
+
+/* Mirrors fda_geometry in the kernels (all 4-byte fields, no padding). The
+ * level tables always have DCNV4_FDA_MAX_LEVELS entries; the unused ones are
+ * zero. */
+typedef struct fda_geometry_arg {
+  cl_int value_len, queries, group, group_channels, levels, points;
+  cl_int height[DCNV4_FDA_MAX_LEVELS];
+  cl_int width[DCNV4_FDA_MAX_LEVELS];
+  cl_int start[DCNV4_FDA_MAX_LEVELS];
+} fda_geometry_arg;
+
+void dcnv4_fda_params_init(dcnv4_fda_params *p) {
+  if (!p)
+    return;
+  memset(p, 0, sizeof *p);
+  p->group = 1;
+  p->levels = 1;
+  p->points = 4;
+  p->dtype = DCNV4_FLOAT32;
+}
+
+/* Validates the levels: shapes, and rows inside [0, Nv) without overlap. */
+static dcnv4_status check_levels(dcnv4_context *ctx,
+                                 const dcnv4_fda_params *p) {
+  int64_t begin[DCNV4_FDA_MAX_LEVELS], end[DCNV4_FDA_MAX_LEVELS];
+  for (int l = 0; l < p->levels; l++) {
+    for (int a = 0; a < 2; a++) {
+      int32_t v = p->spatial_shapes[l][a];
+      if (v < 1)
+        return dcn_fail(ctx, DCNV4_ERROR_INVALID_PARAMETER,
+                        "spatial_shapes[%d][%d] (%s of level %d) is %d; it "
+                        "must be at least 1",
+                        l, a, a ? "width" : "height", l, (int)v);
+      if (v > MAX_EXTENT)
+        return dcn_fail(ctx, DCNV4_ERROR_SIZE_OVERFLOW,
+                        "spatial_shapes[%d][%d] is %d; level sizes must stay "
+                        "at or below 2^24",
+                        l, a, (int)v);
+    }
+    begin[l] = p->level_start[l];
+    end[l] =
+        begin[l] + (int64_t)p->spatial_shapes[l][0] * p->spatial_shapes[l][1];
+    if (begin[l] < 0 || end[l] > p->value_len)
+      return dcn_fail(ctx, DCNV4_ERROR_INVALID_SHAPE,
+                      "level %d (level_start[%d] = %d, %dx%d) covers value "
+                      "rows [%lld, %lld), outside [0, value_len = %d)",
+                      l, l, (int)p->level_start[l],
+                      (int)p->spatial_shapes[l][0],
+                      (int)p->spatial_shapes[l][1], (long long)begin[l],
+                      (long long)end[l], (int)p->value_len);
+  }
+  for (int l = 0; l < p->levels; l++)
+    for (int m = 0; m < l; m++)
+      if (begin[l] < end[m] && begin[m] < end[l])
+        return dcn_fail(ctx, DCNV4_ERROR_INVALID_SHAPE,
+                        "levels %d (rows [%lld, %lld)) and %d (rows [%lld, "
+                        "%lld)) overlap; check level_start",
+                        m, (long long)begin[m], (long long)end[m], l,
+                        (long long)begin[l], (long long)end[l]);
+  return DCNV4_SUCCESS;
+}
+
+/* Validates and derives; messages go to ctx when given. */
+static dcnv4_status compute_shape(dcnv4_context *ctx, const dcnv4_fda_params *p,
+                                  dcnv4_fda_shape *s) {
+  if (!p)
+    return dcn_fail(ctx, DCNV4_ERROR_NULL_POINTER, "params is NULL");
+  if (dcnv4_dtype_size(p->dtype) == 0)
+    return dcn_fail(ctx, DCNV4_ERROR_INVALID_PARAMETER, "unknown dtype %d",
+                    (int)p->dtype);
+  struct {
+    const char *name;
+    int32_t value, min;
+  } ranges[] = {
+      {"batch", p->batch, 1},         {"queries", p->queries, 1},
+      {"group", p->group, 1},         {"group_channels", p->group_channels, 1},
+      {"levels", p->levels, 1},       {"points", p->points, 1},
+      {"value_len", p->value_len, 1},
+  };
+  for (size_t i = 0; i < sizeof ranges / sizeof ranges[0]; i++)
+    if (ranges[i].value < ranges[i].min)
+      return dcn_fail(ctx, DCNV4_ERROR_INVALID_PARAMETER,
+                      "%s is %d; it must be at least %d", ranges[i].name,
+                      (int)ranges[i].value, (int)ranges[i].min);
+  if (p->deterministic != 0 && p->deterministic != 1)
+    return dcn_fail(ctx, DCNV4_ERROR_INVALID_PARAMETER,
+                    "deterministic is %d; it must be 0 or 1",
+                    (int)p->deterministic);
+  if (p->levels > DCNV4_FDA_MAX_LEVELS)
+    return dcn_fail(ctx, DCNV4_ERROR_INVALID_PARAMETER,
+                    "levels is %d; at most %d are supported", (int)p->levels,
+                    DCNV4_FDA_MAX_LEVELS);
+  int64_t samples = (int64_t)p->levels * p->points;
+  if (samples > DCNV4_FDA_MAX_SAMPLES)
+    return dcn_fail(ctx, DCNV4_ERROR_INVALID_PARAMETER,
+                    "levels * points is %lld; at most %d sampling points per "
+                    "query and head are supported",
+                    (long long)samples, DCNV4_FDA_MAX_SAMPLES);
+  dcnv4_status st = check_levels(ctx, p);
+  if (st != DCNV4_SUCCESS)
+    return st;
+  int64_t channels = (int64_t)p->group * p->group_channels;
+  int64_t lanes = (int64_t)p->group * samples * 3;
+  if (channels > INT32_MAX || lanes > INT32_MAX)
+    return dcn_fail(ctx, DCNV4_ERROR_SIZE_OVERFLOW,
+                    "group * group_channels (%lld) or group * levels * "
+                    "points * 3 (%lld) exceeds 2^31-1",
+                    (long long)channels, (long long)lanes);
+
+  memset(s, 0, sizeof *s);
+  s->sampling_stride = (int32_t)(samples * 3);
+  size_t esize = dcnv4_dtype_size(p->dtype);
+  uint64_t value_f[] = {(uint64_t)p->batch, (uint64_t)p->value_len,
+                        (uint64_t)channels};
+  uint64_t out_f[] = {(uint64_t)p->batch, (uint64_t)p->queries,
+                      (uint64_t)channels};
+  uint64_t samp_f[] = {(uint64_t)p->batch, (uint64_t)p->queries,
+                       (uint64_t)lanes};
+  if (!dcn_product_u64(value_f, 3, &s->value_elements) ||
+      !dcn_product_u64(out_f, 3, &s->output_elements) ||
+      !dcn_product_u64(samp_f, 3, &s->sampling_elements) ||
+      !dcn_bytes(s->value_elements, esize, &s->value_bytes) ||
+      !dcn_bytes(s->output_elements, esize, &s->output_bytes) ||
+      !dcn_bytes(s->sampling_elements, esize, &s->sampling_bytes) ||
+      !dcn_bytes(s->value_elements, 4, &(size_t){0}))
+    return dcn_fail(ctx, DCNV4_ERROR_SIZE_OVERFLOW,
+                    "tensor sizes overflow (batch %d, queries %d, value_len "
+                    "%d, %lld channels, %lld sampling lanes)",
+                    (int)p->batch, (int)p->queries, (int)p->value_len,
+                    (long long)channels, (long long)lanes);
+  return DCNV4_SUCCESS;
+}
+
+dcnv4_status dcnv4_fda_get_shape(const dcnv4_fda_params *params,
+                                 dcnv4_fda_shape *shape) {
+  if (!shape)
+    return DCNV4_ERROR_NULL_POINTER;
+  return compute_shape(NULL, params, shape);
+}
+
+dcnv4_status dcnv4_fda_check_params(const dcnv4_fda_params *params,
+                                    char *message, size_t message_size) {
+  /* A blank context collects the message; nothing else of it is used. */
+  dcnv4_context scratch;
+  memset(&scratch, 0, sizeof scratch);
+  dcnv4_fda_shape s;
+  dcnv4_status st = compute_shape(&scratch, params, &s);
+  if (message && message_size > 0)
+    snprintf(message, message_size, "%s",
+             st == DCNV4_SUCCESS ? "" : scratch.error_fixed);
+  return st;
+}
+
+/* Buckets per (batch, head) of the deterministic backward: sum over the
+ * levels of (H_l+1)*(W_l+1) (below 2^53: at most 16 levels of 2^48). */
+static uint64_t buckets_per_head(const dcnv4_fda_params *p) {
+  uint64_t n = 0;
+  for (int l = 0; l < p->levels; l++)
+    n += ((uint64_t)p->spatial_shapes[l][0] + 1) *
+         ((uint64_t)p->spatial_shapes[l][1] + 1);
+  return n;
+}
+
+/* The deterministic backward's workspace (see deterministic.h). */
+static bool det_plan(const dcnv4_fda_params *p, const dcnv4_fda_shape *s,
+                     dcn_det_plan *plan) {
+  (void)s;
+  uint64_t points, buckets;
+  const uint64_t pf[] = {(uint64_t)p->batch, (uint64_t)p->queries,
+                         (uint64_t)p->group, (uint64_t)p->levels,
+                         (uint64_t)p->points};
+  const uint64_t bf[] = {(uint64_t)p->batch, (uint64_t)p->group,
+                         buckets_per_head(p)};
+  return dcn_product_u64(pf, 5, &points) && dcn_product_u64(bf, 3, &buckets) &&
+         dcn_det_plan_make(points, buckets, plan);
+}
+
+dcnv4_status dcnv4_fda_backward_workspace_size(const dcnv4_fda_params *params,
+                                               size_t *bytes) {
+  if (!bytes)
+    return DCNV4_ERROR_NULL_POINTER;
+  dcnv4_fda_shape s;
+  dcnv4_status st = compute_shape(NULL, params, &s);
+  if (st != DCNV4_SUCCESS)
+    return st;
+  *bytes = 0;
+  if (params->deterministic) {
+    dcn_det_plan plan;
+    if (!det_plan(params, &s, &plan))
+      return DCNV4_ERROR_SIZE_OVERFLOW;
+    *bytes = plan.bytes;
+    return DCNV4_SUCCESS;
+  }
+  if (params->dtype != DCNV4_FLOAT32 &&
+      !dcn_bytes(s.value_elements, sizeof(cl_float), bytes))
+    return DCNV4_ERROR_SIZE_OVERFLOW;
+  return DCNV4_SUCCESS;
+}
+
+/* Whether 32-bit signed indices cover every tensor of the call. */
+static bool needs_64bit_indices(const dcnv4_fda_shape *s) {
+  return s->value_elements >= ((uint64_t)1 << 31) ||
+         s->output_elements >= ((uint64_t)1 << 31) ||
+         s->sampling_elements >= ((uint64_t)1 << 31);
+}
+
+static fda_geometry_arg make_geometry(const dcnv4_fda_params *p) {
+  fda_geometry_arg g;
+  memset(&g, 0, sizeof g);
+  g.value_len = p->value_len;
+  g.queries = p->queries;
+  g.group = p->group;
+  g.group_channels = p->group_channels;
+  g.levels = p->levels;
+  g.points = p->points;
+  for (int l = 0; l < p->levels; l++) {
+    g.height[l] = p->spatial_shapes[l][0];
+    g.width[l] = p->spatial_shapes[l][1];
+    g.start[l] = p->level_start[l];
+  }
+  return g;
+}
+
+/* The -D options shared by the forward and backward programs. */
+static void kernel_options(const dcnv4_context *ctx, const dcnv4_fda_params *p,
+                           int vec, bool idx64, const dcn_launch_config *cfg,
+                           char *out, size_t size) {
+  int n = snprintf(out, size,
+                   "-DDTYPE=%d -DVEC=%d -DIDX64=%d -DMAX_LEVELS=%d "
+                   "-DMAX_SAMPLES=%d -DSPECIALIZE=%d",
+                   (int)p->dtype, vec, idx64 ? 1 : 0, DCNV4_FDA_MAX_LEVELS,
+                   DCNV4_FDA_MAX_SAMPLES, cfg->specialize ? 1 : 0);
+  if (cfg->specialize && n > 0 && (size_t)n < size)
+    snprintf(out + n, size - (size_t)n,
+             " -DGROUP_CHANNELS=%d -DLEVELS=%d -DPOINTS=%d",
+             (int)p->group_channels, (int)p->levels, (int)p->points);
+  dcn_register_cap_option(ctx, cfg, out, size);
+}
+
+/* The kernel's `items` argument has the kernel's index type. */
+typedef union index_arg {
+  cl_int i32;
+  cl_long i64;
+} index_arg;
+
+static dcn_arg make_index_arg(index_arg *storage, bool idx64, uint64_t value) {
+  if (idx64) {
+    storage->i64 = (cl_long)value;
+    return (dcn_arg){sizeof(cl_long), &storage->i64};
+  }
+  storage->i32 = (cl_int)value;
+  return (dcn_arg){sizeof(cl_int), &storage->i32};
+}
+
+/* Checks shared by forward and backward before anything is touched. */
+static dcnv4_status check_call(dcnv4_context *ctx,
+                               const dcnv4_fda_params *params,
+                               dcnv4_fda_shape *s, cl_uint num_wait,
+                               const cl_event *wait) {
+  if (!ctx)
+    return DCNV4_ERROR_NULL_POINTER;
+  dcnv4_status st = compute_shape(ctx, params, s);
+  if (st != DCNV4_SUCCESS)
+    return st;
+  return dcn_check_wait_list(ctx, num_wait, wait);
+}
+
+/* Heads per block of the forward's work-item order (fda_forward.cl, HEAD_SPAN): the tuned `groups` where it divides the heads,
+ * else 0 (all heads of a query together). */
+static int head_span(const dcn_launch_config *cfg, int heads) {
+  return cfg->groups > 0 && cfg->groups < heads && heads % cfg->groups == 0
+             ? cfg->groups
+             : 0;
+}
+
+/* The forward's work-group: its size and, with stages 1 and 2 (points
+ * located once per head, fda_forward.cl), its local
+ * buffers: stage 1 the weights and the corner references, stage 2 the
+ * packed points (in `weights_bytes`; `corners_bytes` 0); both the partials
+ * of the softmax. */
+typedef struct forward_plan {
+  size_t local;
+  size_t weights_bytes, corners_bytes, partial_bytes;
+} forward_plan;
+
+/* The forward's stage for a configuration: 0 unless asked for 1 or 2 and
+ * not `plain`; stage 2 packs an offset and a 4-bit corner mask into one
+ * 32-bit int, so it needs 32-bit indices and offsets that are multiples of
+ * 16 (G*D % 16 == 0), else it is stage 1. */
+static int forward_stage(const dcn_launch_config *cfg,
+                         const dcnv4_fda_params *p, bool idx64, bool plain) {
+  if (plain || (cfg->stage != 1 && cfg->stage != 2))
+    return 0;
+  if (cfg->stage == 2 &&
+      (idx64 || ((int64_t)p->group * p->group_channels) % 16 != 0))
+    return 1;
+  return cfg->stage;
+}
+
+/* Stages 1 and 2 need whole heads per work-group (a multiple of D/vec
+ * work-items) and L*K located points per head (stage 1: 4 floats and an
+ * offset and mask pair of the index type; stage 2: 16 bytes), plus two
+ * partials per work-item, in half the device's local memory. False where
+ * one head does not fit. */
+static bool plan_staged(const dcnv4_context *ctx, cl_kernel kernel,
+                        const dcnv4_fda_params *p, int vec, bool idx64,
+                        const dcn_launch_config *cfg, forward_plan *plan) {
+  const size_t chunks = (size_t)p->group_channels / (size_t)vec;
+  const size_t limit =
+      dcn_kernel_item_limit(ctx, kernel, ctx->max_work_group_size);
+  const size_t lk = (size_t)p->levels * (size_t)p->points;
+  const size_t ref_bytes = cfg->stage == 2 ? 0 : idx64 ? 16 : 8;
+  const size_t per_head = lk * (16 + ref_bytes) + chunks * 2 * sizeof(cl_float);
+  /* At most half the device's local memory: NVIDIA refused
+   * (CL_OUT_OF_RESOURCES) work-groups whose three buffers added up to
+   * exactly its 48 KiB, padding between them not counted here, and a
+   * work-group that fills it leaves one per multiprocessor. */
+  const size_t budget = (size_t)(ctx->local_mem_bytes / 2);
+  /* Heads per work-group: as many as the tuned size holds, at least one. */
+  size_t heads = (cfg->local_size > 0 ? cfg->local_size : 64) / chunks;
+  if (heads < 1)
+    heads = 1;
+  while (heads > 0 && (heads * chunks > limit || heads * per_head > budget))
+    heads--;
+  if (heads == 0)
+    return false;
+  const size_t local = heads * chunks;
+  plan->local = local;
+  plan->weights_bytes = heads * lk * 16;
+  plan->corners_bytes = heads * lk * ref_bytes;
+  plan->partial_bytes = local * 2 * sizeof(cl_float);
+  return true;
+}
+
+/* The forward kernel: the tuned configuration, then the built-in default if
+ * it differs and the tuned one does not build (logged). `plain` builds
+ * stage 0 whatever the configuration says; cfg->stage is the stage built. */
+static dcnv4_status forward_kernel(dcnv4_context *ctx,
+                                   const dcnv4_fda_params *params,
+                                   const dcnv4_fda_shape *s, bool plain,
+                                   dcn_launch_config *cfg, int *vec,
+                                   bool *idx64, cl_kernel *kernel) {
+  dcn_launch_config cfgs[2];
+  const int ncfg = dcn_tuning_candidates(
+      ctx, DCN_KERNEL_FDA_FORWARD, params->dtype, params->group_channels, cfgs);
+  *idx64 = needs_64bit_indices(s);
+  char options[2][256];
+  const char *list[2];
+  for (int c = 0; c < ncfg; c++) {
+    cfgs[c].stage = forward_stage(&cfgs[c], params, *idx64, plain);
+    kernel_options(ctx, params,
+                   dcn_vector_width(params->group_channels, cfgs[c].max_vec),
+                   *idx64, &cfgs[c], options[c], sizeof options[c]);
+    size_t n = strlen(options[c]);
+    snprintf(options[c] + n, sizeof options[c] - n,
+             " -DHEAD_SPAN=%d -DSTAGE=%d", head_span(&cfgs[c], params->group),
+             cfgs[c].stage);
+    list[c] = options[c];
+  }
+  int chosen = 0;
+  dcnv4_status st =
+      dcn_get_kernel_first(ctx, "fda_forward", list, ncfg,
+                           "fda_forward", kernel, &chosen);
+  if (st != DCNV4_SUCCESS)
+    return st;
+  if (chosen > 0)
+    dcn_tuning_log_fallback(ctx, DCN_KERNEL_FDA_FORWARD, &cfgs[0], &cfgs[1],
+                            "does not build on this device");
+  *cfg = cfgs[chosen];
+  *vec = dcn_vector_width(params->group_channels, cfg->max_vec);
+  return DCNV4_SUCCESS;
+}
+
+/* The forward kernel and its work-group plan; stage 0 where a staged
+ * kernel's local memory does not fit (logged). */
+static dcnv4_status forward_setup(dcnv4_context *ctx,
+                                  const dcnv4_fda_params *params,
+                                  const dcnv4_fda_shape *s,
+                                  dcn_launch_config *cfg, int *vec, bool *idx64,
+                                  cl_kernel *kernel, forward_plan *plan) {
+  dcnv4_status st =
+      forward_kernel(ctx, params, s, false, cfg, vec, idx64, kernel);
+  if (st != DCNV4_SUCCESS)
+    return st;
+  if (cfg->stage != 0 &&
+      !plan_staged(ctx, *kernel, params, *vec, *idx64, cfg, plan)) {
+    dcn_log(ctx, DCN_LOG_INFO,
+            "fda_forward: points shared per head (stage %d) do "
+            "not fit a work-group (%d levels x %d points, %lu bytes of local "
+            "memory); each work-item locates them itself (stage 0)",
+            cfg->stage, (int)params->levels, (int)params->points,
+            (unsigned long)ctx->local_mem_bytes);
+    st = forward_kernel(ctx, params, s, true, cfg, vec, idx64, kernel);
+    if (st != DCNV4_SUCCESS)
+      return st;
+  }
+  if (cfg->stage == 0) {
+    memset(plan, 0, sizeof *plan);
+    plan->local = cfg->local_size;
+  }
+  return DCNV4_SUCCESS;
+}
+
+dcnv4_status dcn_fda_forward_prepare(dcnv4_context *ctx,
+                                     const dcnv4_fda_params *params) {
+  dcnv4_fda_shape s;
+  dcnv4_status st = compute_shape(ctx, params, &s);
+  if (st != DCNV4_SUCCESS)
+    return st;
+  dcn_launch_config cfg;
+  int vec;
+  bool idx64;
+  cl_kernel kernel;
+  forward_plan plan;
+  return forward_setup(ctx, params, &s, &cfg, &vec, &idx64, &kernel, &plan);
+}
+
+dcnv4_status dcnv4_fda_forward(dcnv4_context *ctx,
+                               const dcnv4_fda_params *params, cl_mem value,
+                               cl_mem sampling_loc_attn, cl_mem output,
+                               cl_uint num_wait, const cl_event *wait,
+                               cl_event *event) {
+  dcnv4_fda_shape s;
+  dcnv4_status st = check_call(ctx, params, &s, num_wait, wait);
+  if (st != DCNV4_SUCCESS)
+    return st;
+  const cl_mem bufs[] = {value, sampling_loc_attn, output};
+  const char *const names[] = {"value", "sampling_loc_attn", "output"};
+  const bool readonly[] = {true, true, false};
+  if ((st = dcn_check_no_alias(ctx, bufs, names, readonly, 3)) ||
+      (st = dcn_check_buffer(ctx, value, "value", s.value_bytes)) ||
+      (st = dcn_check_buffer(ctx, sampling_loc_attn, "sampling_loc_attn",
+                             s.sampling_bytes)) ||
+      (st = dcn_check_buffer(ctx, output, "output", s.output_bytes)))
+    return st;
+
+  dcn_launch_config cfg;
+  int vec;
+  bool idx64;
+  cl_kernel kernel;
+  forward_plan plan;
+  if ((st = forward_setup(ctx, params, &s, &cfg, &vec, &idx64, &kernel, &plan)))
+    return st;
+  uint64_t items = s.output_elements / (uint64_t)vec;
+  fda_geometry_arg geo = make_geometry(params);
+  index_arg idx;
+  /* Stages 1 and 2 add their local buffers (fda_forward.cl,
+   * POINT_ARGS, then the partials). */
+  dcn_arg args[8] = {DCN_ARG(value), DCN_ARG(sampling_loc_attn),
+                     DCN_ARG(output), DCN_ARG(geo),
+                     make_index_arg(&idx, idx64, items)};
+  cl_uint nargs = 5;
+  if (cfg.stage != 0) {
+    args[nargs++] = DCN_LOCAL_ARG(plan.weights_bytes);
+    if (cfg.stage == 1)
+      args[nargs++] = DCN_LOCAL_ARG(plan.corners_bytes);
+    args[nargs++] = DCN_LOCAL_ARG(plan.partial_bytes);
+  }
+  if ((st =
+           dcn_set_args(ctx, kernel, args, nargs, "fda_forward")))
+    return st;
+  return dcn_enqueue_1d(ctx, kernel, items, plan.local, num_wait, wait, event,
+                        "fda_forward");
+}
+
+/* The backward without float atomics (see deterministic.h); buffers are
+ * already checked. The vector width depends on group_channels only. */
+static dcnv4_status
+backward_deterministic(dcnv4_context *ctx, const dcnv4_fda_params *params,
+                       const dcnv4_fda_shape *s,
+                       const dcnv4_fda_backward_buffers *b, cl_uint num_wait,
+                       const cl_event *wait, cl_event *event) {
+  dcn_det_plan plan;
+  if (!det_plan(params, s, &plan))
+    return dcn_fail(ctx, DCNV4_ERROR_SIZE_OVERFLOW,
+                    "the deterministic backward's workspace would exceed "
+                    "2^31-1 words (B*Q*G*L*K sampling points and "
+                    "B*G*sum (H_l+1)*(W_l+1) buckets too large); use the "
+                    "default mode");
+  cl_mem ws = NULL;
+  dcnv4_status st = dcn_workspace(ctx, b->workspace, plan.bytes, &ws);
+  if (st != DCNV4_SUCCESS)
+    return st;
+  dcn_launch_config cfg =
+      dcn_tuning_lookup(ctx, DCN_KERNEL_FDA_BACKWARD_DETERMINISTIC,
+                        params->dtype, (int)params->group_channels);
+  int vec = dcn_vector_width(params->group_channels, 4);
+  bool idx64 = needs_64bit_indices(s);
+  char options[256];
+  kernel_options(ctx, params, vec, idx64, &cfg, options, sizeof options);
+  cl_kernel points, gather;
+  dcn_det_kernels det;
+  if ((st = dcn_get_kernel(ctx, "fda_backward_deterministic",
+                           options, "fda_det_points", &points)) ||
+      (st = dcn_get_kernel(ctx, "fda_backward_deterministic",
+                           options, "fda_det_gather", &gather)) ||
+      (st = dcn_det_prepare(ctx, ws, &plan, &det)))
+    return st;
+  fda_geometry_arg geo = make_geometry(params);
+  cl_int per_head = (cl_int)buckets_per_head(params);
+  uint64_t rows = s->output_elements / (uint64_t)params->group_channels;
+  uint64_t chunks = s->value_elements / (uint64_t)vec;
+  index_arg rows_arg, chunks_arg;
+  const dcn_arg pargs[] = {DCN_ARG(b->value),
+                           DCN_ARG(b->sampling_loc_attn),
+                           DCN_ARG(b->grad_output),
+                           DCN_ARG(b->grad_sampling_loc_attn),
+                           DCN_ARG(geo),
+                           DCN_ARG(ws),
+                           DCN_ARG(plan.off_count),
+                           DCN_ARG(plan.off_key),
+                           DCN_ARG(plan.off_m),
+                           DCN_ARG(plan.off_record),
+                           DCN_ARG(per_head),
+                           make_index_arg(&rows_arg, idx64, rows)};
+  const dcn_arg gargs[] = {DCN_ARG(b->sampling_loc_attn),
+                           DCN_ARG(b->grad_output),
+                           DCN_ARG(b->grad_value),
+                           DCN_ARG(geo),
+                           DCN_ARG(ws),
+                           DCN_ARG(plan.off_offset),
+                           DCN_ARG(plan.off_m),
+                           DCN_ARG(plan.off_record),
+                           DCN_ARG(per_head),
+                           make_index_arg(&chunks_arg, idx64, chunks)};
+  if ((st = dcn_set_args(ctx, points, pargs, 12, "fda_det_points")) ||
+      (st = dcn_set_args(ctx, gather, gargs, 10, "fda_det_gather")))
+    return st;
+  /* Everything is validated and built: zero the counts, then the steps. */
+  if ((st = dcn_enqueue_zero(ctx, ws, (size_t)plan.buckets * 4, num_wait, wait,
+                             NULL)) ||
+      (st = dcn_enqueue_1d(ctx, points, rows, cfg.local_size, 0, NULL, NULL,
+                           "fda_det_points")) ||
+      (st = dcn_det_enqueue_buckets(ctx, &det, &plan, cfg.local_size)))
+    return st;
+  return dcn_enqueue_1d(ctx, gather, chunks, cfg.local_size, 0, NULL, event,
+                        "fda_det_gather");
+}
+
+dcnv4_status dcnv4_fda_backward(dcnv4_context *ctx,
+                                const dcnv4_fda_params *params,
+                                const dcnv4_fda_backward_buffers *b,
+                                cl_uint num_wait, const cl_event *wait,
+                                cl_event *event) {
+  dcnv4_fda_shape s;
+  dcnv4_status st = check_call(ctx, params, &s, num_wait, wait);
+  if (st != DCNV4_SUCCESS)
+    return st;
+  if (!b)
+    return dcn_fail(ctx, DCNV4_ERROR_NULL_POINTER, "buffers is NULL");
+  const cl_mem bufs[] = {
+      b->value,      b->sampling_loc_attn,      b->grad_output,
+      b->grad_value, b->grad_sampling_loc_attn, b->workspace};
+  const char *const names[] = {
+      "value",      "sampling_loc_attn",      "grad_output",
+      "grad_value", "grad_sampling_loc_attn", "workspace"};
+  const bool readonly[] = {true, true, true, false, false, false};
+  if ((st = dcn_check_no_alias(ctx, bufs, names, readonly, 6)) ||
+      (st = dcn_check_buffer(ctx, b->value, "value", s.value_bytes)) ||
+      (st = dcn_check_buffer(ctx, b->sampling_loc_attn, "sampling_loc_attn",
+                             s.sampling_bytes)) ||
+      (st = dcn_check_buffer(ctx, b->grad_output, "grad_output",
+                             s.output_bytes)) ||
+      (st =
+           dcn_check_buffer(ctx, b->grad_value, "grad_value", s.value_bytes)) ||
+      (st = dcn_check_buffer(ctx, b->grad_sampling_loc_attn,
+                             "grad_sampling_loc_attn", s.sampling_bytes)))
+    return st;
+  if (params->deterministic)
+    return backward_deterministic(ctx, params, &s, b, num_wait, wait, event);
+  size_t ws_bytes = 0;
+  bool direct = params->dtype == DCNV4_FLOAT32;
+  if (!direct)
+    (void)dcn_bytes(s.value_elements, sizeof(cl_float), &ws_bytes);
+  cl_mem acc = b->grad_value;
+  if (!direct && (st = dcn_workspace(ctx, b->workspace, ws_bytes, &acc)))
+    return st;
+
+  /* The tuned configuration, then the built-in default; for each, native
+   * float atomics on NVIDIA, compare-and-swap elsewhere. */
+  dcn_launch_config cfgs[2];
+  int ncfg = dcn_tuning_candidates(ctx, DCN_KERNEL_FDA_BACKWARD, params->dtype,
+                                   (int)params->group_channels, cfgs);
+  bool idx64 = needs_64bit_indices(&s);
+  char base[256], options[6][DCN_OPTIONS_MAX];
+  const char *list[6];
+  int tries = 0, per_config[2] = {0, 0}, chosen = 0;
+  for (int c = 0; c < ncfg; c++) {
+    kernel_options(ctx, params,
+                   dcn_vector_width(params->group_channels, cfgs[c].max_vec),
+                   idx64, &cfgs[c], base, sizeof base);
+    dcn_atomics_options(ctx, base, options + tries, &per_config[c]);
+    tries += per_config[c];
+  }
+  for (int i = 0; i < tries; i++)
+    list[i] = options[i];
+  cl_kernel kernel, convert = NULL;
+  if ((st = dcn_get_kernel_first(ctx, "fda_backward", list, tries,
+                                 "fda_backward", &kernel,
+                                 &chosen)))
+    return st;
+  dcn_launch_config cfg = cfgs[0];
+  if (chosen >= per_config[0]) {
+    cfg = cfgs[1];
+    dcn_tuning_log_fallback(ctx, DCN_KERNEL_FDA_BACKWARD, &cfgs[0], &cfgs[1],
+                            "does not build on this device");
+  }
+  /* One work-item per (batch, query, head). */
+  uint64_t items = s.output_elements / (uint64_t)params->group_channels;
+  fda_geometry_arg geo = make_geometry(params);
+  index_arg idx, count;
+  const dcn_arg args[] = {DCN_ARG(b->value),
+                          DCN_ARG(b->sampling_loc_attn),
+                          DCN_ARG(b->grad_output),
+                          DCN_ARG(acc),
+                          DCN_ARG(b->grad_sampling_loc_attn),
+                          DCN_ARG(geo),
+                          make_index_arg(&idx, idx64, items)};
+  if ((st = dcn_set_args(ctx, kernel, args, 7, "fda_backward")))
+    return st;
+  if (!direct) {
+    char copts[64];
+    snprintf(copts, sizeof copts, "-DDTYPE=%d -DIDX64=%d", (int)params->dtype,
+             idx64 ? 1 : 0);
+    if ((st = dcn_get_kernel(ctx, "convert", copts, "convert_from_float",
+                             &convert)))
+      return st;
+    const dcn_arg cargs[] = {DCN_ARG(acc), DCN_ARG(b->grad_value),
+                             make_index_arg(&count, idx64, s.value_elements)};
+    if ((st = dcn_set_args(ctx, convert, cargs, 3, "convert_from_float")))
+      return st;
+  }
+  /* Everything is validated and built: enqueue zero, scatter, convert. */
+  size_t acc_bytes = direct ? s.value_bytes : ws_bytes;
+  if ((st = dcn_enqueue_zero(ctx, acc, acc_bytes, num_wait, wait, NULL)) ||
+      (st =
+           dcn_enqueue_1d(ctx, kernel, items, cfg.local_size, 0, NULL,
+                          direct ? event : NULL, "fda_backward")))
+    return st;
+  if (direct)
+    return DCNV4_SUCCESS;
+  return dcn_enqueue_1d(ctx, convert, s.value_elements, 256, 0, NULL, event,
+                        "convert_from_float");
+}

@@ -1,0 +1,469 @@
+/* The GEMMs of the layers (PyTorch's Linear, y = x W^T + b): the one place
+ * that calls CLBlast, so that per-device GEMM tuning
+ * (CLBlastOverrideParameters) plugs in here, and the dispatch between
+ * CLBlast and this library's kernel (linear.cl).
+ *
+ * Backend (tuning kernel "linear", parameter `backend`): 1 runs
+ * linear.cl, tiled as the tuning table says, with the bias fused into
+ * its epilogue; 0 runs CLBlast's SGEMM followed by a bias pass (bias_store,
+ * in place). CLBlast's indirect GEMM pads and transposes the (large) input
+ * around its kernel, so on NVIDIA the own kernel is several times faster
+ * for the layers' tall, narrow products. A tuned linear.cl configuration
+ * that the device cannot run or build falls back to the built-in one, then
+ * to CLBlast (logged under DCNV4_LOG=info).
+ *
+ * Every projection is fp32 SGEMM, whatever the layer's dtype: CLBlast's half
+ * GEMM needs cl_khr_fp16, which NVIDIA's OpenCL lacks; fp16/bf16 layers
+ * widen their data to fp32 scratch instead (see layer.h).
+ *
+ * Tuned parameters: the tuning file's "gemm" entries go to
+ * CLBlastOverrideParameters at context creation (dcn_gemm_apply_tuning).
+ * CLBlast keeps them per device for the whole process. A set the device
+ * cannot run (work-group or local memory too large, tiles that do not
+ * divide) is not applied: CLBlast's defaults stay. If a GEMM still fails
+ * with applied sets, they are replaced by conservative ones (CLBlast cannot
+ * forget an override) and the GEMM is retried once.
+ *
+ * CLBlast compiles its kernels on the first call for a device and precision
+ * in the process (about a second on a GPU, 10 s or more on PoCL without its
+ * kernel cache) and keeps them in a process-wide cache. */
+#include "core/fault.h"
+#include "layers/layer.h"
+#include "tuning/tuning.h"
+
+#include <clblast_c.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+static const char *clblast_status_name(CLBlastStatusCode s) {
+  switch (s) {
+  case CLBlastNotImplemented: return "not implemented";
+  case CLBlastInvalidMatrixA: return "matrix A is not a valid buffer";
+  case CLBlastInvalidMatrixB: return "matrix B is not a valid buffer";
+  case CLBlastInvalidMatrixC: return "matrix C is not a valid buffer";
+  case CLBlastInvalidDimension: return "invalid dimension";
+  case CLBlastInvalidLeadDimA: return "invalid leading dimension of A";
+  case CLBlastInvalidLeadDimB: return "invalid leading dimension of B";
+  case CLBlastInvalidLeadDimC: return "invalid leading dimension of C";
+  case CLBlastInsufficientMemoryA: return "buffer of A too small";
+  case CLBlastInsufficientMemoryB: return "buffer of B too small";
+  case CLBlastInsufficientMemoryC: return "buffer of C too small";
+  case CLBlastInsufficientMemoryTemp: return "temporary buffer too small";
+  case CLBlastInvalidLocalMemUsage: return "not enough local memory";
+  case CLBlastDatabaseError: return "no tuning entry for the device";
+  case CLBlastUnknownError: return "unknown error";
+  case CLBlastUnexpectedError: return "unexpected error";
+  default: break;
+  }
+  /* The codes above -1000 are OpenCL's. */
+  return s > -1000 ? dcn_cl_error_name((cl_int)s) : "CLBlast error";
+}
+
+/* ------------------------------------------------ linear.cl */
+
+/* Why a linear configuration cannot run on the device, or NULL; fills the
+ * rows per work-item. */
+static const char *linear_unusable(const dcnv4_context *ctx,
+                                   const dcn_launch_config *c, int *rm,
+                                   char *why, size_t size) {
+  const long tm = c->tile_m, tn = c->tile_n, tk = c->tile_k, vec = c->max_vec;
+  const long local = (long)c->local_size;
+  const long cells = tm * tn;
+  *rm = 0;
+  if (tm < 4 || tn < 4 || tk < 4 || vec < 4 || local < 1 ||
+      cells % (local * vec) != 0) {
+    snprintf(why, size,
+             "a %ldx%ld tile is not %ld work-items of %ld columns (vec) "
+             "and a multiple of 4 rows each",
+             tm, tn, local, vec);
+    return why;
+  }
+  long r = cells / (local * vec);
+  if (r % 4 != 0 || tm % r != 0 || tn % vec != 0 || r > 16) {
+    snprintf(why, size,
+             "%ld rows x %ld columns per work-item do not tile %ldx%ld (rows "
+             "must be 4, 8 or 16, vec 4 or 8)",
+             r, vec, tm, tn);
+    return why;
+  }
+  cl_ulong local_bytes = (cl_ulong)(2 * tk * (tm + 4 + tn + 4) * 4);
+  if ((size_t)local > ctx->max_work_group_size) {
+    snprintf(why, size, "work-groups of %ld items, more than the device's %zu",
+             local, ctx->max_work_group_size);
+    return why;
+  }
+  if (local_bytes > ctx->local_mem_bytes) {
+    snprintf(why, size,
+             "%llu bytes of local memory, more than the device's %llu",
+             (unsigned long long)local_bytes,
+             (unsigned long long)ctx->local_mem_bytes);
+    return why;
+  }
+  *rm = (int)r;
+  return NULL;
+}
+
+/* Builds linear.cl for configuration `c`: DCNV4_SUCCESS,
+ * DCNV4_ERROR_BUILD_FAILED (also for a configuration the device cannot run,
+ * with `why` set), or another failure to report. */
+static dcnv4_status linear_kernel(dcnv4_context *ctx,
+                                  const dcn_launch_config *c, bool idx64,
+                                  dcn_gemm *g, char *why, size_t size) {
+  int rm;
+  if (linear_unusable(ctx, c, &rm, why, size))
+    return DCNV4_ERROR_BUILD_FAILED;
+  /* PoCL runs a work-group on one thread's stack, and its unrolled
+   * work-group functions of more than 128 work-items need more (megabytes:
+   * a crash, not a build failure). */
+  const bool unroll =
+      c->unroll && !(ctx->vendor == DCN_VENDOR_CPU && c->local_size > 128);
+  /* CPU compilers (PoCL) were seen loading guarded values regardless of
+   * the guard: the edge tiles clamp their addresses there
+   * (linear.cl). */
+  const bool clamp = ctx->vendor == DCN_VENDOR_CPU;
+  char options[192];
+  snprintf(options, sizeof options,
+           "-DIDX64=%d -DTM=%d -DTN=%d -DTK=%d -DRM=%d -DRN=%d -DUNROLL=%d "
+           "-DCLAMP_EDGE_LOADS=%d",
+           idx64 ? 1 : 0, c->tile_m, c->tile_n, c->tile_k, rm, c->max_vec,
+           unroll ? 1 : 0, clamp ? 1 : 0);
+  cl_kernel k;
+  dcnv4_status st = dcn_get_kernel(ctx, "linear", options, "linear", &k);
+  if (st == DCNV4_ERROR_BUILD_FAILED) {
+    snprintf(why, size, "does not build on this device");
+    return st;
+  }
+  if (st != DCNV4_SUCCESS)
+    return st;
+  /* The compiler may allow fewer work-items than asked (registers). */
+  const size_t limit = dcn_kernel_item_limit(ctx, k, c->local_size);
+  if (limit < c->local_size) {
+    snprintf(why, size, "allows %zu work-items per group, not %zu", limit,
+             c->local_size);
+    return DCNV4_ERROR_BUILD_FAILED;
+  }
+  g->linear = k;
+  g->tile_m = c->tile_m;
+  g->tile_n = c->tile_n;
+  g->local = c->local_size;
+  return DCNV4_SUCCESS;
+}
+
+dcnv4_status dcn_gemm_prepare(dcnv4_context *ctx, bool idx64, bool bias,
+                              dcn_gemm *g) {
+  memset(g, 0, sizeof *g);
+  g->idx64 = idx64;
+  dcn_launch_config cfgs[2];
+  int n = dcn_tuning_candidates(ctx, DCN_KERNEL_LINEAR, DCNV4_FLOAT32, 0, cfgs);
+  for (int i = 0; i < n; i++) {
+    if (cfgs[i].backend == 0)
+      break;
+    char why[200];
+    dcnv4_status st = linear_kernel(ctx, &cfgs[i], idx64, g, why, sizeof why);
+    if (st == DCNV4_SUCCESS) {
+      g->own = true;
+      /* Built-in tiles are sized for N*H*W in the hundred thousands; a
+       * GEMM with fewer tiles than half the compute units takes 64-row
+       * tiles (H100, layer forward 1x25x40x1024: 32 tiles of 256x128,
+       * 0.68 -> 0.37 ms; at 104-250 tiles, e.g. 64x7x7x1024 or
+       * 1x200x320x128, 64-row tiles were 10-25 % slower). A tuned
+       * configuration is taken as given. */
+      if (cfgs[i].source == DCN_TUNING_BUILTIN && cfgs[i].tile_m > 64) {
+        dcn_launch_config shorter = cfgs[i];
+        shorter.tile_m = 64;
+        dcn_gemm s = *g;
+        st = linear_kernel(ctx, &shorter, idx64, &s, why, sizeof why);
+        if (st == DCNV4_SUCCESS)
+          g->linear_short = s.linear;
+        else if (st != DCNV4_ERROR_BUILD_FAILED)
+          return st;
+      }
+      return DCNV4_SUCCESS;
+    }
+    if (st != DCNV4_ERROR_BUILD_FAILED)
+      return st;
+    if (i + 1 < n)
+      dcn_tuning_log_fallback(ctx, DCN_KERNEL_LINEAR, &cfgs[i], &cfgs[i + 1],
+                              why);
+    else
+      dcn_log(ctx, DCN_LOG_INFO,
+              "linear: linear.cl (tile %dx%dx%d, vec %d, local %zu) %s; "
+              "using CLBlast",
+              cfgs[i].tile_m, cfgs[i].tile_n, cfgs[i].tile_k, cfgs[i].max_vec,
+              cfgs[i].local_size, why);
+  }
+  /* CLBlast, with the bias as a pass of its own. */
+  if (bias)
+    return dcn_layer_kernel(ctx, DCN_LK_BIAS_STORE, DCNV4_FLOAT32, 0, idx64,
+                            &g->bias);
+  return DCNV4_SUCCESS;
+}
+
+static dcnv4_status own_linear(dcnv4_context *ctx, const dcn_gemm *g,
+                               uint64_t m, uint64_t n, uint64_t k, cl_mem a,
+                               cl_mem b, cl_mem bias, cl_mem c, cl_event *event,
+                               const char *what) {
+  cl_kernel kernel = g->linear;
+  uint64_t tile_m = (uint64_t)g->tile_m;
+  const uint64_t tiles_n = (n + (uint64_t)g->tile_n - 1) / (uint64_t)g->tile_n;
+  if (g->linear_short &&
+      (m + tile_m - 1) / tile_m * tiles_n < (uint64_t)ctx->compute_units / 2) {
+    kernel = g->linear_short;
+    tile_m = 64;
+  }
+  const uint64_t tiles_m = (m + tile_m - 1) / tile_m;
+  uint64_t groups = 0, items = 0;
+  if (n > INT32_MAX || k > INT32_MAX || (!g->idx64 && m > INT32_MAX) ||
+      !dcn_mul_u64(tiles_m, tiles_n, &groups) ||
+      !dcn_mul_u64(groups, (uint64_t)g->local, &items) || items > SIZE_MAX ||
+      (ctx->address_bits < 64 && items > 0xffffffffull))
+    return dcn_fail(ctx, DCNV4_ERROR_SIZE_OVERFLOW,
+                    "GEMM %s (%llu x %llu x %llu) is too large for one launch",
+                    what, (unsigned long long)m, (unsigned long long)n,
+                    (unsigned long long)k);
+  union {
+    cl_int i32;
+    cl_long i64;
+  } mm;
+  dcn_arg marg;
+  if (g->idx64) {
+    mm.i64 = (cl_long)m;
+    marg = (dcn_arg){sizeof(cl_long), &mm.i64};
+  } else {
+    mm.i32 = (cl_int)m;
+    marg = (dcn_arg){sizeof(cl_int), &mm.i32};
+  }
+  const cl_int nn = (cl_int)n, kk = (cl_int)k, has_bias = bias ? 1 : 0;
+  cl_mem bias_arg = bias ? bias : b; /* not read without a bias */
+  const dcn_arg args[] = {
+      DCN_ARG(a), DCN_ARG(b),  DCN_ARG(bias_arg), DCN_ARG(c),
+      marg,       DCN_ARG(nn), DCN_ARG(kk),       DCN_ARG(has_bias)};
+  dcnv4_status st =
+      dcn_set_args(ctx, kernel, args, sizeof args / sizeof args[0], what);
+  if (st != DCNV4_SUCCESS)
+    return st;
+  const size_t global = (size_t)items, local = g->local;
+  return dcn_enqueue_nd(ctx, kernel, 1, &global, &local, 0, NULL, event, what);
+}
+
+dcnv4_status dcn_gemm_linear(dcnv4_context *ctx, const dcn_gemm *g, uint64_t m,
+                             uint64_t n, uint64_t k, cl_mem a, cl_mem b,
+                             cl_mem bias, cl_mem c, cl_event *event,
+                             const char *what) {
+  if (m == 0 || n == 0 || k == 0 || m > SIZE_MAX || n > SIZE_MAX ||
+      k > SIZE_MAX)
+    return dcn_fail(ctx, DCNV4_ERROR_INVALID_SHAPE,
+                    "GEMM %s: invalid size %llu x %llu x %llu", what,
+                    (unsigned long long)m, (unsigned long long)n,
+                    (unsigned long long)k);
+  if (g->own)
+    return own_linear(ctx, g, m, n, k, a, b, bias, c, event, what);
+  if (bias && !g->bias)
+    return dcn_fail(ctx, DCNV4_ERROR_INVALID_PARAMETER,
+                    "GEMM %s: a bias without a prepared bias pass", what);
+  CLBlastStatusCode s;
+  for (int attempt = 0;; attempt++) {
+    if (DCN_FAULT("CLBlastSgemm"))
+      s = CLBlastOpenCLOutOfResources;
+    else
+      s = CLBlastSgemm(CLBlastLayoutRowMajor, CLBlastTransposeNo,
+                       CLBlastTransposeYes, (size_t)m, (size_t)n, (size_t)k,
+                       1.0f, a, 0, (size_t)k, b, 0, (size_t)k, 0.0f, c, 0,
+                       (size_t)n, &ctx->queue, bias ? NULL : event);
+    if (s == CLBlastSuccess || attempt > 0 || !ctx->gemm_tuned ||
+        s == CLBlastOpenCLOutOfResources || s == CLBlastOpenCLOutOfHostMemory)
+      break;
+    dcn_log(ctx, DCN_LOG_INFO,
+            "CLBlast SGEMM (%s) with the tuning file's parameters failed: "
+            "%s (%d); falling back to conservative parameters",
+            what, clblast_status_name(s), (int)s);
+    dcn_gemm_untune(ctx);
+  }
+  if (s != CLBlastSuccess)
+    return dcn_fail(ctx,
+                    s == CLBlastOpenCLOutOfHostMemory
+                        ? DCNV4_ERROR_OUT_OF_HOST_MEMORY
+                        : DCNV4_ERROR_OPENCL,
+                    "CLBlast SGEMM (%s, %llu x %llu x %llu) failed: %s (%d)",
+                    what, (unsigned long long)m, (unsigned long long)n,
+                    (unsigned long long)k, clblast_status_name(s), (int)s);
+  if (!bias)
+    return DCNV4_SUCCESS;
+  if (n > INT32_MAX)
+    return dcn_fail(ctx, DCNV4_ERROR_SIZE_OVERFLOW, "GEMM %s: %llu columns",
+                    what, (unsigned long long)n);
+  return dcn_run_bias_store(ctx, g->bias, g->idx64, c, bias, c, m, (int32_t)n,
+                            event);
+}
+
+dcnv4_status dcnv4_linear_forward(dcnv4_context *ctx, uint64_t rows,
+                                  int32_t out_features, int32_t in_features,
+                                  cl_mem input, cl_mem weight, cl_mem bias,
+                                  cl_mem output, cl_uint num_wait,
+                                  const cl_event *wait, cl_event *event) {
+  if (!ctx)
+    return DCNV4_ERROR_NULL_POINTER;
+  if (rows < 1 || out_features < 1 || in_features < 1)
+    return dcn_fail(ctx, DCNV4_ERROR_INVALID_SHAPE,
+                    "linear: rows %llu, out_features %d, in_features %d; "
+                    "each must be at least 1",
+                    (unsigned long long)rows, (int)out_features,
+                    (int)in_features);
+  const uint64_t n = (uint64_t)out_features, k = (uint64_t)in_features;
+  uint64_t in_elems = 0, out_elems = 0;
+  size_t in_bytes = 0, out_bytes = 0, w_bytes = 0, b_bytes = 0;
+  if (!dcn_mul_u64(rows, k, &in_elems) || !dcn_mul_u64(rows, n, &out_elems) ||
+      !dcn_bytes(in_elems, sizeof(cl_float), &in_bytes) ||
+      !dcn_bytes(out_elems, sizeof(cl_float), &out_bytes) ||
+      !dcn_bytes(n * k, sizeof(cl_float), &w_bytes) ||
+      !dcn_bytes(n, sizeof(cl_float), &b_bytes))
+    return dcn_fail(
+        ctx, DCNV4_ERROR_SIZE_OVERFLOW, "linear: %llu x %d x %d overflows",
+        (unsigned long long)rows, (int)out_features, (int)in_features);
+  dcnv4_status st;
+  if ((st = dcn_check_wait_list(ctx, num_wait, wait)) ||
+      (st = dcn_check_buffer(ctx, input, "input", in_bytes)) ||
+      (st = dcn_check_buffer(ctx, weight, "weight", w_bytes)) ||
+      (bias && (st = dcn_check_buffer(ctx, bias, "bias", b_bytes))) ||
+      (st = dcn_check_buffer(ctx, output, "output", out_bytes)))
+    return st;
+  const cl_mem bufs[] = {output, input, weight, bias};
+  const char *const names[] = {"output", "input", "weight", "bias"};
+  const bool readonly[] = {false, true, true, true};
+  if ((st = dcn_check_no_alias(ctx, bufs, names, readonly, bias ? 4 : 3)))
+    return st;
+  const uint64_t widest = in_elems > out_elems ? in_elems : out_elems;
+  dcn_gemm g;
+  if ((st = dcn_gemm_prepare(ctx, widest >= ((uint64_t)1 << 31), bias != NULL,
+                             &g)))
+    return st;
+  if (num_wait > 0) {
+    cl_int err =
+        dcn_clEnqueueBarrierWithWaitList(ctx->queue, num_wait, wait, NULL);
+    if (err != CL_SUCCESS)
+      return dcn_fail_cl(ctx, err, "clEnqueueBarrierWithWaitList");
+  }
+  return dcn_gemm_linear(ctx, &g, rows, n, k, input, weight, bias, output,
+                         event, "linear");
+}
+
+/* A parameter of a set by name; -1 if absent. */
+static long gemm_param(const dcn_gemm_entry *e, const char *name) {
+  for (size_t i = 0; i < e->count; i++)
+    if (!strcmp(e->names[i], name))
+      return (long)e->values[i];
+  return -1;
+}
+
+static bool divides(long x, long y) { return y > 0 && x >= 0 && x % y == 0; }
+
+/* Why the device cannot run a parameter set (CLBlast's tuner constraints,
+ * the work-group and local-memory limits), or NULL. */
+static const char *gemm_unusable(const dcnv4_context *ctx,
+                                 const dcn_gemm_entry *e, char *why,
+                                 size_t size) {
+  bool direct = !strcmp(e->kernel, "XgemmDirect");
+  const char *const xnames[] = {"MWG",   "NWG",   "KWG",   "MDIMC",
+                                "NDIMC", "MDIMA", "NDIMB", "KWI",
+                                "VWM",   "VWN",   "SA",    "SB"};
+  const char *const dnames[] = {"WGD",  "MDIMCD", "NDIMCD", "MDIMAD", "NDIMBD",
+                                "KWID", "VWMD",   "VWND",   "PADA",   "PADB"};
+  long v[12];
+  size_t n = direct ? 10 : 12;
+  for (size_t i = 0; i < n; i++)
+    if ((v[i] = gemm_param(e, direct ? dnames[i] : xnames[i])) < 0) {
+      snprintf(why, size, "parameter %s missing",
+               direct ? dnames[i] : xnames[i]);
+      return why;
+    }
+  long wg, local, mw, nw, kw, mdc, ndc, mda, ndb, kwi, vwm, vwn;
+  if (direct) {
+    mw = nw = kw = v[0];
+    mdc = v[1], ndc = v[2], mda = v[3], ndb = v[4], kwi = v[5], vwm = v[6],
+    vwn = v[7];
+    local = 4 * (v[0] * (v[0] + v[8]) + v[0] * (v[0] + v[9]));
+  } else {
+    mw = v[0], nw = v[1], kw = v[2], mdc = v[3], ndc = v[4], mda = v[5],
+    ndb = v[6], kwi = v[7], vwm = v[8], vwn = v[9];
+    local = 4 * (v[10] * kw * mw + v[11] * kw * nw);
+  }
+  wg = mdc * ndc;
+  if (!divides(kw, kwi) || !divides(mw, mdc * vwm) || !divides(nw, ndc * vwn) ||
+      !divides(mw, mda * vwm) || !divides(nw, ndb * vwn) || mda <= 0 ||
+      ndb <= 0 || !divides(kw, wg / mda) || !divides(kw, wg / ndb))
+    snprintf(why, size, "the tile sizes do not divide as CLBlast requires");
+  else if ((size_t)wg > ctx->max_work_group_size)
+    snprintf(why, size, "work-groups of %ld items, more than the device's %zu",
+             wg, ctx->max_work_group_size);
+  else if ((cl_ulong)local > ctx->local_mem_bytes)
+    snprintf(why, size,
+             "%ld bytes of local memory, more than the device's %llu", local,
+             (unsigned long long)ctx->local_mem_bytes);
+  else
+    return NULL;
+  return why;
+}
+
+/* Conservative sets (64 work-items, little or no local memory) that replace
+ * a tuned set CLBlast fails with at run time: CLBlast cannot forget an
+ * override, so its own defaults cannot be restored. */
+static const dcn_gemm_entry safe_sets[] = {
+    {"Xgemm",
+     16,
+     {"GEMMK", "KREG", "KWG", "KWI", "MDIMA", "MDIMC", "MWG", "NDIMB", "NDIMC",
+      "NWG", "SA", "SB", "STRM", "STRN", "VWM", "VWN"},
+     {0, 1, 16, 1, 8, 8, 32, 8, 8, 32, 0, 0, 0, 0, 1, 1}},
+    {"XgemmDirect",
+     10,
+     {"KWID", "MDIMAD", "MDIMCD", "NDIMBD", "NDIMCD", "PADA", "PADB", "VWMD",
+      "VWND", "WGD"},
+     {1, 8, 8, 8, 8, 1, 1, 1, 1, 8}},
+};
+
+static CLBlastStatusCode override(dcnv4_context *ctx, const dcn_gemm_entry *e) {
+  const char *names[DCN_GEMM_MAX_PARAMS];
+  for (size_t j = 0; j < e->count; j++)
+    names[j] = e->names[j];
+  return CLBlastOverrideParameters(ctx->device, e->kernel,
+                                   CLBlastPrecisionSingle, e->count, names,
+                                   e->values);
+}
+
+void dcn_gemm_untune(dcnv4_context *ctx) {
+  for (size_t i = 0; i < sizeof safe_sets / sizeof safe_sets[0]; i++)
+    if (ctx->gemm_tuned_kernels & (1u << i))
+      (void) override(ctx, &safe_sets[i]);
+  CLBlastClearCache();
+  ctx->gemm_tuned = false;
+  ctx->gemm_tuned_kernels = 0;
+}
+
+int dcn_gemm_apply_tuning(dcnv4_context *ctx, const dcn_gemm_entry *entries,
+                          size_t count) {
+  int applied = 0;
+  for (size_t i = 0; i < count; i++) {
+    const dcn_gemm_entry *e = &entries[i];
+    char why[160];
+    if (gemm_unusable(ctx, e, why, sizeof why)) {
+      dcn_log(ctx, DCN_LOG_INFO,
+              "CLBlast %s parameters from the tuning file cannot run on this "
+              "device (%s); CLBlast's defaults stay",
+              e->kernel, why);
+      continue;
+    }
+    CLBlastStatusCode s = override(ctx, e);
+    if (s == CLBlastSuccess) {
+      applied++;
+      for (size_t k = 0; k < sizeof safe_sets / sizeof safe_sets[0]; k++)
+        if (!strcmp(safe_sets[k].kernel, e->kernel))
+          ctx->gemm_tuned_kernels |= 1u << k;
+    }
+    dcn_log(ctx, s == CLBlastSuccess ? DCN_LOG_DEBUG : DCN_LOG_INFO,
+            "CLBlast %s parameters from the tuning file: %s (%d)", e->kernel,
+            s == CLBlastSuccess ? "applied"
+                                : "refused, CLBlast's defaults stay",
+            (int)s);
+  }
+  return applied;
+}
