@@ -627,9 +627,9 @@ DCNV4_API const char *dcnv4_layer_missing_weight(const dcnv4_layer *layer);
  * (DCNv4 layers): its fp32 intermediates, N*H*W * (j*C + S) * 4 bytes plus
  * alignment, j from 0 (fp32 without_pointwise) to 3 (fp16/bf16 with
  * projections). */
-DCNV4_API dcnv4_status dcnv4_layer_dcnv4_workspace_size(const dcnv4_layer *layer,
-                                                  int32_t batch, int32_t height,
-                                                  int32_t width, size_t *bytes);
+DCNV4_API dcnv4_status
+dcnv4_layer_dcnv4_workspace_size(const dcnv4_layer *layer, int32_t batch,
+                                 int32_t height, int32_t width, size_t *bytes);
 
 /* Forward of a DCNv4 layer: output (N, H*W, C) from input (N, H*W, C), both
  * in the layer's dtype, channels-last, rows in row-major (h, w) order.
@@ -637,21 +637,19 @@ DCNV4_API dcnv4_status dcnv4_layer_dcnv4_workspace_size(const dcnv4_layer *layer
  * operator's output size must equal the input's (true whenever
  * 2*pad == dilation*(kernel_size-1) and stride is 1), else
  * DCNV4_ERROR_INVALID_SHAPE. `workspace`: a read-write buffer (or
- * sub-buffer) of at least dcnv4_layer_dcnv4_workspace_size() bytes, or NULL to let
- * the context manage it (preferred on NVIDIA: a workspace is divided into
+ * sub-buffer) of at least dcnv4_layer_dcnv4_workspace_size() bytes, or NULL to
+ * let the context manage it (preferred on NVIDIA: a workspace is divided into
  * sub-buffers, which NVIDIA's OpenCL runs kernels on far more slowly).
  * The commands are enqueued on the context's queue after the wait list;
  * `event` (may be NULL) completes when the output is written. A weight never
  * set gives DCNV4_ERROR_MISSING_WEIGHT naming it. Every check happens before
  * anything is enqueued; should the device fail afterwards (an OpenCL or
  * CLBlast error), the output's content is unspecified. */
-DCNV4_API dcnv4_status dcnv4_layer_dcnv4_forward(dcnv4_layer *layer, int32_t batch,
-                                           int32_t height, int32_t width,
-                                           cl_mem input, cl_mem output,
-                                           cl_mem workspace,
-                                           cl_uint num_events_in_wait_list,
-                                           const cl_event *event_wait_list,
-                                           cl_event *event);
+DCNV4_API dcnv4_status
+dcnv4_layer_dcnv4_forward(dcnv4_layer *layer, int32_t batch, int32_t height,
+                          int32_t width, cl_mem input, cl_mem output,
+                          cl_mem workspace, cl_uint num_events_in_wait_list,
+                          const cl_event *event_wait_list, cl_event *event);
 
 /* ------------------------------------------------ FlashDeformAttn layer */
 
@@ -757,6 +755,93 @@ DCNV4_API dcnv4_status dcnv4_linear_forward(
     int32_t in_features, cl_mem input, cl_mem weight, cl_mem bias,
     cl_mem output, cl_uint num_events_in_wait_list,
     const cl_event *event_wait_list, cl_event *event);
+
+/* ------------------------------------------------------ FlashInternImage */
+
+/* The FlashInternImage classification model (upstream's
+ * classification/models/flash_intern_image.py, eval mode: drop path and
+ * dropout are identities): stem, four levels of DCNv4 blocks with
+ * downsampling between them, and the head (1x1 convolution, BatchNorm with
+ * running statistics, GELU, global average pooling, linear). The
+ * attention-pooling "clip projector" head is not supported. */
+typedef struct dcnv4_fii dcnv4_fii;
+
+#define DCNV4_FII_LEVELS 4
+#define DCNV4_FII_MAX_POST_NORM_BLOCKS 32
+
+/* The constructor options of upstream's model, option for option. */
+typedef struct dcnv4_fii_config {
+  int32_t channels;                 /* C of level 0; level l has C * 2^l */
+  int32_t depths[DCNV4_FII_LEVELS]; /* blocks per level, >= 1 */
+  int32_t groups[DCNV4_FII_LEVELS]; /* DCNv4 groups per level */
+  float mlp_ratio;                  /* MLP hidden = int(C_l * mlp_ratio) */
+  float offset_scale;               /* the DCNv4 layers' offset_scale */
+  int32_t layer_scale;              /* 1: blocks have gamma1/gamma2 */
+  int32_t post_norm;                /* 1: x + gamma * LN(f(x)) */
+  int32_t dw_kernel_size;           /* 0: none; else the DCNv4 layers' */
+  int32_t res_post_norm;            /* 1: x + LN(f(LN(x))) (H/G models) */
+  int32_t center_feature_scale;     /* as upstream: builds level norms */
+  int32_t level2_post_norm;         /* 1: LNs after some level-2 blocks */
+  int32_t level2_post_norm_block_ids[DCNV4_FII_MAX_POST_NORM_BLOCKS];
+  int32_t level2_post_norm_block_count; /* entries used of the above */
+  int32_t mlp_fc2_bias;                 /* 1: the MLP's fc2 has a bias */
+  int32_t dcn_output_bias; /* 1: the DCNv4 output_proj has a bias */
+  float cls_scale;         /* head width = int(8C * cls_scale) */
+  int32_t num_classes;     /* 0: no head (features only) */
+} dcnv4_fii_config;
+
+/* Upstream's defaults (FlashInternImage-T's shape, 1000 classes). */
+DCNV4_API void dcnv4_fii_config_init(dcnv4_fii_config *config);
+
+/* The released variants by name: "t", "s", "b", "l" (upstream's
+ * configs/flash_intern_image_{t,s,b,l}_*.yaml); an unknown name gives
+ * DCNV4_ERROR_INVALID_PARAMETER and leaves config unchanged. */
+DCNV4_API dcnv4_status dcnv4_fii_config_preset(dcnv4_fii_config *config,
+                                               const char *name);
+
+/* Creates a model in `dtype` storage (the DCNv4 core operator's operands;
+ * activations between operators are fp32, reductions accumulate in fp32).
+ * Weights start unset: load them with dcnv4_fii_load_safetensors. */
+DCNV4_API dcnv4_status dcnv4_fii_create(dcnv4_context *context,
+                                        const dcnv4_fii_config *config,
+                                        dcnv4_dtype dtype, dcnv4_fii **model);
+
+DCNV4_API void dcnv4_fii_destroy(dcnv4_fii *model);
+
+/* Loads every weight from a safetensors file holding the model's PyTorch
+ * state dict under upstream's key names (BatchNorm running statistics
+ * included, num_batches_tracked ignored). A missing, unexpected or wrongly
+ * shaped key is an error naming the key; nothing is loaded then. */
+DCNV4_API dcnv4_status dcnv4_fii_load_safetensors(dcnv4_fii *model,
+                                                  const char *path);
+
+/* The spatial size of level l's output for an image of height x width:
+ * two stride-2 convolutions in the stem, one more per level after 0
+ * (each ceil(n / 2), PyTorch's formula with kernel 3, padding 1). */
+DCNV4_API dcnv4_status dcnv4_fii_level_size(const dcnv4_fii *model,
+                                            int32_t height, int32_t width,
+                                            int32_t level, int32_t *level_h,
+                                            int32_t *level_w,
+                                            int32_t *level_channels);
+
+/* Bytes of device scratch dcnv4_fii_forward needs for this batch and image
+ * size. */
+DCNV4_API dcnv4_status dcnv4_fii_workspace_size(const dcnv4_fii *model,
+                                                int32_t batch, int32_t height,
+                                                int32_t width, size_t *bytes);
+
+/* Forward pass: image (N, 3, H, W) fp32 as PyTorch takes it (normalized);
+ * logits (N, num_classes) fp32, or NULL; features[l] (N, h_l, w_l, C_l)
+ * fp32 channels-last, level l's output after its norm and before its
+ * downsampling, or NULL (features itself may be NULL). At least one output.
+ * workspace: at least dcnv4_fii_workspace_size() bytes, or NULL to let the
+ * context manage it. Enqueued on the context's queue after the wait list;
+ * every check happens before anything is enqueued. */
+DCNV4_API dcnv4_status dcnv4_fii_forward(
+    dcnv4_fii *model, int32_t batch, int32_t height, int32_t width,
+    cl_mem image, cl_mem logits, const cl_mem *features, cl_mem workspace,
+    cl_uint num_events_in_wait_list, const cl_event *event_wait_list,
+    cl_event *event);
 
 #ifdef __cplusplus
 }

@@ -14,21 +14,28 @@ typedef struct program_recipe {
 } program_recipe;
 
 static const program_recipe recipes[] = {
-    {"dcnv4_forward", {"ops/common/common.clh", "ops/common/warp_mma.clh", "ops/dcnv4/dcnv4_forward.cl", NULL}},
-    {"dcnv4_backward", {"ops/common/common.clh", "ops/dcnv4/dcnv4_backward.cl", NULL}},
+    {"dcnv4_forward",
+     {"ops/common/common.clh", "ops/common/warp_mma.clh",
+      "ops/dcnv4/dcnv4_forward.cl", NULL}},
+    {"dcnv4_backward",
+     {"ops/common/common.clh", "ops/dcnv4/dcnv4_backward.cl", NULL}},
     {"convert", {"ops/common/common.clh", "ops/common/convert.cl", NULL}},
     {"fda_forward",
-     {"ops/common/common.clh", "ops/fda/fda_common.clh", "ops/fda/fda_forward.cl", NULL}},
+     {"ops/common/common.clh", "ops/fda/fda_common.clh",
+      "ops/fda/fda_forward.cl", NULL}},
     {"fda_backward",
-     {"ops/common/common.clh", "ops/fda/fda_common.clh", "ops/fda/fda_backward.cl", NULL}},
-    {"layer_ops", {"ops/common/common.clh", "ops/layer_ops/layer_ops.cl", NULL}},
+     {"ops/common/common.clh", "ops/fda/fda_common.clh",
+      "ops/fda/fda_backward.cl", NULL}},
+    {"layer_ops",
+     {"ops/common/common.clh", "ops/layer_ops/layer_ops.cl", NULL}},
     {"linear", {"ops/common/common.clh", "ops/linear/linear.cl", NULL}},
     {"deterministic_common", {"ops/common/deterministic_common.cl", NULL}},
     {"dcnv4_backward_deterministic",
-     {"ops/common/common.clh", "ops/dcnv4/dcnv4_backward_deterministic.cl", NULL}},
-    {"fda_backward_deterministic",
-     {"ops/common/common.clh", "ops/fda/fda_common.clh", "ops/fda/fda_backward_deterministic.cl",
+     {"ops/common/common.clh", "ops/dcnv4/dcnv4_backward_deterministic.cl",
       NULL}},
+    {"fda_backward_deterministic",
+     {"ops/common/common.clh", "ops/fda/fda_common.clh",
+      "ops/fda/fda_backward_deterministic.cl", NULL}},
 };
 
 static const program_recipe *find_recipe(const char *name) {

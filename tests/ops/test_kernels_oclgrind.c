@@ -14,9 +14,10 @@
  * refuses to run on a device other than Oclgrind's.
  *
  * The layer kernels are built here from CL_DIR with the options
- * src/ops/layer_ops/layer_ops.c uses and launched the way its launchers do: the layers
- * themselves need a GEMM, and CLBlast's kernels under Oclgrind are not this
- * project's to check (the layers' own GEMM kernel is the `linear` part). */
+ * src/ops/layer_ops/layer_ops.c uses and launched the way its launchers do: the
+ * layers themselves need a GEMM, and CLBlast's kernels under Oclgrind are not
+ * this project's to check (the layers' own GEMM kernel is the `linear` part).
+ */
 #include "dcnv4_problem.h"
 #include "fda_problem.h"
 
@@ -327,7 +328,8 @@ static char *read_text(const char *dir, const char *name, size_t *len) {
   return text;
 }
 
-/* common.clh followed by `file`, as src/programs/program_registry.c assembles them. */
+/* common.clh followed by `file`, as src/programs/program_registry.c assembles
+ * them. */
 static cl_kernel build_kernel(const cl_env *env, const char *file,
                               const char *options, const char *name) {
   size_t len[2];
@@ -402,7 +404,8 @@ static void layer_elementwise(const cl_env *env, dcnv4_dtype dtype, rng *r) {
 
   /* to_float: storage -> fp32 */
   snprintf(opts, sizeof opts, "-DDTYPE=%d -DIDX64=0 -DHAS_BIAS=1", (int)dtype);
-  cl_kernel k = build_kernel(env, "ops/layer_ops/layer_ops.cl", opts, "to_float");
+  cl_kernel k =
+      build_kernel(env, "ops/layer_ops/layer_ops.cl", opts, "to_float");
   cl_mem in = upload_values(env->ctx, src, n, dtype);
   cl_mem out = poisoned_buffer(env->ctx, n, DCNV4_FLOAT32);
   set_arg(k, 0, sizeof in, &in);
@@ -448,8 +451,8 @@ static void layer_elementwise(const cl_env *env, dcnv4_dtype dtype, rng *r) {
 
   /* bias_store in place on fp32 (the layers' scratch) */
   if (dtype == DCNV4_FLOAT32) {
-    k = build_kernel(env, "ops/layer_ops/layer_ops.cl", "-DDTYPE=0 -DIDX64=0 -DHAS_BIAS=1",
-                     "bias_store");
+    k = build_kernel(env, "ops/layer_ops/layer_ops.cl",
+                     "-DDTYPE=0 -DIDX64=0 -DHAS_BIAS=1", "bias_store");
     float src32[35];
     random_values(r, src32, n, DCNV4_FLOAT32);
     in = upload_values(env->ctx, src32, n, DCNV4_FLOAT32);
@@ -490,7 +493,8 @@ static void layer_elementwise(const cl_env *env, dcnv4_dtype dtype, rng *r) {
   host_release(out);
 }
 
-/* Mirrors image_geometry in layer_ops.cl (and src/ops/layer_ops/layer_ops.c). */
+/* Mirrors image_geometry in layer_ops.cl (and src/ops/layer_ops/layer_ops.c).
+ */
 typedef struct image_geometry_arg {
   cl_int height, width, channels;
 } image_geometry_arg;
@@ -574,7 +578,8 @@ static void layer_cfs_blend(const cl_env *env, int rows, int group, int D,
   char opts[128], what[128];
   snprintf(opts, sizeof opts,
            "-DDTYPE=0 -DIDX64=0 -DHAS_BIAS=1 -DGROUP_CHANNELS=%d", D);
-  cl_kernel k = build_kernel(env, "ops/layer_ops/layer_ops.cl", opts, "cfs_blend");
+  cl_kernel k =
+      build_kernel(env, "ops/layer_ops/layer_ops.cl", opts, "cfs_blend");
   cl_mem d_x = upload_values(env->ctx, x, n, DCNV4_FLOAT32);
   cl_mem d_v = upload_values(env->ctx, v, n, DCNV4_FLOAT32);
   cl_mem d_l = upload_values(env->ctx, logits, nl, DCNV4_FLOAT32);

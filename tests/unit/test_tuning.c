@@ -284,8 +284,8 @@ static char *broken_kernels(const char *src_dir) {
   char *dir = path_of("kernels");
   copy_case(src_dir, dir);
   const char *files[] = {"ops/dcnv4/dcnv4_forward.cl",
-                         "ops/dcnv4/dcnv4_backward.cl", "ops/fda/fda_forward.cl",
-                         "ops/fda/fda_backward.cl"};
+                         "ops/dcnv4/dcnv4_backward.cl",
+                         "ops/fda/fda_forward.cl", "ops/fda/fda_backward.cl"};
   for (size_t i = 0; i < 4; i++) {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", src_dir, files[i]);
@@ -473,8 +473,8 @@ static int mode_tool(const char *tool) {
   CHECK(loaded(ctx) == 1, "the tuned file was not loaded");
   expect(ctx, "dcnv4_forward", DCNV4_FLOAT32, 16, "vec=", DCNV4_TUNING_FILE,
          "tuned forward");
-  expect(ctx, "fda_backward", DCNV4_FLOAT32, 16,
-         "vec=", DCNV4_TUNING_FILE, "tuned FDA backward");
+  expect(ctx, "fda_backward", DCNV4_FLOAT32, 16, "vec=", DCNV4_TUNING_FILE,
+         "tuned FDA backward");
   expect(ctx, "dcnv4_forward", DCNV4_FLOAT16, 16, "", DCNV4_TUNING_BUILTIN,
          "dtype not tuned");
   dcnv4_params p;
@@ -507,8 +507,8 @@ static int mode_tool(const char *tool) {
   if (dcnv4_context_create(NULL, &ctx) == DCNV4_SUCCESS) {
     expect(ctx, "dcnv4_forward", DCNV4_FLOAT32, 16, "vec=", DCNV4_TUNING_FILE,
            "entry kept by the merge");
-    expect(ctx, "fda_forward", DCNV4_FLOAT32, 16,
-           "vec=", DCNV4_TUNING_FILE, "entry added by the merge");
+    expect(ctx, "fda_forward", DCNV4_FLOAT32, 16, "vec=", DCNV4_TUNING_FILE,
+           "entry added by the merge");
     dcnv4_context_destroy(ctx);
   }
   unsetenv("DCNV4_TUNING_FILE");

@@ -277,8 +277,9 @@ static dcnv4_status check_call(dcnv4_context *ctx,
   return dcn_check_wait_list(ctx, num_wait, wait);
 }
 
-/* Heads per block of the forward's work-item order (fda_forward.cl, HEAD_SPAN): the tuned `groups` where it divides the heads,
- * else 0 (all heads of a query together). */
+/* Heads per block of the forward's work-item order (fda_forward.cl, HEAD_SPAN):
+ * the tuned `groups` where it divides the heads, else 0 (all heads of a query
+ * together). */
 static int head_span(const dcn_launch_config *cfg, int heads) {
   return cfg->groups > 0 && cfg->groups < heads && heads % cfg->groups == 0
              ? cfg->groups
@@ -370,9 +371,8 @@ static dcnv4_status forward_kernel(dcnv4_context *ctx,
     list[c] = options[c];
   }
   int chosen = 0;
-  dcnv4_status st =
-      dcn_get_kernel_first(ctx, "fda_forward", list, ncfg,
-                           "fda_forward", kernel, &chosen);
+  dcnv4_status st = dcn_get_kernel_first(ctx, "fda_forward", list, ncfg,
+                                         "fda_forward", kernel, &chosen);
   if (st != DCNV4_SUCCESS)
     return st;
   if (chosen > 0)
@@ -468,8 +468,7 @@ dcnv4_status dcnv4_fda_forward(dcnv4_context *ctx,
       args[nargs++] = DCN_LOCAL_ARG(plan.corners_bytes);
     args[nargs++] = DCN_LOCAL_ARG(plan.partial_bytes);
   }
-  if ((st =
-           dcn_set_args(ctx, kernel, args, nargs, "fda_forward")))
+  if ((st = dcn_set_args(ctx, kernel, args, nargs, "fda_forward")))
     return st;
   return dcn_enqueue_1d(ctx, kernel, items, plan.local, num_wait, wait, event,
                         "fda_forward");
@@ -502,10 +501,10 @@ backward_deterministic(dcnv4_context *ctx, const dcnv4_fda_params *params,
   kernel_options(ctx, params, vec, idx64, &cfg, options, sizeof options);
   cl_kernel points, gather;
   dcn_det_kernels det;
-  if ((st = dcn_get_kernel(ctx, "fda_backward_deterministic",
-                           options, "fda_det_points", &points)) ||
-      (st = dcn_get_kernel(ctx, "fda_backward_deterministic",
-                           options, "fda_det_gather", &gather)) ||
+  if ((st = dcn_get_kernel(ctx, "fda_backward_deterministic", options,
+                           "fda_det_points", &points)) ||
+      (st = dcn_get_kernel(ctx, "fda_backward_deterministic", options,
+                           "fda_det_gather", &gather)) ||
       (st = dcn_det_prepare(ctx, ws, &plan, &det)))
     return st;
   fda_geometry_arg geo = make_geometry(params);
@@ -608,8 +607,7 @@ dcnv4_status dcnv4_fda_backward(dcnv4_context *ctx,
     list[i] = options[i];
   cl_kernel kernel, convert = NULL;
   if ((st = dcn_get_kernel_first(ctx, "fda_backward", list, tries,
-                                 "fda_backward", &kernel,
-                                 &chosen)))
+                                 "fda_backward", &kernel, &chosen)))
     return st;
   dcn_launch_config cfg = cfgs[0];
   if (chosen >= per_config[0]) {
@@ -645,9 +643,8 @@ dcnv4_status dcnv4_fda_backward(dcnv4_context *ctx,
   /* Everything is validated and built: enqueue zero, scatter, convert. */
   size_t acc_bytes = direct ? s.value_bytes : ws_bytes;
   if ((st = dcn_enqueue_zero(ctx, acc, acc_bytes, num_wait, wait, NULL)) ||
-      (st =
-           dcn_enqueue_1d(ctx, kernel, items, cfg.local_size, 0, NULL,
-                          direct ? event : NULL, "fda_backward")))
+      (st = dcn_enqueue_1d(ctx, kernel, items, cfg.local_size, 0, NULL,
+                           direct ? event : NULL, "fda_backward")))
     return st;
   if (direct)
     return DCNV4_SUCCESS;
