@@ -454,7 +454,7 @@ inline sample_coord split_coord(int base, float part, int size) {
 // low and frac by inside: outside the window they hold some value (frac may
 // be NaN), with no undefined behaviour on the way (saturating conversion,
 // wrapping addition). H100, DCNv4 forward: fp32 up to 5 % faster, fp16
-// within 1 % (bench/results/2026-12-05-h100-v11).
+// within 1 % (docs/perf-notes.md §6).
 inline sample_coord split_coord_unselected(int base, float part, int size) {
   sample_coord c;
   c.inside = window_inside(base, part, size);
