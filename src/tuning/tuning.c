@@ -199,13 +199,13 @@ static const tuning_row defaults[] = {
      * Work-groups of a few groups (8 or 16 work-items per pixel) over 32 or
      * 16 pixels, instead of all groups of 2 to 8 pixels (or of one pixel
      * where C is large): a work-group then samples a smaller region, and
-     * L1 keeps more of it (bench/results/2026-11-25-h100-v8: the geometric
+     * L1 keeps more of it (docs/perf-notes.md §4: the geometric
      * mean of the 40 paper rows 0.245 -> 0.27, 64x56x56x128 G8 fp32 0.289
      * -> 0.271 ms, 1x64x64x768 G48 0.058 -> 0.040 ms). With that shape a cap
      * of 40 registers (6 work-groups per SM) pays for 16-bit storage; fp32
      * takes 48 (the cap of 40 spilled 8 bytes): H200, 19 of the 20 fp32
-     * paper rows 1-6 % faster than with 40 (bench/results/2026-12-04-h200-
-     * v9), 64x56x56x128 G8 0.258 -> 0.257 ms, G4xD32 0.254 -> 0.248 ms. */
+     * paper rows 1-6 % faster than with 40 (docs/perf-notes.md §8),
+     * 64x56x56x128 G8 0.258 -> 0.257 ms, G4xD32 0.254 -> 0.248 ms. */
     NVIDIA_FORWARD(4, 1, 48, 2, 0, 0),
     NVIDIA_FORWARD(8, 1, 40, 4, 1, 0),
     /* group_channels 32: 16-bit storage capped at 40 registers (from about
@@ -213,8 +213,8 @@ static const tuning_row defaults[] = {
      * of the 10 paper rows (x0.89 to x1.06). Then two pieces of 8 channels
      * per work-item (each point located once for 16 channels), uncapped:
      * H100, fp16, geometric mean of the 10 rows' fractions 0.196 -> 0.220,
-     * x0.78 to x1.06 per row (bench/results/2026-12-06-h100-v14); bf16,
-     * which shares the row, 0.182 -> 0.214, x0.73 to x0.93 (v15). fp32
+     * x0.78 to x1.06 per row; bf16, which shares the row, 0.182 -> 0.214,
+     * x0.73 to x0.93 (docs/perf-notes.md §9). fp32
      * lost 30-45 % with two pieces of 4, whatever the cap. */
     NVIDIA_FORWARD(4, 1, 48, 2, 0, 32),
     NVIDIA_FORWARD(8, 2, 0, 2, 1, 32),
@@ -263,8 +263,8 @@ static const tuning_row defaults[] = {
      * queries 0.196 -> 0.193 ms (one head: 0.208 ms). H200: stage 2 0.192
      * -> 0.154 ms (stage 1: 0.157 ms), then registers capped at 32 instead
      * of 40: 0.142 ms (48: 0.161 ms). H100 with stage 2: one head per block
-     * of queries instead of two, 0.155 -> 0.149 ms (bench/results/
-     * 2026-12-05-h100-v11; not measured on the H200). */
+     * of queries instead of two, 0.155 -> 0.149 ms (docs/perf-notes.md
+     * §22; not measured on the H200). */
     {DCN_VENDOR_NVIDIA,
      DCN_KERNEL_FDA_FORWARD,
      {.max_vec = 8,

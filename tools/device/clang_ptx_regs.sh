@@ -6,7 +6,7 @@
 # (clang spills fp16 at 40 registers where NVIDIA's build does not). Useful
 # for comparing variants of the same kernel, e.g. a second copy of the point
 # loop: fp32 at 48 registers spilled 248 bytes in clang's build and ran
-# 9-19 % slower on the H100 (bench/results/2026-12-06-h100-v16).
+# 9-19 % slower on the H100 (docs/perf-notes.md §11).
 #
 #   bash tools/device/clang_ptx_regs.sh SRC_DIR DTYPE VEC PIECES D REGS
 #

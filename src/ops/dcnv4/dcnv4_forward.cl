@@ -13,13 +13,13 @@
 // of every work-item reading its group's 3K values from global memory with
 // scalar loads. Needs the work-group to span whole groups (checked by the
 // host). Not a default: on the H200 it ran 20-30 % slower than stage 0 on
-// the 64x56x56x128 rows (bench/results/2026-12-04-h200-v10), as every other
+// the 64x56x56x128 rows (docs/perf-notes.md §14), as every other
 // variant that makes a work-group wait at a barrier before its corner loads.
 //
 // OM_STAGE 2 (NVIDIA, with LANE_SHUFFLE): the CHUNKS work-items of a (pixel,
 // group) share the loading of its offsets and weights through warp shuffles.
 // Not a default: on the H100 12-31 % slower than stage 0 in fp32, 22-76 % in
-// fp16, whatever the register cap (bench/results/2026-12-06-h100-v15).
+// fp16, whatever the register cap (docs/perf-notes.md §15).
 //
 // OM_STAGE 3: the work-group first locates every sampling point of its
 // (pixel, group) pairs once, one point per work-item at a time, and keeps
@@ -30,14 +30,14 @@
 // x0.87); on the H100 it lost up to 16 % (fp32) and 81 % (fp16): the
 // footprint reads and the barrier cost more than the work they save. On the
 // H200, with the location loop over each work-item's own pixel, it ties
-// stage 0 at group_channels 32 and loses 6-81 % at 16 (bench/results/
-// 2026-12-04-h200-v10).
+// stage 0 at group_channels 32 and loses 6-81 % at 16 (docs/perf-notes.md
+// §16).
 // 32-bit indices only (the host falls back to stage 0).
 //
 // OM_STAGE 4: tensor cores (warp_mma.h), 16-bit storage with group_channels
 // a multiple of 16; see forward_tensor_cores. Not a default: on the H100 it
 // passed the tests and ran 2.8-3.5x slower than stage 0 (scattered 16-byte
-// asynchronous copies; bench/results/2026-12-06-h100-v19).
+// asynchronous copies; docs/perf-notes.md §17).
 //
 // Build-time defines (besides common.h): OM_STAGE, PIECES; with SPECIALIZE also
 // GROUP_CHANNELS (D), KH, KW, REMOVE_CENTER, SOFTMAX, and FIXED_GEOMETRY with
@@ -53,8 +53,7 @@
 // contiguous bytes (one float8 per work-item would leave a gap between
 // neighbouring work-items' halves). NVIDIA's default for 16-bit storage at
 // group_channels 32 (H100: up to 22 % faster); fp32 ran 30-45 % slower, as
-// each load then touches twice the cache lines (bench/results/
-// 2026-12-06-h100-v14).
+// each load then touches twice the cache lines (docs/perf-notes.md §9).
 #ifndef PIECES
 #define PIECES 1
 #endif
@@ -67,9 +66,9 @@
 // and a corner's neighbours in the row are the other groups' channels of
 // the same pixels, which other work-groups read at about the same time.
 // fp32, offsets and corners: H100 x0.96-0.99 with both, x0.99-1.00 with
-// either alone (bench/results/2026-12-06-h100-v15). 16-bit storage, corners
-// only: one piece x0.95-1.00; two pieces (group_channels 32) x1.19-1.45, so
-// not there (2026-12-06-h100-v16); fp16 offsets gained nothing. The asm is
+// either alone. 16-bit storage, corners only: one piece x0.95-1.00; two
+// pieces (group_channels 32) x1.19-1.45, so not there; fp16 offsets gained
+// nothing (docs/perf-notes.md §10). The asm is
 // volatile so that the compiler cannot hoist a corner load above the guard
 // that keeps its address inside the image.
 #ifndef NV_L2_FETCH_256
@@ -156,7 +155,7 @@ inline floatv loadv_fetch256(__global const storage_t *p) {
 // (64x56x56x128 0.182 -> 0.174 ms), bf16 64x56x56x128 0.197 -> 0.171 ms.
 // Two pieces (group_channels 32) keep the C guard: there NVIDIA's compiler
 // predicates the loads itself, and this lost up to 10 % on the high-res rows
-// (bench/results/2026-12-06-h100-v18). Not volatile: the asm reads memory
+// (docs/perf-notes.md §12). Not volatile: the asm reads memory
 // only where ok, and the input does not change during the kernel.
 #define PREDICATED_CORNERS 1
 #if VEC == 2
@@ -212,8 +211,8 @@ inline fetch_words words_fetch256_if(ulong p, uint ok) {
 // to 64 bits and added it to a 64-bit base, several instructions per
 // corner instead of one wide multiply-add: H100, x0.89-0.95 at
 // group_channels 32, x0.94-0.99 at 16; 16-bit storage ran 1-2 % slower
-// with it and the FlashDeformAttn forward 2-3 % slower (bench/results/
-// 2026-12-05-h100-v11).
+// with it and the FlashDeformAttn forward 2-3 % slower (docs/perf-notes.md
+// §6).
 #define CORNER(i, piece) LOADV_FETCH256(input + CORNER_INDEX_U32(i, piece))
 #else
 #define CORNER(i, piece)                                                       \
@@ -223,7 +222,7 @@ inline fetch_words words_fetch256_if(ulong p, uint ok) {
 #if PREDICATED_CORNERS
 // Corner (i, piece) when ok, else zeros, with no branch. Byte addresses from
 // unsigned 32-bit indices where they fit, as fp32's CORNER (one wide
-// multiply-add per corner in the SASS of bench/results/2026-12-06-h100-v18;
+// multiply-add per corner in the SASS, docs/perf-notes.md §12;
 // the signed form was not timed with these loads).
 #if IDX64
 #define CORNER_ADDRESS(i, piece)                                               \
@@ -241,8 +240,8 @@ inline fetch_words words_fetch256_if(ulong p, uint ok) {
 // add_point), and a work-item whose folded sum is not finite runs again in
 // the documented order (forward_documented_order). H100, against the
 // documented order throughout: fp32 x0.93-0.98, fp16 x0.83-1.06, geometric
-// mean of the 40 paper rows' fractions 0.298 -> 0.307 (bench/results/
-// 2026-12-06-h100-v17).
+// mean of the 40 paper rows' fractions 0.298 -> 0.307 (docs/perf-notes.md
+// §11).
 #define FOLD_WEIGHTS (OM_STAGE == 0)
 
 // Adds point (i, j) of the window whose centre is (base_w, base_h), at the
@@ -255,7 +254,7 @@ inline fetch_words words_fetch256_if(ulong p, uint ok) {
 // weight and a bilinear weight of exactly 0), and then the folded sum is not
 // finite: the kernel recomputes such a work-item in the documented order, so
 // NaN and Inf land where include/dcnv4.h says (the fold alone failed 24
-// checks of test_nonfinite on the H100, bench/results/2026-12-06-h100-v16).
+// checks of test_nonfinite on the H100, docs/perf-notes.md §11).
 inline void add_point(floatv *acc, const dcnv4_geometry g,
                       __global const storage_t *restrict input,
                       const idx_t image_start, const int C, const idx_t row,
@@ -363,7 +362,7 @@ __attribute__((noinline)) void forward_documented_order(
 // products, but a product instruction then does 128 useful multiply-adds
 // with no conversion from 16 bits, where stage 0 spends a conversion and an
 // FMA per value and corner (on the H100 its fp16 forward issued 1528
-// instructions per warp, 576 of them those; v18 of bench/results).
+// instructions per warp, 576 of them those; docs/perf-notes.md §3).
 //
 // Per point the warp's work-items locate their pair's point, copy its four
 // corners (D values each) into local memory with asynchronous copies (zeros
@@ -396,7 +395,7 @@ __attribute__((noinline)) void forward_documented_order(
 // literal). H100, 64x56x56x128 G8 fp16: two stages with each point's
 // offsets loaded where used 0.486 ms; this (three, offsets loaded ahead)
 // 0.600 ms; stage 0 0.174 ms. The copies, not their latency, bound it
-// (bench/results/2026-12-06-h100-v19).
+// (docs/perf-notes.md §17).
 #define MMA_STAGES 3
 // Per warp: MMA_STAGES stages of corners and weights, 16 zero bytes, the
 // scratch of the portable warp_mma.h. The host computes the same
@@ -628,7 +627,7 @@ inline void forward_tensor_cores(const dcnv4_geometry g,
 
 // Stages 3 and 4 locate points with locate_point (common.h); stage 4 ran
 // as fast through it as with its own copy (H100, 64x56x56x128 G8 fp16,
-// 0.59 ms, bench/results/2026-12-06-h100-v20). Stages 0-2 keep the same
+// 0.59 ms, docs/perf-notes.md §17). Stages 0-2 keep the same
 // logic in add_point, which routed through that helper ran 1-4 % slower on
 // the H100.
 

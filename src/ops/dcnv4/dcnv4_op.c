@@ -567,9 +567,9 @@ static dcnv4_status forward_kernel(dcnv4_context *ctx,
                                    const dcn_launch_config *cfg, int stage,
                                    int vec, int pieces, cl_kernel *kernel) {
   /* 256-byte L2 fetches (PTX .L2::256B, compute capability 8 or later):
-   * H100, fp32 forward x0.96-0.99 (bench/results/2026-12-06-h100-v15),
-   * 16-bit storage's corners with one piece x0.95-1.00 (v16; the kernel
-   * leaves the hint out where it lost). Tried first, then the portable
+   * H100, fp32 forward x0.96-0.99, 16-bit storage's corners with one
+   * piece x0.95-1.00 (the kernel leaves the hint out where it lost;
+   * docs/perf-notes.md §10). Tried first, then the portable
    * loads if that build fails. */
   const bool fetch256 =
       ctx->vendor == DCN_VENDOR_NVIDIA && ctx->nv_compute_major >= 8;
@@ -625,8 +625,7 @@ static dcnv4_status select_forward(dcnv4_context *ctx,
         } else {
           /* No register cap below 128: the kernel needs about 145, and
            * under the fp16 default's 40 it spilled and ran 1.23 ms instead
-           * of 0.59 (H100, 64x56x56x128 G8, bench/results/
-           * 2026-12-06-h100-v20). */
+           * of 0.59 (H100, 64x56x56x128 G8, docs/perf-notes.md §17). */
           dcn_launch_config uncapped = *cfg;
           if (uncapped.max_regs < 128)
             uncapped.max_regs = 0;
