@@ -10,7 +10,7 @@
 /* Which source files make up each program, in order. */
 typedef struct program_recipe {
   const char *name;
-  const char *files[4];
+  const char *files[5];
 } program_recipe;
 
 static const program_recipe recipes[] = {
@@ -24,11 +24,13 @@ static const program_recipe recipes[] = {
     {"layer_ops", {"common.h", "layer_ops.cl", NULL}},
     {"linear", {"common.h", "linear.cl", NULL}},
     {"deterministic_common", {"deterministic_common.cl", NULL}},
+    /* fp_contract_off.h: bitwise results whatever the work-group sizes. */
     {"dcnv4_backward_deterministic",
-     {"common.h", "dcnv4_backward_deterministic.cl", NULL}},
-    {"flash_deform_attn_backward_deterministic",
-     {"common.h", "fda_common.h", "flash_deform_attn_backward_deterministic.cl",
+     {"fp_contract_off.h", "common.h", "dcnv4_backward_deterministic.cl",
       NULL}},
+    {"flash_deform_attn_backward_deterministic",
+     {"fp_contract_off.h", "common.h", "fda_common.h",
+      "flash_deform_attn_backward_deterministic.cl", NULL}},
 };
 
 static const program_recipe *find_recipe(const char *name) {
@@ -95,7 +97,9 @@ static dcnv4_status assemble_source(dcnv4_context *ctx,
                                     char **source) {
   char *all = NULL;
   size_t used = 0;
-  for (size_t i = 0; i < 4 && recipe->files[i]; i++) {
+  for (size_t i = 0;
+       i < sizeof recipe->files / sizeof recipe->files[0] && recipe->files[i];
+       i++) {
     char *text = NULL;
     size_t size = 0;
     dcnv4_status st = read_source(ctx, recipe->files[i], &text, &size);
