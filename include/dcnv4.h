@@ -128,8 +128,9 @@ DCNV4_API dcnv4_status dcnv4_list_devices(dcnv4_device_info *devices,
 typedef struct dcnv4_context dcnv4_context;
 
 typedef struct dcnv4_context_options {
-  /* Device: "P:D" (platform and device index) or a case-insensitive
-   * substring of the device or platform name. NULL: $DCNV4_DEVICE, else the
+  /* Device: "P:D" (platform and device index), a vendor word (pocl, intel,
+   * nvidia, amd, cpu, gpu) or a case-insensitive substring of the device or
+   * platform name (docs/devices.md). NULL: $DCNV4_DEVICE, else the
    * first GPU, else the first device of any kind. */
   const char *device;
   /* Program-binary cache folder. NULL: $DCNV4_CACHE_DIR, else
@@ -341,8 +342,9 @@ typedef struct dcnv4_backward_buffers {
  * index), and each grad_input element sums its contributions in that fixed
  * order; grad_offset_mask is reduced in a fixed order as well. The results
  * are then bitwise identical from run to run and independent of work-group
- * sizes and scheduling, for a given device, driver, dtype and shape. Slower
- * than the default mode and needs the workspace above.
+ * sizes and scheduling, for a given device, driver, dtype and shape
+ * (docs/devices.md: floating-point contraction is off in these programs).
+ * Slower than the default mode and needs the workspace above.
  *
  * Non-finite values (both modes, both operators; DESIGN.md §1.1): a point
  * whose position is NaN, infinite or outside -1 < y < H_in, -1 < x < W_in

@@ -10,6 +10,7 @@
 typedef struct device_entry {
   cl_platform_id platform;
   cl_device_id device;
+  cl_device_type type;
   dcnv4_device_info info;
 } device_entry;
 
@@ -134,7 +135,9 @@ static dcnv4_status enumerate(device_entry **out, size_t *count) {
         e->platform = platforms[p];
         e->device = devices[d];
         if (dcn_query_device_info(platforms[p], devices[d], &e->info) !=
-            DCNV4_SUCCESS)
+                DCNV4_SUCCESS ||
+            clGetDeviceInfo(devices[d], CL_DEVICE_TYPE, sizeof e->type,
+                            &e->type, NULL) != CL_SUCCESS)
           continue;
         e->info.platform_index = p;
         e->info.device_index = d;
@@ -186,6 +189,48 @@ static bool parse_index_spec(const char *spec, unsigned *p, unsigned *d) {
   return true;
 }
 
+static bool equals_nocase(const char *a, const char *b) {
+  for (; *a && *b; a++, b++)
+    if (tolower((unsigned char)*a) != tolower((unsigned char)*b))
+      return false;
+  return *a == *b;
+}
+
+static bool is_pocl(const dcnv4_device_info *info) {
+  return contains_nocase(info->platform_name, "portable computing language") ||
+         contains_nocase(info->platform_name, "pocl");
+}
+
+/* Vendor words name a runtime or a kind of device, never a substring: on an
+ * Intel host PoCL's CPU device is "pthread-Intel(R) ...", which "intel" must
+ * not pick (docs/devices.md). */
+bool dcn_device_spec_matches(const char *spec, const dcnv4_device_info *info,
+                             cl_device_type type) {
+  unsigned pi, di;
+  if (parse_index_spec(spec, &pi, &di))
+    return info->platform_index == pi && info->device_index == di;
+  bool gpu = (type & CL_DEVICE_TYPE_GPU) != 0;
+  if (equals_nocase(spec, "cpu"))
+    return (type & CL_DEVICE_TYPE_CPU) != 0;
+  if (equals_nocase(spec, "gpu"))
+    return gpu;
+  if (equals_nocase(spec, "pocl"))
+    return is_pocl(info);
+  if (equals_nocase(spec, "intel")) /* Intel's runtimes, or an Intel GPU */
+    return !is_pocl(info) && (contains_nocase(info->platform_name, "intel") ||
+                              (gpu && contains_nocase(info->vendor, "intel")));
+  if (equals_nocase(spec, "nvidia"))
+    return contains_nocase(info->platform_name, "nvidia") ||
+           contains_nocase(info->vendor, "nvidia");
+  if (equals_nocase(spec, "amd")) /* PoCL's CPU vendor may be AuthenticAMD */
+    return !is_pocl(info) &&
+           (contains_nocase(info->platform_name, "amd") ||
+            (gpu && (contains_nocase(info->vendor, "amd") ||
+                     contains_nocase(info->vendor, "advanced micro devices"))));
+  return contains_nocase(info->device_name, spec) ||
+         contains_nocase(info->platform_name, spec);
+}
+
 dcnv4_status dcn_select_device(const char *spec, cl_platform_id *platform,
                                cl_device_id *device, char *why,
                                size_t why_size) {
@@ -204,21 +249,15 @@ dcnv4_status dcn_select_device(const char *spec, cl_platform_id *platform,
     return DCNV4_ERROR_DEVICE_NOT_FOUND;
   }
   long chosen = -1;
-  unsigned pi, di;
   if (spec && *spec) {
-    bool by_index = parse_index_spec(spec, &pi, &di);
-    for (size_t i = 0; i < n && chosen < 0; i++) {
-      const dcnv4_device_info *info = &list[i].info;
-      if (by_index ? (info->platform_index == pi && info->device_index == di)
-                   : (contains_nocase(info->device_name, spec) ||
-                      contains_nocase(info->platform_name, spec)))
+    for (size_t i = 0; i < n && chosen < 0; i++)
+      if (dcn_device_spec_matches(spec, &list[i].info, list[i].type))
         chosen = (long)i;
-    }
     if (chosen < 0)
       snprintf(why, why_size,
                "no OpenCL device matches \"%s\" (give \"platform:device\" "
-               "indices or part of a device or platform name; dcnv4-devices "
-               "lists them)",
+               "indices, pocl, intel, nvidia, amd, cpu, gpu, or part of a "
+               "device or platform name; dcnv4-devices lists them)",
                spec);
   } else {
     for (size_t i = 0; i < n && chosen < 0; i++)

@@ -155,6 +155,11 @@ uint64_t dcn_hash(const void *data, size_t size, uint64_t seed);
 dcnv4_status dcn_select_device(const char *spec, cl_platform_id *platform,
                                cl_device_id *device, char *why,
                                size_t why_size);
+/* Whether DCNV4_DEVICE-style `spec` (non-empty) names this device: "P:D",
+ * a vendor word (pocl, intel, nvidia, amd, cpu, gpu; case-insensitive) or a
+ * substring of the device or platform name. The first match is chosen. */
+bool dcn_device_spec_matches(const char *spec, const dcnv4_device_info *info,
+                             cl_device_type type);
 /* Fills info (indices are looked up by matching handles) */
 dcnv4_status dcn_query_device_info(cl_platform_id platform, cl_device_id device,
                                    dcnv4_device_info *info);
@@ -198,7 +203,7 @@ void dcn_register_cap_option(const dcnv4_context *ctx,
 void dcn_atomics_options(const dcnv4_context *ctx, const char *base,
                          char options[][DCN_OPTIONS_MAX], int *count);
 
-/* The embedded source files (generated at build time from cl/). */
+/* The embedded source files (generated at build time from the .cl and .clh files under src/). */
 typedef struct dcn_embedded_source {
   const char *name;
   const char *text;

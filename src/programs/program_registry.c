@@ -10,7 +10,7 @@
 /* Which source files make up each program, in order. */
 typedef struct program_recipe {
   const char *name;
-  const char *files[4];
+  const char *files[5];
 } program_recipe;
 
 static const program_recipe recipes[] = {
@@ -30,12 +30,14 @@ static const program_recipe recipes[] = {
      {"ops/common/common.clh", "ops/layer_ops/layer_ops.cl", NULL}},
     {"linear", {"ops/common/common.clh", "ops/linear/linear.cl", NULL}},
     {"deterministic_common", {"ops/common/deterministic_common.cl", NULL}},
+    /* fp_contract_off.clh: bitwise results whatever the work-group sizes. */
     {"dcnv4_backward_deterministic",
-     {"ops/common/common.clh", "ops/dcnv4/dcnv4_backward_deterministic.cl",
-      NULL}},
+     {"ops/common/fp_contract_off.clh", "ops/common/common.clh",
+      "ops/dcnv4/dcnv4_backward_deterministic.cl", NULL}},
     {"fda_backward_deterministic",
-     {"ops/common/common.clh", "ops/fda/fda_common.clh",
-      "ops/fda/fda_backward_deterministic.cl", NULL}},
+     {"ops/common/fp_contract_off.clh", "ops/common/common.clh",
+      "ops/fda/fda_common.clh", "ops/fda/fda_backward_deterministic.cl",
+      NULL}},
 };
 
 static const program_recipe *find_recipe(const char *name) {
@@ -102,7 +104,9 @@ static dcnv4_status assemble_source(dcnv4_context *ctx,
                                     char **source) {
   char *all = NULL;
   size_t used = 0;
-  for (size_t i = 0; i < 4 && recipe->files[i]; i++) {
+  for (size_t i = 0;
+       i < sizeof recipe->files / sizeof recipe->files[0] && recipe->files[i];
+       i++) {
     char *text = NULL;
     size_t size = 0;
     dcnv4_status st = read_source(ctx, recipe->files[i], &text, &size);

@@ -91,6 +91,7 @@ static dcnv4_context *oclgrind_context(const char *tuning) {
   dcnv4_context_options o;
   dcnv4_context_options_init(&o);
   o.cache_dir = "";
+  o.device = "oclgrind"; /* whatever DCNV4_DEVICE names for the other tests */
   o.error_buffer = why;
   o.error_buffer_size = sizeof why;
   dcnv4_context *ctx = NULL;

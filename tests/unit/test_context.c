@@ -102,6 +102,30 @@ static void check_selection(void) {
   dcnv4_context_destroy(ctx);
   unsetenv("DCNV4_DEVICE");
 
+  /* Vendor words (docs/devices.md): each picks a device of its kind, or
+   * fails naming the word; never a device of another runtime whose name
+   * happens to contain it (PoCL's "pthread-Intel(R) ..."). */
+  const char *words[] = {"pocl", "intel", "nvidia", "amd", "cpu", "gpu"};
+  for (size_t w = 0; w < sizeof words / sizeof words[0]; w++) {
+    dcnv4_status st = create(words[w], why, sizeof why, &ctx);
+    if (st != DCNV4_SUCCESS) {
+      CHECK(st == DCNV4_ERROR_DEVICE_NOT_FOUND && ctx == NULL &&
+                strstr(why, words[w]),
+            "\"%s\": status %d, message %s", words[w], (int)st, why);
+      continue;
+    }
+    dcnv4_context_device_info(ctx, &info);
+    int pocl = strstr(info.platform_name, "Portable Computing") != NULL;
+    const char *w_ = words[w];
+    if (!strcmp(w_, "pocl"))
+      CHECK(pocl, "\"pocl\" chose %s (%s)", info.device_name,
+            info.platform_name);
+    if (!strcmp(w_, "intel") || !strcmp(w_, "amd"))
+      CHECK(!pocl, "\"%s\" chose PoCL's %s", w_, info.device_name);
+    CHECK(strcmp(w_, "gpu") || info.is_gpu, "\"gpu\" chose a non-GPU");
+    dcnv4_context_destroy(ctx);
+  }
+
   /* Bad specs. */
   const char *bad[] = {"99:0", "0:99", "nonexistent", "1:", ":1"};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {

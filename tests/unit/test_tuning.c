@@ -22,6 +22,7 @@
 
 static char *tmp_dir;
 static dcnv4_device_info dev;
+static size_t max_work_group; /* CL_DEVICE_MAX_WORK_GROUP_SIZE */
 
 static void write_file(const char *name, const char *text) {
   write_text(tmp_dir, name, text);
@@ -562,17 +563,24 @@ static int mode_gemm(const char *golden, const char *dir) {
   CHECK(rc == 0, "golden layer cases with tuned GEMMs failed (%d)", rc);
   CHECK(found, "the tuning file's XgemmDirect parameters were not applied");
   free(good);
-  /* Work-groups of 64 x 128 items: more than any device allows. */
-  write_tuning("gemm_bad.json",
-               "\"gemm\": [{\"kernel\": \"Xgemm\", \"params\": {"
-               "\"GEMMK\": 0, \"KREG\": 1, \"KWG\": 128, \"KWI\": 2, "
-               "\"MDIMA\": 64, \"MDIMC\": 64, \"MWG\": 64, \"NDIMB\": 128, "
-               "\"NDIMC\": 128, \"NWG\": 128, \"SA\": 0, \"SB\": 0, "
-               "\"STRM\": 0, \"STRN\": 0, \"VWM\": 1, \"VWN\": 1}},\n"
-               "{\"kernel\": \"XgemmDirect\", \"params\": {\"KWID\": 2, "
-               "\"MDIMAD\": 64, \"MDIMCD\": 64, \"NDIMBD\": 128, "
-               "\"NDIMCD\": 128, \"PADA\": 1, \"PADB\": 1, \"VWMD\": 1, "
-               "\"VWND\": 1, \"WGD\": 128}}]");
+  /* Work-groups of 64 x n items, n the first power of 2 above the device's
+   * limit / 64 (128 on most devices; Intel's CPU runtime allows 8192). */
+  size_t n = 128;
+  while (64 * n <= max_work_group)
+    n *= 2;
+  char bad_sets[1024];
+  snprintf(bad_sets, sizeof bad_sets,
+           "\"gemm\": [{\"kernel\": \"Xgemm\", \"params\": {"
+           "\"GEMMK\": 0, \"KREG\": 1, \"KWG\": %zu, \"KWI\": 2, "
+           "\"MDIMA\": 64, \"MDIMC\": 64, \"MWG\": 64, \"NDIMB\": %zu, "
+           "\"NDIMC\": %zu, \"NWG\": %zu, \"SA\": 0, \"SB\": 0, "
+           "\"STRM\": 0, \"STRN\": 0, \"VWM\": 1, \"VWN\": 1}},\n"
+           "{\"kernel\": \"XgemmDirect\", \"params\": {\"KWID\": 2, "
+           "\"MDIMAD\": 64, \"MDIMCD\": 64, \"NDIMBD\": %zu, "
+           "\"NDIMCD\": %zu, \"PADA\": 1, \"PADB\": 1, \"VWMD\": 1, "
+           "\"VWND\": 1, \"WGD\": %zu}}]",
+           n, n, n, n, n, n, n);
+  write_tuning("gemm_bad.json", bad_sets);
   char *bad = path_of("gemm_bad.json");
   rc = golden_with(golden, dir, bad, "cannot run on this device", &found);
   CHECK(rc == 0,
@@ -594,6 +602,12 @@ int main(int argc, char **argv) {
   unsetenv("DCNV4_TUNING");
   dcnv4_context *ctx = open_with(NULL);
   dcnv4_context_device_info(ctx, &dev);
+  if (clGetDeviceInfo(dcnv4_context_device(ctx), CL_DEVICE_MAX_WORK_GROUP_SIZE,
+                      sizeof max_work_group, &max_work_group,
+                      NULL) != CL_SUCCESS) {
+    fprintf(stderr, "cannot query the maximum work-group size\n");
+    return 1;
+  }
   dcnv4_context_destroy(ctx);
   if (!strcmp(argv[1], "file"))
     mode_file(argv[2]);
