@@ -3,6 +3,8 @@
  * Runs a case folder (shared/golden layout) through the library and writes
  * the results as <f4 .npy files. Bad input: exit 2, one line on stderr, no
  * file written. Device or library failure: exit 1. */
+#include "cl_host.h"
+#include "layer_case.h"
 #include "run_case.h"
 
 #include <errno.h>
@@ -66,6 +68,36 @@ int run_open_context(const run_request *req, dcnv4_context **ctx,
   dcnv4_status st = dcnv4_context_create(&o, ctx);
   if (st != DCNV4_SUCCESS) {
     case_fail(e, "cannot open a device: %s", why);
+    return RUN_FAILED;
+  }
+  return RUN_OK;
+}
+
+int run_layer_prepare(const run_request *req, dcnv4_context *ctx,
+                      dcnv4_layer *layer, dcnv4_status st, case_error *e) {
+  if (st != DCNV4_SUCCESS) {
+    case_fail(e, "invalid layer: %s", dcnv4_context_last_error(ctx));
+    return st == DCNV4_ERROR_OUT_OF_HOST_MEMORY || st == DCNV4_ERROR_OPENCL
+               ? RUN_FAILED
+               : RUN_BAD_INPUT;
+  }
+  if (case_load_layer_weights(req->case_dir, layer, e) != 0)
+    return RUN_BAD_INPUT;
+  return RUN_OK;
+}
+
+int run_layer_output(dcnv4_context *ctx, dcnv4_status st, cl_mem output,
+                     uint64_t elements, dcnv4_dtype dtype, const int64_t *shape,
+                     run_outputs *outs, case_error *e) {
+  float *result = st == DCNV4_SUCCESS
+                      ? host_download_floats(ctx, output, elements, dtype)
+                      : NULL;
+  if (!result) {
+    case_fail(e, "forward failed: %s", dcnv4_context_last_error(ctx));
+    return RUN_FAILED;
+  }
+  if (!run_add_output(outs, "output", 3, shape, result)) {
+    case_fail(e, "too many outputs");
     return RUN_FAILED;
   }
   return RUN_OK;

@@ -41,13 +41,24 @@ void run_free_outputs(run_outputs *outs);
 int run_open_context(const run_request *req, dcnv4_context **ctx,
                      case_error *e);
 
+/* The layer runners' middle: `st` from creating the layer and sizing its
+ * workspace (a refusal is bad input, running out of memory or an OpenCL
+ * failure a failure), then its weights from CASE_DIR/weights/<key>.npy (bad
+ * input where they do not fit). */
+int run_layer_prepare(const run_request *req, dcnv4_context *ctx,
+                      dcnv4_layer *layer, dcnv4_status st, case_error *e);
+
+/* The layer runners' end: `st` from the forward, then `elements` values of
+ * `output` (3-D, of `shape`) as the output "output". */
+int run_layer_output(dcnv4_context *ctx, dcnv4_status st, cl_mem output,
+                     uint64_t elements, dcnv4_dtype dtype, const int64_t *shape,
+                     run_outputs *outs, case_error *e);
+
 /* Runner of each op: returns RUN_OK, RUN_FAILED or RUN_BAD_INPUT. */
 typedef int (*run_fn)(const run_request *req, run_outputs *outs, case_error *e);
 int run_dcnv4(const run_request *req, run_outputs *outs, case_error *e);
-int run_fda(const run_request *req, run_outputs *outs,
-                          case_error *e);
+int run_fda(const run_request *req, run_outputs *outs, case_error *e);
 int run_dcnv4_layer(const run_request *req, run_outputs *outs, case_error *e);
-int run_fda_layer(const run_request *req, run_outputs *outs,
-                                case_error *e);
+int run_fda_layer(const run_request *req, run_outputs *outs, case_error *e);
 
 #endif

@@ -29,19 +29,11 @@ int run_dcnv4_layer(const run_request *req, run_outputs *outs, case_error *e) {
   dcnv4_status st = dcnv4_layer_dcnv4_create(ctx, &c.config, c.dtype, &layer);
   size_t scratch = 0;
   if (st == DCNV4_SUCCESS)
-    st =
-        dcnv4_layer_dcnv4_workspace_size(layer, c.batch, c.height, c.width, &scratch);
-  if (st != DCNV4_SUCCESS) {
-    case_fail(e, "invalid layer: %s", dcnv4_context_last_error(ctx));
-    rc = st == DCNV4_ERROR_OUT_OF_HOST_MEMORY || st == DCNV4_ERROR_OPENCL
-             ? RUN_FAILED
-             : RUN_BAD_INPUT;
+    st = dcnv4_layer_dcnv4_workspace_size(layer, c.batch, c.height, c.width,
+                                          &scratch);
+  if ((rc = run_layer_prepare(req, ctx, layer, st, e)) != RUN_OK)
     goto done;
-  }
-  if (case_load_layer_weights(req->case_dir, layer, e) != 0) {
-    rc = RUN_BAD_INPUT;
-    goto done;
-  }
+  rc = RUN_FAILED;
   size_t esize = dcnv4_dtype_size(c.dtype);
   size_t bytes = (size_t)c.io_elements * esize;
   in = host_buffer(ctx, bytes, packed);
@@ -50,20 +42,10 @@ int run_dcnv4_layer(const run_request *req, run_outputs *outs, case_error *e) {
     case_fail(e, "cannot allocate device buffers");
     goto done;
   }
-  st = dcnv4_layer_dcnv4_forward(layer, c.batch, c.height, c.width, in, out, NULL, 0,
-                           NULL, NULL);
-  float *result = st == DCNV4_SUCCESS
-                      ? host_download_floats(ctx, out, c.io_elements, c.dtype)
-                      : NULL;
-  if (!result) {
-    case_fail(e, "forward failed: %s", dcnv4_context_last_error(ctx));
-    goto done;
-  }
-  if (!run_add_output(outs, "output", 3, c.io_shape, result)) {
-    case_fail(e, "too many outputs");
-    goto done;
-  }
-  rc = RUN_OK;
+  st = dcnv4_layer_dcnv4_forward(layer, c.batch, c.height, c.width, in, out,
+                                 NULL, 0, NULL, NULL);
+  rc = run_layer_output(ctx, st, out, c.io_elements, c.dtype, c.io_shape, outs,
+                        e);
 done:
   host_release(in);
   host_release(out);

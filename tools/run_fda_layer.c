@@ -11,8 +11,7 @@
 
 #include <stdlib.h>
 
-int run_fda_layer(const run_request *req, run_outputs *outs,
-                                case_error *e) {
+int run_fda_layer(const run_request *req, run_outputs *outs, case_error *e) {
   fda_layer_case c;
   if (fda_layer_case_read(req->meta, &c, e) != 0)
     return RUN_BAD_INPUT;
@@ -41,17 +40,9 @@ int run_fda_layer(const run_request *req, run_outputs *outs,
   size_t scratch = 0;
   if (st == DCNV4_SUCCESS)
     st = dcnv4_layer_fda_workspace_size(layer, &c.shape, &scratch);
-  if (st != DCNV4_SUCCESS) {
-    case_fail(e, "invalid layer: %s", dcnv4_context_last_error(ctx));
-    rc = st == DCNV4_ERROR_OUT_OF_HOST_MEMORY || st == DCNV4_ERROR_OPENCL
-             ? RUN_FAILED
-             : RUN_BAD_INPUT;
+  if ((rc = run_layer_prepare(req, ctx, layer, st, e)) != RUN_OK)
     goto done;
-  }
-  if (case_load_layer_weights(req->case_dir, layer, e) != 0) {
-    rc = RUN_BAD_INPUT;
-    goto done;
-  }
+  rc = RUN_FAILED;
   size_t esize = dcnv4_dtype_size(c.dtype);
   size_t out_bytes = (size_t)c.query_elements * esize;
   bq = host_buffer(ctx, out_bytes, pq);
@@ -65,19 +56,8 @@ int run_fda_layer(const run_request *req, run_outputs *outs,
   }
   st = dcnv4_layer_fda_forward(layer, &c.shape, bq, br, bin, bm, out, NULL, 0,
                                NULL, NULL);
-  float *result =
-      st == DCNV4_SUCCESS
-          ? host_download_floats(ctx, out, c.query_elements, c.dtype)
-          : NULL;
-  if (!result) {
-    case_fail(e, "forward failed: %s", dcnv4_context_last_error(ctx));
-    goto done;
-  }
-  if (!run_add_output(outs, "output", 3, c.query_shape, result)) {
-    case_fail(e, "too many outputs");
-    goto done;
-  }
-  rc = RUN_OK;
+  rc = run_layer_output(ctx, st, out, c.query_elements, c.dtype, c.query_shape,
+                        outs, e);
 done:
   host_release(bq);
   host_release(br);

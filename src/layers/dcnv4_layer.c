@@ -13,7 +13,6 @@
  *        (out = Y without_pointwise)
  * Every intermediate is fp32 in regions of one workspace; fp16/bf16 layers
  * round only the output to their dtype. */
-#include "core/fault.h"
 #include "layers/layer.h"
 
 #include <math.h>
@@ -121,55 +120,29 @@ static void pack_dw_weight(const dcn_weight *w, const float *src, float *dst) {
 dcnv4_status dcnv4_layer_dcnv4_create(dcnv4_context *ctx,
                                       const dcnv4_layer_dcnv4_config *config,
                                       dcnv4_dtype dtype, dcnv4_layer **out) {
-  if (!ctx)
-    return DCNV4_ERROR_NULL_POINTER;
-  if (!out)
-    return dcn_fail(ctx, DCNV4_ERROR_NULL_POINTER, "layer pointer is NULL");
-  *out = NULL;
-  if (!config)
-    return dcn_fail(ctx, DCNV4_ERROR_NULL_POINTER, "config is NULL");
   int32_t S = 0;
-  dcnv4_status st = check_config(ctx, config, dtype, &S);
-  if (st != DCNV4_SUCCESS)
+  dcnv4_status st = dcn_layer_check_create(ctx, out, config != NULL);
+  if (st != DCNV4_SUCCESS || (st = check_config(ctx, config, dtype, &S)))
     return st;
-  dcnv4_layer *layer = NULL;
-  if ((st = dcn_layer_alloc(ctx, DCNV4_LAYER_DCNV4, dtype, &layer)))
-    return st;
-  layer->config.dcnv4 = *config;
   const int64_t C = config->channels, G = config->group,
                 d = config->dw_kernel_size;
-  const int64_t cc[] = {C, C}, c1[] = {C}, sc[] = {S, C}, s1[] = {S},
-                dw[] = {C, 1, d, d}, gc[] = {G, C}, g1[] = {G};
-  const bool pointwise = !config->without_pointwise;
-  if (pointwise &&
-      ((st = dcn_layer_add_weight(layer, "value_proj.weight", 2, cc, NULL)) ||
-       (st = dcn_layer_add_weight(layer, "value_proj.bias", 1, c1, NULL))))
-    goto fail;
-  if ((st = dcn_layer_add_weight(layer, "offset_mask.weight", 2, sc, NULL)) ||
-      (st = dcn_layer_add_weight(layer, "offset_mask.bias", 1, s1, NULL)))
-    goto fail;
-  if (d > 0 &&
-      ((st = dcn_layer_add_weight(layer, "offset_mask_dw.weight", 4, dw,
-                                  pack_dw_weight)) ||
-       (st = dcn_layer_add_weight(layer, "offset_mask_dw.bias", 1, c1, NULL))))
-    goto fail;
-  if (pointwise &&
-      (st = dcn_layer_add_weight(layer, "output_proj.weight", 2, cc, NULL)))
-    goto fail;
-  if (pointwise && config->output_bias &&
-      (st = dcn_layer_add_weight(layer, "output_proj.bias", 1, c1, NULL)))
-    goto fail;
-  if (config->center_feature_scale &&
-      ((st = dcn_layer_add_weight(layer, "center_feature_scale_proj_weight", 2,
-                                  gc, NULL)) ||
-       (st = dcn_layer_add_weight(layer, "center_feature_scale_proj_bias", 1,
-                                  g1, NULL))))
-    goto fail;
-  *out = layer;
-  return DCNV4_SUCCESS;
-fail:
-  dcnv4_layer_destroy(layer);
-  return st;
+  const bool pointwise = !config->without_pointwise,
+             cfs = config->center_feature_scale != 0;
+  const dcn_weight_decl weights[] = {
+      {"value_proj.weight", 2, {C, C}, NULL, pointwise},
+      {"value_proj.bias", 1, {C}, NULL, pointwise},
+      {"offset_mask.weight", 2, {S, C}, NULL, true},
+      {"offset_mask.bias", 1, {S}, NULL, true},
+      {"offset_mask_dw.weight", 4, {C, 1, d, d}, pack_dw_weight, d > 0},
+      {"offset_mask_dw.bias", 1, {C}, NULL, d > 0},
+      {"output_proj.weight", 2, {C, C}, NULL, pointwise},
+      {"output_proj.bias", 1, {C}, NULL, pointwise && config->output_bias},
+      {"center_feature_scale_proj_weight", 2, {G, C}, NULL, cfs},
+      {"center_feature_scale_proj_bias", 1, {G}, NULL, cfs},
+  };
+  const dcn_layer_config lc = {.dcnv4 = *config};
+  return dcn_layer_create(ctx, DCNV4_LAYER_DCNV4, dtype, &lc, weights,
+                          sizeof weights / sizeof weights[0], out);
 }
 
 /* ------------------------------------------------------------ forward */
@@ -256,26 +229,14 @@ static dcnv4_status make_plan(dcnv4_layer *layer, int32_t batch, int32_t height,
   return DCNV4_SUCCESS;
 }
 
-static dcnv4_status check_kind(const dcnv4_layer *layer) {
-  if (layer->kind != DCNV4_LAYER_DCNV4)
-    return dcn_fail(layer->ctx, DCNV4_ERROR_INVALID_PARAMETER,
-                    "this call needs a DCNv4 layer");
-  return DCNV4_SUCCESS;
-}
-
-dcnv4_status dcnv4_layer_dcnv4_workspace_size(const dcnv4_layer *layer, int32_t batch,
-                                        int32_t height, int32_t width,
-                                        size_t *bytes) {
-  if (!layer)
-    return DCNV4_ERROR_NULL_POINTER;
-  if (!bytes)
-    return dcn_fail(layer->ctx, DCNV4_ERROR_NULL_POINTER, "bytes is NULL");
-  dcnv4_status st = check_kind(layer);
-  if (st != DCNV4_SUCCESS)
-    return st;
+dcnv4_status dcnv4_layer_dcnv4_workspace_size(const dcnv4_layer *layer,
+                                              int32_t batch, int32_t height,
+                                              int32_t width, size_t *bytes) {
+  dcnv4_status st = dcn_layer_check_size_call(layer, DCNV4_LAYER_DCNV4, bytes);
   forward_plan f;
   /* make_plan only reads the layer (and writes messages to the context). */
-  if ((st = make_plan((dcnv4_layer *)layer, batch, height, width, &f)))
+  if (st != DCNV4_SUCCESS ||
+      (st = make_plan((dcnv4_layer *)layer, batch, height, width, &f)))
     return st;
   *bytes = f.scratch.total;
   return DCNV4_SUCCESS;
@@ -396,44 +357,29 @@ static dcnv4_status enqueue_forward(dcnv4_layer *layer, const forward_plan *f,
 }
 
 dcnv4_status dcnv4_layer_dcnv4_forward(dcnv4_layer *layer, int32_t batch,
-                                 int32_t height, int32_t width, cl_mem input,
-                                 cl_mem output, cl_mem workspace,
-                                 cl_uint num_wait, const cl_event *wait,
-                                 cl_event *event) {
-  if (!layer)
-    return DCNV4_ERROR_NULL_POINTER;
-  dcnv4_context *ctx = layer->ctx;
+                                       int32_t height, int32_t width,
+                                       cl_mem input, cl_mem output,
+                                       cl_mem workspace, cl_uint num_wait,
+                                       const cl_event *wait, cl_event *event) {
+  dcnv4_status st = dcn_layer_check_kind(layer, DCNV4_LAYER_DCNV4);
   forward_plan f;
-  dcnv4_status st;
-  if ((st = check_kind(layer)) ||
+  if (st != DCNV4_SUCCESS ||
       (st = make_plan(layer, batch, height, width, &f)) ||
-      (st = dcn_layer_check_complete(layer)) ||
-      (st = dcn_check_wait_list(ctx, num_wait, wait)))
+      (st = dcn_layer_check_ready(layer, num_wait, wait)))
     return st;
-  const cl_mem bufs[] = {input, output, workspace};
-  const char *const names[] = {"input", "output", "workspace"};
-  const bool readonly[] = {true, false, false};
-  if ((st = dcn_check_buffer(ctx, input, "input", f.io_bytes)) ||
-      (st = dcn_check_buffer(ctx, output, "output", f.io_bytes)) ||
-      (st = dcn_check_no_alias(ctx, bufs, names, readonly, 3)) ||
-      (workspace &&
-       (st = dcn_scratch_check_user(ctx, workspace, f.scratch.total))))
-    return st;
+  dcnv4_context *ctx = layer->ctx;
+  const dcn_layer_buffer bufs[] = {
+      {"input", input, f.io_bytes, true, false},
+      {"output", output, f.io_bytes, false, false},
+  };
   forward_kernels k;
-  if ((st = prepare_kernels(layer, &f, &k)))
-    return st;
   cl_mem regions[DCN_SCRATCH_MAX_REGIONS];
-  if ((st = dcn_scratch_bind(ctx, workspace, &f.scratch, regions)))
+  if ((st =
+           dcn_layer_check_buffers(ctx, bufs, 2, workspace, f.scratch.total)) ||
+      (st = prepare_kernels(layer, &f, &k)) ||
+      (st = dcn_layer_begin_enqueue(ctx, workspace, &f.scratch, regions,
+                                    num_wait, wait)))
     return st;
-  /* From here on, work is enqueued. */
-  if (num_wait > 0) {
-    cl_int err =
-        dcn_clEnqueueBarrierWithWaitList(ctx->queue, num_wait, wait, NULL);
-    if (err != CL_SUCCESS) {
-      dcn_scratch_release(regions, f.scratch.count);
-      return dcn_fail_cl(ctx, err, "clEnqueueBarrierWithWaitList");
-    }
-  }
   st = enqueue_forward(layer, &f, &k, input, output, regions, event);
   /* Released now, freed by OpenCL once the enqueued commands are done. */
   dcn_scratch_release(regions, f.scratch.count);

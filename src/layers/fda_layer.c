@@ -14,7 +14,6 @@
  * Every intermediate is fp32 in regions of one workspace; fp16/bf16 layers
  * round only the output to their dtype. The sampling locations stay fp32
  * (upstream rounds them to fp16 before its kernel). */
-#include "core/fault.h"
 #include "layers/layer.h"
 
 #include <stdio.h>
@@ -72,42 +71,25 @@ static dcnv4_status check_config(dcnv4_context *ctx,
 dcnv4_status dcnv4_layer_fda_create(dcnv4_context *ctx,
                                     const dcnv4_layer_fda_config *config,
                                     dcnv4_dtype dtype, dcnv4_layer **out) {
-  if (!ctx)
-    return DCNV4_ERROR_NULL_POINTER;
-  if (!out)
-    return dcn_fail(ctx, DCNV4_ERROR_NULL_POINTER, "layer pointer is NULL");
-  *out = NULL;
-  if (!config)
-    return dcn_fail(ctx, DCNV4_ERROR_NULL_POINTER, "config is NULL");
-  dcnv4_status st = check_config(ctx, config, dtype);
-  if (st != DCNV4_SUCCESS)
+  dcnv4_status st = dcn_layer_check_create(ctx, out, config != NULL);
+  if (st != DCNV4_SUCCESS || (st = check_config(ctx, config, dtype)))
     return st;
-  dcnv4_layer *layer = NULL;
-  if ((st = dcn_layer_alloc(ctx, DCNV4_LAYER_FLASH_DEFORM_ATTN, dtype, &layer)))
-    return st;
-  layer->config.fda = *config;
   const int64_t C = config->d_model, P = (int64_t)config->n_heads *
                                          config->n_levels * config->n_points;
-  const int64_t off[] = {2 * P, C}, off1[] = {2 * P}, att[] = {P, C},
-                att1[] = {P}, cc[] = {C, C}, c1[] = {C};
   /* The module's registration order (its state_dict order). */
-  if ((st = dcn_layer_add_weight(layer, "sampling_offsets.weight", 2, off,
-                                 NULL)) ||
-      (st = dcn_layer_add_weight(layer, "sampling_offsets.bias", 1, off1,
-                                 NULL)) ||
-      (st = dcn_layer_add_weight(layer, "attention_weights.weight", 2, att,
-                                 NULL)) ||
-      (st = dcn_layer_add_weight(layer, "attention_weights.bias", 1, att1,
-                                 NULL)) ||
-      (st = dcn_layer_add_weight(layer, "value_proj.weight", 2, cc, NULL)) ||
-      (st = dcn_layer_add_weight(layer, "value_proj.bias", 1, c1, NULL)) ||
-      (st = dcn_layer_add_weight(layer, "output_proj.weight", 2, cc, NULL)) ||
-      (st = dcn_layer_add_weight(layer, "output_proj.bias", 1, c1, NULL))) {
-    dcnv4_layer_destroy(layer);
-    return st;
-  }
-  *out = layer;
-  return DCNV4_SUCCESS;
+  const dcn_weight_decl weights[] = {
+      {"sampling_offsets.weight", 2, {2 * P, C}, NULL, true},
+      {"sampling_offsets.bias", 1, {2 * P}, NULL, true},
+      {"attention_weights.weight", 2, {P, C}, NULL, true},
+      {"attention_weights.bias", 1, {P}, NULL, true},
+      {"value_proj.weight", 2, {C, C}, NULL, true},
+      {"value_proj.bias", 1, {C}, NULL, true},
+      {"output_proj.weight", 2, {C, C}, NULL, true},
+      {"output_proj.bias", 1, {C}, NULL, true},
+  };
+  const dcn_layer_config lc = {.fda = *config};
+  return dcn_layer_create(ctx, DCNV4_LAYER_FLASH_DEFORM_ATTN, dtype, &lc,
+                          weights, sizeof weights / sizeof weights[0], out);
 }
 
 /* ------------------------------------------------------------ forward */
@@ -230,26 +212,14 @@ static dcnv4_status make_plan(dcnv4_layer *layer,
   return DCNV4_SUCCESS;
 }
 
-static dcnv4_status check_kind(const dcnv4_layer *layer) {
-  if (layer->kind != DCNV4_LAYER_FLASH_DEFORM_ATTN)
-    return dcn_fail(layer->ctx, DCNV4_ERROR_INVALID_PARAMETER,
-                    "this call needs a FlashDeformAttn layer");
-  return DCNV4_SUCCESS;
-}
-
 dcnv4_status dcnv4_layer_fda_workspace_size(const dcnv4_layer *layer,
                                             const dcnv4_layer_fda_shape *shape,
                                             size_t *bytes) {
-  if (!layer)
-    return DCNV4_ERROR_NULL_POINTER;
-  if (!bytes)
-    return dcn_fail(layer->ctx, DCNV4_ERROR_NULL_POINTER, "bytes is NULL");
-  dcnv4_status st = check_kind(layer);
-  if (st != DCNV4_SUCCESS)
-    return st;
+  dcnv4_status st =
+      dcn_layer_check_size_call(layer, DCNV4_LAYER_FLASH_DEFORM_ATTN, bytes);
   forward_plan f;
   /* make_plan only reads the layer (and writes messages to the context). */
-  if ((st = make_plan((dcnv4_layer *)layer, shape, &f)))
+  if (st != DCNV4_SUCCESS || (st = make_plan((dcnv4_layer *)layer, shape, &f)))
     return st;
   *bytes = f.scratch.total;
   return DCNV4_SUCCESS;
@@ -350,48 +320,27 @@ dcnv4_status dcnv4_layer_fda_forward(dcnv4_layer *layer,
                                      cl_mem output, cl_mem workspace,
                                      cl_uint num_wait, const cl_event *wait,
                                      cl_event *event) {
-  if (!layer)
-    return DCNV4_ERROR_NULL_POINTER;
-  dcnv4_context *ctx = layer->ctx;
+  dcnv4_status st = dcn_layer_check_kind(layer, DCNV4_LAYER_FLASH_DEFORM_ATTN);
   forward_plan f;
-  dcnv4_status st;
-  if ((st = check_kind(layer)) || (st = make_plan(layer, shape, &f)) ||
-      (st = dcn_layer_check_complete(layer)) ||
-      (st = dcn_check_wait_list(ctx, num_wait, wait)))
+  if (st != DCNV4_SUCCESS || (st = make_plan(layer, shape, &f)) ||
+      (st = dcn_layer_check_ready(layer, num_wait, wait)))
     return st;
-  const cl_mem bufs[] = {query,        reference_points, input_flatten,
-                         padding_mask, output,           workspace};
-  const char *const names[] = {"query",         "reference_points",
-                               "input_flatten", "padding_mask",
-                               "output",        "workspace"};
-  const bool readonly[] = {true, true, true, true, false, false};
-  if ((st = dcn_check_buffer(ctx, query, "query", f.query_bytes)) ||
-      (st = dcn_check_buffer(ctx, reference_points, "reference_points",
-                             f.ref_bytes)) ||
-      (st = dcn_check_buffer(ctx, input_flatten, "input_flatten",
-                             f.input_bytes)) ||
-      (padding_mask && (st = dcn_check_buffer(ctx, padding_mask, "padding_mask",
-                                              f.mask_bytes))) ||
-      (st = dcn_check_buffer(ctx, output, "output", f.output_bytes)) ||
-      (st = dcn_check_no_alias(ctx, bufs, names, readonly, 6)) ||
-      (workspace &&
-       (st = dcn_scratch_check_user(ctx, workspace, f.scratch.total))))
-    return st;
+  dcnv4_context *ctx = layer->ctx;
+  const dcn_layer_buffer bufs[] = {
+      {"query", query, f.query_bytes, true, false},
+      {"reference_points", reference_points, f.ref_bytes, true, false},
+      {"input_flatten", input_flatten, f.input_bytes, true, false},
+      {"padding_mask", padding_mask, f.mask_bytes, true, true},
+      {"output", output, f.output_bytes, false, false},
+  };
   forward_kernels k;
-  if ((st = prepare_kernels(layer, &f, padding_mask != NULL, &k)))
-    return st;
   cl_mem regions[DCN_SCRATCH_MAX_REGIONS];
-  if ((st = dcn_scratch_bind(ctx, workspace, &f.scratch, regions)))
+  if ((st =
+           dcn_layer_check_buffers(ctx, bufs, 5, workspace, f.scratch.total)) ||
+      (st = prepare_kernels(layer, &f, padding_mask != NULL, &k)) ||
+      (st = dcn_layer_begin_enqueue(ctx, workspace, &f.scratch, regions,
+                                    num_wait, wait)))
     return st;
-  /* From here on, work is enqueued. */
-  if (num_wait > 0) {
-    cl_int err =
-        dcn_clEnqueueBarrierWithWaitList(ctx->queue, num_wait, wait, NULL);
-    if (err != CL_SUCCESS) {
-      dcn_scratch_release(regions, f.scratch.count);
-      return dcn_fail_cl(ctx, err, "clEnqueueBarrierWithWaitList");
-    }
-  }
   st = enqueue_forward(layer, &f, &k, query, reference_points, input_flatten,
                        padding_mask, output, regions, event);
   /* Released now, freed by OpenCL once the enqueued commands are done. */

@@ -557,3 +557,113 @@ dcnv4_status dcn_check_layer_config(dcnv4_context *ctx, dcnv4_dtype dtype,
                       (int)ranges[i].max);
   return DCNV4_SUCCESS;
 }
+
+/* ---------------------------------------------------- a layer's calls */
+
+dcnv4_status dcn_layer_check_create(dcnv4_context *ctx, dcnv4_layer **out,
+                                    bool has_config) {
+  if (!ctx)
+    return DCNV4_ERROR_NULL_POINTER;
+  if (!out)
+    return dcn_fail(ctx, DCNV4_ERROR_NULL_POINTER, "layer pointer is NULL");
+  *out = NULL;
+  if (!has_config)
+    return dcn_fail(ctx, DCNV4_ERROR_NULL_POINTER, "config is NULL");
+  return DCNV4_SUCCESS;
+}
+
+dcnv4_status dcn_layer_create(dcnv4_context *ctx, dcnv4_layer_kind kind,
+                              dcnv4_dtype dtype, const dcn_layer_config *config,
+                              const dcn_weight_decl *weights, size_t count,
+                              dcnv4_layer **out) {
+  dcnv4_layer *layer = NULL;
+  dcnv4_status st = dcn_layer_alloc(ctx, kind, dtype, &layer);
+  if (st != DCNV4_SUCCESS)
+    return st;
+  layer->config = *config;
+  for (size_t i = 0; i < count; i++) {
+    const dcn_weight_decl *w = &weights[i];
+    if (w->present && (st = dcn_layer_add_weight(layer, w->key, w->ndim,
+                                                 w->shape, w->pack))) {
+      dcnv4_layer_destroy(layer);
+      return st;
+    }
+  }
+  *out = layer;
+  return DCNV4_SUCCESS;
+}
+
+dcnv4_status dcn_layer_check_kind(const dcnv4_layer *layer,
+                                  dcnv4_layer_kind kind) {
+  if (!layer)
+    return DCNV4_ERROR_NULL_POINTER;
+  if (layer->kind != kind)
+    return dcn_fail(layer->ctx, DCNV4_ERROR_INVALID_PARAMETER,
+                    "this call needs a %s layer",
+                    kind == DCNV4_LAYER_DCNV4 ? "DCNv4" : "FlashDeformAttn");
+  return DCNV4_SUCCESS;
+}
+
+dcnv4_status dcn_layer_check_size_call(const dcnv4_layer *layer,
+                                       dcnv4_layer_kind kind,
+                                       const size_t *bytes) {
+  if (!layer)
+    return DCNV4_ERROR_NULL_POINTER;
+  if (!bytes)
+    return dcn_fail(layer->ctx, DCNV4_ERROR_NULL_POINTER, "bytes is NULL");
+  return dcn_layer_check_kind(layer, kind);
+}
+
+dcnv4_status dcn_layer_check_ready(dcnv4_layer *layer, cl_uint num_wait,
+                                   const cl_event *wait) {
+  dcnv4_status st = dcn_layer_check_complete(layer);
+  if (st != DCNV4_SUCCESS)
+    return st;
+  return dcn_check_wait_list(layer->ctx, num_wait, wait);
+}
+
+dcnv4_status dcn_layer_check_buffers(dcnv4_context *ctx,
+                                     const dcn_layer_buffer *buffers,
+                                     size_t count, cl_mem workspace,
+                                     size_t workspace_bytes) {
+  cl_mem bufs[DCN_LAYER_MAX_BUFFERS + 1];
+  const char *names[DCN_LAYER_MAX_BUFFERS + 1];
+  bool readonly[DCN_LAYER_MAX_BUFFERS + 1];
+  dcnv4_status st;
+  if (count > DCN_LAYER_MAX_BUFFERS)
+    return dcn_fail(ctx, DCNV4_ERROR_INVALID_PARAMETER,
+                    "internal: too many buffers");
+  for (size_t i = 0; i < count; i++) {
+    const dcn_layer_buffer *b = &buffers[i];
+    if ((b->buffer || !b->optional) &&
+        (st = dcn_check_buffer(ctx, b->buffer, b->name, b->bytes)))
+      return st;
+    bufs[i] = b->buffer;
+    names[i] = b->name;
+    readonly[i] = b->input;
+  }
+  bufs[count] = workspace;
+  names[count] = "workspace";
+  readonly[count] = false;
+  if ((st = dcn_check_no_alias(ctx, bufs, names, readonly, count + 1)))
+    return st;
+  if (workspace)
+    return dcn_scratch_check_user(ctx, workspace, workspace_bytes);
+  return DCNV4_SUCCESS;
+}
+
+dcnv4_status dcn_layer_begin_enqueue(dcnv4_context *ctx, cl_mem workspace,
+                                     const dcn_scratch_plan *plan,
+                                     cl_mem *regions, cl_uint num_wait,
+                                     const cl_event *wait) {
+  dcnv4_status st = dcn_scratch_bind(ctx, workspace, plan, regions);
+  if (st != DCNV4_SUCCESS || num_wait == 0)
+    return st;
+  cl_int err =
+      dcn_clEnqueueBarrierWithWaitList(ctx->queue, num_wait, wait, NULL);
+  if (err != CL_SUCCESS) {
+    dcn_scratch_release(regions, plan->count);
+    return dcn_fail_cl(ctx, err, "clEnqueueBarrierWithWaitList");
+  }
+  return DCNV4_SUCCESS;
+}

@@ -38,6 +38,12 @@ struct dcn_weight {
   dcn_weight_pack_fn pack;
 };
 
+/* A layer's configuration, by its kind. */
+typedef union dcn_layer_config {
+  dcnv4_layer_dcnv4_config dcnv4;
+  dcnv4_layer_fda_config fda;
+} dcn_layer_config;
+
 struct dcnv4_layer {
   dcnv4_context *ctx;
   dcnv4_layer_kind kind;
@@ -45,10 +51,7 @@ struct dcnv4_layer {
   size_t align; /* sub-buffer alignment of the device, bytes */
   dcn_weight weights[DCN_LAYER_MAX_WEIGHTS];
   size_t weight_count;
-  union {
-    dcnv4_layer_dcnv4_config dcnv4;
-    dcnv4_layer_fda_config fda;
-  } config;
+  dcn_layer_config config;
 };
 
 /* ------------------------------------------------------------ weights */
@@ -106,6 +109,68 @@ void dcn_scratch_release(cl_mem *regions, size_t count);
 /* The checks of dcn_scratch_bind on a user workspace, without binding. */
 dcnv4_status dcn_scratch_check_user(dcnv4_context *ctx, cl_mem workspace,
                                     size_t bytes);
+
+/* ----------------------------------------------------- a layer's calls */
+
+/* A weight a layer kind declares; `present` false leaves out one its
+ * configuration does not have. */
+typedef struct dcn_weight_decl {
+  const char *key; /* state-dict key, a string constant */
+  int ndim;
+  int64_t shape[DCN_WEIGHT_MAX_DIMS];
+  dcn_weight_pack_fn pack;
+  bool present;
+} dcn_weight_decl;
+
+/* The checks every create call starts with: the context, the layer pointer
+ * (cleared), the configuration (`has_config`: not NULL). */
+dcnv4_status dcn_layer_check_create(dcnv4_context *ctx, dcnv4_layer **out,
+                                    bool has_config);
+/* A layer of a validated configuration with its present weights declared,
+ * in the order given (the module's registration order, its state_dict
+ * order); *out stays NULL on failure. */
+dcnv4_status dcn_layer_create(dcnv4_context *ctx, dcnv4_layer_kind kind,
+                              dcnv4_dtype dtype, const dcn_layer_config *config,
+                              const dcn_weight_decl *weights, size_t count,
+                              dcnv4_layer **out);
+/* A call for one kind only: `layer` is not NULL (no message otherwise) and
+ * of `kind`. */
+dcnv4_status dcn_layer_check_kind(const dcnv4_layer *layer,
+                                  dcnv4_layer_kind kind);
+/* The checks a workspace-size call starts with: the layer (no message
+ * when NULL), `bytes` not NULL, the kind. */
+dcnv4_status dcn_layer_check_size_call(const dcnv4_layer *layer,
+                                       dcnv4_layer_kind kind,
+                                       const size_t *bytes);
+/* The checks of a forward once its shapes are valid: every weight set, the
+ * wait list valid. */
+dcnv4_status dcn_layer_check_ready(dcnv4_layer *layer, cl_uint num_wait,
+                                   const cl_event *wait);
+/* A caller's buffer in a layer call. */
+typedef struct dcn_layer_buffer {
+  const char *name;
+  cl_mem buffer;
+  size_t bytes;
+  bool input;    /* read only: may alias other inputs */
+  bool optional; /* may be NULL */
+} dcn_layer_buffer;
+
+#define DCN_LAYER_MAX_BUFFERS 7
+
+/* In order: each buffer holds its bytes; no output aliases another buffer,
+ * the workspace counted among the outputs; the user's workspace, if any,
+ * holds `workspace_bytes` and is read-write. */
+dcnv4_status dcn_layer_check_buffers(dcnv4_context *ctx,
+                                     const dcn_layer_buffer *buffers,
+                                     size_t count, cl_mem workspace,
+                                     size_t workspace_bytes);
+/* Binds the scratch regions and enqueues the wait list's barrier: from here
+ * on, work is enqueued. The caller releases `regions` (plan->count) once
+ * its commands are enqueued; on failure nothing is held. */
+dcnv4_status dcn_layer_begin_enqueue(dcnv4_context *ctx, cl_mem workspace,
+                                     const dcn_scratch_plan *plan,
+                                     cl_mem *regions, cl_uint num_wait,
+                                     const cl_event *wait);
 
 /* --------------------------------------------------------------- GEMM */
 

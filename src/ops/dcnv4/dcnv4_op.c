@@ -1,6 +1,6 @@
 /* DCNv4 core operator: parameter validation and the forward/backward
  * launchers (kernels in dcnv4_forward.cl and dcnv4_backward.cl). */
-#include "ops/common/deterministic.h"
+#include "ops/common/op_common.h"
 #include "tuning/tuning.h"
 
 #include <inttypes.h>
@@ -41,13 +41,7 @@ static dcnv4_status compute_shape(dcnv4_context *ctx, const dcnv4_params *p,
                                   dcnv4_shape *s) {
   if (!p)
     return dcn_fail(ctx, DCNV4_ERROR_NULL_POINTER, "params is NULL");
-  if (dcnv4_dtype_size(p->dtype) == 0)
-    return dcn_fail(ctx, DCNV4_ERROR_INVALID_PARAMETER, "unknown dtype %d",
-                    (int)p->dtype);
-  struct {
-    const char *name;
-    int32_t value, min;
-  } ranges[] = {
+  const dcn_op_field ranges[] = {
       {"batch", p->batch, 1},
       {"height_in", p->height_in, 1},
       {"width_in", p->width_in, 1},
@@ -63,22 +57,13 @@ static dcnv4_status compute_shape(dcnv4_context *ctx, const dcnv4_params *p,
       {"dilation_w", p->dilation_w, 1},
       {"offset_mask_stride", p->offset_mask_stride, 0},
   };
-  for (size_t i = 0; i < sizeof ranges / sizeof ranges[0]; i++)
-    if (ranges[i].value < ranges[i].min)
-      return dcn_fail(ctx, DCNV4_ERROR_INVALID_PARAMETER,
-                      "%s is %d; it must be at least %d", ranges[i].name,
-                      (int)ranges[i].value, (int)ranges[i].min);
-  if (p->remove_center != 0 && p->remove_center != 1)
-    return dcn_fail(ctx, DCNV4_ERROR_INVALID_PARAMETER,
-                    "remove_center is %d; it must be 0 or 1",
-                    (int)p->remove_center);
-  if (p->softmax != 0 && p->softmax != 1)
-    return dcn_fail(ctx, DCNV4_ERROR_INVALID_PARAMETER,
-                    "softmax is %d; it must be 0 or 1", (int)p->softmax);
-  if (p->deterministic != 0 && p->deterministic != 1)
-    return dcn_fail(ctx, DCNV4_ERROR_INVALID_PARAMETER,
-                    "deterministic is %d; it must be 0 or 1",
-                    (int)p->deterministic);
+  dcnv4_status st;
+  if ((st = dcn_op_check_fields(ctx, p->dtype, ranges,
+                                sizeof ranges / sizeof ranges[0])) ||
+      (st = dcn_op_check_flag(ctx, "remove_center", p->remove_center)) ||
+      (st = dcn_op_check_flag(ctx, "softmax", p->softmax)) ||
+      (st = dcn_op_check_flag(ctx, "deterministic", p->deterministic)))
+    return st;
   if (!isfinite(p->offset_scale))
     return dcn_fail(ctx, DCNV4_ERROR_INVALID_PARAMETER,
                     "offset_scale must be finite");
@@ -170,10 +155,7 @@ dcnv4_status dcnv4_check_params(const dcnv4_params *params, char *message,
   memset(&scratch, 0, sizeof scratch);
   dcnv4_shape s;
   dcnv4_status st = compute_shape(&scratch, params, &s);
-  if (message && message_size > 0)
-    snprintf(message, message_size, "%s",
-             st == DCNV4_SUCCESS ? "" : scratch.error_fixed);
-  return st;
+  return dcn_op_message(&scratch, st, message, message_size);
 }
 
 /* The deterministic backward's workspace (see deterministic.h): one point
@@ -190,33 +172,58 @@ static bool det_plan(const dcnv4_params *p, const dcnv4_shape *s,
          dcn_det_plan_make(points, buckets, plan);
 }
 
+static const dcn_op_names op_names = {
+    "input",
+    "offset_mask",
+    "grad_input",
+    "grad_offset_mask",
+    "dcnv4_backward_deterministic",
+    "dcnv4_det_points",
+    "dcnv4_det_gather",
+    "N*H_out*W_out*group*K and N*group*(H_in+1)*(W_in+1)"};
+
+/* Validates (messages to ctx when given) and describes the call to the
+ * skeleton (op_common.h). */
+static dcnv4_status describe(dcnv4_context *ctx, const dcnv4_params *p,
+                             dcnv4_shape *s, dcn_op_call *c) {
+  dcnv4_status st = compute_shape(ctx, p, s);
+  if (st != DCNV4_SUCCESS)
+    return st;
+  const dcn_op_tensor image = {s->input_elements, s->input_bytes},
+                      sampling = {s->offset_mask_elements,
+                                  s->offset_mask_bytes},
+                      output = {s->output_elements, s->output_bytes};
+  dcn_op_call_init(c, &op_names, p->dtype, p->group_channels,
+                   p->deterministic != 0, image, sampling, output);
+  c->det_fits = det_plan(p, s, &c->det);
+  return DCNV4_SUCCESS;
+}
+
+/* Checks shared by forward and backward before anything is touched. */
+static dcnv4_status check_call(dcnv4_context *ctx, const dcnv4_params *params,
+                               dcnv4_shape *s, dcn_op_call *c, cl_uint num_wait,
+                               const cl_event *wait) {
+  if (!ctx)
+    return DCNV4_ERROR_NULL_POINTER;
+  dcnv4_status st = describe(ctx, params, s, c);
+  return st != DCNV4_SUCCESS ? st : dcn_check_wait_list(ctx, num_wait, wait);
+}
+
 dcnv4_status dcnv4_backward_workspace_size(const dcnv4_params *params,
                                            size_t *bytes) {
   if (!bytes)
     return DCNV4_ERROR_NULL_POINTER;
   dcnv4_shape s;
-  dcnv4_status st = compute_shape(NULL, params, &s);
-  if (st != DCNV4_SUCCESS)
-    return st;
-  *bytes = 0;
-  if (params->deterministic) {
-    dcn_det_plan plan;
-    if (!det_plan(params, &s, &plan))
-      return DCNV4_ERROR_SIZE_OVERFLOW;
-    *bytes = plan.bytes;
-    return DCNV4_SUCCESS;
-  }
-  if (params->dtype != DCNV4_FLOAT32 &&
-      !dcn_bytes(s.input_elements, sizeof(cl_float), bytes))
-    return DCNV4_ERROR_SIZE_OVERFLOW;
-  return DCNV4_SUCCESS;
+  dcn_op_call c;
+  dcnv4_status st = describe(NULL, params, &s, &c);
+  return st != DCNV4_SUCCESS ? st : dcn_op_backward_workspace_size(&c, bytes);
 }
 
 /* Whether 32-bit signed indices cover every tensor of the call. */
 static bool needs_64bit_indices(const dcnv4_shape *s) {
-  return s->input_elements >= ((uint64_t)1 << 31) ||
-         s->output_elements >= ((uint64_t)1 << 31) ||
-         s->offset_mask_elements >= ((uint64_t)1 << 31);
+  const uint64_t elements[] = {s->input_elements, s->output_elements,
+                               s->offset_mask_elements};
+  return dcn_needs_idx64(elements, 3);
 }
 
 static geometry_arg make_geometry(const dcnv4_params *p, const dcnv4_shape *s) {
@@ -273,21 +280,6 @@ static void kernel_options(const dcnv4_context *ctx, const dcnv4_params *p,
   if (n > 0 && (size_t)n < size)
     snprintf(out + n, size - (size_t)n, "%s", extra);
   dcn_register_cap_option(ctx, cfg, out, size);
-}
-
-/* The kernels' `items` argument has the kernel's index type. */
-typedef union index_arg {
-  cl_int i32;
-  cl_long i64;
-} index_arg;
-
-static dcn_arg make_index_arg(index_arg *storage, bool idx64, uint64_t value) {
-  if (idx64) {
-    storage->i64 = (cl_long)value;
-    return (dcn_arg){sizeof(cl_long), &storage->i64};
-  }
-  storage->i32 = (cl_int)value;
-  return (dcn_arg){sizeof(cl_int), &storage->i32};
 }
 
 /* The 3-D range of the forward and backward kernels (see
@@ -467,18 +459,6 @@ static bool plan_tiles(const dcnv4_context *ctx, cl_kernel kernel,
   t->region_w = (cl_int)region_w;
   t->tiles_w = (cl_int)tiles_w;
   return true;
-}
-
-/* Checks shared by forward and backward before anything is touched. */
-static dcnv4_status check_call(dcnv4_context *ctx, const dcnv4_params *params,
-                               dcnv4_shape *s, cl_uint num_wait,
-                               const cl_event *wait) {
-  if (!ctx)
-    return DCNV4_ERROR_NULL_POINTER;
-  dcnv4_status st = compute_shape(ctx, params, s);
-  if (st != DCNV4_SUCCESS)
-    return st;
-  return dcn_check_wait_list(ctx, num_wait, wait);
 }
 
 /* Stage 4 of the forward (tensor cores, warp_mma.clh) uses PTX on NVIDIA
@@ -702,17 +682,10 @@ dcnv4_status dcnv4_forward(dcnv4_context *ctx, const dcnv4_params *params,
                            cl_uint num_wait, const cl_event *wait,
                            cl_event *event) {
   dcnv4_shape s;
-  dcnv4_status st = check_call(ctx, params, &s, num_wait, wait);
-  if (st != DCNV4_SUCCESS)
-    return st;
-  const cl_mem bufs[] = {input, offset_mask, output};
-  const char *const names[] = {"input", "offset_mask", "output"};
-  const bool readonly[] = {true, true, false};
-  if ((st = dcn_check_no_alias(ctx, bufs, names, readonly, 3)) ||
-      (st = dcn_check_buffer(ctx, input, "input", s.input_bytes)) ||
-      (st = dcn_check_buffer(ctx, offset_mask, "offset_mask",
-                             s.offset_mask_bytes)) ||
-      (st = dcn_check_buffer(ctx, output, "output", s.output_bytes)))
+  dcn_op_call c;
+  dcnv4_status st = check_call(ctx, params, &s, &c, num_wait, wait);
+  if (st != DCNV4_SUCCESS ||
+      (st = dcn_op_check_forward_buffers(ctx, &c, input, offset_mask, output)))
     return st;
 
   cl_kernel kernel;
@@ -733,109 +706,47 @@ dcnv4_status dcnv4_forward(dcnv4_context *ctx, const dcnv4_params *params,
  * results do not depend on tuning other than the program options. */
 static dcnv4_status
 backward_deterministic(dcnv4_context *ctx, const dcnv4_params *params,
-                       const dcnv4_shape *s, const dcnv4_backward_buffers *b,
-                       cl_uint num_wait, const cl_event *wait,
-                       cl_event *event) {
-  dcn_det_plan plan;
-  if (!det_plan(params, s, &plan))
-    return dcn_fail(ctx, DCNV4_ERROR_SIZE_OVERFLOW,
-                    "the deterministic backward's workspace would exceed "
-                    "2^31-1 words (N*H_out*W_out*group*K and "
-                    "N*group*(H_in+1)*(W_in+1) too large); use the default "
-                    "mode");
-  cl_mem ws = NULL;
-  dcnv4_status st = dcn_workspace(ctx, b->workspace, plan.bytes, &ws);
+                       const dcnv4_shape *s, const dcn_op_call *c,
+                       const dcn_op_backward_buffers *b, cl_uint num_wait,
+                       const cl_event *wait, cl_event *event) {
+  cl_mem ws;
+  dcnv4_status st = dcn_op_det_workspace(ctx, c, b, &ws);
   if (st != DCNV4_SUCCESS)
     return st;
   dcn_launch_config cfg =
       dcn_tuning_lookup(ctx, DCN_KERNEL_DCNV4_BACKWARD_DETERMINISTIC,
                         params->dtype, (int)params->group_channels);
   int vec = dcn_vector_width(params->group_channels, 4);
-  bool idx64 = needs_64bit_indices(s);
   char options[DCN_OPTIONS_MAX];
-  kernel_options(ctx, params, vec, idx64, &cfg, "", options, sizeof options);
-  cl_kernel points, gather;
-  dcn_det_kernels det;
-  if ((st = dcn_get_kernel(ctx, "dcnv4_backward_deterministic", options,
-                           "dcnv4_det_points", &points)) ||
-      (st = dcn_get_kernel(ctx, "dcnv4_backward_deterministic", options,
-                           "dcnv4_det_gather", &gather)) ||
-      (st = dcn_det_prepare(ctx, ws, &plan, &det)))
-    return st;
+  kernel_options(ctx, params, vec, c->idx64, &cfg, "", options, sizeof options);
   geometry_arg geo = make_geometry(params, s);
-  uint64_t rows = s->output_elements / (uint64_t)params->group_channels;
-  uint64_t chunks = s->input_elements / (uint64_t)vec;
-  index_arg rows_arg, chunks_arg;
-  const dcn_arg pargs[] = {DCN_ARG(b->input),
-                           DCN_ARG(b->offset_mask),
-                           DCN_ARG(b->grad_output),
-                           DCN_ARG(b->grad_offset_mask),
-                           DCN_ARG(geo),
-                           DCN_ARG(ws),
-                           DCN_ARG(plan.off_count),
-                           DCN_ARG(plan.off_key),
-                           DCN_ARG(plan.off_m),
-                           DCN_ARG(plan.off_record),
-                           make_index_arg(&rows_arg, idx64, rows)};
-  const dcn_arg gargs[] = {DCN_ARG(b->offset_mask),
-                           DCN_ARG(b->grad_output),
-                           DCN_ARG(b->grad_input),
-                           DCN_ARG(geo),
-                           DCN_ARG(ws),
-                           DCN_ARG(plan.off_offset),
-                           DCN_ARG(plan.off_m),
-                           DCN_ARG(plan.off_record),
-                           make_index_arg(&chunks_arg, idx64, chunks)};
-  if ((st = dcn_set_args(ctx, points, pargs, 11, "dcnv4_det_points")) ||
-      (st = dcn_set_args(ctx, gather, gargs, 9, "dcnv4_det_gather")))
-    return st;
-  /* Everything is validated and built: zero the counts, then the steps. */
-  if ((st = dcn_enqueue_zero(ctx, ws, (size_t)plan.buckets * 4, num_wait, wait,
-                             NULL)) ||
-      (st = dcn_enqueue_1d(ctx, points, rows, cfg.local_size, 0, NULL, NULL,
-                           "dcnv4_det_points")) ||
-      (st = dcn_det_enqueue_buckets(ctx, &det, &plan, cfg.local_size)))
-    return st;
-  return dcn_enqueue_1d(ctx, gather, chunks, cfg.local_size, 0, NULL, event,
-                        "dcnv4_det_gather");
+  const dcn_op_det_launch l = {options, vec, cfg.local_size, DCN_ARG(geo),
+                               NULL};
+  return dcn_op_det_run(ctx, c, b, ws, &l, num_wait, wait, event);
 }
 
 dcnv4_status dcnv4_backward(dcnv4_context *ctx, const dcnv4_params *params,
                             const dcnv4_backward_buffers *b, cl_uint num_wait,
                             const cl_event *wait, cl_event *event) {
   dcnv4_shape s;
-  dcnv4_status st = check_call(ctx, params, &s, num_wait, wait);
-  if (st != DCNV4_SUCCESS)
+  dcn_op_call c;
+  dcnv4_status st = check_call(ctx, params, &s, &c, num_wait, wait);
+  dcn_op_backward_buffers bb = {0};
+  if (b)
+    bb = (dcn_op_backward_buffers){
+        b->input,      b->offset_mask,      b->grad_output,
+        b->grad_input, b->grad_offset_mask, b->workspace};
+  if (st != DCNV4_SUCCESS ||
+      (st = dcn_op_check_backward_buffers(ctx, &c, b ? &bb : NULL)))
     return st;
-  if (!b)
-    return dcn_fail(ctx, DCNV4_ERROR_NULL_POINTER, "buffers is NULL");
-  const cl_mem bufs[] = {b->input,      b->offset_mask,      b->grad_output,
-                         b->grad_input, b->grad_offset_mask, b->workspace};
-  const char *const names[] = {"input",      "offset_mask",      "grad_output",
-                               "grad_input", "grad_offset_mask", "workspace"};
-  const bool readonly[] = {true, true, true, false, false, false};
-  if ((st = dcn_check_no_alias(ctx, bufs, names, readonly, 6)) ||
-      (st = dcn_check_buffer(ctx, b->input, "input", s.input_bytes)) ||
-      (st = dcn_check_buffer(ctx, b->offset_mask, "offset_mask",
-                             s.offset_mask_bytes)) ||
-      (st = dcn_check_buffer(ctx, b->grad_output, "grad_output",
-                             s.output_bytes)) ||
-      (st =
-           dcn_check_buffer(ctx, b->grad_input, "grad_input", s.input_bytes)) ||
-      (st = dcn_check_buffer(ctx, b->grad_offset_mask, "grad_offset_mask",
-                             s.offset_mask_bytes)))
-    return st;
-  if (params->deterministic)
-    return backward_deterministic(ctx, params, &s, b, num_wait, wait, event);
-  size_t ws_bytes = 0;
-  bool direct = params->dtype == DCNV4_FLOAT32;
-  if (!direct)
-    (void)dcn_bytes(s.input_elements, sizeof(cl_float), &ws_bytes);
-  cl_mem acc = b->grad_input;
-  if (!direct && (st = dcn_workspace(ctx, b->workspace, ws_bytes, &acc)))
+  if (c.deterministic)
+    return backward_deterministic(ctx, params, &s, &c, &bb, num_wait, wait,
+                                  event);
+  dcn_op_accumulator acc;
+  if ((st = dcn_op_accumulator_bind(ctx, &c, &bb, &acc)))
     return st;
 
-  bool idx64 = needs_64bit_indices(&s);
+  bool idx64 = c.idx64;
   /* The tuned configuration, then the built-in default; for each, NVIDIA's
    * native float atomics through inline PTX first, falling back to the
    * portable compare-and-swap build if the compiler rejects them. */
@@ -843,24 +754,19 @@ dcnv4_status dcnv4_backward(dcnv4_context *ctx, const dcnv4_params *params,
   int ncfg =
       dcn_tuning_candidates(ctx, DCN_KERNEL_DCNV4_BACKWARD, params->dtype,
                             (int)params->group_channels, cfgs);
-  char base[DCN_OPTIONS_MAX], options[6][DCN_OPTIONS_MAX];
-  const char *list[6];
-  int tries = 0, per_config[2] = {0, 0}, chosen_index = 0;
-  for (int c = 0; c < ncfg; c++) {
-    int vec_c = dcn_vector_width(params->group_channels, cfgs[c].max_vec);
-    kernel_options(ctx, params, vec_c, idx64, &cfgs[c], "", base, sizeof base);
-    dcn_atomics_options(ctx, base, options + tries, &per_config[c]);
-    tries += per_config[c];
+  char base[2][DCN_OPTIONS_MAX], chosen[DCN_OPTIONS_MAX];
+  for (int i = 0; i < ncfg; i++) {
+    int vec_c = dcn_vector_width(params->group_channels, cfgs[i].max_vec);
+    kernel_options(ctx, params, vec_c, idx64, &cfgs[i], "", base[i],
+                   sizeof base[i]);
   }
-  for (int i = 0; i < tries; i++)
-    list[i] = options[i];
-  cl_kernel kernel, convert = NULL;
-  if ((st = dcn_get_kernel_first(ctx, "dcnv4_backward", list, tries,
-                                 "dcnv4_backward", &kernel, &chosen_index)))
+  cl_kernel kernel;
+  int chosen_config = 0;
+  if ((st = dcn_op_build_atomics(ctx, "dcnv4_backward", "dcnv4_backward", base,
+                                 ncfg, &kernel, &chosen_config, chosen)))
     return st;
-  const char *chosen = list[chosen_index];
   dcn_launch_config cfg = cfgs[0];
-  if (chosen_index >= per_config[0]) {
+  if (chosen_config > 0) {
     cfg = cfgs[1];
     dcn_tuning_log_fallback(ctx, DCN_KERNEL_DCNV4_BACKWARD, &cfgs[0], &cfgs[1],
                             "does not build on this device");
@@ -869,7 +775,7 @@ dcnv4_status dcnv4_backward(dcnv4_context *ctx, const dcnv4_params *params,
   geometry_arg geo = make_geometry(params, &s);
   range_plan r;
   uint64_t pixel_items = s.output_elements / (uint64_t)params->group_channels;
-  index_arg idx, count;
+  dcn_index_arg idx;
   /* PoCL 3.1 miscompiles the split kernel built for run-time shapes
    * (specialize 0) with more than two work-items per group: wrong input
    * gradients for G=1 and small D (Oclgrind runs the same program
@@ -895,9 +801,12 @@ dcnv4_status dcnv4_backward(dcnv4_context *ctx, const dcnv4_params *params,
   bool per_pixel =
       !tiles && (!split || !plan_range(ctx, kernel, params, &s, vec, &q, &r));
   /* The three kernels share their first six arguments. */
-  dcn_arg args[12] = {
-      DCN_ARG(b->input), DCN_ARG(b->offset_mask),      DCN_ARG(b->grad_output),
-      DCN_ARG(acc),      DCN_ARG(b->grad_offset_mask), DCN_ARG(geo)};
+  dcn_arg args[12] = {DCN_ARG(b->input),
+                      DCN_ARG(b->offset_mask),
+                      DCN_ARG(b->grad_output),
+                      DCN_ARG(acc.buffer),
+                      DCN_ARG(b->grad_offset_mask),
+                      DCN_ARG(geo)};
   size_t nargs = 6;
   const char *name = "dcnv4_backward";
   if (tiles) {
@@ -916,37 +825,18 @@ dcnv4_status dcnv4_backward(dcnv4_context *ctx, const dcnv4_params *params,
     name = "dcnv4_backward_pixel";
     if ((st = dcn_get_kernel(ctx, "dcnv4_backward", chosen, name, &kernel)))
       return st;
-    args[nargs++] = make_index_arg(&idx, idx64, pixel_items);
+    args[nargs++] = dcn_index_arg_make(&idx, idx64, pixel_items);
   } else {
     args[nargs++] = DCN_LOCAL_ARG(r.local_bytes);
   }
   if ((st = dcn_set_args(ctx, kernel, args, nargs, name)))
     return st;
-  if (!direct) {
-    char copts[64];
-    snprintf(copts, sizeof copts, "-DDTYPE=%d -DIDX64=%d", (int)params->dtype,
-             idx64 ? 1 : 0);
-    if ((st = dcn_get_kernel(ctx, "convert", copts, "convert_from_float",
-                             &convert)))
-      return st;
-    const dcn_arg cargs[] = {DCN_ARG(acc), DCN_ARG(b->grad_input),
-                             make_index_arg(&count, idx64, s.input_elements)};
-    if ((st = dcn_set_args(ctx, convert, cargs, 3, "convert_from_float")))
-      return st;
+  /* One work-item per (pixel, group), or the planned range. */
+  dcn_op_launch scatter = {kernel, name, 0, pixel_items, cfg.local_size};
+  if (!per_pixel) {
+    scatter.dims = 3;
+    memcpy(scatter.global, r.global, sizeof r.global);
+    memcpy(scatter.local, r.local, sizeof r.local);
   }
-  /* Everything is validated and built: enqueue zero, scatter, convert. */
-  size_t acc_bytes = direct ? s.input_bytes : ws_bytes;
-  cl_event *scatter_event = direct ? event : NULL;
-  if ((st = dcn_enqueue_zero(ctx, acc, acc_bytes, num_wait, wait, NULL)))
-    return st;
-  st = per_pixel
-           ? dcn_enqueue_1d(ctx, kernel, pixel_items, cfg.local_size, 0, NULL,
-                            scatter_event, "dcnv4_backward_pixel")
-           : dcn_enqueue_nd(ctx, kernel, 3, r.global, r.local, 0, NULL,
-                            scatter_event,
-                            tiles ? "dcnv4_backward_tiled" : "dcnv4_backward");
-  if (st != DCNV4_SUCCESS || direct)
-    return st;
-  return dcn_enqueue_1d(ctx, convert, s.input_elements, 256, 0, NULL, event,
-                        "convert_from_float");
+  return dcn_op_accumulate(ctx, &c, &bb, &acc, &scatter, num_wait, wait, event);
 }

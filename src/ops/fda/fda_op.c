@@ -1,7 +1,7 @@
 /* FlashDeformAttn core operator: parameter validation and the
  * forward/backward launchers (kernels in fda_forward.cl and
  * fda_backward.cl). */
-#include "ops/common/deterministic.h"
+#include "ops/common/op_common.h"
 #include "tuning/tuning.h"
 
 #include <stdio.h>
@@ -77,27 +77,17 @@ static dcnv4_status compute_shape(dcnv4_context *ctx, const dcnv4_fda_params *p,
                                   dcnv4_fda_shape *s) {
   if (!p)
     return dcn_fail(ctx, DCNV4_ERROR_NULL_POINTER, "params is NULL");
-  if (dcnv4_dtype_size(p->dtype) == 0)
-    return dcn_fail(ctx, DCNV4_ERROR_INVALID_PARAMETER, "unknown dtype %d",
-                    (int)p->dtype);
-  struct {
-    const char *name;
-    int32_t value, min;
-  } ranges[] = {
+  const dcn_op_field ranges[] = {
       {"batch", p->batch, 1},         {"queries", p->queries, 1},
       {"group", p->group, 1},         {"group_channels", p->group_channels, 1},
       {"levels", p->levels, 1},       {"points", p->points, 1},
       {"value_len", p->value_len, 1},
   };
-  for (size_t i = 0; i < sizeof ranges / sizeof ranges[0]; i++)
-    if (ranges[i].value < ranges[i].min)
-      return dcn_fail(ctx, DCNV4_ERROR_INVALID_PARAMETER,
-                      "%s is %d; it must be at least %d", ranges[i].name,
-                      (int)ranges[i].value, (int)ranges[i].min);
-  if (p->deterministic != 0 && p->deterministic != 1)
-    return dcn_fail(ctx, DCNV4_ERROR_INVALID_PARAMETER,
-                    "deterministic is %d; it must be 0 or 1",
-                    (int)p->deterministic);
+  dcnv4_status st;
+  if ((st = dcn_op_check_fields(ctx, p->dtype, ranges,
+                                sizeof ranges / sizeof ranges[0])) ||
+      (st = dcn_op_check_flag(ctx, "deterministic", p->deterministic)))
+    return st;
   if (p->levels > DCNV4_FDA_MAX_LEVELS)
     return dcn_fail(ctx, DCNV4_ERROR_INVALID_PARAMETER,
                     "levels is %d; at most %d are supported", (int)p->levels,
@@ -108,8 +98,7 @@ static dcnv4_status compute_shape(dcnv4_context *ctx, const dcnv4_fda_params *p,
                     "levels * points is %lld; at most %d sampling points per "
                     "query and head are supported",
                     (long long)samples, DCNV4_FDA_MAX_SAMPLES);
-  dcnv4_status st = check_levels(ctx, p);
-  if (st != DCNV4_SUCCESS)
+  if ((st = check_levels(ctx, p)))
     return st;
   int64_t channels = (int64_t)p->group * p->group_channels;
   int64_t lanes = (int64_t)p->group * samples * 3;
@@ -157,10 +146,7 @@ dcnv4_status dcnv4_fda_check_params(const dcnv4_fda_params *params,
   memset(&scratch, 0, sizeof scratch);
   dcnv4_fda_shape s;
   dcnv4_status st = compute_shape(&scratch, params, &s);
-  if (message && message_size > 0)
-    snprintf(message, message_size, "%s",
-             st == DCNV4_SUCCESS ? "" : scratch.error_fixed);
-  return st;
+  return dcn_op_message(&scratch, st, message, message_size);
 }
 
 /* Buckets per (batch, head) of the deterministic backward: sum over the
@@ -187,33 +173,58 @@ static bool det_plan(const dcnv4_fda_params *p, const dcnv4_fda_shape *s,
          dcn_det_plan_make(points, buckets, plan);
 }
 
+static const dcn_op_names op_names = {
+    "value",
+    "sampling_loc_attn",
+    "grad_value",
+    "grad_sampling_loc_attn",
+    "fda_backward_deterministic",
+    "fda_det_points",
+    "fda_det_gather",
+    "B*Q*G*L*K sampling points and B*G*sum (H_l+1)*(W_l+1) buckets"};
+
+/* Validates (messages to ctx when given) and describes the call to the
+ * skeleton (op_common.h). */
+static dcnv4_status describe(dcnv4_context *ctx, const dcnv4_fda_params *p,
+                             dcnv4_fda_shape *s, dcn_op_call *c) {
+  dcnv4_status st = compute_shape(ctx, p, s);
+  if (st != DCNV4_SUCCESS)
+    return st;
+  const dcn_op_tensor image = {s->value_elements, s->value_bytes},
+                      sampling = {s->sampling_elements, s->sampling_bytes},
+                      output = {s->output_elements, s->output_bytes};
+  dcn_op_call_init(c, &op_names, p->dtype, p->group_channels,
+                   p->deterministic != 0, image, sampling, output);
+  c->det_fits = det_plan(p, s, &c->det);
+  return DCNV4_SUCCESS;
+}
+
+/* Checks shared by forward and backward before anything is touched. */
+static dcnv4_status check_call(dcnv4_context *ctx,
+                               const dcnv4_fda_params *params,
+                               dcnv4_fda_shape *s, dcn_op_call *c,
+                               cl_uint num_wait, const cl_event *wait) {
+  if (!ctx)
+    return DCNV4_ERROR_NULL_POINTER;
+  dcnv4_status st = describe(ctx, params, s, c);
+  return st != DCNV4_SUCCESS ? st : dcn_check_wait_list(ctx, num_wait, wait);
+}
+
 dcnv4_status dcnv4_fda_backward_workspace_size(const dcnv4_fda_params *params,
                                                size_t *bytes) {
   if (!bytes)
     return DCNV4_ERROR_NULL_POINTER;
   dcnv4_fda_shape s;
-  dcnv4_status st = compute_shape(NULL, params, &s);
-  if (st != DCNV4_SUCCESS)
-    return st;
-  *bytes = 0;
-  if (params->deterministic) {
-    dcn_det_plan plan;
-    if (!det_plan(params, &s, &plan))
-      return DCNV4_ERROR_SIZE_OVERFLOW;
-    *bytes = plan.bytes;
-    return DCNV4_SUCCESS;
-  }
-  if (params->dtype != DCNV4_FLOAT32 &&
-      !dcn_bytes(s.value_elements, sizeof(cl_float), bytes))
-    return DCNV4_ERROR_SIZE_OVERFLOW;
-  return DCNV4_SUCCESS;
+  dcn_op_call c;
+  dcnv4_status st = describe(NULL, params, &s, &c);
+  return st != DCNV4_SUCCESS ? st : dcn_op_backward_workspace_size(&c, bytes);
 }
 
 /* Whether 32-bit signed indices cover every tensor of the call. */
 static bool needs_64bit_indices(const dcnv4_fda_shape *s) {
-  return s->value_elements >= ((uint64_t)1 << 31) ||
-         s->output_elements >= ((uint64_t)1 << 31) ||
-         s->sampling_elements >= ((uint64_t)1 << 31);
+  const uint64_t elements[] = {s->value_elements, s->output_elements,
+                               s->sampling_elements};
+  return dcn_needs_idx64(elements, 3);
 }
 
 static fda_geometry_arg make_geometry(const dcnv4_fda_params *p) {
@@ -247,34 +258,6 @@ static void kernel_options(const dcnv4_context *ctx, const dcnv4_fda_params *p,
              " -DGROUP_CHANNELS=%d -DLEVELS=%d -DPOINTS=%d",
              (int)p->group_channels, (int)p->levels, (int)p->points);
   dcn_register_cap_option(ctx, cfg, out, size);
-}
-
-/* The kernel's `items` argument has the kernel's index type. */
-typedef union index_arg {
-  cl_int i32;
-  cl_long i64;
-} index_arg;
-
-static dcn_arg make_index_arg(index_arg *storage, bool idx64, uint64_t value) {
-  if (idx64) {
-    storage->i64 = (cl_long)value;
-    return (dcn_arg){sizeof(cl_long), &storage->i64};
-  }
-  storage->i32 = (cl_int)value;
-  return (dcn_arg){sizeof(cl_int), &storage->i32};
-}
-
-/* Checks shared by forward and backward before anything is touched. */
-static dcnv4_status check_call(dcnv4_context *ctx,
-                               const dcnv4_fda_params *params,
-                               dcnv4_fda_shape *s, cl_uint num_wait,
-                               const cl_event *wait) {
-  if (!ctx)
-    return DCNV4_ERROR_NULL_POINTER;
-  dcnv4_status st = compute_shape(ctx, params, s);
-  if (st != DCNV4_SUCCESS)
-    return st;
-  return dcn_check_wait_list(ctx, num_wait, wait);
 }
 
 /* Heads per block of the forward's work-item order (fda_forward.cl, HEAD_SPAN):
@@ -433,17 +416,10 @@ dcnv4_status dcnv4_fda_forward(dcnv4_context *ctx,
                                cl_uint num_wait, const cl_event *wait,
                                cl_event *event) {
   dcnv4_fda_shape s;
-  dcnv4_status st = check_call(ctx, params, &s, num_wait, wait);
-  if (st != DCNV4_SUCCESS)
-    return st;
-  const cl_mem bufs[] = {value, sampling_loc_attn, output};
-  const char *const names[] = {"value", "sampling_loc_attn", "output"};
-  const bool readonly[] = {true, true, false};
-  if ((st = dcn_check_no_alias(ctx, bufs, names, readonly, 3)) ||
-      (st = dcn_check_buffer(ctx, value, "value", s.value_bytes)) ||
-      (st = dcn_check_buffer(ctx, sampling_loc_attn, "sampling_loc_attn",
-                             s.sampling_bytes)) ||
-      (st = dcn_check_buffer(ctx, output, "output", s.output_bytes)))
+  dcn_op_call c;
+  dcnv4_status st = check_call(ctx, params, &s, &c, num_wait, wait);
+  if (st != DCNV4_SUCCESS || (st = dcn_op_check_forward_buffers(
+                                  ctx, &c, value, sampling_loc_attn, output)))
     return st;
 
   dcn_launch_config cfg;
@@ -455,12 +431,12 @@ dcnv4_status dcnv4_fda_forward(dcnv4_context *ctx,
     return st;
   uint64_t items = s.output_elements / (uint64_t)vec;
   fda_geometry_arg geo = make_geometry(params);
-  index_arg idx;
+  dcn_index_arg idx;
   /* Stages 1 and 2 add their local buffers (fda_forward.cl,
    * POINT_ARGS, then the partials). */
   dcn_arg args[8] = {DCN_ARG(value), DCN_ARG(sampling_loc_attn),
                      DCN_ARG(output), DCN_ARG(geo),
-                     make_index_arg(&idx, idx64, items)};
+                     dcn_index_arg_make(&idx, idx64, items)};
   cl_uint nargs = 5;
   if (cfg.stage != 0) {
     args[nargs++] = DCN_LOCAL_ARG(plan.weights_bytes);
@@ -478,74 +454,25 @@ dcnv4_status dcnv4_fda_forward(dcnv4_context *ctx,
  * already checked. The vector width depends on group_channels only. */
 static dcnv4_status
 backward_deterministic(dcnv4_context *ctx, const dcnv4_fda_params *params,
-                       const dcnv4_fda_shape *s,
-                       const dcnv4_fda_backward_buffers *b, cl_uint num_wait,
-                       const cl_event *wait, cl_event *event) {
-  dcn_det_plan plan;
-  if (!det_plan(params, s, &plan))
-    return dcn_fail(ctx, DCNV4_ERROR_SIZE_OVERFLOW,
-                    "the deterministic backward's workspace would exceed "
-                    "2^31-1 words (B*Q*G*L*K sampling points and "
-                    "B*G*sum (H_l+1)*(W_l+1) buckets too large); use the "
-                    "default mode");
-  cl_mem ws = NULL;
-  dcnv4_status st = dcn_workspace(ctx, b->workspace, plan.bytes, &ws);
+                       const dcn_op_call *c, const dcn_op_backward_buffers *b,
+                       cl_uint num_wait, const cl_event *wait,
+                       cl_event *event) {
+  cl_mem ws;
+  dcnv4_status st = dcn_op_det_workspace(ctx, c, b, &ws);
   if (st != DCNV4_SUCCESS)
     return st;
   dcn_launch_config cfg =
       dcn_tuning_lookup(ctx, DCN_KERNEL_FDA_BACKWARD_DETERMINISTIC,
                         params->dtype, (int)params->group_channels);
   int vec = dcn_vector_width(params->group_channels, 4);
-  bool idx64 = needs_64bit_indices(s);
   char options[256];
-  kernel_options(ctx, params, vec, idx64, &cfg, options, sizeof options);
-  cl_kernel points, gather;
-  dcn_det_kernels det;
-  if ((st = dcn_get_kernel(ctx, "fda_backward_deterministic", options,
-                           "fda_det_points", &points)) ||
-      (st = dcn_get_kernel(ctx, "fda_backward_deterministic", options,
-                           "fda_det_gather", &gather)) ||
-      (st = dcn_det_prepare(ctx, ws, &plan, &det)))
-    return st;
+  kernel_options(ctx, params, vec, c->idx64, &cfg, options, sizeof options);
   fda_geometry_arg geo = make_geometry(params);
   cl_int per_head = (cl_int)buckets_per_head(params);
-  uint64_t rows = s->output_elements / (uint64_t)params->group_channels;
-  uint64_t chunks = s->value_elements / (uint64_t)vec;
-  index_arg rows_arg, chunks_arg;
-  const dcn_arg pargs[] = {DCN_ARG(b->value),
-                           DCN_ARG(b->sampling_loc_attn),
-                           DCN_ARG(b->grad_output),
-                           DCN_ARG(b->grad_sampling_loc_attn),
-                           DCN_ARG(geo),
-                           DCN_ARG(ws),
-                           DCN_ARG(plan.off_count),
-                           DCN_ARG(plan.off_key),
-                           DCN_ARG(plan.off_m),
-                           DCN_ARG(plan.off_record),
-                           DCN_ARG(per_head),
-                           make_index_arg(&rows_arg, idx64, rows)};
-  const dcn_arg gargs[] = {DCN_ARG(b->sampling_loc_attn),
-                           DCN_ARG(b->grad_output),
-                           DCN_ARG(b->grad_value),
-                           DCN_ARG(geo),
-                           DCN_ARG(ws),
-                           DCN_ARG(plan.off_offset),
-                           DCN_ARG(plan.off_m),
-                           DCN_ARG(plan.off_record),
-                           DCN_ARG(per_head),
-                           make_index_arg(&chunks_arg, idx64, chunks)};
-  if ((st = dcn_set_args(ctx, points, pargs, 12, "fda_det_points")) ||
-      (st = dcn_set_args(ctx, gather, gargs, 10, "fda_det_gather")))
-    return st;
-  /* Everything is validated and built: zero the counts, then the steps. */
-  if ((st = dcn_enqueue_zero(ctx, ws, (size_t)plan.buckets * 4, num_wait, wait,
-                             NULL)) ||
-      (st = dcn_enqueue_1d(ctx, points, rows, cfg.local_size, 0, NULL, NULL,
-                           "fda_det_points")) ||
-      (st = dcn_det_enqueue_buckets(ctx, &det, &plan, cfg.local_size)))
-    return st;
-  return dcn_enqueue_1d(ctx, gather, chunks, cfg.local_size, 0, NULL, event,
-                        "fda_det_gather");
+  const dcn_arg per_head_arg = DCN_ARG(per_head);
+  const dcn_op_det_launch l = {options, vec, cfg.local_size, DCN_ARG(geo),
+                               &per_head_arg};
+  return dcn_op_det_run(ctx, c, b, ws, &l, num_wait, wait, event);
 }
 
 dcnv4_status dcnv4_fda_backward(dcnv4_context *ctx,
@@ -554,37 +481,20 @@ dcnv4_status dcnv4_fda_backward(dcnv4_context *ctx,
                                 cl_uint num_wait, const cl_event *wait,
                                 cl_event *event) {
   dcnv4_fda_shape s;
-  dcnv4_status st = check_call(ctx, params, &s, num_wait, wait);
-  if (st != DCNV4_SUCCESS)
+  dcn_op_call c;
+  dcnv4_status st = check_call(ctx, params, &s, &c, num_wait, wait);
+  dcn_op_backward_buffers bb = {0};
+  if (b)
+    bb = (dcn_op_backward_buffers){
+        b->value,      b->sampling_loc_attn,      b->grad_output,
+        b->grad_value, b->grad_sampling_loc_attn, b->workspace};
+  if (st != DCNV4_SUCCESS ||
+      (st = dcn_op_check_backward_buffers(ctx, &c, b ? &bb : NULL)))
     return st;
-  if (!b)
-    return dcn_fail(ctx, DCNV4_ERROR_NULL_POINTER, "buffers is NULL");
-  const cl_mem bufs[] = {
-      b->value,      b->sampling_loc_attn,      b->grad_output,
-      b->grad_value, b->grad_sampling_loc_attn, b->workspace};
-  const char *const names[] = {
-      "value",      "sampling_loc_attn",      "grad_output",
-      "grad_value", "grad_sampling_loc_attn", "workspace"};
-  const bool readonly[] = {true, true, true, false, false, false};
-  if ((st = dcn_check_no_alias(ctx, bufs, names, readonly, 6)) ||
-      (st = dcn_check_buffer(ctx, b->value, "value", s.value_bytes)) ||
-      (st = dcn_check_buffer(ctx, b->sampling_loc_attn, "sampling_loc_attn",
-                             s.sampling_bytes)) ||
-      (st = dcn_check_buffer(ctx, b->grad_output, "grad_output",
-                             s.output_bytes)) ||
-      (st =
-           dcn_check_buffer(ctx, b->grad_value, "grad_value", s.value_bytes)) ||
-      (st = dcn_check_buffer(ctx, b->grad_sampling_loc_attn,
-                             "grad_sampling_loc_attn", s.sampling_bytes)))
-    return st;
-  if (params->deterministic)
-    return backward_deterministic(ctx, params, &s, b, num_wait, wait, event);
-  size_t ws_bytes = 0;
-  bool direct = params->dtype == DCNV4_FLOAT32;
-  if (!direct)
-    (void)dcn_bytes(s.value_elements, sizeof(cl_float), &ws_bytes);
-  cl_mem acc = b->grad_value;
-  if (!direct && (st = dcn_workspace(ctx, b->workspace, ws_bytes, &acc)))
+  if (c.deterministic)
+    return backward_deterministic(ctx, params, &c, &bb, num_wait, wait, event);
+  dcn_op_accumulator acc;
+  if ((st = dcn_op_accumulator_bind(ctx, &c, &bb, &acc)))
     return st;
 
   /* The tuned configuration, then the built-in default; for each, native
@@ -592,25 +502,19 @@ dcnv4_status dcnv4_fda_backward(dcnv4_context *ctx,
   dcn_launch_config cfgs[2];
   int ncfg = dcn_tuning_candidates(ctx, DCN_KERNEL_FDA_BACKWARD, params->dtype,
                                    (int)params->group_channels, cfgs);
-  bool idx64 = needs_64bit_indices(&s);
-  char base[256], options[6][DCN_OPTIONS_MAX];
-  const char *list[6];
-  int tries = 0, per_config[2] = {0, 0}, chosen = 0;
-  for (int c = 0; c < ncfg; c++) {
+  bool idx64 = c.idx64;
+  char base[2][DCN_OPTIONS_MAX], chosen[DCN_OPTIONS_MAX];
+  for (int i = 0; i < ncfg; i++)
     kernel_options(ctx, params,
-                   dcn_vector_width(params->group_channels, cfgs[c].max_vec),
-                   idx64, &cfgs[c], base, sizeof base);
-    dcn_atomics_options(ctx, base, options + tries, &per_config[c]);
-    tries += per_config[c];
-  }
-  for (int i = 0; i < tries; i++)
-    list[i] = options[i];
-  cl_kernel kernel, convert = NULL;
-  if ((st = dcn_get_kernel_first(ctx, "fda_backward", list, tries,
-                                 "fda_backward", &kernel, &chosen)))
+                   dcn_vector_width(params->group_channels, cfgs[i].max_vec),
+                   idx64, &cfgs[i], base[i], sizeof base[i]);
+  cl_kernel kernel;
+  int chosen_config = 0;
+  if ((st = dcn_op_build_atomics(ctx, "fda_backward", "fda_backward", base,
+                                 ncfg, &kernel, &chosen_config, chosen)))
     return st;
   dcn_launch_config cfg = cfgs[0];
-  if (chosen >= per_config[0]) {
+  if (chosen_config > 0) {
     cfg = cfgs[1];
     dcn_tuning_log_fallback(ctx, DCN_KERNEL_FDA_BACKWARD, &cfgs[0], &cfgs[1],
                             "does not build on this device");
@@ -618,36 +522,17 @@ dcnv4_status dcnv4_fda_backward(dcnv4_context *ctx,
   /* One work-item per (batch, query, head). */
   uint64_t items = s.output_elements / (uint64_t)params->group_channels;
   fda_geometry_arg geo = make_geometry(params);
-  index_arg idx, count;
+  dcn_index_arg idx;
   const dcn_arg args[] = {DCN_ARG(b->value),
                           DCN_ARG(b->sampling_loc_attn),
                           DCN_ARG(b->grad_output),
-                          DCN_ARG(acc),
+                          DCN_ARG(acc.buffer),
                           DCN_ARG(b->grad_sampling_loc_attn),
                           DCN_ARG(geo),
-                          make_index_arg(&idx, idx64, items)};
+                          dcn_index_arg_make(&idx, idx64, items)};
   if ((st = dcn_set_args(ctx, kernel, args, 7, "fda_backward")))
     return st;
-  if (!direct) {
-    char copts[64];
-    snprintf(copts, sizeof copts, "-DDTYPE=%d -DIDX64=%d", (int)params->dtype,
-             idx64 ? 1 : 0);
-    if ((st = dcn_get_kernel(ctx, "convert", copts, "convert_from_float",
-                             &convert)))
-      return st;
-    const dcn_arg cargs[] = {DCN_ARG(acc), DCN_ARG(b->grad_value),
-                             make_index_arg(&count, idx64, s.value_elements)};
-    if ((st = dcn_set_args(ctx, convert, cargs, 3, "convert_from_float")))
-      return st;
-  }
-  /* Everything is validated and built: enqueue zero, scatter, convert. */
-  size_t acc_bytes = direct ? s.value_bytes : ws_bytes;
-  if ((st = dcn_enqueue_zero(ctx, acc, acc_bytes, num_wait, wait, NULL)) ||
-      (st = dcn_enqueue_1d(ctx, kernel, items, cfg.local_size, 0, NULL,
-                           direct ? event : NULL, "fda_backward")))
-    return st;
-  if (direct)
-    return DCNV4_SUCCESS;
-  return dcn_enqueue_1d(ctx, convert, s.value_elements, 256, 0, NULL, event,
-                        "convert_from_float");
+  const dcn_op_launch scatter = {kernel, "fda_backward", 0, items,
+                                 cfg.local_size};
+  return dcn_op_accumulate(ctx, &c, &bb, &acc, &scatter, num_wait, wait, event);
 }

@@ -1,5 +1,6 @@
 /* Launchers of the small layer kernels (layer_ops.cl). */
 #include "layers/layer.h"
+#include "ops/common/op_common.h"
 #include "tuning/tuning.h"
 
 #include <stdio.h>
@@ -9,21 +10,6 @@
 typedef struct image_geometry_arg {
   cl_int height, width, channels;
 } image_geometry_arg;
-
-/* Element counts have the kernels' index type. */
-typedef union index_arg {
-  cl_int i32;
-  cl_long i64;
-} index_arg;
-
-static dcn_arg make_index(index_arg *storage, bool idx64, uint64_t value) {
-  if (idx64) {
-    storage->i64 = (cl_long)value;
-    return (dcn_arg){sizeof(cl_long), &storage->i64};
-  }
-  storage->i32 = (cl_int)value;
-  return (dcn_arg){sizeof(cl_int), &storage->i32};
-}
 
 dcnv4_status dcn_layer_kernel(dcnv4_context *ctx, dcn_layer_kernel_id id,
                               dcnv4_dtype dtype, int arg, bool idx64,
@@ -65,9 +51,9 @@ static size_t local_size(dcnv4_context *ctx, dcn_kernel_id id) {
 dcnv4_status dcn_run_to_float(dcnv4_context *ctx, cl_kernel k, bool idx64,
                               cl_mem src, cl_mem dst, uint64_t count,
                               cl_event *event) {
-  index_arg n;
+  dcn_index_arg n;
   const dcn_arg args[] = {DCN_ARG(src), DCN_ARG(dst),
-                          make_index(&n, idx64, count)};
+                          dcn_index_arg_make(&n, idx64, count)};
   dcnv4_status st = dcn_set_args(ctx, k, args, 3, "to_float");
   if (st != DCNV4_SUCCESS)
     return st;
@@ -79,13 +65,13 @@ dcnv4_status dcn_run_to_float(dcnv4_context *ctx, cl_kernel k, bool idx64,
 dcnv4_status dcn_run_bias_store(dcnv4_context *ctx, cl_kernel k, bool idx64,
                                 cl_mem src, cl_mem bias, cl_mem dst,
                                 uint64_t rows, int32_t cols, cl_event *event) {
-  index_arg n;
+  dcn_index_arg n;
   cl_int c = cols;
   uint64_t count = rows * (uint64_t)cols;
   if (!bias)
     bias = src; /* not read (HAS_BIAS=0); avoids a NULL kernel argument */
   const dcn_arg args[] = {DCN_ARG(src), DCN_ARG(bias), DCN_ARG(dst),
-                          make_index(&n, idx64, count), DCN_ARG(c)};
+                          dcn_index_arg_make(&n, idx64, count), DCN_ARG(c)};
   dcnv4_status st = dcn_set_args(ctx, k, args, 5, "bias_store");
   if (st != DCNV4_SUCCESS)
     return st;
@@ -98,13 +84,13 @@ dcnv4_status dcn_run_dwconv(dcnv4_context *ctx, cl_kernel k, bool idx64,
                             cl_mem src, cl_mem weight, cl_mem bias, cl_mem dst,
                             int32_t batch, int32_t height, int32_t width,
                             int32_t channels, cl_event *event) {
-  index_arg n;
+  dcn_index_arg n;
   image_geometry_arg g = {height, width, channels};
   uint64_t count =
       (uint64_t)batch * (uint64_t)height * (uint64_t)width * (uint64_t)channels;
   const dcn_arg args[] = {DCN_ARG(src),  DCN_ARG(weight),
                           DCN_ARG(bias), DCN_ARG(dst),
-                          DCN_ARG(g),    make_index(&n, idx64, count)};
+                          DCN_ARG(g),    dcn_index_arg_make(&n, idx64, count)};
   dcnv4_status st = dcn_set_args(ctx, k, args, 6, "dwconv");
   if (st != DCNV4_SUCCESS)
     return st;
@@ -116,12 +102,12 @@ dcnv4_status dcn_run_cfs_blend(dcnv4_context *ctx, cl_kernel k, bool idx64,
                                cl_mem x, cl_mem v, cl_mem logits, cl_mem bias,
                                uint64_t rows, int32_t group,
                                int32_t group_channels, cl_event *event) {
-  index_arg n;
+  dcn_index_arg n;
   cl_int g = group;
   uint64_t count = rows * (uint64_t)group * (uint64_t)group_channels;
-  const dcn_arg args[] = {DCN_ARG(x),      DCN_ARG(v),
-                          DCN_ARG(logits), DCN_ARG(bias),
-                          DCN_ARG(g),      make_index(&n, idx64, count)};
+  const dcn_arg args[] = {
+      DCN_ARG(x),    DCN_ARG(v), DCN_ARG(logits),
+      DCN_ARG(bias), DCN_ARG(g), dcn_index_arg_make(&n, idx64, count)};
   dcnv4_status st = dcn_set_args(ctx, k, args, 6, "cfs_blend");
   if (st != DCNV4_SUCCESS)
     return st;
@@ -133,11 +119,11 @@ dcnv4_status dcn_run_cfs_blend(dcnv4_context *ctx, cl_kernel k, bool idx64,
 dcnv4_status dcn_run_bias_mask(dcnv4_context *ctx, cl_kernel k, bool idx64,
                                cl_mem x, cl_mem bias, cl_mem mask,
                                uint64_t rows, int32_t cols, cl_event *event) {
-  index_arg n;
+  dcn_index_arg n;
   cl_int c = cols;
   uint64_t count = rows * (uint64_t)cols;
   const dcn_arg args[] = {DCN_ARG(x), DCN_ARG(bias), DCN_ARG(mask),
-                          make_index(&n, idx64, count), DCN_ARG(c)};
+                          dcn_index_arg_make(&n, idx64, count), DCN_ARG(c)};
   dcnv4_status st = dcn_set_args(ctx, k, args, 5, "bias_mask");
   if (st != DCNV4_SUCCESS)
     return st;
@@ -159,7 +145,7 @@ dcnv4_status dcn_run_fda_sampling(dcnv4_context *ctx, cl_kernel k, bool idx64,
                                   cl_mem reference_points, cl_mem dst,
                                   const dcn_fda_sampling_geometry *g,
                                   uint64_t rows, cl_event *event) {
-  index_arg n;
+  dcn_index_arg n;
   fda_sampling_geometry_arg geo;
   memset(&geo, 0, sizeof geo);
   geo.heads = g->heads;
@@ -172,10 +158,14 @@ dcnv4_status dcn_run_fda_sampling(dcnv4_context *ctx, cl_kernel k, bool idx64,
   }
   uint64_t count =
       rows * (uint64_t)g->heads * (uint64_t)g->levels * (uint64_t)g->points;
-  const dcn_arg args[] = {
-      DCN_ARG(offsets),     DCN_ARG(offsets_bias),       DCN_ARG(logits),
-      DCN_ARG(logits_bias), DCN_ARG(reference_points),   DCN_ARG(dst),
-      DCN_ARG(geo),         make_index(&n, idx64, count)};
+  const dcn_arg args[] = {DCN_ARG(offsets),
+                          DCN_ARG(offsets_bias),
+                          DCN_ARG(logits),
+                          DCN_ARG(logits_bias),
+                          DCN_ARG(reference_points),
+                          DCN_ARG(dst),
+                          DCN_ARG(geo),
+                          dcn_index_arg_make(&n, idx64, count)};
   dcnv4_status st = dcn_set_args(ctx, k, args, 8, "fda_sampling");
   if (st != DCNV4_SUCCESS)
     return st;

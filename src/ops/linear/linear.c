@@ -29,6 +29,7 @@
  * kernel cache) and keeps them in a process-wide cache. */
 #include "core/fault.h"
 #include "layers/layer.h"
+#include "ops/common/op_common.h"
 #include "tuning/tuning.h"
 
 #include <clblast_c.h>
@@ -222,18 +223,8 @@ static dcnv4_status own_linear(dcnv4_context *ctx, const dcn_gemm *g,
                     "GEMM %s (%llu x %llu x %llu) is too large for one launch",
                     what, (unsigned long long)m, (unsigned long long)n,
                     (unsigned long long)k);
-  union {
-    cl_int i32;
-    cl_long i64;
-  } mm;
-  dcn_arg marg;
-  if (g->idx64) {
-    mm.i64 = (cl_long)m;
-    marg = (dcn_arg){sizeof(cl_long), &mm.i64};
-  } else {
-    mm.i32 = (cl_int)m;
-    marg = (dcn_arg){sizeof(cl_int), &mm.i32};
-  }
+  dcn_index_arg mm;
+  const dcn_arg marg = dcn_index_arg_make(&mm, g->idx64, m);
   const cl_int nn = (cl_int)n, kk = (cl_int)k, has_bias = bias ? 1 : 0;
   cl_mem bias_arg = bias ? bias : b; /* not read without a bias */
   const dcn_arg args[] = {
