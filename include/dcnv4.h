@@ -196,21 +196,22 @@ DCNV4_API dcnv4_status dcnv4_context_cache_stats(const dcnv4_context *context,
 /* ---------------------------------------------------------------- tuning */
 
 /* Launch parameters of each kernel (vector width, work-group size, ...) are
- * merged from three layers: the library's defaults for the device class <
+ * merged from three layers: the library's defaults for the device <
  * the tuning file written by dcnv4-tune (read at context creation from
  * $DCNV4_TUNING_FILE, else <cache folder>/tuning/<device key>.json) < the
  * override ($DCNV4_TUNING, or dcnv4_context_set_tuning). A tuned
  * configuration that does not build on the device falls back to the
  * default (reported under DCNV4_LOG). */
 typedef enum dcnv4_tuning_source {
-  DCNV4_TUNING_BUILTIN = 0, /* the library's defaults for the device class */
+  DCNV4_TUNING_BUILTIN = 0, /* the library's defaults for the device */
   DCNV4_TUNING_FILE = 1,    /* the tuning file */
   DCNV4_TUNING_OVERRIDE = 2 /* $DCNV4_TUNING or dcnv4_context_set_tuning */
 } dcnv4_tuning_source;
 
 /* Replaces the context's override (initially $DCNV4_TUNING) with `tuning`,
  * "kernel.param=value[;...]" as in DCNV4_TUNING; NULL or "" removes it.
- * Applies to later calls. A malformed string returns
+ * Applies to later calls. A malformed string, a parameter the kernel does
+ * not take or a value out of its range returns
  * DCNV4_ERROR_INVALID_PARAMETER and changes nothing. */
 DCNV4_API dcnv4_status dcnv4_context_set_tuning(dcnv4_context *context,
                                                 const char *tuning);
@@ -222,11 +223,13 @@ DCNV4_API dcnv4_status
 dcnv4_context_set_tuning_file_enabled(dcnv4_context *context, int enabled);
 
 /* The launch parameters the context uses for `kernel` ("dcnv4_forward",
- * "dcnv4_backward", "fda_forward",
- * "fda_backward", "layer_elementwise", "layer_dwconv") in
- * `dtype` with `group_channels` channels per group (0: any), written as
- * "vec=4;local=128;stage=0;split=0;unroll=1;specialize=1", and the highest
- * layer that set one of them (`source` may be NULL). */
+ * "dcnv4_backward", "fda_forward", "fda_backward",
+ * "dcnv4_backward_deterministic", "fda_backward_deterministic",
+ * "layer_elementwise", "layer_dwconv", "linear") in `dtype` with
+ * `group_channels` channels per group (0: any), written as the parameters
+ * that kernel takes, e.g. "vec=8;local=64;specialize=0;regs=0"
+ * (docs/tuning-parameters.md), and the highest layer that set one of them
+ * (`source` may be NULL). */
 DCNV4_API dcnv4_status dcnv4_context_get_tuning(
     dcnv4_context *context, const char *kernel, dcnv4_dtype dtype,
     int32_t group_channels, char *params, size_t params_size,

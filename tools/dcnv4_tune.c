@@ -5,7 +5,8 @@
  * creation.
  *
  * Kernels: for each kernel x dtype x group_channels, a coordinate search
- * from the built-in default over vec {1,2,4,8} (dividing group_channels),
+ * from the built-in default over the parameters the kernel takes (those
+ * dcnv4_context_get_tuning lists): vec {1,2,4,8} (dividing group_channels),
  * local {32..512}, stage {0,1,2,3, 4 on NVIDIA} (FlashDeformAttn {0,1,2}),
  * rows {1..8}, groups per work-group {all,1,2,4}, vectors per work-item
  * (pieces {1,2}), register caps and the kernel's 0/1 switches (split,
@@ -259,14 +260,6 @@ static int run_shapes(const options *o, int fda, int is_gpu, shape *out) {
 static const char *const param_names[NPARAMS] = {
     "vec",  "local", "stage", "split",  "unroll", "specialize",
     "rows", "halo",  "regs",  "groups", "pieces"};
-/* Which parameters each kernel's launch uses. */
-static const int meaningful[4][NPARAMS] = {
-    {1, 1, 1, 0, 1, 1, 1, 0, 1, 1, 1}, /* dcnv4_forward: groups, pieces */
-    {1, 1, 0, 1, 1, 1, 1, 1, 1, 0, 0}, /* dcnv4_backward: rows, halo */
-    {1, 1, 1, 0, 0, 1, 0, 0, 1, 1, 0}, /* fda forward: stage, groups (heads) */
-    {1, 1, 0, 0, 0, 1, 0, 0, 1, 0, 0}, /* fda backward */
-};
-
 /* What the device allows the search: work-group size, and whether register
  * caps exist (cl_nv_compiler_options; elsewhere `regs` has no effect and is
  * not searched). */
@@ -279,9 +272,11 @@ typedef struct config {
   long v[NPARAMS];
 } config;
 
-/* Parses "vec=4;local=128;..." (dcnv4_context_get_tuning's format). */
-static int parse_config(const char *text, config *c) {
+/* Parses "vec=4;local=128;..." (dcnv4_context_get_tuning's format: the
+ * parameters the kernel takes, which it marks in `takes`). */
+static int parse_config(const char *text, config *c, int takes[NPARAMS]) {
   memset(c, 0, sizeof *c);
+  memset(takes, 0, NPARAMS * sizeof *takes);
   char buf[512];
   snprintf(buf, sizeof buf, "%s", text);
   for (char *t = strtok(buf, ";"); t; t = strtok(NULL, ";")) {
@@ -290,29 +285,33 @@ static int parse_config(const char *text, config *c) {
       return -1;
     *eq = '\0';
     for (int p = 0; p < NPARAMS; p++)
-      if (!strcmp(t, param_names[p]))
+      if (!strcmp(t, param_names[p])) {
         c->v[p] = atol(eq + 1);
+        takes[p] = 1;
+      }
   }
   return 0;
 }
 
 /* The override string of a candidate for `kernel`. */
-static void config_override(int op, const config *c, char *out, size_t size) {
+static void config_override(int op, const int *takes, const config *c,
+                            char *out, size_t size) {
   size_t n = 0;
   out[0] = '\0';
   for (int p = 0; p < NPARAMS && n < size; p++)
-    if (meaningful[op][p]) {
+    if (takes[p]) {
       int w = snprintf(out + n, size - n, "%s%s.%s=%ld", n ? ";" : "",
                        kernel_of_op[op], param_names[p], c->v[p]);
       n += w > 0 ? (size_t)w : 0;
     }
 }
 
-static void config_text(int op, const config *c, char *out, size_t size) {
+static void config_text(const int *takes, const config *c, char *out,
+                        size_t size) {
   size_t n = 0;
   out[0] = '\0';
   for (int p = 0; p < NPARAMS && n < size; p++)
-    if (meaningful[op][p]) {
+    if (takes[p]) {
       int w = snprintf(out + n, size - n, "%s%s=%ld", n ? " " : "",
                        param_names[p], c->v[p]);
       n += w > 0 ? (size_t)w : 0;
@@ -402,6 +401,7 @@ typedef struct task {
   tensors t[32];
   double base_ms[32];
   /* results */
+  int takes[NPARAMS]; /* the parameters the kernel takes */
   config best;
   double best_score, best_ms, default_ms_total;
   int tried, rejected, done;
@@ -592,7 +592,7 @@ static int run_task(dcnv4_context *ctx, task *tk, double deadline, int reps,
   dcnv4_context_set_tuning(ctx, NULL);
   if (dcnv4_context_get_tuning(ctx, kernel_of_op[op], tk->dtype, tk->gc, text,
                                sizeof text, NULL) != DCNV4_SUCCESS ||
-      parse_config(text, &tk->best) != 0)
+      parse_config(text, &tk->best, tk->takes) != 0)
     return -1;
   for (int i = 0; i < tk->nshapes; i++)
     if (!prepare_tensors(ctx, tk, i)) {
@@ -617,7 +617,7 @@ static int run_task(dcnv4_context *ctx, task *tk, double deadline, int reps,
   for (int pass = 0; pass < 3; pass++) {
     int improved = 0;
     for (int p = 0; p < NPARAMS; p++) {
-      if (!meaningful[op][p])
+      if (!tk->takes[p])
         continue;
       long values[8];
       int nv = param_values(op, p, tk->gc, lim, values);
@@ -634,8 +634,8 @@ static int run_task(dcnv4_context *ctx, task *tk, double deadline, int reps,
           goto out;
         seen[nseen++] = c;
         char ov[512], desc[128];
-        config_override(op, &c, ov, sizeof ov);
-        config_text(op, &c, desc, sizeof desc);
+        config_override(op, tk->takes, &c, ov, sizeof ov);
+        config_text(tk->takes, &c, desc, sizeof desc);
         if (dcnv4_context_set_tuning(ctx, ov) != DCNV4_SUCCESS)
           continue;
         double score = evaluate(ctx, tk, reps, 0, &total);
@@ -1153,7 +1153,7 @@ static int write_file(const char *path, const dcnv4_device_info *dev,
     cJSON_AddNumberToObject(e, "group_channels", tk->gc);
     cJSON *p = cJSON_AddObjectToObject(e, "params");
     for (int k = 0; k < NPARAMS; k++)
-      if (meaningful[tk->op][k])
+      if (tk->takes[k])
         cJSON_AddNumberToObject(p, param_names[k], (double)tk->best.v[k]);
     cJSON_AddNumberToObject(e, "ms", tk->best_ms);
     cJSON_AddNumberToObject(e, "default_ms", tk->default_ms_total);
@@ -1283,6 +1283,13 @@ int main(int argc, char **argv) {
         tk->op = op;
         tk->dtype = o.dtypes[t];
         tk->gc = o.gcs[g];
+        char text[512];
+        config def;
+        if (dcnv4_context_get_tuning(ctx, kernel_of_op[op], tk->dtype, tk->gc,
+                                     text, sizeof text,
+                                     NULL) != DCNV4_SUCCESS ||
+            parse_config(text, &def, tk->takes) != 0)
+          continue;
         shape all[32];
         int n = run_shapes(&o, is_fda(op), dev.is_gpu, all);
         for (int i = 0; i < n; i++) {
@@ -1333,7 +1340,7 @@ int main(int argc, char **argv) {
   for (int i = 0; i < ntasks; i++) {
     int space = 1;
     for (int p = 0; p < NPARAMS; p++)
-      if (meaningful[tasks[i].op][p]) {
+      if (tasks[i].takes[p]) {
         long v[8];
         space *= param_values(tasks[i].op, p, tasks[i].gc, &lim, v);
       }
@@ -1376,7 +1383,7 @@ int main(int argc, char **argv) {
       tk->done = 0;
     } else {
       char desc[128];
-      config_text(tk->op, &tk->best, desc, sizeof desc);
+      config_text(tk->takes, &tk->best, desc, sizeof desc);
       printf("  best: %s  (%.3f ms vs %.3f ms default over %d shapes, %d "
              "tried, %d rejected)\n",
              desc, tk->best_ms, tk->default_ms_total, tk->nshapes, tk->tried,

@@ -94,6 +94,7 @@ static dcnv4_status finish_setup(dcnv4_context *ctx,
                       sizeof ctx->nv_compute_major, &ctx->nv_compute_major,
                       NULL) != CL_SUCCESS)
     ctx->nv_compute_major = 0;
+  dcn_tuning_identify(ctx);
   /* The platform index is not known for application-given handles; find it
    * by name among the listed devices so logs and tuning files agree. */
   size_t n = 0;
@@ -117,6 +118,7 @@ static dcnv4_status finish_setup(dcnv4_context *ctx,
   ctx->cache_dir = dcn_resolve_cache_dir(options);
   /* After the cache folder: the tuning file lives under it by default. */
   dcn_tuning_file_load(ctx);
+  dcn_linear_apply_file_tuning(ctx);
   const char *kdir = getenv("DCNV4_KERNEL_DIR");
   if (kdir && *kdir) {
     ctx->kernel_dir = dcn_strdup(kdir);
@@ -258,6 +260,7 @@ void dcnv4_context_destroy(dcnv4_context *ctx) {
   dcn_free(ctx->kernel_dir);
   dcn_free(ctx->tuning_file);
   dcn_free(ctx->tuning_entries);
+  dcn_free(ctx->gemm_entries);
   dcn_free(ctx->error_dynamic);
   dcn_free(ctx);
 }

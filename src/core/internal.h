@@ -51,6 +51,8 @@ struct dcnv4_context {
   cl_command_queue queue;
   dcnv4_device_info info;
   dcn_vendor vendor;
+  /* What the built-in tuning table keys on (dcn_tuning_identify). */
+  dcn_device_class device_class;
   cl_uint address_bits;
   size_t max_work_group_size;
   cl_ulong max_alloc_bytes;
@@ -75,6 +77,8 @@ struct dcnv4_context {
   dcn_tuning_override tuning;       /* DCNV4_TUNING, dcnv4_context_set_tuning */
   dcn_tuning_entry *tuning_entries; /* the tuning file's kernel entries */
   size_t tuning_entry_count;
+  dcn_gemm_entry *gemm_entries; /* the file's CLBlast sets (for linear.c) */
+  size_t gemm_entry_count;
   bool tuning_file_enabled;    /* dcnv4_context_set_tuning_file_enabled */
   bool tuning_file_loaded;     /* a file was read and applied */
   char *tuning_file;           /* its path (NULL: none looked for) */
@@ -94,6 +98,10 @@ struct dcnv4_context {
   char error_fixed[1024]; /* used when error_dynamic could not be allocated */
   char *error_dynamic;    /* message plus build log, if any */
 };
+
+/* Applies the tuning file's "gemm" entries (ctx->gemm_entries) to CLBlast
+ * (src/ops/linear/linear.c); at context creation, after the file is read. */
+void dcn_linear_apply_file_tuning(dcnv4_context *ctx);
 
 /* ---------------------------------------------------------- errors, log */
 
@@ -191,10 +199,9 @@ dcnv4_status dcn_get_kernel_first(dcnv4_context *ctx, const char *program_name,
                                   const char *kernel_name, cl_kernel *kernel,
                                   int *chosen);
 /* Appends " -cl-nv-maxrregcount=N" to `out` (of `size` bytes) where the
- * configuration caps registers (max_regs) and the device accepts NVIDIA's
- * compiler options; otherwise leaves `out` as it is. */
-void dcn_register_cap_option(const dcnv4_context *ctx,
-                             const dcn_launch_config *cfg, char *out,
+ * configuration caps registers (max_regs > 0) and the device accepts
+ * NVIDIA's compiler options; otherwise leaves `out` as it is. */
+void dcn_register_cap_option(const dcnv4_context *ctx, int max_regs, char *out,
                              size_t size);
 /* The NV_ATOMICS option strings to try for a kernel with float atomics, best
  * first: vector reductions (sm_90), scalar reductions (inline PTX), portable

@@ -398,12 +398,11 @@ dcnv4_status dcn_get_kernel_first(dcnv4_context *ctx, const char *program_name,
   return st;
 }
 
-void dcn_register_cap_option(const dcnv4_context *ctx,
-                             const dcn_launch_config *cfg, char *out,
+void dcn_register_cap_option(const dcnv4_context *ctx, int max_regs, char *out,
                              size_t size) {
   size_t used = strlen(out);
-  if (ctx->nv_compiler_options && cfg->max_regs > 0 && used < size)
-    snprintf(out + used, size - used, " -cl-nv-maxrregcount=%d", cfg->max_regs);
+  if (ctx->nv_compiler_options && max_regs > 0 && used < size)
+    snprintf(out + used, size - used, " -cl-nv-maxrregcount=%d", max_regs);
 }
 
 void dcn_atomics_options(const dcnv4_context *ctx, const char *base,

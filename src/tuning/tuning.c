@@ -1,106 +1,225 @@
-/* Launch parameters: built-in defaults by device class, merged with the
- * tuning file's entries and the per-context override. */
+/* Launch parameters: each kernel's typed parameters, the built-in table
+ * (vendor -> architecture -> device, a default at each level), merged with
+ * the tuning file's entries and the per-context override. */
 #include "tuning/tuning.h"
 
+#include <CL/cl_ext.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const kernel_names[DCN_KERNEL_COUNT] = {
-    "dcnv4_forward",
-    "dcnv4_backward",
-    "fda_forward",
-    "fda_backward",
-    "layer_elementwise",
-    "layer_dwconv",
-    "dcnv4_backward_deterministic",
-    "fda_backward_deterministic",
-    "linear",
+/* ------------------------------------------- parameters of each kernel */
+
+static const char *const param_names[DCN_TUNING_PARAMS] = {
+    [DCN_PARAM_VEC] = "vec",       [DCN_PARAM_LOCAL] = "local",
+    [DCN_PARAM_STAGE] = "stage",   [DCN_PARAM_SPLIT] = "split",
+    [DCN_PARAM_UNROLL] = "unroll", [DCN_PARAM_SPECIALIZE] = "specialize",
+    [DCN_PARAM_ROWS] = "rows",     [DCN_PARAM_BACKEND] = "backend",
+    [DCN_PARAM_TILE_M] = "tilem",  [DCN_PARAM_TILE_N] = "tilen",
+    [DCN_PARAM_TILE_K] = "tilek",  [DCN_PARAM_HALO] = "halo",
+    [DCN_PARAM_MAX_REGS] = "regs", [DCN_PARAM_GROUPS] = "groups",
+    [DCN_PARAM_PIECES] = "pieces",
 };
 
-const char *dcn_kernel_name(dcn_kernel_id kernel) {
-  return kernel < DCN_KERNEL_COUNT ? kernel_names[kernel] : "?";
-}
-
-/* Each parameter's name, accepted values and field in dcn_launch_config
- * (int fields, or size_t where `is_size`). */
-static const struct {
-  const char *name;
+/* A parameter a kernel takes: its accepted values and its field in the
+ * kernel's typed struct (int, or size_t where `is_size`). Meanings: the
+ * typed structs of tuning_types.h and docs/tuning-parameters.md. */
+typedef struct param_spec {
+  dcn_tuning_param param;
   long min, max;
   bool power_of_two;
   size_t offset;
   bool is_size;
-} params[DCN_TUNING_PARAMS] = {
-    [DCN_PARAM_VEC] = {"vec", 1, 8, true, offsetof(dcn_launch_config, max_vec),
-                       false},
-    [DCN_PARAM_LOCAL] = {"local", 1, 4096, false,
-                         offsetof(dcn_launch_config, local_size), true},
-    [DCN_PARAM_STAGE] = {"stage", 0, 4, false,
-                         offsetof(dcn_launch_config, stage), false},
-    [DCN_PARAM_SPLIT] = {"split", 0, 1, false,
-                         offsetof(dcn_launch_config, split), false},
-    [DCN_PARAM_UNROLL] = {"unroll", 0, 1, false,
-                          offsetof(dcn_launch_config, unroll), false},
-    [DCN_PARAM_SPECIALIZE] = {"specialize", 0, 1, false,
-                              offsetof(dcn_launch_config, specialize), false},
-    [DCN_PARAM_ROWS] = {"rows", 1, 16, false, offsetof(dcn_launch_config, rows),
-                        false},
-    [DCN_PARAM_BACKEND] = {"backend", 0, 1, false,
-                           offsetof(dcn_launch_config, backend), false},
-    [DCN_PARAM_TILE_M] = {"tilem", 4, 256, true,
-                          offsetof(dcn_launch_config, tile_m), false},
-    [DCN_PARAM_TILE_N] = {"tilen", 4, 256, true,
-                          offsetof(dcn_launch_config, tile_n), false},
-    [DCN_PARAM_TILE_K] = {"tilek", 4, 64, true,
-                          offsetof(dcn_launch_config, tile_k), false},
-    [DCN_PARAM_HALO] = {"halo", 0, 8, false, offsetof(dcn_launch_config, halo),
-                        false},
-    [DCN_PARAM_MAX_REGS] = {"regs", 0, 255, false,
-                            offsetof(dcn_launch_config, max_regs), false},
-    [DCN_PARAM_GROUPS] = {"groups", 0, 64, false,
-                          offsetof(dcn_launch_config, groups), false},
-    [DCN_PARAM_PIECES] = {"pieces", 1, 4, true,
-                          offsetof(dcn_launch_config, pieces), false},
+} param_spec;
+
+typedef struct kernel_spec {
+  const char *name;
+  const param_spec *params; /* in the order of dcn_tuning_param */
+  size_t count;
+  size_t source_offset;
+} kernel_spec;
+
+#define INT(type, field, param, lo, hi, pow2)                                  \
+  { (param), (lo), (hi), (pow2), offsetof(type, field), false }
+#define LOCAL(type)                                                            \
+  { DCN_PARAM_LOCAL, 1, 4096, false, offsetof(type, local_size), true }
+#define VEC(type) INT(type, max_vec, DCN_PARAM_VEC, 1, 8, true)
+#define SWITCH(type, field, param) INT(type, field, param, 0, 1, false)
+#define REGS(type) INT(type, max_regs, DCN_PARAM_MAX_REGS, 0, 255, false)
+
+typedef dcn_dcnv4_forward_tuning dcnv4_fwd;
+/* stage: 0 to 4 while the forward keeps stages 1, 2 (lane shuffles) and 4
+ * (tensor cores); the forward falls back to 0 where one does not apply. */
+static const param_spec dcnv4_forward_params[] = {
+    VEC(dcnv4_fwd),
+    LOCAL(dcnv4_fwd),
+    INT(dcnv4_fwd, stage, DCN_PARAM_STAGE, 0, 4, false),
+    SWITCH(dcnv4_fwd, unroll, DCN_PARAM_UNROLL),
+    SWITCH(dcnv4_fwd, specialize, DCN_PARAM_SPECIALIZE),
+    INT(dcnv4_fwd, rows, DCN_PARAM_ROWS, 1, 16, false),
+    REGS(dcnv4_fwd),
+    INT(dcnv4_fwd, groups, DCN_PARAM_GROUPS, 0, 64, false),
+    INT(dcnv4_fwd, pieces, DCN_PARAM_PIECES, 1, 4, true),
 };
 
-static long get_param(const dcn_launch_config *c, int which) {
-  const char *base = (const char *)c + params[which].offset;
-  if (params[which].is_size)
-    return (long)*(const size_t *)(const void *)base;
-  return *(const int *)(const void *)base;
-}
+typedef dcn_dcnv4_backward_tuning dcnv4_bwd;
+static const param_spec dcnv4_backward_params[] = {
+    VEC(dcnv4_bwd),
+    LOCAL(dcnv4_bwd),
+    SWITCH(dcnv4_bwd, split, DCN_PARAM_SPLIT),
+    SWITCH(dcnv4_bwd, unroll, DCN_PARAM_UNROLL),
+    SWITCH(dcnv4_bwd, specialize, DCN_PARAM_SPECIALIZE),
+    INT(dcnv4_bwd, rows, DCN_PARAM_ROWS, 1, 16, false),
+    INT(dcnv4_bwd, halo, DCN_PARAM_HALO, 0, 8, false),
+    REGS(dcnv4_bwd),
+};
 
-static void set_param(dcn_launch_config *c, int which, long value) {
-  char *base = (char *)c + params[which].offset;
-  if (params[which].is_size)
-    *(size_t *)(void *)base = (size_t)value;
-  else
-    *(int *)(void *)base = (int)value;
+typedef dcn_fda_forward_tuning fda_fwd;
+static const param_spec fda_forward_params[] = {
+    VEC(fda_fwd),
+    LOCAL(fda_fwd),
+    INT(fda_fwd, stage, DCN_PARAM_STAGE, 0, 2, false),
+    SWITCH(fda_fwd, specialize, DCN_PARAM_SPECIALIZE),
+    REGS(fda_fwd),
+    INT(fda_fwd, groups, DCN_PARAM_GROUPS, 0, 64, false),
+};
+
+typedef dcn_fda_backward_tuning fda_bwd;
+static const param_spec fda_backward_params[] = {
+    VEC(fda_bwd),
+    LOCAL(fda_bwd),
+    SWITCH(fda_bwd, specialize, DCN_PARAM_SPECIALIZE),
+    REGS(fda_bwd),
+};
+
+typedef dcn_dcnv4_backward_deterministic_tuning dcnv4_det;
+static const param_spec dcnv4_det_params[] = {
+    LOCAL(dcnv4_det),
+    SWITCH(dcnv4_det, unroll, DCN_PARAM_UNROLL),
+    SWITCH(dcnv4_det, specialize, DCN_PARAM_SPECIALIZE),
+    REGS(dcnv4_det),
+};
+
+typedef dcn_fda_backward_deterministic_tuning fda_det;
+static const param_spec fda_det_params[] = {
+    LOCAL(fda_det),
+    SWITCH(fda_det, specialize, DCN_PARAM_SPECIALIZE),
+    REGS(fda_det),
+};
+
+static const param_spec layer_params[] = {LOCAL(dcn_layer_tuning)};
+
+typedef dcn_linear_tuning linear_t;
+static const param_spec linear_params[] = {
+    VEC(linear_t),
+    LOCAL(linear_t),
+    SWITCH(linear_t, unroll, DCN_PARAM_UNROLL),
+    SWITCH(linear_t, backend, DCN_PARAM_BACKEND),
+    INT(linear_t, tile_m, DCN_PARAM_TILE_M, 4, 256, true),
+    INT(linear_t, tile_n, DCN_PARAM_TILE_N, 4, 256, true),
+    INT(linear_t, tile_k, DCN_PARAM_TILE_K, 4, 64, true),
+};
+
+#define KERNEL(name, params, type)                                             \
+  {                                                                            \
+    (name), (params), sizeof(params) / sizeof(params)[0],                      \
+        offsetof(type, source)                                                 \
+  }
+
+static const kernel_spec kernels[DCN_KERNEL_COUNT] = {
+    [DCN_KERNEL_DCNV4_FORWARD] =
+        KERNEL("dcnv4_forward", dcnv4_forward_params, dcnv4_fwd),
+    [DCN_KERNEL_DCNV4_BACKWARD] =
+        KERNEL("dcnv4_backward", dcnv4_backward_params, dcnv4_bwd),
+    [DCN_KERNEL_FDA_FORWARD] =
+        KERNEL("fda_forward", fda_forward_params, fda_fwd),
+    [DCN_KERNEL_FDA_BACKWARD] =
+        KERNEL("fda_backward", fda_backward_params, fda_bwd),
+    [DCN_KERNEL_LAYER_ELEMENTWISE] =
+        KERNEL("layer_elementwise", layer_params, dcn_layer_tuning),
+    [DCN_KERNEL_LAYER_DWCONV] =
+        KERNEL("layer_dwconv", layer_params, dcn_layer_tuning),
+    [DCN_KERNEL_DCNV4_BACKWARD_DETERMINISTIC] =
+        KERNEL("dcnv4_backward_deterministic", dcnv4_det_params, dcnv4_det),
+    [DCN_KERNEL_FDA_BACKWARD_DETERMINISTIC] =
+        KERNEL("fda_backward_deterministic", fda_det_params, fda_det),
+    [DCN_KERNEL_LINEAR] = KERNEL("linear", linear_params, linear_t),
+};
+
+const char *dcn_kernel_name(dcn_kernel_id kernel) {
+  return kernel < DCN_KERNEL_COUNT ? kernels[kernel].name : "?";
 }
 
 int dcn_kernel_from_name(const char *name) {
   for (int i = 0; i < DCN_KERNEL_COUNT; i++)
-    if (!strcmp(name, kernel_names[i]))
-      return i;
-  return -1;
-}
-
-int dcn_tuning_param_from_name(const char *name) {
-  for (int i = 0; i < DCN_TUNING_PARAMS; i++)
-    if (!strcmp(name, params[i].name))
+    if (!strcmp(name, kernels[i].name))
       return i;
   return -1;
 }
 
 const char *dcn_tuning_param_name(dcn_tuning_param param) {
-  return param < DCN_TUNING_PARAMS ? params[param].name : "?";
+  return param < DCN_TUNING_PARAMS ? param_names[param] : "?";
 }
 
-bool dcn_tuning_value_ok(dcn_tuning_param param, long value) {
-  return param < DCN_TUNING_PARAMS && value >= params[param].min &&
-         value <= params[param].max &&
-         (!params[param].power_of_two || (value & (value - 1)) == 0);
+static long get_value(const param_spec *p, const void *cfg) {
+  const char *base = (const char *)cfg + p->offset;
+  if (p->is_size)
+    return (long)*(const size_t *)(const void *)base;
+  return *(const int *)(const void *)base;
+}
+
+static void set_value(const param_spec *p, void *cfg, long value) {
+  char *base = (char *)cfg + p->offset;
+  if (p->is_size)
+    *(size_t *)(void *)base = (size_t)value;
+  else
+    *(int *)(void *)base = (int)value;
+}
+
+static dcn_tuning_layer *source_of(dcn_kernel_id kernel, void *cfg) {
+  return (dcn_tuning_layer *)(void *)((char *)cfg +
+                                      kernels[kernel].source_offset);
+}
+
+/* The spec of `param` in `kernel`, or NULL where the kernel does not take
+ * it. */
+static const param_spec *find_param(dcn_kernel_id kernel,
+                                    dcn_tuning_param param) {
+  for (size_t i = 0; i < kernels[kernel].count; i++)
+    if (kernels[kernel].params[i].param == param)
+      return &kernels[kernel].params[i];
+  return NULL;
+}
+
+int dcn_tuning_check(dcn_kernel_id kernel, const char *param, long value,
+                     char *why, size_t why_size) {
+  int which = -1;
+  for (int i = 0; i < DCN_TUNING_PARAMS && which < 0; i++)
+    if (!strcmp(param, param_names[i]))
+      which = i;
+  const kernel_spec *k = &kernels[kernel];
+  const param_spec *p =
+      which < 0 ? NULL : find_param(kernel, (dcn_tuning_param)which);
+  if (!p) {
+    /* Name what the kernel takes, so a misplaced parameter is obvious. */
+    int n = snprintf(why, why_size, "%s %s \"%s\" (it takes", k->name,
+                     which < 0 ? "has no parameter" : "does not take", param);
+    for (size_t i = 0; i < k->count && n > 0 && (size_t)n < why_size; i++)
+      n += snprintf(why + n, why_size - (size_t)n, "%s %s", i ? "," : "",
+                    param_names[k->params[i].param]);
+    if (n > 0 && (size_t)n < why_size)
+      snprintf(why + n, why_size - (size_t)n, ")");
+    return -1;
+  }
+  if (value < p->min || value > p->max ||
+      (p->power_of_two && (value & (value - 1)) != 0)) {
+    snprintf(why, why_size, "%s.%s=%ld is out of range (%ld to %ld%s)", k->name,
+             param, value, p->min, p->max,
+             p->power_of_two ? ", a power of two" : "");
+    return -1;
+  }
+  return which;
 }
 
 bool dcn_tuning_parse(const char *text, dcn_tuning_override *out, char *why,
@@ -110,7 +229,7 @@ bool dcn_tuning_parse(const char *text, dcn_tuning_override *out, char *why,
   while (p && *p) {
     const char *end = strchr(p, ';');
     size_t len = end ? (size_t)(end - p) : strlen(p);
-    char entry[128], kernel[64], param[32];
+    char entry[128], kernel[64], param[32], reason[200] = "not kernel.param=N";
     long value = 0;
     char extra;
     snprintf(entry, sizeof entry, "%.*s", (int)(len < 127 ? len : 127), p);
@@ -118,11 +237,14 @@ bool dcn_tuning_parse(const char *text, dcn_tuning_override *out, char *why,
     if (len < 127 && sscanf(entry, "%63[a-z0-9_].%31[a-z]=%ld%c", kernel, param,
                             &value, &extra) == 3) {
       k = dcn_kernel_from_name(kernel);
-      which = dcn_tuning_param_from_name(param);
+      if (k < 0)
+        snprintf(reason, sizeof reason, "unknown kernel \"%s\"", kernel);
+      else
+        which = dcn_tuning_check((dcn_kernel_id)k, param, value, reason,
+                                 sizeof reason);
     }
-    if (k < 0 || which < 0 ||
-        !dcn_tuning_value_ok((dcn_tuning_param)which, value)) {
-      snprintf(why, why_size, "bad tuning entry \"%s\"", entry);
+    if (which < 0) {
+      snprintf(why, why_size, "bad tuning entry \"%s\": %s", entry, reason);
       return false;
     }
     out->value[k][which] = value;
@@ -132,66 +254,51 @@ bool dcn_tuning_parse(const char *text, dcn_tuning_override *out, char *why,
   return true;
 }
 
-/* One row per (device class, kernel); fp16/bf16 rows may differ later.
- * Config: {vec, local, stage, split, unroll, specialize}. */
-typedef struct tuning_row {
-  dcn_vendor vendor;
-  dcn_kernel_id kernel;
-  dcn_launch_config config;
-  /* 1: this row is for 16-bit storage only (it follows the kernel's general
-   * row, and a later matching row wins). */
-  int half_only;
-  /* > 0: this row is for that group_channels only (likewise). */
-  int group_channels;
-} tuning_row;
+/* ------------------------------------------------ the built-in table */
 
-#define LINEAR_ROW(vendor, backend_, tm, tn, tk, vec, local, unroll_)          \
+#define ROW(kernel, member, half_only, group_channels, ...)                    \
   {                                                                            \
-    (vendor), DCN_KERNEL_LINEAR,                                               \
-        {.max_vec = (vec),                                                     \
-         .local_size = (local),                                                \
-         .unroll = (unroll_),                                                  \
-         .rows = 1,                                                            \
-         .backend = (backend_),                                                \
-         .tile_m = (tm),                                                       \
-         .tile_n = (tn),                                                       \
-         .tile_k = (tk)},                                                      \
-        0                                                                      \
+    (kernel), (half_only), (group_channels), {                                 \
+      .member = { __VA_ARGS__ }                                                \
+    }                                                                          \
   }
+#define DCNV4_FORWARD(half_only, gc, ...)                                      \
+  ROW(DCN_KERNEL_DCNV4_FORWARD, dcnv4_forward, half_only, gc, __VA_ARGS__)
+#define DCNV4_BACKWARD(gc, ...)                                                \
+  ROW(DCN_KERNEL_DCNV4_BACKWARD, dcnv4_backward, 0, gc, __VA_ARGS__)
+#define FDA_FORWARD(half_only, ...)                                            \
+  ROW(DCN_KERNEL_FDA_FORWARD, fda_forward, half_only, 0, __VA_ARGS__)
+#define FDA_BACKWARD(...)                                                      \
+  ROW(DCN_KERNEL_FDA_BACKWARD, fda_backward, 0, 0, __VA_ARGS__)
+#define DCNV4_DETERMINISTIC(...)                                               \
+  ROW(DCN_KERNEL_DCNV4_BACKWARD_DETERMINISTIC, dcnv4_backward_deterministic,   \
+      0, 0, __VA_ARGS__)
+#define FDA_DETERMINISTIC(...)                                                 \
+  ROW(DCN_KERNEL_FDA_BACKWARD_DETERMINISTIC, fda_backward_deterministic, 0, 0, \
+      __VA_ARGS__)
+/* Layer kernels: one element per work-item, only the work-group size. */
+#define LAYER(elementwise, dwconv)                                             \
+  ROW(DCN_KERNEL_LAYER_ELEMENTWISE, layer, 0, 0, .local_size = (elementwise)), \
+      ROW(DCN_KERNEL_LAYER_DWCONV, layer, 0, 0, .local_size = (dwconv))
+#define LINEAR(backend_, tm, tn, tk, vec, local, unroll_)                      \
+  ROW(DCN_KERNEL_LINEAR, linear, 0, 0, .backend = (backend_), .tile_m = (tm),  \
+      .tile_n = (tn), .tile_k = (tk), .max_vec = (vec), .local_size = (local), \
+      .unroll = (unroll_))
 
 /* NVIDIA's DCNv4 forward: `vec` channels per work-item, a register cap,
  * groups per work-group, 16-bit storage only or not, one group_channels or
  * all (0). */
-#define NVIDIA_FORWARD(vec, pieces_, regs, groups_, half_only_,                \
-                       group_channels_)                                        \
-  {                                                                            \
-    DCN_VENDOR_NVIDIA, DCN_KERNEL_DCNV4_FORWARD,                               \
-        {.max_vec = (vec),                                                     \
-         .local_size = 256,                                                    \
-         .unroll = 1,                                                          \
-         .specialize = 1,                                                      \
-         .rows = 4,                                                            \
-         .max_regs = (regs),                                                   \
-         .groups = (groups_),                                                  \
-         .pieces = (pieces_)},                                                 \
-        (half_only_), (group_channels_)                                        \
-  }
+#define NVIDIA_FORWARD(vec, pieces_, regs, groups_, half_only, gc)             \
+  DCNV4_FORWARD(half_only, gc, .max_vec = (vec), .local_size = 256,            \
+                .stage = 0, .unroll = 1, .specialize = 1, .rows = 4,           \
+                .max_regs = (regs), .groups = (groups_), .pieces = (pieces_))
 
-#define NVIDIA_TILED_BACKWARD(group_channels_)                                 \
-  {                                                                            \
-    DCN_VENDOR_NVIDIA, DCN_KERNEL_DCNV4_BACKWARD,                              \
-        {.max_vec = 4,                                                         \
-         .local_size = 256,                                                    \
-         .split = 1,                                                           \
-         .unroll = 1,                                                          \
-         .specialize = 1,                                                      \
-         .rows = 8,                                                            \
-         .halo = 1,                                                            \
-         .max_regs = 64},                                                      \
-        0, (group_channels_)                                                   \
-  }
+#define NVIDIA_TILED_BACKWARD(gc)                                              \
+  DCNV4_BACKWARD(gc, .max_vec = 4, .local_size = 256, .split = 1, .unroll = 1, \
+                 .specialize = 1, .rows = 8, .halo = 1, .max_regs = 64)
 
-static const tuning_row defaults[] = {
+/* Measured on H100 and H200 (sm_90). */
+static const dcn_tuning_row nvidia_sm90[] = {
     /* H100, 64x56x56x128 G8: 256 work-items beat 128 by 13 % (fp32); 16-bit
      * storage wants 16-byte loads, 8 channels (fp16 forward 0.287 -> 0.251
      * ms), while the backward's atomics stay 4-wide. Work-groups over 4
@@ -218,7 +325,8 @@ static const tuning_row defaults[] = {
      * lost 30-45 % with two pieces of 4, whatever the cap. */
     NVIDIA_FORWARD(4, 1, 48, 2, 0, 32),
     NVIDIA_FORWARD(8, 2, 0, 2, 1, 32),
-    {DCN_VENDOR_NVIDIA, DCN_KERNEL_DCNV4_BACKWARD, {4, 128, 0, 1, 1, 1}},
+    DCNV4_BACKWARD(0, .max_vec = 4, .local_size = 128, .split = 1, .unroll = 1,
+                   .specialize = 1, .rows = 1),
     /* The tiled backward (fixed-point region accumulators in local memory)
      * over tiles of 8 output rows, 256 work-items: 64x56x56x128 fp32 G8xD16
      * 1.52 -> 1.08 ms, G4xD32 1.30 -> 1.02 ms (the per-point kernel); with
@@ -226,18 +334,6 @@ static const tuning_row defaults[] = {
      * 1.04 and 0.96 ms. */
     NVIDIA_TILED_BACKWARD(16),
     NVIDIA_TILED_BACKWARD(32),
-    {DCN_VENDOR_AMD, DCN_KERNEL_DCNV4_FORWARD, {4, 256, 0, 0, 1, 1}},
-    {DCN_VENDOR_AMD, DCN_KERNEL_DCNV4_BACKWARD, {4, 256, 0, 1, 1, 1}},
-    {DCN_VENDOR_INTEL_GPU, DCN_KERNEL_DCNV4_FORWARD, {4, 128, 0, 0, 1, 1}},
-    {DCN_VENDOR_INTEL_GPU, DCN_KERNEL_DCNV4_BACKWARD, {4, 128, 0, 1, 1, 1}},
-    /* PoCL's CPU device vectorises across work-items; wide groups pay.
-     * Kernels without barriers and unrolled loops compile several times
-     * faster there, and PoCL builds one work-group function per program.
-     * The forward locates each point once per work-group (stage 3): PoCL,
-     * EPYC, 1x56x56x128 and 1x50x80x128 fp32 and fp16, x0.73-0.87 with
-     * group_channels 16, x0.42-0.61 with 32. */
-    {DCN_VENDOR_CPU, DCN_KERNEL_DCNV4_FORWARD, {8, 256, 3, 0, 0, 0}},
-    {DCN_VENDOR_CPU, DCN_KERNEL_DCNV4_BACKWARD, {8, 64, 0, 0, 0, 0}},
     /* FlashDeformAttn: the forward puts D/VEC work-items on one head (4-wide
      * fp32: a 32-channel head is one 128-byte line per corner, read by 8
      * neighbouring work-items); the backward loops over the channels. A
@@ -248,16 +344,8 @@ static const tuning_row defaults[] = {
      * hold 128 work-items: H200, 0.248 -> 0.196 ms (stage 1, 24-byte
      * points: 0.207 ms; stage 2 uncapped: 0.213 ms; 256 work-items: 0.201
      * ms). */
-    {DCN_VENDOR_NVIDIA,
-     DCN_KERNEL_FDA_FORWARD,
-     {.max_vec = 4,
-      .local_size = 128,
-      .stage = 2,
-      .unroll = 1,
-      .specialize = 1,
-      .max_regs = 40,
-      .groups = 1},
-     0},
+    FDA_FORWARD(0, .max_vec = 4, .local_size = 128, .stage = 2, .specialize = 1,
+                .max_regs = 40, .groups = 1),
     /* H100, DETR encoder fp16: 16-byte loads, 0.300 -> 0.205 ms; registers
      * capped at 40 (from 48), 0.206 -> 0.197 ms; two heads per block of
      * queries 0.196 -> 0.193 ms (one head: 0.208 ms). H200: stage 2 0.192
@@ -265,104 +353,239 @@ static const tuning_row defaults[] = {
      * of 40: 0.142 ms (48: 0.161 ms). H100 with stage 2: one head per block
      * of queries instead of two, 0.155 -> 0.149 ms (docs/perf-notes.md
      * §22; not measured on the H200). */
-    {DCN_VENDOR_NVIDIA,
-     DCN_KERNEL_FDA_FORWARD,
-     {.max_vec = 8,
-      .local_size = 256,
-      .stage = 2,
-      .unroll = 1,
-      .specialize = 1,
-      .max_regs = 32,
-      .groups = 1},
-     1},
+    FDA_FORWARD(1, .max_vec = 8, .local_size = 256, .stage = 2, .specialize = 1,
+                .max_regs = 32, .groups = 1),
     /* H100, DETR encoder backward: 8 channels per step instead of 4, 256
      * work-items instead of 128: fp32 3.96 -> 3.31 ms, fp16 3.12 -> 2.42 ms
      * (register caps of 40 and 64 lost 15-80 %). */
-    {DCN_VENDOR_NVIDIA, DCN_KERNEL_FDA_BACKWARD, {8, 256, 0, 0, 1, 1}},
-    {DCN_VENDOR_AMD, DCN_KERNEL_FDA_FORWARD, {4, 256, 0, 0, 1, 1}},
-    {DCN_VENDOR_AMD, DCN_KERNEL_FDA_BACKWARD, {4, 256, 0, 0, 1, 1}},
-    {DCN_VENDOR_INTEL_GPU, DCN_KERNEL_FDA_FORWARD, {4, 128, 0, 0, 1, 1}},
-    {DCN_VENDOR_INTEL_GPU, DCN_KERNEL_FDA_BACKWARD, {4, 128, 0, 0, 1, 1}},
-    {DCN_VENDOR_CPU, DCN_KERNEL_FDA_FORWARD, {8, 256, 0, 0, 0, 0}},
-    {DCN_VENDOR_CPU, DCN_KERNEL_FDA_BACKWARD, {8, 64, 0, 0, 0, 0}},
-    /* Layer kernels: one element per work-item, max_vec unused. */
-    {DCN_VENDOR_NVIDIA, DCN_KERNEL_LAYER_ELEMENTWISE, {1, 256}},
-    {DCN_VENDOR_NVIDIA, DCN_KERNEL_LAYER_DWCONV, {1, 128}},
-    {DCN_VENDOR_AMD, DCN_KERNEL_LAYER_ELEMENTWISE, {1, 256}},
-    {DCN_VENDOR_AMD, DCN_KERNEL_LAYER_DWCONV, {1, 256}},
-    {DCN_VENDOR_INTEL_GPU, DCN_KERNEL_LAYER_ELEMENTWISE, {1, 256}},
-    {DCN_VENDOR_INTEL_GPU, DCN_KERNEL_LAYER_DWCONV, {1, 128}},
-    {DCN_VENDOR_CPU, DCN_KERNEL_LAYER_ELEMENTWISE, {1, 256}},
-    {DCN_VENDOR_CPU, DCN_KERNEL_LAYER_DWCONV, {1, 256}},
-    /* Deterministic backward: 1-D kernels, max_vec unused (4 at most). */
-    {DCN_VENDOR_NVIDIA,
-     DCN_KERNEL_DCNV4_BACKWARD_DETERMINISTIC,
-     {4, 128, 0, 0, 1, 1}},
-    {DCN_VENDOR_NVIDIA,
-     DCN_KERNEL_FDA_BACKWARD_DETERMINISTIC,
-     {4, 128, 0, 0, 1, 1}},
-    {DCN_VENDOR_AMD,
-     DCN_KERNEL_DCNV4_BACKWARD_DETERMINISTIC,
-     {4, 256, 0, 0, 1, 1}},
-    {DCN_VENDOR_AMD,
-     DCN_KERNEL_FDA_BACKWARD_DETERMINISTIC,
-     {4, 256, 0, 0, 1, 1}},
-    {DCN_VENDOR_INTEL_GPU,
-     DCN_KERNEL_DCNV4_BACKWARD_DETERMINISTIC,
-     {4, 128, 0, 0, 1, 1}},
-    {DCN_VENDOR_INTEL_GPU,
-     DCN_KERNEL_FDA_BACKWARD_DETERMINISTIC,
-     {4, 128, 0, 0, 1, 1}},
-    {DCN_VENDOR_CPU,
-     DCN_KERNEL_DCNV4_BACKWARD_DETERMINISTIC,
-     {4, 64, 0, 0, 0, 0}},
-    {DCN_VENDOR_CPU,
-     DCN_KERNEL_FDA_BACKWARD_DETERMINISTIC,
-     {4, 64, 0, 0, 0, 0}},
-    /* Linear projections (src/ops/linear/linear.c): `backend` 1 is linear.cl with
-     * tilem x tilen tiles, K in chunks of tilek, `local` work-items of
-     * vec columns each (rows per work-item follow); unroll 0 keeps the k
-     * loop rolled. H100, 200704 rows, K 128: CLBlast (indirect GEMM, its
-     * transposes and a bias pass) 0.61 ms for N 128 and 1.01 ms for N 216;
-     * 256x128x8 tiles of 16x8 per work-item 0.19 and 0.37 ms, bias fused
-     * (128x128x16 of 8x8: 0.21 and 0.42 ms); the fp32 layer forward 3.09 ->
-     * 1.10 ms (128x128x16). PoCL, 20000 rows: CLBlast 67-81 ms (N 128),
-     * 64x32x16 unrolled 28 ms (rolled: 65 ms; gemm.c keeps groups of more
-     * than 128 work-items rolled on CPUs: PoCL's stack). AMD and Intel
-     * GPUs: not measured, CLBlast. */
-    LINEAR_ROW(DCN_VENDOR_NVIDIA, 1, 256, 128, 8, 8, 256, 1),
-    LINEAR_ROW(DCN_VENDOR_AMD, 0, 128, 128, 16, 8, 256, 1),
-    LINEAR_ROW(DCN_VENDOR_INTEL_GPU, 0, 64, 64, 16, 4, 256, 1),
-    LINEAR_ROW(DCN_VENDOR_CPU, 1, 64, 32, 16, 4, 64, 1),
+    FDA_BACKWARD(.max_vec = 8, .local_size = 256, .specialize = 1),
+    LAYER(256, 128),
+    DCNV4_DETERMINISTIC(.local_size = 128, .unroll = 1, .specialize = 1),
+    FDA_DETERMINISTIC(.local_size = 128, .specialize = 1),
+    /* Linear projections (src/ops/linear/linear.c): `backend` 1 is
+     * linear.cl with tilem x tilen tiles, K in chunks of tilek, `local`
+     * work-items of vec columns each (rows per work-item follow). H100,
+     * 200704 rows, K 128: CLBlast (indirect GEMM, its transposes and a bias
+     * pass) 0.61 ms for N 128 and 1.01 ms for N 216; 256x128x8 tiles of
+     * 16x8 per work-item 0.19 and 0.37 ms, bias fused (128x128x16 of 8x8:
+     * 0.21 and 0.42 ms); the fp32 layer forward 3.09 -> 1.10 ms
+     * (128x128x16). */
+    LINEAR(1, 256, 128, 8, 8, 256, 1),
 };
 
-static const dcn_launch_config fallback = {4, 64, 0, 1, 1, 1};
+/* AMD GPUs (no architecture measured). */
+static const dcn_tuning_row amd[] = {
+    DCNV4_FORWARD(0, 0, .max_vec = 4, .local_size = 256, .stage = 0,
+                  .unroll = 1, .specialize = 1, .rows = 1, .pieces = 1),
+    DCNV4_BACKWARD(0, .max_vec = 4, .local_size = 256, .split = 1, .unroll = 1,
+                   .specialize = 1, .rows = 1),
+    FDA_FORWARD(0, .max_vec = 4, .local_size = 256, .specialize = 1),
+    FDA_BACKWARD(.max_vec = 4, .local_size = 256, .specialize = 1),
+    LAYER(256, 256),
+    DCNV4_DETERMINISTIC(.local_size = 256, .unroll = 1, .specialize = 1),
+    FDA_DETERMINISTIC(.local_size = 256, .specialize = 1),
+    /* not measured: CLBlast */
+    LINEAR(0, 128, 128, 16, 8, 256, 1),
+};
 
-dcn_launch_config dcn_tuning_builtin(const dcnv4_context *ctx,
-                                     dcn_kernel_id kernel, dcnv4_dtype dtype,
-                                     int group_channels) {
-  dcn_launch_config c = fallback;
-  for (size_t i = 0; i < sizeof defaults / sizeof defaults[0]; i++)
-    if (defaults[i].vendor == ctx->vendor && defaults[i].kernel == kernel &&
-        (!defaults[i].half_only || dtype != DCNV4_FLOAT32) &&
-        (defaults[i].group_channels <= 0 ||
-         defaults[i].group_channels == group_channels))
-      c = defaults[i].config;
-  if (c.rows < 1)
-    c.rows = 1;
-  if (c.pieces < 1)
-    c.pieces = 1;
-  if (kernel == DCN_KERNEL_LINEAR && c.tile_m == 0) {
-    /* other devices: CLBlast, portable tiles if asked for linear.cl */
-    c.max_vec = 4;
-    c.local_size = 64;
-    c.tile_m = 64;
-    c.tile_n = 32;
-    c.tile_k = 16;
-  }
-  c.source = DCN_TUNING_BUILTIN;
+/* Intel GPUs (no architecture measured). */
+static const dcn_tuning_row intel_gpu[] = {
+    DCNV4_FORWARD(0, 0, .max_vec = 4, .local_size = 128, .stage = 0,
+                  .unroll = 1, .specialize = 1, .rows = 1, .pieces = 1),
+    DCNV4_BACKWARD(0, .max_vec = 4, .local_size = 128, .split = 1, .unroll = 1,
+                   .specialize = 1, .rows = 1),
+    FDA_FORWARD(0, .max_vec = 4, .local_size = 128, .specialize = 1),
+    FDA_BACKWARD(.max_vec = 4, .local_size = 128, .specialize = 1),
+    LAYER(256, 128),
+    DCNV4_DETERMINISTIC(.local_size = 128, .unroll = 1, .specialize = 1),
+    FDA_DETERMINISTIC(.local_size = 128, .specialize = 1),
+    /* not measured: CLBlast */
+    LINEAR(0, 64, 64, 16, 4, 256, 1),
+};
+
+/* Measured on PoCL (AMD EPYC). PoCL's CPU device vectorises across
+ * work-items; wide groups pay. Kernels without barriers and unrolled loops
+ * compile several times faster there, and PoCL builds one work-group
+ * function per program. */
+static const dcn_tuning_row pocl[] = {
+    /* The forward locates each point once per work-group (stage 3): PoCL,
+     * EPYC, 1x56x56x128 and 1x50x80x128 fp32 and fp16, x0.73-0.87 with
+     * group_channels 16, x0.42-0.61 with 32. */
+    DCNV4_FORWARD(0, 0, .max_vec = 8, .local_size = 256, .stage = 3,
+                  .unroll = 0, .specialize = 0, .rows = 1, .pieces = 1),
+    DCNV4_BACKWARD(0, .max_vec = 8, .local_size = 64, .split = 0, .unroll = 0,
+                   .specialize = 0, .rows = 1),
+    FDA_FORWARD(0, .max_vec = 8, .local_size = 256, .specialize = 0),
+    FDA_BACKWARD(.max_vec = 8, .local_size = 64, .specialize = 0),
+    LAYER(256, 256),
+    DCNV4_DETERMINISTIC(.local_size = 64, .unroll = 0, .specialize = 0),
+    FDA_DETERMINISTIC(.local_size = 64, .specialize = 0),
+    /* PoCL, 20000 rows: CLBlast 67-81 ms (N 128), 64x32x16 unrolled 28 ms
+     * (rolled: 65 ms; linear.c keeps groups of more than 128 work-items
+     * rolled on CPUs: PoCL's stack). */
+    LINEAR(1, 64, 32, 16, 4, 64, 1),
+};
+
+#define NODE(vendor, arch, device, rows)                                       \
+  { (vendor), (arch), (device), (rows), sizeof(rows) / sizeof(rows)[0] }
+
+/* Vendor -> architecture -> device. A level without a node for the device
+ * falls back to the one above; the vendor defaults of GPUs not measured
+ * are the measured architecture's values (as before the table had
+ * architectures), so that every device keeps what it had. A new
+ * measurement: a node for its architecture (or device) with its rows. */
+static const dcn_tuning_node nodes[] = {
+    NODE(DCN_VENDOR_NVIDIA, "sm_90", NULL, nvidia_sm90),
+    NODE(DCN_VENDOR_NVIDIA, NULL, NULL, nvidia_sm90),
+    NODE(DCN_VENDOR_AMD, NULL, NULL, amd),
+    NODE(DCN_VENDOR_INTEL_GPU, NULL, NULL, intel_gpu),
+    NODE(DCN_VENDOR_CPU, "pocl", NULL, pocl),
+    NODE(DCN_VENDOR_CPU, NULL, NULL, pocl),
+};
+
+/* Devices of no known vendor class. */
+static const dcn_tuning_row global_rows[] = {
+    DCNV4_FORWARD(0, 0, .max_vec = 4, .local_size = 64, .stage = 0, .unroll = 1,
+                  .specialize = 1, .rows = 1, .pieces = 1),
+    DCNV4_BACKWARD(0, .max_vec = 4, .local_size = 64, .split = 1, .unroll = 1,
+                   .specialize = 1, .rows = 1),
+    FDA_FORWARD(0, .max_vec = 4, .local_size = 64, .specialize = 1),
+    FDA_BACKWARD(.max_vec = 4, .local_size = 64, .specialize = 1),
+    LAYER(64, 64),
+    DCNV4_DETERMINISTIC(.local_size = 64, .unroll = 1, .specialize = 1),
+    FDA_DETERMINISTIC(.local_size = 64, .specialize = 1),
+    /* CLBlast; portable tiles if linear.cl is asked for */
+    LINEAR(0, 64, 32, 16, 4, 64, 1),
+};
+
+const dcn_tuning_table dcn_builtin_tuning = {
+    nodes, sizeof nodes / sizeof nodes[0], global_rows,
+    sizeof global_rows / sizeof global_rows[0]};
+
+/* 3 when `n` is the device's node, 2 its architecture's, 1 its vendor's
+ * default, 0 when it does not apply. */
+static int node_level(const dcn_tuning_node *n, const dcn_device_class *dev) {
+  if (n->vendor != dev->vendor)
+    return 0;
+  if (n->arch && strcmp(n->arch, dev->arch))
+    return 0;
+  if (n->device)
+    return strcmp(n->device, dev->name) ? 0 : 3;
+  return n->arch ? 2 : 1;
+}
+
+/* The last of `rows` for kernel, dtype and group_channels, or NULL. */
+static const dcn_tuning_row *match_rows(const dcn_tuning_row *rows,
+                                        size_t count, dcn_kernel_id kernel,
+                                        dcnv4_dtype dtype, int group_channels) {
+  const dcn_tuning_row *found = NULL;
+  for (size_t i = 0; i < count; i++)
+    if (rows[i].kernel == kernel &&
+        (!rows[i].half_only || dtype != DCNV4_FLOAT32) &&
+        (rows[i].group_channels <= 0 ||
+         rows[i].group_channels == group_channels))
+      found = &rows[i];
+  return found;
+}
+
+dcn_kernel_tuning dcn_tuning_builtin_for(const dcn_tuning_table *table,
+                                         const dcn_device_class *dev,
+                                         dcn_kernel_id kernel,
+                                         dcnv4_dtype dtype, int group_channels,
+                                         int *level) {
+  const dcn_tuning_row *found = NULL;
+  int at = 0;
+  for (int l = 3; l >= 1 && !found; l--)
+    for (size_t i = 0; i < table->count; i++) {
+      const dcn_tuning_node *n = &table->nodes[i];
+      const dcn_tuning_row *r =
+          node_level(n, dev) == l
+              ? match_rows(n->rows, n->count, kernel, dtype, group_channels)
+              : NULL;
+      if (r) {
+        found = r;
+        at = l;
+      }
+    }
+  if (!found)
+    found = match_rows(table->global, table->global_count, kernel, dtype,
+                       group_channels);
+  dcn_kernel_tuning c;
+  memset(&c, 0, sizeof c);
+  if (found)
+    c = found->config;
+  *source_of(kernel, &c) = DCN_TUNING_BUILTIN;
+  if (level)
+    *level = at;
   return c;
 }
+
+/* Whether `ext` is a word of the device's extension string. */
+static bool has_extension(cl_device_id device, const char *ext) {
+  char buf[8192];
+  if (clGetDeviceInfo(device, CL_DEVICE_EXTENSIONS, sizeof buf, buf, NULL) !=
+      CL_SUCCESS)
+    return false;
+  buf[sizeof buf - 1] = '\0';
+  size_t n = strlen(ext);
+  for (const char *p = strstr(buf, ext); p; p = strstr(p + 1, ext))
+    if ((p == buf || p[-1] == ' ') && (p[n] == ' ' || p[n] == '\0'))
+      return true;
+  return false;
+}
+
+void dcn_tuning_identify(dcnv4_context *ctx) {
+  dcn_device_class *d = &ctx->device_class;
+  memset(d, 0, sizeof *d);
+  d->vendor = (int)ctx->vendor;
+  snprintf(d->name, sizeof d->name, "%s", ctx->info.device_name);
+  cl_device_id dev = ctx->device;
+  if (ctx->vendor == DCN_VENDOR_NVIDIA) {
+    /* The compute capability: sm_90 for H100 and H200. */
+    cl_uint major = 0, minor = 0;
+    if (has_extension(dev, "cl_nv_device_attribute_query") &&
+        clGetDeviceInfo(dev, CL_DEVICE_COMPUTE_CAPABILITY_MAJOR_NV,
+                        sizeof major, &major, NULL) == CL_SUCCESS &&
+        clGetDeviceInfo(dev, CL_DEVICE_COMPUTE_CAPABILITY_MINOR_NV,
+                        sizeof minor, &minor, NULL) == CL_SUCCESS)
+      snprintf(d->arch, sizeof d->arch, "sm_%u%u", major, minor);
+  } else if (ctx->vendor == DCN_VENDOR_AMD) {
+    /* ROCm names the device by its target ("gfx90a:sramecc+:xnack-") and
+     * the product by the board name. */
+    if (!strncmp(ctx->info.device_name, "gfx", 3))
+      snprintf(d->arch, sizeof d->arch, "%.*s",
+               (int)strcspn(ctx->info.device_name, ":"), ctx->info.device_name);
+    char board[256] = "";
+    if (has_extension(dev, "cl_amd_device_attribute_query") &&
+        clGetDeviceInfo(dev, CL_DEVICE_BOARD_NAME_AMD, sizeof board, board,
+                        NULL) == CL_SUCCESS &&
+        board[0]) {
+      board[sizeof board - 1] = '\0';
+      snprintf(d->name, sizeof d->name, "%s", board);
+    }
+  } else if (ctx->vendor == DCN_VENDOR_INTEL_GPU) {
+    /* The graphics IP version (major.minor.revision, e.g. 12.55.8). */
+    cl_uint ip = 0;
+    if (has_extension(dev, "cl_intel_device_attribute_query") &&
+        clGetDeviceInfo(dev, CL_DEVICE_IP_VERSION_INTEL, sizeof ip, &ip,
+                        NULL) == CL_SUCCESS &&
+        ip)
+      snprintf(d->arch, sizeof d->arch, "ip_%u.%u.%u", ip >> 22,
+               (ip >> 12) & 0x3ffu, ip & 0xfffu);
+  } else if (ctx->vendor == DCN_VENDOR_CPU) {
+    /* On CPUs the OpenCL runtime decides more than the processor. */
+    if (strstr(ctx->info.platform_name, "Portable Computing Language"))
+      snprintf(d->arch, sizeof d->arch, "pocl");
+    else if (strstr(ctx->info.platform_name, "Intel"))
+      snprintf(d->arch, sizeof d->arch, "intel");
+  }
+  dcn_log(ctx, DCN_LOG_DEBUG,
+          "tuning class: vendor %d, architecture \"%s\", "
+          "device \"%s\"",
+          d->vendor, d->arch, d->name);
+}
+
+/* ------------------------------------------------------------- merge */
 
 /* How well a file entry matches: -1 not at all, else higher is more
  * specific (dtype and shape class both count). */
@@ -374,79 +597,157 @@ static int entry_rank(const dcn_tuning_entry *e, dcn_kernel_id kernel,
   return (e->dtype >= 0 ? 1 : 0) + (e->group_channels > 0 ? 2 : 0);
 }
 
-dcn_launch_config dcn_tuning_lookup(dcnv4_context *ctx, dcn_kernel_id kernel,
+/* Sets the parameters marked in `set` (indexed by dcn_tuning_param; the
+ * parsers admitted only those the kernel takes). */
+static void apply(dcn_kernel_id kernel, dcn_kernel_tuning *c, const long *value,
+                  const bool *set, dcn_tuning_layer layer) {
+  for (size_t i = 0; i < kernels[kernel].count; i++) {
+    const param_spec *p = &kernels[kernel].params[i];
+    if (set[p->param]) {
+      set_value(p, c, value[p->param]);
+      *source_of(kernel, c) = layer;
+    }
+  }
+}
+
+static dcn_kernel_tuning builtin(const dcnv4_context *ctx, dcn_kernel_id kernel,
+                                 dcnv4_dtype dtype, int group_channels) {
+  return dcn_tuning_builtin_for(&dcn_builtin_tuning, &ctx->device_class, kernel,
+                                dtype, group_channels, NULL);
+}
+
+dcn_kernel_tuning dcn_tuning_lookup(dcnv4_context *ctx, dcn_kernel_id kernel,
                                     dcnv4_dtype dtype, int group_channels) {
-  const dcn_launch_config builtin =
-      dcn_tuning_builtin(ctx, kernel, dtype, group_channels);
-  dcn_launch_config c = builtin;
-  if (kernel >= DCN_KERNEL_COUNT)
-    return c;
+  const dcn_kernel_tuning def = builtin(ctx, kernel, dtype, group_channels);
+  dcn_kernel_tuning c = def;
   /* The file's entries, least specific first. */
   for (int rank = 0; ctx->tuning_file_enabled && rank < 4; rank++)
     for (size_t i = 0; i < ctx->tuning_entry_count; i++) {
       const dcn_tuning_entry *e = &ctx->tuning_entries[i];
-      if (entry_rank(e, kernel, dtype, group_channels) != rank)
-        continue;
-      for (int p = 0; p < DCN_TUNING_PARAMS; p++)
-        if (e->set[p]) {
-          set_param(&c, p, e->value[p]);
-          c.source = DCN_TUNING_FILE;
-        }
+      if (entry_rank(e, kernel, dtype, group_channels) == rank)
+        apply(kernel, &c, e->value, e->set, DCN_TUNING_FILE);
     }
-  for (int p = 0; p < DCN_TUNING_PARAMS; p++)
-    if (ctx->tuning.set[kernel][p]) {
-      set_param(&c, p, ctx->tuning.value[kernel][p]);
-      c.source = DCN_TUNING_OVERRIDE;
-    }
-  if (c.local_size > ctx->max_work_group_size && ctx->max_work_group_size) {
+  apply(kernel, &c, ctx->tuning.value[kernel], ctx->tuning.set[kernel],
+        DCN_TUNING_OVERRIDE);
+  const param_spec *local = find_param(kernel, DCN_PARAM_LOCAL);
+  const long want = get_value(local, &c);
+  if (ctx->max_work_group_size && (size_t)want > ctx->max_work_group_size) {
     unsigned bit = 1u << kernel;
     if (!(ctx->tuning_warned & bit)) {
       ctx->tuning_warned |= bit;
       dcn_log(ctx, DCN_LOG_INFO,
-              "%s: tuned work-group size %zu exceeds the device's maximum "
-              "%zu; using the default %zu",
-              kernel_names[kernel], c.local_size, ctx->max_work_group_size,
-              builtin.local_size);
+              "%s: tuned work-group size %ld exceeds the device's maximum "
+              "%zu; using the default %ld",
+              kernels[kernel].name, want, ctx->max_work_group_size,
+              get_value(local, &def));
     }
-    c.local_size = builtin.local_size;
+    set_value(local, &c, get_value(local, &def));
   }
   return c;
 }
 
-bool dcn_tuning_same(const dcn_launch_config *a, const dcn_launch_config *b) {
-  for (int p = 0; p < DCN_TUNING_PARAMS; p++)
-    if (get_param(a, p) != get_param(b, p))
+static bool same(dcn_kernel_id kernel, const void *a, const void *b) {
+  for (size_t i = 0; i < kernels[kernel].count; i++)
+    if (get_value(&kernels[kernel].params[i], a) !=
+        get_value(&kernels[kernel].params[i], b))
       return false;
   return true;
 }
 
-void dcn_tuning_format(const dcn_launch_config *c, char *out, size_t size) {
+int dcn_tuning_candidates(dcnv4_context *ctx, dcn_kernel_id kernel,
+                          dcnv4_dtype dtype, int group_channels,
+                          dcn_kernel_tuning cfgs[2]) {
+  cfgs[0] = dcn_tuning_lookup(ctx, kernel, dtype, group_channels);
+  if (*source_of(kernel, &cfgs[0]) == DCN_TUNING_BUILTIN)
+    return 1;
+  cfgs[1] = builtin(ctx, kernel, dtype, group_channels);
+  return same(kernel, &cfgs[0], &cfgs[1]) ? 1 : 2;
+}
+
+/* The typed forms: the union member of the kernel. */
+#define CANDIDATES(fn, type, member, kernel)                                   \
+  int fn(dcnv4_context *ctx, dcnv4_dtype dtype, int group_channels,            \
+         type cfgs[2]) {                                                       \
+    dcn_kernel_tuning c[2];                                                    \
+    int n = dcn_tuning_candidates(ctx, (kernel), dtype, group_channels, c);    \
+    for (int i = 0; i < n; i++)                                                \
+      cfgs[i] = c[i].member;                                                   \
+    return n;                                                                  \
+  }
+CANDIDATES(dcn_tuning_dcnv4_forward, dcn_dcnv4_forward_tuning, dcnv4_forward,
+           DCN_KERNEL_DCNV4_FORWARD)
+CANDIDATES(dcn_tuning_dcnv4_backward, dcn_dcnv4_backward_tuning, dcnv4_backward,
+           DCN_KERNEL_DCNV4_BACKWARD)
+CANDIDATES(dcn_tuning_fda_forward, dcn_fda_forward_tuning, fda_forward,
+           DCN_KERNEL_FDA_FORWARD)
+CANDIDATES(dcn_tuning_fda_backward, dcn_fda_backward_tuning, fda_backward,
+           DCN_KERNEL_FDA_BACKWARD)
+
+int dcn_tuning_linear(dcnv4_context *ctx, dcn_linear_tuning cfgs[2]) {
+  dcn_kernel_tuning c[2];
+  int n = dcn_tuning_candidates(ctx, DCN_KERNEL_LINEAR, DCNV4_FLOAT32, 0, c);
+  for (int i = 0; i < n; i++)
+    cfgs[i] = c[i].linear;
+  return n;
+}
+
+dcn_dcnv4_backward_deterministic_tuning
+dcn_tuning_dcnv4_backward_deterministic(dcnv4_context *ctx, dcnv4_dtype dtype,
+                                        int group_channels) {
+  return dcn_tuning_lookup(ctx, DCN_KERNEL_DCNV4_BACKWARD_DETERMINISTIC, dtype,
+                           group_channels)
+      .dcnv4_backward_deterministic;
+}
+
+dcn_fda_backward_deterministic_tuning
+dcn_tuning_fda_backward_deterministic(dcnv4_context *ctx, dcnv4_dtype dtype,
+                                      int group_channels) {
+  return dcn_tuning_lookup(ctx, DCN_KERNEL_FDA_BACKWARD_DETERMINISTIC, dtype,
+                           group_channels)
+      .fda_backward_deterministic;
+}
+
+dcn_layer_tuning dcn_tuning_layer_ops(dcnv4_context *ctx,
+                                      dcn_kernel_id kernel) {
+  return dcn_tuning_lookup(ctx, kernel, DCNV4_FLOAT32, 0).layer;
+}
+
+void dcn_tuning_format(dcn_kernel_id kernel, const void *cfg, char *out,
+                       size_t size) {
   size_t n = 0;
   if (size)
     out[0] = '\0';
-  for (int p = 0; p < DCN_TUNING_PARAMS && n < size; p++) {
-    int w = snprintf(out + n, size - n, "%s%s=%ld", p ? ";" : "",
-                     params[p].name, get_param(c, p));
+  for (size_t i = 0;
+       kernel < DCN_KERNEL_COUNT && i < kernels[kernel].count && n < size;
+       i++) {
+    const param_spec *p = &kernels[kernel].params[i];
+    int w = snprintf(out + n, size - n, "%s%s=%ld", i ? ";" : "",
+                     param_names[p->param], get_value(p, cfg));
     if (w < 0)
       break;
     n += (size_t)w;
   }
 }
 
+dcn_tuning_layer dcn_tuning_source(dcn_kernel_id kernel, const void *cfg) {
+  return *(
+      const dcn_tuning_layer *)(const void *)((const char *)cfg +
+                                              kernels[kernel].source_offset);
+}
+
 void dcn_tuning_log_fallback(dcnv4_context *ctx, dcn_kernel_id kernel,
-                             const dcn_launch_config *tuned,
-                             const dcn_launch_config *fallback_cfg,
+                             const void *tuned, const void *fallback_cfg,
                              const char *why) {
   char a[160], b[160];
-  dcn_tuning_format(tuned, a, sizeof a);
-  dcn_tuning_format(fallback_cfg, b, sizeof b);
+  dcn_tuning_format(kernel, tuned, a, sizeof a);
+  dcn_tuning_format(kernel, fallback_cfg, b, sizeof b);
+  dcn_tuning_layer src = dcn_tuning_source(kernel, tuned);
   ctx->tuning_fallbacks++;
   dcn_log(ctx, DCN_LOG_INFO,
           "%s: the tuned configuration (%s, from the %s) %s; falling back to "
           "the built-in default (%s)",
           dcn_kernel_name(kernel), a,
-          tuned->source == DCN_TUNING_FILE ? "tuning file" : "override", why,
-          b);
+          src == DCN_TUNING_FILE ? "tuning file" : "override", why, b);
 }
 
 int dcn_vector_width(int channels, int max_vec) {
@@ -454,14 +755,4 @@ int dcn_vector_width(int channels, int max_vec) {
     if (v <= max_vec && channels % v == 0)
       return v;
   return 1;
-}
-
-int dcn_tuning_candidates(dcnv4_context *ctx, dcn_kernel_id kernel,
-                          dcnv4_dtype dtype, int group_channels,
-                          dcn_launch_config cfgs[2]) {
-  cfgs[0] = dcn_tuning_lookup(ctx, kernel, dtype, group_channels);
-  if (cfgs[0].source == DCN_TUNING_BUILTIN)
-    return 1;
-  cfgs[1] = dcn_tuning_builtin(ctx, kernel, dtype, group_channels);
-  return dcn_tuning_same(&cfgs[0], &cfgs[1]) ? 1 : 2;
 }

@@ -6,9 +6,10 @@
  * name made file-safe plus a hash of vendor, name and driver version, so a
  * driver update starts from the defaults again.
  *
- * Format (JSON, strict: unknown keys, wrong types, out-of-range values and
- * duplicate entries make the whole file invalid; an invalid file is ignored
- * with a DCNV4_LOG message, never a failed context creation):
+ * Format (JSON, strict: unknown keys, wrong types, parameters a kernel does
+ * not take, out-of-range values and duplicate entries make the whole file
+ * invalid; an invalid file is ignored with a DCNV4_LOG message, never a
+ * failed context creation):
  *
  *   {"format": "dcnv4-tuning", "version": 1,
  *    "device": {"name": "...", "vendor": "...", "driver": "..."},
@@ -224,15 +225,15 @@ static bool parse_kernel_entry(parse_state *s, const cJSON *e, size_t index) {
   if (!cJSON_IsObject(p) || !p->child)
     return bad(s, "%s: \"params\" must be a non-empty object", where);
   for (const cJSON *c = p->child; c; c = c->next) {
-    int which = dcn_tuning_param_from_name(c->string);
     long v = 0;
+    char why[200];
+    if (!json_int(c, -1000000000L, 1000000000L, &v))
+      return bad(s, "%s: value of \"%s\" is not an integer", where, c->string);
+    int which = dcn_tuning_check(out.kernel, c->string, v, why, sizeof why);
     if (which < 0)
-      return bad(s, "%s: unknown parameter \"%s\"", where, c->string);
+      return bad(s, "%s: %s", where, why);
     if (out.set[which])
       return bad(s, "%s: parameter \"%s\" given twice", where, c->string);
-    if (!json_int(c, -1000000000L, 1000000000L, &v) ||
-        !dcn_tuning_value_ok((dcn_tuning_param)which, v))
-      return bad(s, "%s: value of \"%s\" out of range", where, c->string);
     out.value[which] = v;
     out.set[which] = true;
   }
@@ -248,10 +249,8 @@ static bool parse_kernel_entry(parse_state *s, const cJSON *e, size_t index) {
   return true;
 }
 
-/* CLBlast kernels whose parameters the file may set (gemm.c knows their
- * constraints and a conservative replacement for each). */
-static const char *const gemm_kernels[] = {"Xgemm", "XgemmDirect"};
-
+/* A "gemm" entry is stored as read: a CLBlast kernel name and its named
+ * parameters; linear.c knows which kernels and values it can apply. */
 static bool parse_gemm_entry(parse_state *s, const cJSON *e, size_t index) {
   char where[48];
   snprintf(where, sizeof where, "gemm[%zu]", index);
@@ -264,13 +263,12 @@ static bool parse_gemm_entry(parse_state *s, const cJSON *e, size_t index) {
   dcn_gemm_entry out;
   memset(&out, 0, sizeof out);
   const cJSON *k = cJSON_GetObjectItemCaseSensitive(e, "kernel");
-  bool known = false;
-  for (size_t i = 0;
-       cJSON_IsString(k) && i < sizeof gemm_kernels / sizeof gemm_kernels[0];
-       i++)
-    known = known || !strcmp(k->valuestring, gemm_kernels[i]);
-  if (!known)
-    return bad(s, "%s: missing or unknown CLBlast \"kernel\"", where);
+  size_t klen = cJSON_IsString(k) ? strlen(k->valuestring) : 0;
+  bool kernel_ok = klen > 0 && klen < sizeof out.kernel;
+  for (size_t i = 0; kernel_ok && i < klen; i++)
+    kernel_ok = isalnum((unsigned char)k->valuestring[i]) != 0;
+  if (!kernel_ok)
+    return bad(s, "%s: missing or malformed CLBlast \"kernel\"", where);
   snprintf(out.kernel, sizeof out.kernel, "%s", k->valuestring);
   const cJSON *prec = cJSON_GetObjectItemCaseSensitive(e, "precision");
   if (prec && (!cJSON_IsString(prec) || strcmp(prec->valuestring, "float32")))
@@ -427,9 +425,8 @@ void dcn_tuning_file_load(dcnv4_context *ctx) {
             e->dtype < 0 ? "any" : dcnv4_dtype_name((dcnv4_dtype)e->dtype),
             e->group_channels, text_params);
   }
-  if (s.gemm_count)
-    ctx->gemm_tuned = dcn_gemm_apply_tuning(ctx, s.gemm, s.gemm_count) > 0;
-  dcn_free(s.gemm);
+  ctx->gemm_entries = s.gemm;
+  ctx->gemm_entry_count = s.gemm_count;
 }
 
 /* ------------------------------------------------------------ public API */
@@ -473,11 +470,11 @@ dcnv4_status dcnv4_context_get_tuning(dcnv4_context *ctx, const char *kernel,
     return dcn_fail(ctx, DCNV4_ERROR_INVALID_PARAMETER,
                     "bad dtype %d or group_channels %d", (int)dtype,
                     (int)group_channels);
-  dcn_launch_config c =
+  dcn_kernel_tuning c =
       dcn_tuning_lookup(ctx, (dcn_kernel_id)id, dtype, (int)group_channels);
-  dcn_tuning_format(&c, params, params_size);
+  dcn_tuning_format((dcn_kernel_id)id, &c, params, params_size);
   if (source)
-    *source = (dcnv4_tuning_source)c.source;
+    *source = (dcnv4_tuning_source)dcn_tuning_source((dcn_kernel_id)id, &c);
   return DCNV4_SUCCESS;
 }
 

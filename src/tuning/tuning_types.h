@@ -1,4 +1,6 @@
-/* Types of the tuning seam, shared by the context and tuning.c. */
+/* Types of the tuning seam, shared by the context, the operators and
+ * src/tuning/: the kernels, their typed launch parameters, and what the
+ * tuning file and the override hold. */
 #ifndef DCNV4_TUNING_TYPES_H
 #define DCNV4_TUNING_TYPES_H
 
@@ -12,14 +14,10 @@ typedef enum dcn_kernel_id {
   DCN_KERNEL_FDA_BACKWARD,
   DCN_KERNEL_LAYER_ELEMENTWISE, /* layer_ops.cl: conversions, bias, gate */
   DCN_KERNEL_LAYER_DWCONV,      /* layer_ops.cl: depthwise convolution */
-  /* deterministic backward (params->deterministic): local (work-group size)
-   * of every kernel, unroll and specialize; its vector width depends on
-   * group_channels only */
+  /* deterministic backward (params->deterministic) */
   DCN_KERNEL_DCNV4_BACKWARD_DETERMINISTIC,
   DCN_KERNEL_FDA_BACKWARD_DETERMINISTIC,
-  /* the layers' GEMMs (src/ops/linear/linear.c): CLBlast or linear.cl (backend), the
-   * latter's tiles (tilem, tilen, tilek), columns per work-item (vec) and
-   * work-group size (local) */
+  /* the layers' GEMMs (src/ops/linear/linear.c) */
   DCN_KERNEL_LINEAR,
   DCN_KERNEL_COUNT
 } dcn_kernel_id;
@@ -27,56 +25,14 @@ typedef enum dcn_kernel_id {
 /* Where a launch configuration came from (the highest layer that set one of
  * its parameters); the values match dcnv4_tuning_source. */
 typedef enum dcn_tuning_layer {
-  DCN_TUNING_BUILTIN = 0, /* the per-vendor table of tuning.c */
+  DCN_TUNING_BUILTIN = 0, /* the built-in table of tuning.c */
   DCN_TUNING_FILE = 1,    /* the tuning file read at context creation */
   DCN_TUNING_OVERRIDE = 2 /* DCNV4_TUNING or dcnv4_context_set_tuning */
 } dcn_tuning_layer;
 
-typedef struct dcn_launch_config {
-  int max_vec;       /* widest vector of channels per work-item (1..8) */
-  size_t local_size; /* work-items per work-group */
-  int stage;  /* DCNv4 forward offsets/weights: 0 each work-item loads its
-                 own, 1 staged in local memory, 2 loaded once per (pixel,
-                 group) and shared through warp shuffles (NVIDIA), 3 each
-                 point located once per work-group, its footprint kept in
-                 local memory. FlashDeformAttn forward: 0 each work-item
-                 locates its head's points, 1 the work-items of a head
-                 share that through local memory (24 or 32 bytes a
-                 point), 2 the same packed in 16 bytes (G*D % 16 == 0 and
-                 32-bit indices, else 1) */
-  int split;  /* backward: 1 channel chunks per work-item with a local-memory
-                 reduction, 0 one work-item per (pixel, group) */
-  int unroll; /* 1: unroll the kernel-point loops (GPUs); 0: keep them rolled
-                 (CPUs, where unrolled bodies compile slowly and gain little) */
-  int specialize; /* 1: shape constants compiled in (one program per shape);
-                     0: read at run time (one program per dtype and width) */
-  int rows;       /* forward: output rows per work-group, so that vertically
-                     neighbouring pixels share L1 (0 or 1: one row); tiled
-                     backward: the tile's output rows */
-  int backend;    /* linear: 0 CLBlast, 1 linear.cl */
-  int tile_m;     /* linear: output rows per work-group */
-  int tile_n;     /* linear: output columns per work-group */
-  int tile_k;     /* linear: K chunk staged in local memory at a time */
-  int halo;       /* backward: 0 global atomics per point; h > 0 accumulate the
-                     input gradient of a work-group's pixels in local memory over
-                     their sampling grid widened by h pixels (DCNv4, specialize 1) */
-  int max_regs;   /* registers per work-item the compiler may use (NVIDIA's
-                     -cl-nv-maxrregcount, where the device has
-                     cl_nv_compiler_options); 0: the compiler's choice */
-  int groups;     /* DCNv4 forward: at most this many groups per work-group,
-                     which then spans more pixels (0: all groups that fit);
-                     FlashDeformAttn forward: heads per block of queries in
-                     the work-item order, where it divides the heads (0:
-                     all heads of a query together) */
-  int pieces;     /* DCNv4 forward, stage 0: vectors of `vec` channels per
-                     work-item, group_channels / pieces apart (0 or 1: one) */
-  /* Not a parameter: set by dcn_tuning_lookup. */
-  dcn_tuning_layer source;
-} dcn_launch_config;
-
-/* Adding a parameter: an id here, a row in the `params` table of tuning.c
- * (name, range, field of dcn_launch_config), a field above, and its use in
- * the operator. Files, DCNV4_TUNING and dcnv4-tune pick it up by name. */
+/* The parameter names of tuning strings and files. A name means one thing
+ * per kernel; which kernels take which, with ranges and meanings, is the
+ * `kernels` table of tuning.c (docs/tuning-parameters.md). */
 typedef enum dcn_tuning_param {
   DCN_PARAM_VEC = 0,
   DCN_PARAM_LOCAL,
@@ -96,16 +52,119 @@ typedef enum dcn_tuning_param {
   DCN_TUNING_PARAMS
 } dcn_tuning_param;
 
+/* Typed launch parameters, one struct per kernel (the field names are the
+ * parameters' meanings for that kernel; tuning.c's `kernels` table maps the
+ * tuning names onto them). Adding a parameter: a field here, a row in that
+ * table, its use in the operator. `source` is not a parameter: set by the
+ * lookup. */
+
+/* DCNv4 forward (dcnv4_forward.cl). */
+typedef struct dcn_dcnv4_forward_tuning {
+  int max_vec;       /* vec: widest vector of channels per work-item */
+  size_t local_size; /* local: work-items per work-group */
+  int stage;         /* stage: how offsets/weights are read (0 per work-item,
+                        3 each point located once per work-group) */
+  int unroll;        /* unroll: 1 unrolls the kernel-point loops */
+  int specialize;    /* specialize: 1 compiles shape constants in */
+  int rows;          /* rows: output rows per work-group */
+  int max_regs;      /* regs: register cap (NVIDIA), 0 the compiler's */
+  int groups;        /* groups: at most this many groups per work-group */
+  int pieces;        /* pieces: vectors per work-item (stage 0) */
+  dcn_tuning_layer source;
+} dcn_dcnv4_forward_tuning;
+
+/* DCNv4 backward (dcnv4_backward.cl). */
+typedef struct dcn_dcnv4_backward_tuning {
+  int max_vec;       /* vec: widest vector of channels per work-item */
+  size_t local_size; /* local: work-items per work-group */
+  int split;         /* split: 1 channel chunks with a local reduction */
+  int unroll;        /* unroll: 1 unrolls the kernel-point loops */
+  int specialize;    /* specialize: 1 compiles shape constants in */
+  int rows;          /* rows: output rows of a tile (halo > 0) */
+  int halo;          /* halo: 0 global atomics; > 0 tiled in local memory */
+  int max_regs;      /* regs: register cap (NVIDIA), 0 the compiler's */
+  dcn_tuning_layer source;
+} dcn_dcnv4_backward_tuning;
+
+/* FlashDeformAttn forward (fda_forward.cl). */
+typedef struct dcn_fda_forward_tuning {
+  int max_vec;       /* vec: widest vector of channels per work-item */
+  size_t local_size; /* local: work-items per work-group */
+  int stage;         /* stage: 0 per work-item, 1/2 shared per head */
+  int specialize;    /* specialize: 1 compiles shape constants in */
+  int max_regs;      /* regs: register cap (NVIDIA), 0 the compiler's */
+  int groups;        /* groups: heads per block of queries (0: all) */
+  dcn_tuning_layer source;
+} dcn_fda_forward_tuning;
+
+/* FlashDeformAttn backward (fda_backward.cl). */
+typedef struct dcn_fda_backward_tuning {
+  int max_vec;       /* vec: widest vector of channels per work-item */
+  size_t local_size; /* local: work-items per work-group */
+  int specialize;    /* specialize: 1 compiles shape constants in */
+  int max_regs;      /* regs: register cap (NVIDIA), 0 the compiler's */
+  dcn_tuning_layer source;
+} dcn_fda_backward_tuning;
+
+/* DCNv4 deterministic backward (its vector width follows group_channels). */
+typedef struct dcn_dcnv4_backward_deterministic_tuning {
+  size_t local_size; /* local: work-items per work-group, every kernel */
+  int unroll;        /* unroll: 1 unrolls the kernel-point loops */
+  int specialize;    /* specialize: 1 compiles shape constants in */
+  int max_regs;      /* regs: register cap (NVIDIA), 0 the compiler's */
+  dcn_tuning_layer source;
+} dcn_dcnv4_backward_deterministic_tuning;
+
+/* FlashDeformAttn deterministic backward. */
+typedef struct dcn_fda_backward_deterministic_tuning {
+  size_t local_size; /* local: work-items per work-group, every kernel */
+  int specialize;    /* specialize: 1 compiles shape constants in */
+  int max_regs;      /* regs: register cap (NVIDIA), 0 the compiler's */
+  dcn_tuning_layer source;
+} dcn_fda_backward_deterministic_tuning;
+
+/* layer_elementwise and layer_dwconv (layer_ops.cl): one element per
+ * work-item. */
+typedef struct dcn_layer_tuning {
+  size_t local_size; /* local: work-items per work-group */
+  dcn_tuning_layer source;
+} dcn_layer_tuning;
+
+/* The layers' GEMM (linear.c): CLBlast or linear.cl. */
+typedef struct dcn_linear_tuning {
+  int backend;       /* backend: 0 CLBlast, 1 linear.cl */
+  int tile_m;        /* tilem: output rows per work-group */
+  int tile_n;        /* tilen: output columns per work-group */
+  int tile_k;        /* tilek: K chunk staged in local memory */
+  int max_vec;       /* vec: columns per work-item */
+  size_t local_size; /* local: work-items per work-group */
+  int unroll;        /* unroll: 1 unrolls the k loop */
+  dcn_tuning_layer source;
+} dcn_linear_tuning;
+
+/* Any kernel's parameters: the member named after the kernel. The built-in
+ * table and the merge engine hold configurations as this. */
+typedef union dcn_kernel_tuning {
+  dcn_dcnv4_forward_tuning dcnv4_forward;
+  dcn_dcnv4_backward_tuning dcnv4_backward;
+  dcn_fda_forward_tuning fda_forward;
+  dcn_fda_backward_tuning fda_backward;
+  dcn_dcnv4_backward_deterministic_tuning dcnv4_backward_deterministic;
+  dcn_fda_backward_deterministic_tuning fda_backward_deterministic;
+  dcn_layer_tuning layer; /* layer_elementwise, layer_dwconv */
+  dcn_linear_tuning linear;
+} dcn_kernel_tuning;
+
 /* Per-context overrides of the defaults, from DCNV4_TUNING at context
- * creation or dcnv4_context_set_tuning: "kernel.param=value[;...]", param
- * one of the names of the params table. */
+ * creation or dcnv4_context_set_tuning: "kernel.param=value[;...]", each
+ * param one the kernel takes. */
 typedef struct dcn_tuning_override {
   long value[DCN_KERNEL_COUNT][DCN_TUNING_PARAMS];
   bool set[DCN_KERNEL_COUNT][DCN_TUNING_PARAMS]; /* which were given */
 } dcn_tuning_override;
 
-/* One kernel entry of a tuning file: parameters for a kernel, a dtype (-1:
- * any) and a shape class (group_channels, 0: any). */
+/* One kernel entry of a tuning file: parameters the kernel takes, a dtype
+ * (-1: any) and a shape class (group_channels, 0: any). */
 typedef struct dcn_tuning_entry {
   dcn_kernel_id kernel;
   int dtype;
@@ -114,7 +173,9 @@ typedef struct dcn_tuning_entry {
   bool set[DCN_TUNING_PARAMS];
 } dcn_tuning_entry;
 
-/* One CLBlast parameter set of a tuning file (CLBlastOverrideParameters). */
+/* One "gemm" entry of a tuning file: a named parameter set for a CLBlast
+ * kernel, stored as read; linear.c decides what it means and applies it
+ * (CLBlastOverrideParameters). */
 #define DCN_GEMM_MAX_PARAMS 24
 typedef struct dcn_gemm_entry {
   char kernel[32]; /* "Xgemm", "XgemmDirect", ... */
@@ -122,5 +183,13 @@ typedef struct dcn_gemm_entry {
   char names[DCN_GEMM_MAX_PARAMS][16];
   size_t values[DCN_GEMM_MAX_PARAMS];
 } dcn_gemm_entry;
+
+/* What the built-in table keys on: vendor class, architecture and device
+ * name (src/tuning/tuning.c, dcn_tuning_identify). */
+typedef struct dcn_device_class {
+  int vendor;     /* dcn_vendor */
+  char arch[32];  /* "sm_90", "gfx90a", "pocl", ...; "" unknown */
+  char name[256]; /* the device's name (AMD: its board name) */
+} dcn_device_class;
 
 #endif /* DCNV4_TUNING_TYPES_H */

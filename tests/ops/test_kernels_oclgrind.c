@@ -235,11 +235,10 @@ static const char *const fda_variants[] = {
     "fda_backward.vec=8;fda_backward.local=64;"
     "fda_backward.specialize=0",
     "fda_forward.vec=4;fda_forward.local=32;"
-    "fda_forward.specialize=1;fda_forward.unroll=1;"
+    "fda_forward.specialize=1;"
     "fda_forward.groups=1;fda_forward.stage=2;"
     "fda_backward.vec=4;fda_backward.local=32;"
-    "fda_backward.specialize=1;"
-    "fda_backward.unroll=1",
+    "fda_backward.specialize=1",
     "fda_forward.vec=2;fda_forward.local=16;"
     "fda_forward.specialize=0;fda_forward.stage=1;"
     "fda_backward.vec=2;fda_backward.local=16;"

@@ -11,8 +11,9 @@
  *     new context reads and computes correctly with.
  *   test_tuning gemm TEST_GOLDEN GOLDEN_DIR
  *     the file's CLBlast parameters are applied to the layers' GEMMs; sets
- *     the device cannot run fall back to CLBlast's defaults (DCNV4_LOG says
- *     so) and the layer results stay right. */
+ *     the device cannot run, and kernels the library does not tune, leave
+ *     CLBlast's defaults (DCNV4_LOG says so) and the layer results stay
+ *     right. */
 #include "dcnv4_problem.h"
 #include "fda_problem.h"
 #include "run_tool_util.h"
@@ -181,8 +182,14 @@ static void test_malformed(void) {
       {"unknown_entry_key", NULL,
        "\"kernels\": [{\"kernel\": \"dcnv4_forward\", \"speed\": 1, "
        "\"params\": {\"vec\": 4}}]"},
+      {"foreign_param", NULL,
+       "\"kernels\": [{\"kernel\": \"fda_backward\", \"params\": "
+       "{\"unroll\": 1}}]"},
+      {"fda_stage3", NULL,
+       "\"kernels\": [{\"kernel\": \"fda_forward\", \"params\": "
+       "{\"stage\": 3}}]"},
       {"gemm_kernel", NULL,
-       "\"gemm\": [{\"kernel\": \"Xfoo\", \"params\": {\"MWG\": 64}}]"},
+       "\"gemm\": [{\"kernel\": \"X-gemm\", \"params\": {\"MWG\": 64}}]"},
       {"gemm_name", NULL,
        "\"gemm\": [{\"kernel\": \"Xgemm\", \"params\": {\"mwg\": 64}}]"},
       {"gemm_precision", NULL,
@@ -277,6 +284,26 @@ static void test_precedence(void) {
         "set_tuning refused groups=2");
   expect(ctx, "dcnv4_forward", DCNV4_FLOAT32, 16, ";groups=2",
          DCNV4_TUNING_OVERRIDE, "groups override");
+  /* Typed parameters: one a kernel does not take is refused, naming it. */
+  CHECK(dcnv4_context_set_tuning(ctx, "fda_forward.split=1") ==
+                DCNV4_ERROR_INVALID_PARAMETER &&
+            strstr(dcnv4_context_last_error(ctx),
+                   "fda_forward does not take \"split\""),
+        "set_tuning fda_forward.split=1: %s", dcnv4_context_last_error(ctx));
+  expect(ctx, "dcnv4_forward", DCNV4_FLOAT32, 16, ";groups=2",
+         DCNV4_TUNING_OVERRIDE, "refused parameter changed nothing");
+  /* get_tuning lists the kernel's own parameters only. */
+  char own[256];
+  CHECK(dcnv4_context_get_tuning(ctx, "fda_backward", DCNV4_FLOAT32, 16, own,
+                                 sizeof own, NULL) == DCNV4_SUCCESS &&
+            !strncmp(own, "vec=", 4) && strstr(own, ";regs=") &&
+            !strstr(own, "split") && !strstr(own, "stage") &&
+            !strstr(own, "tilem"),
+        "fda_backward's parameters: \"%s\"", own);
+  CHECK(dcnv4_context_get_tuning(ctx, "layer_dwconv", DCNV4_FLOAT32, 0, own,
+                                 sizeof own, NULL) == DCNV4_SUCCESS &&
+            !strncmp(own, "local=", 6) && !strchr(own, ';'),
+        "layer_dwconv's parameters: \"%s\"", own);
   dcnv4_context_destroy(ctx);
 }
 
@@ -433,9 +460,25 @@ static void test_lane_shuffle_stage(void) {
   dcnv4_context_destroy(ctx);
 }
 
+/* "gemm" entries are stored as read: a CLBlast kernel linear.c does not
+ * tune is skipped there (logged; mode gemm), the file's kernel entries
+ * apply. */
+static void test_unknown_gemm_kernel(void) {
+  write_tuning("gemm_unknown.json",
+               "\"kernels\": [{\"kernel\": \"dcnv4_forward\", \"params\": "
+               "{\"vec\": 2}}],\n"
+               "\"gemm\": [{\"kernel\": \"Xfoo\", \"params\": {\"MWG\": 64}}]");
+  dcnv4_context *ctx = open_with("gemm_unknown.json");
+  CHECK(loaded(ctx) == 1, "file with an unknown CLBlast kernel not loaded");
+  expect(ctx, "dcnv4_forward", DCNV4_FLOAT32, 16, "vec=2;", DCNV4_TUNING_FILE,
+         "kernel entry beside an unknown CLBlast kernel");
+  dcnv4_context_destroy(ctx);
+}
+
 static int mode_file(const char *src_dir) {
   test_good_file();
   test_malformed();
+  test_unknown_gemm_kernel();
   test_precedence();
   test_build_fallback(src_dir);
   test_lane_shuffle_stage();
@@ -589,6 +632,16 @@ static int mode_gemm(const char *golden, const char *dir) {
         rc);
   CHECK(found, "the unusable CLBlast parameters were not reported");
   free(bad);
+  /* A kernel linear.c does not tune: skipped, said so. */
+  write_tuning("gemm_unknown.json",
+               "\"gemm\": [{\"kernel\": \"Xfoo\", \"params\": {\"MWG\": 64}}]");
+  char *unknown = path_of("gemm_unknown.json");
+  rc =
+      golden_with(golden, dir, unknown, "is not one the library tunes", &found);
+  CHECK(rc == 0, "golden layer cases beside an unknown CLBlast kernel (%d)",
+        rc);
+  CHECK(found, "the unknown CLBlast kernel was not reported");
+  free(unknown);
   return 0;
 }
 

@@ -251,20 +251,21 @@ static geometry_arg make_geometry(const dcnv4_params *p, const dcnv4_shape *s) {
 
 /* The -D options shared by the forward and backward programs, then `extra`. */
 static void kernel_options(const dcnv4_context *ctx, const dcnv4_params *p,
-                           int vec, bool idx64, const dcn_launch_config *cfg,
-                           const char *extra, char *out, size_t size) {
+                           int vec, bool idx64, int unroll, int specialize,
+                           int max_regs, const char *extra, char *out,
+                           size_t size) {
   int n = snprintf(out, size,
                    "-DDCNV4_OP=1 -DDTYPE=%d -DVEC=%d -DIDX64=%d -DUNROLL=%d "
                    "-DSPECIALIZE=%d",
-                   (int)p->dtype, vec, idx64 ? 1 : 0, cfg->unroll ? 1 : 0,
-                   cfg->specialize ? 1 : 0);
-  if (cfg->specialize && n > 0 && (size_t)n < size)
+                   (int)p->dtype, vec, idx64 ? 1 : 0, unroll ? 1 : 0,
+                   specialize ? 1 : 0);
+  if (specialize && n > 0 && (size_t)n < size)
     n += snprintf(out + n, size - (size_t)n,
                   " -DGROUP_CHANNELS=%d -DKH=%d -DKW=%d -DREMOVE_CENTER=%d "
                   "-DSOFTMAX=%d",
                   (int)p->group_channels, (int)p->kernel_h, (int)p->kernel_w,
                   (int)p->remove_center, (int)p->softmax);
-  if (cfg->specialize && n > 0 && (size_t)n < size) {
+  if (specialize && n > 0 && (size_t)n < size) {
     /* offset_scale as its bit pattern: exact, and independent of the
      * locale's decimal point. One program per geometry, as for the shape. */
     float scale = p->offset_scale;
@@ -279,7 +280,7 @@ static void kernel_options(const dcnv4_context *ctx, const dcnv4_params *p,
   }
   if (n > 0 && (size_t)n < size)
     snprintf(out + n, size - (size_t)n, "%s", extra);
-  dcn_register_cap_option(ctx, cfg, out, size);
+  dcn_register_cap_option(ctx, max_regs, out, size);
 }
 
 /* The 3-D range of the forward and backward kernels (see
@@ -387,7 +388,7 @@ typedef struct tile_plan {
 
 static bool plan_tiles(const dcnv4_context *ctx, cl_kernel kernel,
                        const dcnv4_params *p, const dcnv4_shape *s, int vec,
-                       const dcn_launch_config *cfg, tile_plan *t) {
+                       const dcn_dcnv4_backward_tuning *cfg, tile_plan *t) {
   if (cfg->halo <= 0 || !cfg->specialize)
     return false;
   size_t limit = dcn_kernel_item_limit(ctx, kernel, ctx->max_item_sizes[0]);
@@ -472,7 +473,7 @@ static bool warp_mma_ptx(const dcnv4_context *ctx) {
  * and a specialized build (the kernel keeps the K weights of a pair in
  * registers). */
 static bool tensor_core_fits(const dcnv4_params *p,
-                             const dcn_launch_config *cfg) {
+                             const dcn_dcnv4_forward_tuning *cfg) {
   return p->dtype != DCNV4_FLOAT32 && p->group_channels % 16 == 0 &&
          cfg->specialize;
 }
@@ -501,7 +502,7 @@ static size_t gcd_size(size_t a, size_t b) {
  * per warp) of about cfg->local_size work-items, as local memory allows. */
 static bool plan_tensor_core_range(const dcnv4_context *ctx, cl_kernel kernel,
                                    const dcnv4_params *p, const dcnv4_shape *s,
-                                   const dcn_launch_config *cfg,
+                                   const dcn_dcnv4_forward_tuning *cfg,
                                    range_plan *r) {
   const size_t hard =
       dcn_kernel_item_limit(ctx, kernel, ctx->max_item_sizes[0]);
@@ -541,11 +542,10 @@ static bool plan_tensor_core_range(const dcnv4_context *ctx, cl_kernel kernel,
 
 /* The forward kernel of a validated parameter set (built on first use),
  * `vec` channels per work-item, staged or not. */
-static dcnv4_status forward_kernel(dcnv4_context *ctx,
-                                   const dcnv4_params *params,
-                                   const dcnv4_shape *s,
-                                   const dcn_launch_config *cfg, int stage,
-                                   int vec, int pieces, cl_kernel *kernel) {
+static dcnv4_status
+forward_kernel(dcnv4_context *ctx, const dcnv4_params *params,
+               const dcnv4_shape *s, const dcn_dcnv4_forward_tuning *cfg,
+               int stage, int vec, int pieces, cl_kernel *kernel) {
   /* 256-byte L2 fetches (PTX .L2::256B, compute capability 8 or later):
    * H100, fp32 forward x0.96-0.99, 16-bit storage's corners with one
    * piece x0.95-1.00 (the kernel leaves the hint out where it lost;
@@ -558,7 +558,8 @@ static dcnv4_status forward_kernel(dcnv4_context *ctx,
            stage == 2                        ? " -DLANE_SHUFFLE=1"
            : stage == 4 && warp_mma_ptx(ctx) ? " -DWARP_MMA_PTX=1"
                                              : "");
-  kernel_options(ctx, params, vec, needs_64bit_indices(s), cfg, extra, portable,
+  kernel_options(ctx, params, vec, needs_64bit_indices(s), cfg->unroll,
+                 cfg->specialize, cfg->max_regs, extra, portable,
                  sizeof portable);
   if (!fetch256)
     return dcn_get_kernel(ctx, "dcnv4_forward", portable, "dcnv4_forward",
@@ -575,7 +576,7 @@ static dcnv4_status forward_kernel(dcnv4_context *ctx,
  * are consecutive lanes of one warp (plan_range puts whole groups in
  * dimension 0). */
 static bool lane_shuffle_fits(const dcnv4_context *ctx,
-                              const dcn_launch_config *cfg, int chunks) {
+                              const dcn_dcnv4_forward_tuning *cfg, int chunks) {
   return ctx->vendor == DCN_VENDOR_NVIDIA && cfg->specialize && cfg->unroll &&
          chunks <= 32 && (chunks & (chunks - 1)) == 0;
 }
@@ -589,12 +590,12 @@ static dcnv4_status select_forward(dcnv4_context *ctx,
                                    const dcnv4_params *params,
                                    const dcnv4_shape *s, cl_kernel *kernel,
                                    range_plan *r) {
-  dcn_launch_config cfgs[2];
-  int ncfg = dcn_tuning_candidates(ctx, DCN_KERNEL_DCNV4_FORWARD, params->dtype,
-                                   (int)params->group_channels, cfgs);
+  dcn_dcnv4_forward_tuning cfgs[2];
+  int ncfg = dcn_tuning_dcnv4_forward(ctx, params->dtype,
+                                      (int)params->group_channels, cfgs);
   dcnv4_status st = DCNV4_ERROR_BUILD_FAILED;
   for (int i = 0; i < ncfg; i++) {
-    const dcn_launch_config *cfg = &cfgs[i];
+    const dcn_dcnv4_forward_tuning *cfg = &cfgs[i];
     /* The asked stage, then plain global loads. */
     for (int stage = cfg->stage; stage >= 0; stage = stage ? 0 : -1) {
       if (stage == 4) {
@@ -606,7 +607,7 @@ static dcnv4_status select_forward(dcnv4_context *ctx,
           /* No register cap below 128: the kernel needs about 145, and
            * under the fp16 default's 40 it spilled and ran 1.23 ms instead
            * of 0.59 (H100, 64x56x56x128 G8, docs/perf-notes.md §17). */
-          dcn_launch_config uncapped = *cfg;
+          dcn_dcnv4_forward_tuning uncapped = *cfg;
           if (uncapped.max_regs < 128)
             uncapped.max_regs = 0;
           st = forward_kernel(ctx, params, s, &uncapped, 4, 8,
@@ -713,12 +714,13 @@ backward_deterministic(dcnv4_context *ctx, const dcnv4_params *params,
   dcnv4_status st = dcn_op_det_workspace(ctx, c, b, &ws);
   if (st != DCNV4_SUCCESS)
     return st;
-  dcn_launch_config cfg =
-      dcn_tuning_lookup(ctx, DCN_KERNEL_DCNV4_BACKWARD_DETERMINISTIC,
-                        params->dtype, (int)params->group_channels);
+  dcn_dcnv4_backward_deterministic_tuning cfg =
+      dcn_tuning_dcnv4_backward_deterministic(ctx, params->dtype,
+                                              (int)params->group_channels);
   int vec = dcn_vector_width(params->group_channels, 4);
   char options[DCN_OPTIONS_MAX];
-  kernel_options(ctx, params, vec, c->idx64, &cfg, "", options, sizeof options);
+  kernel_options(ctx, params, vec, c->idx64, cfg.unroll, cfg.specialize,
+                 cfg.max_regs, "", options, sizeof options);
   geometry_arg geo = make_geometry(params, s);
   const dcn_op_det_launch l = {options, vec, cfg.local_size, DCN_ARG(geo),
                                NULL};
@@ -750,14 +752,14 @@ dcnv4_status dcnv4_backward(dcnv4_context *ctx, const dcnv4_params *params,
   /* The tuned configuration, then the built-in default; for each, NVIDIA's
    * native float atomics through inline PTX first, falling back to the
    * portable compare-and-swap build if the compiler rejects them. */
-  dcn_launch_config cfgs[2];
-  int ncfg =
-      dcn_tuning_candidates(ctx, DCN_KERNEL_DCNV4_BACKWARD, params->dtype,
-                            (int)params->group_channels, cfgs);
+  dcn_dcnv4_backward_tuning cfgs[2];
+  int ncfg = dcn_tuning_dcnv4_backward(ctx, params->dtype,
+                                       (int)params->group_channels, cfgs);
   char base[2][DCN_OPTIONS_MAX], chosen[DCN_OPTIONS_MAX];
   for (int i = 0; i < ncfg; i++) {
     int vec_c = dcn_vector_width(params->group_channels, cfgs[i].max_vec);
-    kernel_options(ctx, params, vec_c, idx64, &cfgs[i], "", base[i],
+    kernel_options(ctx, params, vec_c, idx64, cfgs[i].unroll,
+                   cfgs[i].specialize, cfgs[i].max_regs, "", base[i],
                    sizeof base[i]);
   }
   cl_kernel kernel;
@@ -765,7 +767,7 @@ dcnv4_status dcnv4_backward(dcnv4_context *ctx, const dcnv4_params *params,
   if ((st = dcn_op_build_atomics(ctx, "dcnv4_backward", "dcnv4_backward", base,
                                  ncfg, &kernel, &chosen_config, chosen)))
     return st;
-  dcn_launch_config cfg = cfgs[0];
+  dcn_dcnv4_backward_tuning cfg = cfgs[0];
   if (chosen_config > 0) {
     cfg = cfgs[1];
     dcn_tuning_log_fallback(ctx, DCN_KERNEL_DCNV4_BACKWARD, &cfgs[0], &cfgs[1],

@@ -246,24 +246,24 @@ static fda_geometry_arg make_geometry(const dcnv4_fda_params *p) {
 
 /* The -D options shared by the forward and backward programs. */
 static void kernel_options(const dcnv4_context *ctx, const dcnv4_fda_params *p,
-                           int vec, bool idx64, const dcn_launch_config *cfg,
+                           int vec, bool idx64, int specialize, int max_regs,
                            char *out, size_t size) {
   int n = snprintf(out, size,
                    "-DDTYPE=%d -DVEC=%d -DIDX64=%d -DMAX_LEVELS=%d "
                    "-DMAX_SAMPLES=%d -DSPECIALIZE=%d",
                    (int)p->dtype, vec, idx64 ? 1 : 0, DCNV4_FDA_MAX_LEVELS,
-                   DCNV4_FDA_MAX_SAMPLES, cfg->specialize ? 1 : 0);
-  if (cfg->specialize && n > 0 && (size_t)n < size)
+                   DCNV4_FDA_MAX_SAMPLES, specialize ? 1 : 0);
+  if (specialize && n > 0 && (size_t)n < size)
     snprintf(out + n, size - (size_t)n,
              " -DGROUP_CHANNELS=%d -DLEVELS=%d -DPOINTS=%d",
              (int)p->group_channels, (int)p->levels, (int)p->points);
-  dcn_register_cap_option(ctx, cfg, out, size);
+  dcn_register_cap_option(ctx, max_regs, out, size);
 }
 
 /* Heads per block of the forward's work-item order (fda_forward.cl, HEAD_SPAN):
  * the tuned `groups` where it divides the heads, else 0 (all heads of a query
  * together). */
-static int head_span(const dcn_launch_config *cfg, int heads) {
+static int head_span(const dcn_fda_forward_tuning *cfg, int heads) {
   return cfg->groups > 0 && cfg->groups < heads && heads % cfg->groups == 0
              ? cfg->groups
              : 0;
@@ -283,7 +283,7 @@ typedef struct forward_plan {
  * not `plain`; stage 2 packs an offset and a 4-bit corner mask into one
  * 32-bit int, so it needs 32-bit indices and offsets that are multiples of
  * 16 (G*D % 16 == 0), else it is stage 1. */
-static int forward_stage(const dcn_launch_config *cfg,
+static int forward_stage(const dcn_fda_forward_tuning *cfg,
                          const dcnv4_fda_params *p, bool idx64, bool plain) {
   if (plain || (cfg->stage != 1 && cfg->stage != 2))
     return 0;
@@ -300,7 +300,7 @@ static int forward_stage(const dcn_launch_config *cfg,
  * one head does not fit. */
 static bool plan_staged(const dcnv4_context *ctx, cl_kernel kernel,
                         const dcnv4_fda_params *p, int vec, bool idx64,
-                        const dcn_launch_config *cfg, forward_plan *plan) {
+                        const dcn_fda_forward_tuning *cfg, forward_plan *plan) {
   const size_t chunks = (size_t)p->group_channels / (size_t)vec;
   const size_t limit =
       dcn_kernel_item_limit(ctx, kernel, ctx->max_work_group_size);
@@ -334,11 +334,11 @@ static bool plan_staged(const dcnv4_context *ctx, cl_kernel kernel,
 static dcnv4_status forward_kernel(dcnv4_context *ctx,
                                    const dcnv4_fda_params *params,
                                    const dcnv4_fda_shape *s, bool plain,
-                                   dcn_launch_config *cfg, int *vec,
+                                   dcn_fda_forward_tuning *cfg, int *vec,
                                    bool *idx64, cl_kernel *kernel) {
-  dcn_launch_config cfgs[2];
-  const int ncfg = dcn_tuning_candidates(
-      ctx, DCN_KERNEL_FDA_FORWARD, params->dtype, params->group_channels, cfgs);
+  dcn_fda_forward_tuning cfgs[2];
+  const int ncfg =
+      dcn_tuning_fda_forward(ctx, params->dtype, params->group_channels, cfgs);
   *idx64 = needs_64bit_indices(s);
   char options[2][256];
   const char *list[2];
@@ -346,7 +346,8 @@ static dcnv4_status forward_kernel(dcnv4_context *ctx,
     cfgs[c].stage = forward_stage(&cfgs[c], params, *idx64, plain);
     kernel_options(ctx, params,
                    dcn_vector_width(params->group_channels, cfgs[c].max_vec),
-                   *idx64, &cfgs[c], options[c], sizeof options[c]);
+                   *idx64, cfgs[c].specialize, cfgs[c].max_regs, options[c],
+                   sizeof options[c]);
     size_t n = strlen(options[c]);
     snprintf(options[c] + n, sizeof options[c] - n,
              " -DHEAD_SPAN=%d -DSTAGE=%d", head_span(&cfgs[c], params->group),
@@ -368,11 +369,10 @@ static dcnv4_status forward_kernel(dcnv4_context *ctx,
 
 /* The forward kernel and its work-group plan; stage 0 where a staged
  * kernel's local memory does not fit (logged). */
-static dcnv4_status forward_setup(dcnv4_context *ctx,
-                                  const dcnv4_fda_params *params,
-                                  const dcnv4_fda_shape *s,
-                                  dcn_launch_config *cfg, int *vec, bool *idx64,
-                                  cl_kernel *kernel, forward_plan *plan) {
+static dcnv4_status
+forward_setup(dcnv4_context *ctx, const dcnv4_fda_params *params,
+              const dcnv4_fda_shape *s, dcn_fda_forward_tuning *cfg, int *vec,
+              bool *idx64, cl_kernel *kernel, forward_plan *plan) {
   dcnv4_status st =
       forward_kernel(ctx, params, s, false, cfg, vec, idx64, kernel);
   if (st != DCNV4_SUCCESS)
@@ -402,7 +402,7 @@ dcnv4_status dcn_fda_forward_prepare(dcnv4_context *ctx,
   dcnv4_status st = compute_shape(ctx, params, &s);
   if (st != DCNV4_SUCCESS)
     return st;
-  dcn_launch_config cfg;
+  dcn_fda_forward_tuning cfg;
   int vec;
   bool idx64;
   cl_kernel kernel;
@@ -422,7 +422,7 @@ dcnv4_status dcnv4_fda_forward(dcnv4_context *ctx,
                                   ctx, &c, value, sampling_loc_attn, output)))
     return st;
 
-  dcn_launch_config cfg;
+  dcn_fda_forward_tuning cfg;
   int vec;
   bool idx64;
   cl_kernel kernel;
@@ -461,12 +461,13 @@ backward_deterministic(dcnv4_context *ctx, const dcnv4_fda_params *params,
   dcnv4_status st = dcn_op_det_workspace(ctx, c, b, &ws);
   if (st != DCNV4_SUCCESS)
     return st;
-  dcn_launch_config cfg =
-      dcn_tuning_lookup(ctx, DCN_KERNEL_FDA_BACKWARD_DETERMINISTIC,
-                        params->dtype, (int)params->group_channels);
+  dcn_fda_backward_deterministic_tuning cfg =
+      dcn_tuning_fda_backward_deterministic(ctx, params->dtype,
+                                            (int)params->group_channels);
   int vec = dcn_vector_width(params->group_channels, 4);
   char options[256];
-  kernel_options(ctx, params, vec, c->idx64, &cfg, options, sizeof options);
+  kernel_options(ctx, params, vec, c->idx64, cfg.specialize, cfg.max_regs,
+                 options, sizeof options);
   fda_geometry_arg geo = make_geometry(params);
   cl_int per_head = (cl_int)buckets_per_head(params);
   const dcn_arg per_head_arg = DCN_ARG(per_head);
@@ -499,21 +500,21 @@ dcnv4_status dcnv4_fda_backward(dcnv4_context *ctx,
 
   /* The tuned configuration, then the built-in default; for each, native
    * float atomics on NVIDIA, compare-and-swap elsewhere. */
-  dcn_launch_config cfgs[2];
-  int ncfg = dcn_tuning_candidates(ctx, DCN_KERNEL_FDA_BACKWARD, params->dtype,
-                                   (int)params->group_channels, cfgs);
+  dcn_fda_backward_tuning cfgs[2];
+  int ncfg = dcn_tuning_fda_backward(ctx, params->dtype,
+                                     (int)params->group_channels, cfgs);
   bool idx64 = c.idx64;
   char base[2][DCN_OPTIONS_MAX], chosen[DCN_OPTIONS_MAX];
   for (int i = 0; i < ncfg; i++)
-    kernel_options(ctx, params,
-                   dcn_vector_width(params->group_channels, cfgs[i].max_vec),
-                   idx64, &cfgs[i], base[i], sizeof base[i]);
+    kernel_options(
+        ctx, params, dcn_vector_width(params->group_channels, cfgs[i].max_vec),
+        idx64, cfgs[i].specialize, cfgs[i].max_regs, base[i], sizeof base[i]);
   cl_kernel kernel;
   int chosen_config = 0;
   if ((st = dcn_op_build_atomics(ctx, "fda_backward", "fda_backward", base,
                                  ncfg, &kernel, &chosen_config, chosen)))
     return st;
-  dcn_launch_config cfg = cfgs[0];
+  dcn_fda_backward_tuning cfg = cfgs[0];
   if (chosen_config > 0) {
     cfg = cfgs[1];
     dcn_tuning_log_fallback(ctx, DCN_KERNEL_FDA_BACKWARD, &cfgs[0], &cfgs[1],

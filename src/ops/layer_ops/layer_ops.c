@@ -45,7 +45,7 @@ dcnv4_status dcn_layer_kernel(dcnv4_context *ctx, dcn_layer_kernel_id id,
 }
 
 static size_t local_size(dcnv4_context *ctx, dcn_kernel_id id) {
-  return dcn_tuning_lookup(ctx, id, DCNV4_FLOAT32, 0).local_size;
+  return dcn_tuning_layer_ops(ctx, id).local_size;
 }
 
 dcnv4_status dcn_run_to_float(dcnv4_context *ctx, cl_kernel k, bool idx64,

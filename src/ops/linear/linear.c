@@ -17,7 +17,9 @@
  * widen their data to fp32 scratch instead (see layer.h).
  *
  * Tuned parameters: the tuning file's "gemm" entries go to
- * CLBlastOverrideParameters at context creation (dcn_gemm_apply_tuning).
+ * CLBlastOverrideParameters at context creation
+ * (dcn_linear_apply_file_tuning); kernels other than Xgemm and XgemmDirect
+ * are not applied (logged).
  * CLBlast keeps them per device for the whole process. A set the device
  * cannot run (work-group or local memory too large, tiles that do not
  * divide) is not applied: CLBlast's defaults stay. If a GEMM still fails
@@ -36,6 +38,10 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+
+/* Replaces the applied CLBlast sets by conservative ones (after a failed
+ * GEMM). */
+static void gemm_untune(dcnv4_context *ctx);
 
 static const char *clblast_status_name(CLBlastStatusCode s) {
   switch (s) {
@@ -66,7 +72,7 @@ static const char *clblast_status_name(CLBlastStatusCode s) {
 /* Why a linear configuration cannot run on the device, or NULL; fills the
  * rows per work-item. */
 static const char *linear_unusable(const dcnv4_context *ctx,
-                                   const dcn_launch_config *c, int *rm,
+                                   const dcn_linear_tuning *c, int *rm,
                                    char *why, size_t size) {
   const long tm = c->tile_m, tn = c->tile_n, tk = c->tile_k, vec = c->max_vec;
   const long local = (long)c->local_size;
@@ -109,7 +115,7 @@ static const char *linear_unusable(const dcnv4_context *ctx,
  * DCNV4_ERROR_BUILD_FAILED (also for a configuration the device cannot run,
  * with `why` set), or another failure to report. */
 static dcnv4_status linear_kernel(dcnv4_context *ctx,
-                                  const dcn_launch_config *c, bool idx64,
+                                  const dcn_linear_tuning *c, bool idx64,
                                   dcn_gemm *g, char *why, size_t size) {
   int rm;
   if (linear_unusable(ctx, c, &rm, why, size))
@@ -155,8 +161,8 @@ dcnv4_status dcn_gemm_prepare(dcnv4_context *ctx, bool idx64, bool bias,
                               dcn_gemm *g) {
   memset(g, 0, sizeof *g);
   g->idx64 = idx64;
-  dcn_launch_config cfgs[2];
-  int n = dcn_tuning_candidates(ctx, DCN_KERNEL_LINEAR, DCNV4_FLOAT32, 0, cfgs);
+  dcn_linear_tuning cfgs[2];
+  int n = dcn_tuning_linear(ctx, cfgs);
   for (int i = 0; i < n; i++) {
     if (cfgs[i].backend == 0)
       break;
@@ -171,7 +177,7 @@ dcnv4_status dcn_gemm_prepare(dcnv4_context *ctx, bool idx64, bool bias,
        * 1x200x320x128, 64-row tiles were 10-25 % slower). A tuned
        * configuration is taken as given. */
       if (cfgs[i].source == DCN_TUNING_BUILTIN && cfgs[i].tile_m > 64) {
-        dcn_launch_config shorter = cfgs[i];
+        dcn_linear_tuning shorter = cfgs[i];
         shorter.tile_m = 64;
         dcn_gemm s = *g;
         st = linear_kernel(ctx, &shorter, idx64, &s, why, sizeof why);
@@ -269,7 +275,7 @@ dcnv4_status dcn_gemm_linear(dcnv4_context *ctx, const dcn_gemm *g, uint64_t m,
             "CLBlast SGEMM (%s) with the tuning file's parameters failed: "
             "%s (%d); falling back to conservative parameters",
             what, clblast_status_name(s), (int)s);
-    dcn_gemm_untune(ctx);
+    gemm_untune(ctx);
   }
   if (s != CLBlastSuccess)
     return dcn_fail(ctx,
@@ -421,7 +427,7 @@ static CLBlastStatusCode override(dcnv4_context *ctx, const dcn_gemm_entry *e) {
                                    e->values);
 }
 
-void dcn_gemm_untune(dcnv4_context *ctx) {
+static void gemm_untune(dcnv4_context *ctx) {
   for (size_t i = 0; i < sizeof safe_sets / sizeof safe_sets[0]; i++)
     if (ctx->gemm_tuned_kernels & (1u << i))
       (void) override(ctx, &safe_sets[i]);
@@ -430,12 +436,22 @@ void dcn_gemm_untune(dcnv4_context *ctx) {
   ctx->gemm_tuned_kernels = 0;
 }
 
-int dcn_gemm_apply_tuning(dcnv4_context *ctx, const dcn_gemm_entry *entries,
-                          size_t count) {
+void dcn_linear_apply_file_tuning(dcnv4_context *ctx) {
   int applied = 0;
-  for (size_t i = 0; i < count; i++) {
-    const dcn_gemm_entry *e = &entries[i];
+  for (size_t i = 0; i < ctx->gemm_entry_count; i++) {
+    const dcn_gemm_entry *e = &ctx->gemm_entries[i];
     char why[160];
+    size_t known = sizeof safe_sets / sizeof safe_sets[0];
+    for (size_t k = 0; k < sizeof safe_sets / sizeof safe_sets[0]; k++)
+      if (!strcmp(safe_sets[k].kernel, e->kernel))
+        known = k;
+    if (known == sizeof safe_sets / sizeof safe_sets[0]) {
+      dcn_log(ctx, DCN_LOG_INFO,
+              "CLBlast kernel %s of the tuning file is not one the library "
+              "tunes (Xgemm, XgemmDirect); not applied",
+              e->kernel);
+      continue;
+    }
     if (gemm_unusable(ctx, e, why, sizeof why)) {
       dcn_log(ctx, DCN_LOG_INFO,
               "CLBlast %s parameters from the tuning file cannot run on this "
@@ -446,9 +462,7 @@ int dcn_gemm_apply_tuning(dcnv4_context *ctx, const dcn_gemm_entry *entries,
     CLBlastStatusCode s = override(ctx, e);
     if (s == CLBlastSuccess) {
       applied++;
-      for (size_t k = 0; k < sizeof safe_sets / sizeof safe_sets[0]; k++)
-        if (!strcmp(safe_sets[k].kernel, e->kernel))
-          ctx->gemm_tuned_kernels |= 1u << k;
+      ctx->gemm_tuned_kernels |= 1u << known;
     }
     dcn_log(ctx, s == CLBlastSuccess ? DCN_LOG_DEBUG : DCN_LOG_INFO,
             "CLBlast %s parameters from the tuning file: %s (%d)", e->kernel,
@@ -456,5 +470,5 @@ int dcn_gemm_apply_tuning(dcnv4_context *ctx, const dcn_gemm_entry *entries,
                                 : "refused, CLBlast's defaults stay",
             (int)s);
   }
-  return applied;
+  ctx->gemm_tuned = applied > 0;
 }
