@@ -2,8 +2,8 @@
 //
 // Build-time defines:
 //   DTYPE   0 = fp32, 1 = fp16, 2 = bf16 storage (arithmetic is always fp32;
-//           16-bit values are converted bit by bit, so cl_khr_fp16 is not
-//           needed)
+//           fp16 is converted by vload_half/vstore_half, bf16 bit by bit, so
+//           cl_khr_fp16 is not needed)
 //   VEC     channels per vector access: 1, 2, 4 or 8
 //   IDX64   1 when some tensor has 2^31 elements or more
 
@@ -16,12 +16,6 @@
 #ifndef IDX64
 #define IDX64 0
 #endif
-// fp16 vector accesses: 0 = 32-bit words converted bit by bit, 1 = aligned
-// vloada_half/vstorea_half, 2 = words converted by vload_half on a private
-// copy, 3 = vload_half on global memory.
-#ifndef HALF_VEC_MODE
-#define HALF_VEC_MODE 2
-#endif
 
 #define CAT_(a, b) a##b
 #define CAT(a, b) CAT_(a, b)
@@ -33,30 +27,9 @@ typedef long idx_t;
 typedef int idx_t;
 #endif
 
-// ------------------------------------------------------------ fp16 / bf16
-// Bit-level conversions (no cl_khr_fp16 needed), round to nearest even.
-// Written branch-free so they vectorise and map to a few integer operations.
-
-inline float half_bits_to_float(uint h) {
-  uint em = h & 0x7fffu;
-  // Normal and subnormal halves: rebias by multiplying by 2^112.
-  float f = as_float(em << 13) * 0x1.0p112f;
-  f = em >= 0x7c00u ? as_float((em << 13) | 0x7f800000u) : f; // inf, NaN
-  return as_float(as_uint(f) | ((h & 0x8000u) << 16));
-}
-
-inline uint float_to_half_bits(float f) {
-  uint x = as_uint(f);
-  uint sign = (x >> 16) & 0x8000u;
-  uint ax = x & 0x7fffffffu;
-  uint m = ax - 0x38000000u; // exponent - 112 (valid for normal halves)
-  uint normal = (m + 0x0fffu + ((m >> 13) & 1u)) >> 13;
-  uint sub = (uint)rint(as_float(ax) * 0x1.0p24f); // exact scaling, then RTE
-  uint r = ax < 0x38800000u ? sub : normal;
-  r = ax >= 0x477ff000u ? 0x7c00u : r; // rounds to >= 65520: infinity
-  r = ax > 0x7f800000u ? 0x7e00u : r;  // NaN
-  return sign | r;
-}
+// ------------------------------------------------------------------- bf16
+// Bit-level conversions, round to nearest even, branch-free so that they
+// vectorise and map to a few integer operations.
 
 inline float bf16_bits_to_float(uint b) { return as_float(b << 16); }
 
@@ -66,10 +39,7 @@ inline uint float_to_bf16_bits(float f) {
   return (u & 0x7fffffffu) > 0x7f800000u ? ((u >> 16) | 0x40u) : r;
 }
 
-#if DTYPE == 1
-#define BITS_TO_FLOAT(b) half_bits_to_float(b)
-#define FLOAT_TO_BITS(f) float_to_half_bits(f)
-#elif DTYPE == 2
+#if DTYPE == 2
 #define BITS_TO_FLOAT(b) bf16_bits_to_float(b)
 #define FLOAT_TO_BITS(f) float_to_bf16_bits(f)
 #endif
@@ -126,13 +96,12 @@ typedef CAT(float, VEC) floatv;
 #if DTYPE == 0
 #define LOADV(p) (*(__global const floatv *)(p))
 #define STOREV(v, p) (*(__global floatv *)(p) = (v))
-#elif DTYPE == 1 && HALF_VEC_MODE == 1
-// Aligned vector forms: the compiler may issue one wide access.
-#define LOADV(p) CAT(vloada_half, VEC)(0, (const __global half *)(p))
-#define STOREV(v, p) CAT(CAT(vstorea_half, VEC), _rte)((v), 0, HALF_PTR(p))
-#elif DTYPE == 1 && HALF_VEC_MODE == 2
+#elif DTYPE == 1
 // One wide load of 32-bit words, converted by vload_half on a private copy
-// (the hardware conversion, without the compiler splitting the access).
+// (the hardware conversion, without the compiler splitting the access:
+// vload_halfN and vloada_halfN on global memory became 2-byte loads on
+// NVIDIA, fp16 forward 0.287 against 0.585 ms, bench/results/
+// 2026-11-24-h100-v2).
 #if VEC == 2
 typedef uint halfwords;
 #elif VEC == 4
@@ -151,11 +120,8 @@ inline void store_halves(floatv v, __global storage_t *p) {
 }
 #define LOADV(p) load_halves(p)
 #define STOREV(v, p) store_halves((v), (p))
-#elif DTYPE == 1 && HALF_VEC_MODE == 3
-#define LOADV(p) CAT(vload_half, VEC)(0, (const __global half *)(p))
-#define STOREV(v, p) CAT(CAT(vstore_half, VEC), _rte)((v), 0, HALF_PTR(p))
 #else
-// VEC 16-bit values travel as VEC/2 32-bit words, two values per word.
+// bf16: VEC values travel as VEC/2 32-bit words, two values per word.
 #if VEC == 2
 typedef uint wordv;
 #define WORD(w, i) (w)
@@ -281,41 +247,6 @@ inline void atomic_add_floatv(volatile __global float *p, floatv v) {
     atomic_add_float(p + c, e[c]);
 #endif
 }
-
-// ------------------------------------------------------ NVIDIA lane exchange
-
-// The work-item's linear local id (dimension 0 fastest): NVIDIA forms warps
-// of 32 consecutive ones.
-inline int linear_local_id(void) {
-  return (int)(get_local_id(0) +
-               get_local_size(0) *
-                   (get_local_id(1) + get_local_size(1) * get_local_id(2)));
-}
-
-// LANE_SHUFFLE 1 (set by the host for NVIDIA devices only, with a portable
-// rebuild if it does not compile): lane_read(v, src, lanes) is v as held by
-// lane `src` of this work-item's warp, through inline PTX. NVIDIA forms warps
-// of 32 consecutive linear local ids; `lanes` is the mask of the lanes that
-// exist in this warp (lane_mask), and all of them must make the same call.
-#ifndef LANE_SHUFFLE
-#define LANE_SHUFFLE 0
-#endif
-#if LANE_SHUFFLE
-inline float lane_read(float v, int src, uint lanes) {
-  float r;
-  asm volatile("shfl.sync.idx.b32 %0, %1, %2, 31, %3;"
-               : "=f"(r)
-               : "f"(v), "r"(src), "r"(lanes));
-  return r;
-}
-
-// The lanes of the warp of linear local id `lid` in a work-group of `size`
-// work-items (the last warp may be partial).
-inline uint lane_mask(int lid, int size) {
-  const int n = min(32, size - (lid & ~31));
-  return n >= 32 ? 0xffffffffu : (1u << n) - 1u;
-}
-#endif
 
 // ------------------------------------------------------------------ softmax
 

@@ -14,7 +14,7 @@ typedef struct program_recipe {
 } program_recipe;
 
 static const program_recipe recipes[] = {
-    {"dcnv4_forward", {"common.h", "warp_mma.h", "dcnv4_forward.cl", NULL}},
+    {"dcnv4_forward", {"common.h", "dcnv4_forward.cl", NULL}},
     {"dcnv4_backward", {"common.h", "dcnv4_backward.cl", NULL}},
     {"convert", {"common.h", "convert.cl", NULL}},
     {"flash_deform_attn_forward",

@@ -36,7 +36,7 @@ static const struct {
                        false},
     [DCN_PARAM_LOCAL] = {"local", 1, 4096, false,
                          offsetof(dcn_launch_config, local_size), true},
-    [DCN_PARAM_STAGE] = {"stage", 0, 4, false,
+    [DCN_PARAM_STAGE] = {"stage", 0, 3, false,
                          offsetof(dcn_launch_config, stage), false},
     [DCN_PARAM_SPLIT] = {"split", 0, 1, false,
                          offsetof(dcn_launch_config, split), false},
@@ -97,10 +97,24 @@ const char *dcn_tuning_param_name(dcn_tuning_param param) {
   return param < DCN_TUNING_PARAMS ? params[param].name : "?";
 }
 
-bool dcn_tuning_value_ok(dcn_tuning_param param, long value) {
-  return param < DCN_TUNING_PARAMS && value >= params[param].min &&
-         value <= params[param].max &&
-         (!params[param].power_of_two || (value & (value - 1)) == 0);
+const char *dcn_tuning_value_error(dcn_kernel_id kernel, dcn_tuning_param param,
+                                   long value) {
+  /* The DCNv4 forward's stages 1, 2 and 4 were no device's default and
+   * are gone (cl/dcnv4_forward.cl). */
+  if (param == DCN_PARAM_STAGE && kernel == DCN_KERNEL_DCNV4_FORWARD)
+    return value == 0 || value == 3
+               ? NULL
+               : "must be 0 or 3 for dcnv4_forward (stages 1, 2 and 4 were "
+                 "removed)";
+  if (param == DCN_PARAM_STAGE && kernel == DCN_KERNEL_FDA_FORWARD)
+    return value >= 0 && value <= 2
+               ? NULL
+               : "must be 0, 1 or 2 for flash_deform_attn_forward";
+  if (param >= DCN_TUNING_PARAMS || value < params[param].min ||
+      value > params[param].max ||
+      (params[param].power_of_two && (value & (value - 1)) != 0))
+    return "out of range";
+  return NULL;
 }
 
 bool dcn_tuning_parse(const char *text, dcn_tuning_override *out, char *why,
@@ -120,9 +134,14 @@ bool dcn_tuning_parse(const char *text, dcn_tuning_override *out, char *why,
       k = dcn_kernel_from_name(kernel);
       which = dcn_tuning_param_from_name(param);
     }
-    if (k < 0 || which < 0 ||
-        !dcn_tuning_value_ok((dcn_tuning_param)which, value)) {
-      snprintf(why, why_size, "bad tuning entry \"%s\"", entry);
+    const char *value_error =
+        k < 0 || which < 0
+            ? ""
+            : dcn_tuning_value_error((dcn_kernel_id)k, (dcn_tuning_param)which,
+                                     value);
+    if (value_error) {
+      snprintf(why, why_size, "bad tuning entry \"%s\"%s%s", entry,
+               *value_error ? ": " : "", value_error);
       return false;
     }
     out->value[k][which] = value;

@@ -12,8 +12,10 @@ int dcn_kernel_from_name(const char *name);
 /* The id of a parameter name ("vec", ...), or -1; its name. */
 int dcn_tuning_param_from_name(const char *name);
 const char *dcn_tuning_param_name(dcn_tuning_param param);
-/* Whether `value` is in the accepted range of `param`. */
-bool dcn_tuning_value_ok(dcn_tuning_param param, long value);
+/* NULL where `value` is accepted for `param` of `kernel`, else what is
+ * wrong with it (for the caller's message). */
+const char *dcn_tuning_value_error(dcn_kernel_id kernel, dcn_tuning_param param,
+                                   long value);
 
 /* Parses `text`; on a malformed entry returns false and names it in why. */
 bool dcn_tuning_parse(const char *text, dcn_tuning_override *out, char *why,

@@ -230,9 +230,12 @@ static bool parse_kernel_entry(parse_state *s, const cJSON *e, size_t index) {
       return bad(s, "%s: unknown parameter \"%s\"", where, c->string);
     if (out.set[which])
       return bad(s, "%s: parameter \"%s\" given twice", where, c->string);
-    if (!json_int(c, -1000000000L, 1000000000L, &v) ||
-        !dcn_tuning_value_ok((dcn_tuning_param)which, v))
+    if (!json_int(c, -1000000000L, 1000000000L, &v))
       return bad(s, "%s: value of \"%s\" out of range", where, c->string);
+    const char *value_error =
+        dcn_tuning_value_error(out.kernel, (dcn_tuning_param)which, v);
+    if (value_error)
+      return bad(s, "%s: value of \"%s\" %s", where, c->string, value_error);
     out.value[which] = v;
     out.set[which] = true;
   }

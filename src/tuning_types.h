@@ -35,11 +35,10 @@ typedef enum dcn_tuning_layer {
 typedef struct dcn_launch_config {
   int max_vec;       /* widest vector of channels per work-item (1..8) */
   size_t local_size; /* work-items per work-group */
-  int stage;  /* DCNv4 forward offsets/weights: 0 each work-item loads its
-                 own, 1 staged in local memory, 2 loaded once per (pixel,
-                 group) and shared through warp shuffles (NVIDIA), 3 each
-                 point located once per work-group, its footprint kept in
-                 local memory. FlashDeformAttn forward: 0 each work-item
+  int stage;  /* DCNv4 forward: 0 each work-item loads its own offsets and
+                 weights, 3 each point located once per work-group, its
+                 footprint kept in local memory (1, 2 and 4 were removed
+                 and are rejected). FlashDeformAttn forward: 0 each work-item
                  locates its head's points, 1 the work-items of a head
                  share that through local memory (24 or 32 bytes a
                  point), 2 the same packed in 16 bytes (G*D % 16 == 0 and

@@ -206,9 +206,6 @@ int main(int argc, char **argv) {
   FILE *f = fopen(path, "w");
   fputs("this is not OpenCL C;\n", f);
   fclose(f);
-  snprintf(path, sizeof path, "%s/warp_mma.h", emptydir);
-  f = fopen(path, "w");
-  fclose(f);
   snprintf(path, sizeof path, "%s/dcnv4_forward.cl", emptydir);
   f = fopen(path, "w");
   fputs("__kernel void dcnv4_forward(void) {}\n", f);

@@ -12,11 +12,10 @@
 #
 # DTYPE 0/1/2 (fp32/fp16/bf16), VEC and PIECES as the tuning parameters, D
 # the group's channels, REGS the register cap (0: none). Stage 0, 3x3,
-# specialized, NVIDIA's 256-byte L2 fetches on; STAGE=4 for the tensor-core
-# stage (with EXTRA_DEFINES=-DWARP_MMA_PTX=1). EXTRA_DEFINES adds -D
-# options; KEEP_PTX=FILE keeps the PTX. ptxas reports the kernel and the
-# out-of-line forward_documented_order separately; the kernel's stack frame
-# includes the callee's.
+# specialized, NVIDIA's 256-byte L2 fetches on; STAGE=3 for the footprint
+# stage. EXTRA_DEFINES adds -D options; KEEP_PTX=FILE keeps the PTX. ptxas
+# reports the kernel and the out-of-line forward_documented_order
+# separately; the kernel's stack frame includes the callee's.
 set -euo pipefail
 [ $# -eq 6 ] || {
   echo "usage: clang_ptx_regs.sh CL_DIR DTYPE VEC PIECES D REGS" >&2
@@ -30,8 +29,8 @@ for need in clang-15 ptxas "$clc"; do
 done
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-# The forward's recipe (src/program_registry.c); older kernel folders have no
-# warp_mma.h.
+# The forward's recipe (src/program_registry.c); kernel folders of the
+# tensor-core stage (removed) also had warp_mma.h.
 cat "$dir/common.h" $([ -e "$dir/warp_mma.h" ] && echo "$dir/warp_mma.h") \
   "$dir/dcnv4_forward.cl" >"$tmp/k.cl"
 # clang treats `inline` as C99 inline and may leave a call to a function
