@@ -7,7 +7,7 @@
  * Kernels: for each kernel x dtype x group_channels, a coordinate search
  * from the built-in default over the parameters the kernel takes (those
  * dcnv4_context_get_tuning lists): vec {1,2,4,8} (dividing group_channels),
- * local {32..512}, stage {0,1,2,3, 4 on NVIDIA} (FlashDeformAttn {0,1,2}),
+ * local {32..512}, stage {0,3} (FlashDeformAttn {0,1,2}),
  * rows {1..8}, groups per work-group {all,1,2,4}, vectors per work-item
  * (pieces {1,2}), register caps and the kernel's 0/1 switches (split,
  * unroll, specialize). Each candidate is applied with dcnv4_context_set_tuning
@@ -344,17 +344,17 @@ static int param_values(int op, int p, int gc, const search_limits *lim,
       out[n++] = 64;
     }
   } else if (p == 2) {
-    /* stage: DCNv4 forward 0 global loads, 1 offsets and weights in local
-     * memory, 2 warp shuffles (NVIDIA; elsewhere the library falls back to 0),
-     * 3 point footprints in local memory, and on NVIDIA 4 tensor cores
-     * (16-bit storage, group_channels a multiple of 16; elsewhere its
-     * portable version is for testing only, far too slow to time);
-     * FlashDeformAttn forward 0 each work-item locates its points, 1 and 2
-     * the work-items of a head share them through local memory (2 packed) */
-    for (long v = 0; v <= (op == OP_FDA_FWD ? 2 : 3); v++)
-      out[n++] = v;
-    if (op == OP_DCNV4_FWD && lim->reg_caps)
-      out[n++] = 4;
+    /* stage: DCNv4 forward 0 global loads, 3 point footprints in local
+     * memory; FlashDeformAttn forward 0 each work-item locates its points, 1
+     * and 2 the work-items of a head share them through local memory (2
+     * packed) */
+    if (op == OP_FDA_FWD)
+      for (long v = 0; v <= 2; v++)
+        out[n++] = v;
+    else {
+      out[n++] = 0;
+      out[n++] = 3;
+    }
   } else if (p == 7) {
     /* halo: 0 to 2 pixels */
     for (long v = 0; v <= 2; v++)

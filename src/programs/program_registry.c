@@ -15,8 +15,7 @@ typedef struct program_recipe {
 
 static const program_recipe recipes[] = {
     {"dcnv4_forward",
-     {"ops/common/common.clh", "ops/common/warp_mma.clh",
-      "ops/dcnv4/dcnv4_forward.cl", NULL}},
+     {"ops/common/common.clh", "ops/dcnv4/dcnv4_forward.cl", NULL}},
     {"dcnv4_backward",
      {"ops/common/common.clh", "ops/dcnv4/dcnv4_backward.cl", NULL}},
     {"convert", {"ops/common/common.clh", "ops/common/convert.cl", NULL}},
@@ -36,8 +35,7 @@ static const program_recipe recipes[] = {
       "ops/dcnv4/dcnv4_backward_deterministic.cl", NULL}},
     {"fda_backward_deterministic",
      {"ops/common/fp_contract_off.clh", "ops/common/common.clh",
-      "ops/fda/fda_common.clh", "ops/fda/fda_backward_deterministic.cl",
-      NULL}},
+      "ops/fda/fda_common.clh", "ops/fda/fda_backward_deterministic.cl", NULL}},
 };
 
 static const program_recipe *find_recipe(const char *name) {

@@ -31,6 +31,10 @@ typedef struct param_spec {
   bool power_of_two;
   size_t offset;
   bool is_size;
+  /* values in min..max that are refused (bit v), and the accepted values
+   * said in words, for parameters whose range has gaps */
+  unsigned long gaps;
+  const char *accepted;
 } param_spec;
 
 typedef struct kernel_spec {
@@ -41,20 +45,29 @@ typedef struct kernel_spec {
 } kernel_spec;
 
 #define INT(type, field, param, lo, hi, pow2)                                  \
-  { (param), (lo), (hi), (pow2), offsetof(type, field), false }
+  { (param), (lo), (hi), (pow2), offsetof(type, field), false, 0, NULL }
+#define INT_GAPS(type, field, param, lo, hi, gaps, accepted)                   \
+  {                                                                            \
+    (param), (lo), (hi), false, offsetof(type, field), false, (gaps),          \
+        (accepted)                                                             \
+  }
 #define LOCAL(type)                                                            \
-  { DCN_PARAM_LOCAL, 1, 4096, false, offsetof(type, local_size), true }
+  {                                                                            \
+    DCN_PARAM_LOCAL, 1, 4096, false, offsetof(type, local_size), true, 0,      \
+        NULL                                                                   \
+  }
 #define VEC(type) INT(type, max_vec, DCN_PARAM_VEC, 1, 8, true)
 #define SWITCH(type, field, param) INT(type, field, param, 0, 1, false)
 #define REGS(type) INT(type, max_regs, DCN_PARAM_MAX_REGS, 0, 255, false)
 
 typedef dcn_dcnv4_forward_tuning dcnv4_fwd;
-/* stage: 0 to 4 while the forward keeps stages 1, 2 (lane shuffles) and 4
- * (tensor cores); the forward falls back to 0 where one does not apply. */
+/* stage: 0 (every GPU's) or 3 (CPUs'); stages 1, 2 and 4 were no device's
+ * default and were removed in 0.2.0 (docs/perf-notes.md §14, §15, §17). */
 static const param_spec dcnv4_forward_params[] = {
     VEC(dcnv4_fwd),
     LOCAL(dcnv4_fwd),
-    INT(dcnv4_fwd, stage, DCN_PARAM_STAGE, 0, 4, false),
+    INT_GAPS(dcnv4_fwd, stage, DCN_PARAM_STAGE, 0, 3, (1ul << 1) | (1ul << 2),
+             "0 or 3; stages 1, 2 and 4 were removed"),
     SWITCH(dcnv4_fwd, unroll, DCN_PARAM_UNROLL),
     SWITCH(dcnv4_fwd, specialize, DCN_PARAM_SPECIALIZE),
     INT(dcnv4_fwd, rows, DCN_PARAM_ROWS, 1, 16, false),
@@ -212,11 +225,18 @@ int dcn_tuning_check(dcn_kernel_id kernel, const char *param, long value,
       snprintf(why + n, why_size - (size_t)n, ")");
     return -1;
   }
-  if (value < p->min || value > p->max ||
-      (p->power_of_two && (value & (value - 1)) != 0)) {
-    snprintf(why, why_size, "%s.%s=%ld is out of range (%ld to %ld%s)", k->name,
-             param, value, p->min, p->max,
-             p->power_of_two ? ", a power of two" : "");
+  bool in_range = value >= p->min && value <= p->max;
+  if (in_range && value - p->min < 64 &&
+      (p->gaps >> (unsigned)(value - p->min)) & 1ul)
+    in_range = false;
+  if (!in_range || (p->power_of_two && (value & (value - 1)) != 0)) {
+    if (p->accepted)
+      snprintf(why, why_size, "%s.%s=%ld is not accepted (%s)", k->name, param,
+               value, p->accepted);
+    else
+      snprintf(why, why_size, "%s.%s=%ld is out of range (%ld to %ld%s)",
+               k->name, param, value, p->min, p->max,
+               p->power_of_two ? ", a power of two" : "");
     return -1;
   }
   return which;

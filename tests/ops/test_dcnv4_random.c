@@ -2,10 +2,7 @@
  * a fixed list of unusual configurations, then random ones.
  *
  * usage: test_dcnv4_random [--count N] [--dtype NAME] [--no-fixed]
- *                          [--channels-multiple M]
  *   --no-fixed  random configurations only (skip the list of corners)
- *   --channels-multiple M  random group_channels M, 2M, 3M or 4M (the
- *               forward's tensor-core stage takes multiples of 16 only)
  * Tolerances (DESIGN.md §1.4, relative L2): fp32 1e-5, fp16 1e-3, bf16 8e-3,
  * for the output and both gradients. */
 #include "dcnv4_problem.h"
@@ -38,8 +35,7 @@ static const config fixed[] = {
 
 static const int channel_choices[] = {1, 2, 3, 4, 5, 6, 8, 12, 16, 24, 32, 64};
 
-static void random_params(rng *r, dcnv4_dtype dtype, int channels_multiple,
-                          dcnv4_params *p) {
+static void random_params(rng *r, dcnv4_dtype dtype, dcnv4_params *p) {
   config c;
   c.n = rng_int(r, 1, 2);
   c.kh = rng_int(r, 1, 5);
@@ -58,12 +54,8 @@ static void random_params(rng *r, dcnv4_dtype dtype, int channels_multiple,
   while (c.w + 2 * c.pw < c.dw * (c.kw - 1) + 1)
     c.pw++;
   c.g = rng_int(r, 1, 4);
-  c.d =
-      channels_multiple > 0
-          ? channels_multiple * rng_int(r, 1, 4)
-          : channel_choices[rng_int(
-                r, 0,
-                (int)(sizeof channel_choices / sizeof channel_choices[0]) - 1)];
+  c.d = channel_choices[rng_int(
+      r, 0, (int)(sizeof channel_choices / sizeof channel_choices[0]) - 1)];
   c.rc = c.kh * c.kw > 1 && rng_int(r, 0, 3) == 0;
   c.sm = rng_int(r, 0, 4) == 0;
   c.os = (float)(rng_int(r, 0, 2) == 0 ? rng_uniform(r, 0.25, 2.5) : 1.0);
@@ -99,14 +91,11 @@ int main(int argc, char **argv) {
   int count = 40;
   int only_dtype = -1;
   bool with_fixed = true;
-  int channels_multiple = 0;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--count") && i + 1 < argc)
       count = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--no-fixed"))
       with_fixed = false;
-    else if (!strcmp(argv[i], "--channels-multiple") && i + 1 < argc)
-      channels_multiple = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--dtype") && i + 1 < argc) {
       dcnv4_dtype d;
       if (parse_dtype(argv[++i], &d) != 0) {
@@ -133,7 +122,7 @@ int main(int argc, char **argv) {
     dcnv4_params p;
     dcnv4_dtype dtype =
         only_dtype >= 0 ? (dcnv4_dtype)only_dtype : dtypes[rng_int(&r, 0, 2)];
-    random_params(&r, dtype, channels_multiple, &p);
+    random_params(&r, dtype, &p);
     check_problem(ctx, &p, &r, &done);
   }
   printf("%d configurations checked\n", done);

@@ -5,7 +5,7 @@
  *
  * usage: oclgrind --log LOG [checks] test_kernels_oclgrind SRC_DIR PART
  *   SRC_DIR the source tree's src/ folder, read for the layer kernels
- *   PART    dcnv4:V  DCNv4 forward + backward in build variant V (0..5)
+ *   PART    dcnv4:V  DCNv4 forward + backward in build variant V (0..4)
  *           fda:V    FlashDeformAttn forward + backward in variant V (0..3)
  *           layer    layer_ops.cl and convert.cl, built directly
  *           linear   linear.cl through dcnv4_linear_forward, its tile
@@ -141,17 +141,17 @@ static const char *const dcnv4_variants[] = {
     "dcnv4_forward.unroll=0;dcnv4_forward.specialize=0;"
     "dcnv4_backward.vec=8;dcnv4_backward.local=64;dcnv4_backward.split=0;"
     "dcnv4_backward.unroll=0;dcnv4_backward.specialize=0",
-    /* the GPU paths: specialized, unrolled, staged, split backward */
-    "dcnv4_forward.vec=4;dcnv4_forward.local=32;dcnv4_forward.stage=1;"
+    /* the GPU paths: specialized, unrolled, split backward */
+    "dcnv4_forward.vec=4;dcnv4_forward.local=32;dcnv4_forward.stage=0;"
     "dcnv4_forward.unroll=1;dcnv4_forward.specialize=1;"
     "dcnv4_backward.vec=4;dcnv4_backward.local=32;dcnv4_backward.split=1;"
     "dcnv4_backward.unroll=1;dcnv4_backward.specialize=1",
-    /* staged and split, generic programs */
-    "dcnv4_forward.vec=2;dcnv4_forward.local=16;dcnv4_forward.stage=1;"
+    /* split backward, generic programs */
+    "dcnv4_forward.vec=2;dcnv4_forward.local=16;dcnv4_forward.stage=0;"
     "dcnv4_forward.unroll=0;dcnv4_forward.specialize=0;"
     "dcnv4_backward.vec=2;dcnv4_backward.local=16;dcnv4_backward.split=1;"
     "dcnv4_backward.unroll=0;dcnv4_backward.specialize=0",
-    /* specialized and unrolled, unstaged, per-pixel backward, scalar; the
+    /* specialized and unrolled, per-pixel backward, scalar; the
      * forward's work-groups of one group over two rows (as NVIDIA's), two
      * pieces per work-item where group_channels is even */
     "dcnv4_forward.vec=1;dcnv4_forward.local=8;dcnv4_forward.stage=0;"
@@ -166,11 +166,6 @@ static const char *const dcnv4_variants[] = {
     "dcnv4_backward.vec=2;dcnv4_backward.local=16;dcnv4_backward.split=1;"
     "dcnv4_backward.unroll=1;dcnv4_backward.specialize=1;"
     "dcnv4_backward.halo=1;dcnv4_backward.rows=2",
-    /* the forward on tensor cores (stage 4) through the portable
-     * warp_mma.clh, two warps per work-group (16-bit storage with
-     * group_channels 16; the other cases fall back to stage 0) */
-    "dcnv4_forward.stage=4;dcnv4_forward.local=64;dcnv4_forward.unroll=1;"
-    "dcnv4_forward.specialize=1",
 };
 
 static const dcnv4_dtype dtypes[] = {DCNV4_FLOAT32, DCNV4_FLOAT16,

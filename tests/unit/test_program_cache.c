@@ -212,9 +212,6 @@ int main(int argc, char **argv) {
   FILE *f = fopen(path, "w");
   fputs("this is not OpenCL C;\n", f);
   fclose(f);
-  snprintf(path, sizeof path, "%s/ops/common/warp_mma.clh", emptydir);
-  f = fopen(path, "w");
-  fclose(f);
   snprintf(path, sizeof path, "%s/ops/dcnv4/dcnv4_forward.cl", emptydir);
   f = fopen(path, "w");
   fputs("__kernel void dcnv4_forward(void) {}\n", f);

@@ -4,8 +4,9 @@
  *     a good file is applied (most specific entry wins), malformed or
  *     foreign files are ignored without failing context creation,
  *     precedence built-in < file < DCNV4_TUNING < dcnv4_context_set_tuning,
- *     and a tuned configuration that does not build (kernels copied with an
- *     #error for VEC == 2) falls back to the default with correct results.
+ *     a tuned configuration that does not build (kernels copied with an
+ *     #error for VEC == 2) falls back to the default with correct results,
+ *     and the DCNv4 forward's removed stages are rejected, saying why.
  *   test_tuning tool DCNV4_TUNE
  *     dcnv4-tune with a small budget on a tiny shape writes a file that a
  *     new context reads and computes correctly with.
@@ -422,41 +423,59 @@ static void test_build_fallback(const char *src_dir) {
   free(kdir);
 }
 
-/* stage 2 (offsets shared through warp shuffles) where the device has them
- * (NVIDIA), else the plain forward: right results either way, for a group's
- * work-items 1 to 8, widths that leave partial warps, both dtypes (DESIGN.md
- * §1.4 tolerances: 1e-5 fp32, 1e-3 fp16). */
-static void test_lane_shuffle_stage(void) {
+/* The DCNv4 forward's removed stages (1, 2, 4) are rejected with a message
+ * that says so, from every layer: set_tuning, DCNV4_TUNING and the file;
+ * the stages that remain, and FlashDeformAttn's, are accepted. */
+static void test_removed_stages(void) {
   dcnv4_context *ctx = open_with(NULL);
-  CHECK(dcnv4_context_set_tuning(
-            ctx,
-            "dcnv4_forward.stage=2;dcnv4_forward.specialize=1;"
-            "dcnv4_forward.unroll=1;dcnv4_forward.local=96") == DCNV4_SUCCESS,
-        "set_tuning stage=2: %s", dcnv4_context_last_error(ctx));
-  const int channels[] = {4, 8, 16, 32};
-  const dcnv4_dtype dtypes[] = {DCNV4_FLOAT32, DCNV4_FLOAT16};
-  rng r = {23};
-  for (int d = 0; d < 2; d++)
-    for (int c = 0; c < 4; c++) {
-      dcnv4_params p;
-      dcnv4_params_init(&p);
-      p.batch = 2;
-      p.height_in = 5;
-      p.width_in = 7 + c;
-      p.group = 3;
-      p.group_channels = channels[c];
-      p.dtype = dtypes[d];
-      p.offset_scale = 1.5f;
-      dcnv4_problem pr;
-      problem_init(&pr, &p, &r, 0.0);
-      dcnv4_errors e = {1, 1, 1};
-      const double tol = tolerance_for(p.dtype);
-      CHECK(problem_run(ctx, &pr, 0, &e) == 0 && e.output <= tol,
-            "stage 2, %s, group_channels %d: %s (error %.3g, tolerance %g)",
-            dcnv4_dtype_name(p.dtype), channels[c],
-            dcnv4_context_last_error(ctx), e.output, tol);
-      problem_free(&pr);
-    }
+  const char *const removed[] = {
+      "dcnv4_forward.stage=1", "dcnv4_forward.stage=2", "dcnv4_forward.stage=4",
+      "fda_forward.stage=3"};
+  for (size_t i = 0; i < sizeof removed / sizeof removed[0]; i++) {
+    CHECK(dcnv4_context_set_tuning(ctx, removed[i]) ==
+              DCNV4_ERROR_INVALID_PARAMETER,
+          "set_tuning accepted %s", removed[i]);
+    const char *why = dcnv4_context_last_error(ctx);
+    CHECK(strstr(why, removed[i]) &&
+              (strstr(why, "(0 or 3;") || strstr(why, "(0 to 2)")),
+          "%s: unclear message \"%s\"", removed[i], why);
+  }
+  CHECK(dcnv4_context_set_tuning(ctx, "dcnv4_forward.stage=4") ==
+                DCNV4_ERROR_INVALID_PARAMETER &&
+            strstr(dcnv4_context_last_error(ctx), "were removed"),
+        "stage 4: \"%s\"", dcnv4_context_last_error(ctx));
+  const char *const kept[] = {"dcnv4_forward.stage=0", "dcnv4_forward.stage=3",
+                              "fda_forward.stage=1",
+                              "fda_forward.stage=2"};
+  for (size_t i = 0; i < sizeof kept / sizeof kept[0]; i++)
+    CHECK(dcnv4_context_set_tuning(ctx, kept[i]) == DCNV4_SUCCESS,
+          "set_tuning refused %s: %s", kept[i], dcnv4_context_last_error(ctx));
+  dcnv4_context_destroy(ctx);
+
+  /* DCNV4_TUNING: context creation fails and says why. */
+  setenv("DCNV4_TUNING", "dcnv4_forward.stage=2", 1);
+  setenv("DCNV4_TUNING_FILE", "", 1);
+  char why[256] = "";
+  dcnv4_context_options o;
+  dcnv4_context_options_init(&o);
+  o.error_buffer = why;
+  o.error_buffer_size = sizeof why;
+  ctx = NULL;
+  CHECK(dcnv4_context_create(&o, &ctx) == DCNV4_ERROR_INVALID_PARAMETER &&
+            ctx == NULL && strstr(why, "stages 1, 2 and 4 were removed"),
+        "DCNV4_TUNING with stage 2: \"%s\"", why);
+  if (ctx)
+    dcnv4_context_destroy(ctx);
+  unsetenv("DCNV4_TUNING");
+
+  /* A file asking for a removed stage is ignored as a whole. */
+  write_tuning("removed_stage.json",
+               "\"kernels\": [{\"kernel\": \"dcnv4_forward\", \"params\": "
+               "{\"vec\": 2, \"stage\": 4}}]");
+  ctx = open_with("removed_stage.json");
+  CHECK(loaded(ctx) == 0, "file with dcnv4_forward stage 4 was loaded");
+  expect(ctx, "dcnv4_forward", DCNV4_FLOAT32, 16, "", DCNV4_TUNING_BUILTIN,
+         "file with a removed stage");
   dcnv4_context_destroy(ctx);
 }
 
@@ -481,7 +500,7 @@ static int mode_file(const char *src_dir) {
   test_unknown_gemm_kernel();
   test_precedence();
   test_build_fallback(src_dir);
-  test_lane_shuffle_stage();
+  test_removed_stages();
   return 0;
 }
 

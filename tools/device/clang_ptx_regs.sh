@@ -12,11 +12,10 @@
 #
 # DTYPE 0/1/2 (fp32/fp16/bf16), VEC and PIECES as the tuning parameters, D
 # the group's channels, REGS the register cap (0: none). Stage 0, 3x3,
-# specialized, NVIDIA's 256-byte L2 fetches on; STAGE=4 for the tensor-core
-# stage (with EXTRA_DEFINES=-DWARP_MMA_PTX=1). EXTRA_DEFINES adds -D
-# options; KEEP_PTX=FILE keeps the PTX. ptxas reports the kernel and the
-# out-of-line forward_documented_order separately; the kernel's stack frame
-# includes the callee's.
+# specialized, NVIDIA's 256-byte L2 fetches on; STAGE=3 for the footprint
+# stage. EXTRA_DEFINES adds -D options; KEEP_PTX=FILE keeps the PTX. ptxas
+# reports the kernel and the out-of-line forward_documented_order
+# separately; the kernel's stack frame includes the callee's.
 set -euo pipefail
 [ $# -eq 6 ] || {
   echo "usage: clang_ptx_regs.sh SRC_DIR DTYPE VEC PIECES D REGS" >&2
@@ -31,9 +30,7 @@ done
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 # The forward's recipe (src/programs/program_registry.c).
-cat "$dir/ops/common/common.clh" \
-  $([ -e "$dir/ops/common/warp_mma.clh" ] && echo "$dir/ops/common/warp_mma.clh") \
-  "$dir/ops/dcnv4/dcnv4_forward.cl" >"$tmp/k.cl"
+cat "$dir/ops/common/common.clh" "$dir/ops/dcnv4/dcnv4_forward.cl" >"$tmp/k.cl"
 # clang treats `inline` as C99 inline and may leave a call to a function
 # that has no out-of-line body; NVIDIA's compiler inlines everything.
 clang-15 -x cl -cl-std=CL1.2 -target nvptx64-nvidia-nvcl -O3 -S \

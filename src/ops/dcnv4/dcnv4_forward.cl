@@ -7,20 +7,6 @@
 // vector loads and writes the weighted sum with one vector store. Neighbouring
 // work-items take neighbouring chunks, so loads and stores are contiguous.
 //
-// OM_STAGE 1: the work-group first copies the offset/weight rows of its
-// (pixel, group) pairs into local memory with contiguous loads (converting
-// 16-bit values once), one 16-byte {dx, dy, weight} entry per point, instead
-// of every work-item reading its group's 3K values from global memory with
-// scalar loads. Needs the work-group to span whole groups (checked by the
-// host). Not a default: on the H200 it ran 20-30 % slower than stage 0 on
-// the 64x56x56x128 rows (docs/perf-notes.md §14), as every other
-// variant that makes a work-group wait at a barrier before its corner loads.
-//
-// OM_STAGE 2 (NVIDIA, with LANE_SHUFFLE): the CHUNKS work-items of a (pixel,
-// group) share the loading of its offsets and weights through warp shuffles.
-// Not a default: on the H100 12-31 % slower than stage 0 in fp32, 22-76 % in
-// fp16, whatever the register cap (docs/perf-notes.md §15).
-//
 // OM_STAGE 3: the work-group first locates every sampling point of its
 // (pixel, group) pairs once, one point per work-item at a time, and keeps
 // each point's footprint (corner offset, corner mask, weight, bilinear
@@ -34,10 +20,11 @@
 // §16).
 // 32-bit indices only (the host falls back to stage 0).
 //
-// OM_STAGE 4: tensor cores (warp_mma.h), 16-bit storage with group_channels
-// a multiple of 16; see forward_tensor_cores. Not a default: on the H100 it
-// passed the tests and ran 2.8-3.5x slower than stage 0 (scattered 16-byte
-// asynchronous copies; docs/perf-notes.md §17).
+// OM_STAGE 0 is every GPU's default. Stages 1 (offsets staged in local
+// memory), 2 (shared through warp shuffles) and 4 (tensor cores) were no
+// device's default and are gone: they ran 20-30 % (H200), 12-76 % and
+// 2.8-3.5x (H100) slower than stage 0 (docs/perf-notes.md §14,
+// §15, §17).
 //
 // Build-time defines (besides common.h): OM_STAGE, PIECES; with SPECIALIZE also
 // GROUP_CHANNELS (D), KH, KW, REMOVE_CENTER, SOFTMAX, and FIXED_GEOMETRY with
@@ -57,8 +44,8 @@
 #ifndef PIECES
 #define PIECES 1
 #endif
-#if PIECES > 1 && OM_STAGE != 0 && OM_STAGE != 4
-#error "PIECES > 1 needs OM_STAGE 0 or 4"
+#if PIECES > 1 && OM_STAGE != 0
+#error "PIECES > 1 needs OM_STAGE 0"
 #endif
 // NV_L2_FETCH_256 (set by the host on NVIDIA devices of compute capability
 // 8 or later): stage 0's loads ask L2 to fetch 256 bytes from DRAM on a
@@ -66,9 +53,9 @@
 // and a corner's neighbours in the row are the other groups' channels of
 // the same pixels, which other work-groups read at about the same time.
 // fp32, offsets and corners: H100 x0.96-0.99 with both, x0.99-1.00 with
-// either alone. 16-bit storage, corners only: one piece x0.95-1.00; two
-// pieces (group_channels 32) x1.19-1.45, so not there; fp16 offsets gained
-// nothing (docs/perf-notes.md §10). The asm is
+// either alone (docs/perf-notes.md §10). 16-bit storage, corners
+// only: one piece x0.95-1.00; two pieces (group_channels 32) x1.19-1.45, so
+// not there; fp16 offsets gained nothing. The asm is
 // volatile so that the compiler cannot hoist a corner load above the guard
 // that keeps its address inside the image.
 #ifndef NV_L2_FETCH_256
@@ -104,8 +91,7 @@ inline float2 load2_fetch256(__global const float *p) {
 #define LOADV_FETCH256(p) ((float8)(load4_fetch256(p), load4_fetch256((p) + 4)))
 #endif
 #define LOAD1_FETCH256(p, i) load_fetch256((p) + (i))
-#elif NV_L2_FETCH_256 && VEC >= 2 && PIECES == 1 &&                            \
-    (DTYPE == 2 || HALF_VEC_MODE == 0 || HALF_VEC_MODE == 2)
+#elif NV_L2_FETCH_256 && VEC >= 2 && PIECES == 1
 // 16-bit storage: a corner's VEC values as 32-bit words with the hint,
 // converted as LOADV converts them; offsets without it.
 #if VEC == 2
@@ -135,7 +121,7 @@ inline fetch_words words_fetch256(__global const storage_t *p) {
 }
 #endif
 inline floatv words_to_floats(fetch_words w) {
-#if DTYPE == 1 && HALF_VEC_MODE == 2
+#if DTYPE == 1
   return CAT(vload_half, VEC)(0, (const __private half *)&w);
 #else
   return unpack_words(w);
@@ -200,7 +186,7 @@ inline fetch_words words_fetch256_if(ulong p, uint ok) {
 #define PIECE_STRIDE (D / PIECES)
 
 #if OM_STAGE != 3
-// Stages 0-2 read a point's corners with CORNER, from the work-item's first
+// Stage 0 reads a point's corners with CORNER, from the work-item's first
 // channel (input + image_start); CORNER_INDEX_U32 is a corner's index from
 // there as unsigned 32-bit, for where indices fit.
 #define CORNER_INDEX_U32(i, piece)                                             \
@@ -318,7 +304,7 @@ inline void add_point(floatv *acc, const dcnv4_geometry g,
 }
 #endif
 
-#if FOLD_WEIGHTS || OM_STAGE == 4
+#if FOLD_WEIGHTS
 // The documented order for a work-item whose folded sum is not finite;
 // writes the work-item's PIECES vectors at `out`. Real data never comes
 // here. Out of line, so that the folded loop keeps nothing live for it:
@@ -352,284 +338,9 @@ __attribute__((noinline)) void forward_documented_order(
 }
 #endif
 
-#if OM_STAGE == 4
-// Stage 4: tensor cores (16-bit storage, group_channels a multiple of 16;
-// warp_mma.h, PTX on NVIDIA). One work-item per (pixel, group) pair, VEC 8
-// and PIECES D / 8, and the 32 pairs of a warp summed together as matrix
-// products: for corner c of point k, D[pair][channel] += A * B with B the
-// 16 pairs' corner values (16 x 8 channels) and A = diag(weights of those
-// pairs' corner c). Only the diagonal of A is used, a sixteenth of the
-// products, but a product instruction then does 128 useful multiply-adds
-// with no conversion from 16 bits, where stage 0 spends a conversion and an
-// FMA per value and corner (on the H100 its fp16 forward issued 1528
-// instructions per warp, 576 of them those; docs/perf-notes.md §3).
-//
-// Per point the warp's work-items locate their pair's point, copy its four
-// corners (D values each) into local memory with asynchronous copies (zeros
-// outside the image) and store its four weights as 16-bit values; the
-// copies of points k + 1 and k + 2 are in flight while point k's products
-// run. The
-// weights are scaled by a power of two per pair (from the largest |weight|
-// of its points) so that they keep 16-bit precision whatever their range,
-// and the sums scaled back. A pair whose sum is not finite runs again in
-// the documented order, as in stage 0 (an infinite or NaN corner value of
-// any pair of the 16 can make the other 15 sums NaN too: they rerun).
-#if !SPECIALIZE || VEC != 8 || PIECES * 8 != D || D % 16 || DTYPE == 0
-#error                                                                         \
-    "OM_STAGE 4 needs SPECIALIZE, 16-bit storage, VEC 8, PIECES D / 8, D % 16 == 0"
-#endif
-// The portable warp_mma.h has barriers in every call: its loops stay rolled,
-// which PoCL compiles in seconds rather than many minutes.
-#if WARP_MMA_PTX
-#define MMA_LOOP _Pragma("unroll")
-#else
-#define MMA_LOOP _Pragma("unroll 1")
-#endif
-// A pair's four corners in local memory, 16 bytes more than their values
-// so that 8 pairs' rows read together fall in different banks.
-#define PAIR_BYTES (8 * D + 16)
-#define STAGE_DATA_BYTES (WARP_LANES * PAIR_BYTES)
-#define STAGE_WEIGHT_BYTES (WARP_LANES * 16)
-// Points in flight: the copies of points k + 1 and k + 2 run while point
-// k's products do (copy_wait_pending below takes MMA_STAGES - 1 as a
-// literal). H100, 64x56x56x128 G8 fp16: two stages with each point's
-// offsets loaded where used 0.486 ms; this (three, offsets loaded ahead)
-// 0.600 ms; stage 0 0.174 ms. The copies, not their latency, bound it
-// (docs/perf-notes.md §17).
-#define MMA_STAGES 3
-// Per warp: MMA_STAGES stages of corners and weights, 16 zero bytes, the
-// scratch of the portable warp_mma.h. The host computes the same
-// (tensor_core_warp_bytes in dcnv4_op.c).
-#define WARP_LOCAL_BYTES                                                       \
-  (MMA_STAGES * (STAGE_DATA_BYTES + STAGE_WEIGHT_BYTES) + 16 +                 \
-   WARP_SCRATCH_BYTES)
-
-// Locates point (i, j) of this work-item's pair, starts the copies of its
-// four corners into `data` (the pair's PAIR_BYTES) and stores its four
-// weights (times the pair's scale) in `weights`, each in the half of its
-// word that the A fragment of its lane parity takes.
-inline void stage_point(const dcnv4_geometry g,
-                        __global const storage_t *restrict input,
-                        const idx_t image_start, const int C, const idx_t row,
-                        const int base_w, const int base_h, const int i,
-                        const int j, const float dx, const float dy,
-                        const float m, __local uchar *data,
-                        __local uint4 *weights, const bool upper) {
-  const sample_coord x =
-      split_coord_unselected(base_w, POINT_PART_W(i, dx), g.width_in);
-  const sample_coord y =
-      split_coord_unselected(base_h, POINT_PART_H(j, dy), g.height_in);
-  const point_footprint f = locate_point(x, y, g.width_in, g.height_in, row, C);
-  const float lw = f.lw, hw = 1.0f - f.lw, hh = 1.0f - f.lh;
-  // A point outside adds nothing, even with a NaN or infinite weight.
-  const float top = f.in ? m * hh : 0.0f, bottom = f.in ? m * f.lh : 0.0f;
-  const idx_t o = f.offset;
-  const idx_t corner[4] = {o, o + C, o + row, o + row + C};
-  const bool ok[4] = {f.c00, f.c01, f.c10, f.c11};
-#pragma unroll
-  for (int c = 0; c < 4; c++) {
-    // A corner outside the image is not read: its copies write zeros, from
-    // the image's first pixel as a valid address.
-    __global const uint4 *src =
-        (__global const uint4 *)(input + image_start + (ok[c] ? corner[c] : 0));
-    __local uint4 *dst = (__local uint4 *)(data + c * 2 * D);
-#pragma unroll
-    for (int q = 0; q < D / 8; q++)
-      copy16_async(dst + q, src + q, ok[c]);
-  }
-  *weights =
-      (uint4)(place_weight(top * hw, upper), place_weight(top * lw, upper),
-              place_weight(bottom * hw, upper),
-              place_weight(bottom * lw, upper));
-}
-
-inline void forward_tensor_cores(const dcnv4_geometry g,
-                                 __global const storage_t *restrict input,
-                                 __global const storage_t *restrict offset_mask,
-                                 __global storage_t *restrict output,
-                                 __local uchar *local_base, const bool active,
-                                 const idx_t pixel, const int grp,
-                                 const idx_t image_start, const int C,
-                                 const int ho, const int wo) {
-  const int lid = linear_local_id();
-  const int lane = lid & (WARP_LANES - 1), grp_of_lane = lane >> 2,
-            tig = lane & 3;
-  __local uchar *warp_local =
-      local_base + (lid / WARP_LANES) * WARP_LOCAL_BYTES;
-  __local uchar *stage_data = warp_local;
-  __local uint4 *stage_weights =
-      (__local uint4 *)(warp_local + MMA_STAGES * STAGE_DATA_BYTES);
-  __local uint4 *zero16 =
-      (__local uint4 *)(warp_local +
-                        MMA_STAGES * (STAGE_DATA_BYTES + STAGE_WEIGHT_BYTES));
-  __local uint *scratch = (__local uint *)(zero16 + 1);
-  if (lane == 0)
-    *zero16 = (uint4)(0);
-
-  // Inactive work-items take part with zero weights and no corners.
-  __global const storage_t *om =
-      offset_mask + (active ? pixel * g.offset_mask_stride + grp * K * 3 : 0);
-  const int base_w = WINDOW_CENTRE_W(wo);
-  const int base_h = WINDOW_CENTRE_H(ho);
-  const idx_t row = (idx_t)g.width_in * C;
-  float mmax = 0.0f, minv = 1.0f;
-  if (SOFTMAX)
-    group_softmax_stats(om, g, &mmax, &minv);
-  float m[K];
-  float largest = 0.0f;
-#pragma unroll
-  for (int k = 0; k < K; k++) {
-    m[k] = active ? point_weight(g, LOAD1(om, 2 * K + k), mmax, minv) : 0.0f;
-    largest = fmax(largest, fabs(m[k]));
-  }
-  // scale = 2^-e for the exponent e of the largest |weight| (bilinear
-  // weights are at most 1), unscale 2^e; a NaN or infinite weight makes the
-  // sum non-finite anyway. A largest weight below fp32's normal range (bf16
-  // storage can hold one) would lose its 16-bit precision: documented order.
-  int exponent = (int)((as_uint(largest) >> 23) & 0xff);
-  const bool tiny = exponent == 0 && largest > 0.0f;
-  exponent = clamp(exponent == 0 ? 127 : exponent, 1, 253);
-  const float scale = as_float((uint)(254 - exponent) << 23);
-  const float unscale = as_float((uint)exponent << 23);
-
-  // This lane's row address for ldmatrix: row (lane & 7) of matrix
-  // (lane >> 3), matrices {pairs 0-7, 8-15} x {channels 0-7, 8-15} of a
-  // 16-pair tile.
-  const uint row_offset =
-      (uint)(((lane & 7) + ((lane >> 3) & 1) * 8) * PAIR_BYTES +
-             (lane >> 4) * 16);
-  // The diagonal of A: lane (grp, tig) holds A[grp][grp] when grp / 2 ==
-  // tig, in the half grp & 1, and A[grp + 8][grp + 8] likewise; the other
-  // lanes read zeros.
-  const bool diagonal = (grp_of_lane >> 1) == tig;
-
-  float4 acc[2][D / 8];
-#pragma unroll
-  for (int r = 0; r < 2; r++)
-#pragma unroll
-    for (int n = 0; n < D / 8; n++)
-      acc[r][n] = (float4)(0.0f);
-
-// Point k's place (i, j) in the window, the order of stage 0's loops.
-#define POINT_SLOT(k) ((k) + (REMOVE_CENTER && (k) >= (KW / 2) * KH + KH / 2))
-#define POINT_I(k) (POINT_SLOT(k) / KH)
-#define POINT_J(k) (POINT_SLOT(k) % KH)
-  // The offsets of point k + MMA_STAGES are loaded while point k's
-  // products run, so that no point waits for its offsets behind the
-  // barriers.
-  float ox[K], oy[K];
-#define LOAD_OFFSETS(k)                                                        \
-  ox[k] = active ? LOAD1(om, 2 * (k)) : 0.0f;                                  \
-  oy[k] = active ? LOAD1(om, 2 * (k) + 1) : 0.0f
-#define STAGE_POINT(k)                                                         \
-  stage_point(                                                                 \
-      g, input, image_start, C, row, base_w, base_h, POINT_I(k), POINT_J(k),   \
-      ox[k], oy[k], m[k] * scale,                                              \
-      stage_data + ((k) % MMA_STAGES) * STAGE_DATA_BYTES + lane * PAIR_BYTES,  \
-      stage_weights + ((k) % MMA_STAGES) * WARP_LANES + lane, (lane & 1) != 0)
-#pragma unroll
-  for (int k = 0; k < MMA_STAGES && k < K; k++) {
-    LOAD_OFFSETS(k);
-  }
-#pragma unroll
-  for (int k = 0; k < MMA_STAGES - 1; k++) {
-    if (k < K)
-      STAGE_POINT(k);
-    copy_commit();
-  }
-  MMA_LOOP
-  for (int k = 0; k < K; k++) {
-    const int next = k + MMA_STAGES - 1;
-    if (next < K) {
-      // Point k - 1's products have read the buffers point `next` takes.
-      warp_sync();
-      STAGE_POINT(next);
-    }
-    if (next + 1 < K) {
-      LOAD_OFFSETS(next + 1);
-    }
-    copy_commit();
-    copy_wait_pending(2);
-    warp_sync();
-    __local const uchar *data =
-        stage_data + (k % MMA_STAGES) * STAGE_DATA_BYTES;
-    __local const uint4 *weights =
-        stage_weights + (k % MMA_STAGES) * WARP_LANES;
-    MMA_LOOP
-    for (int r = 0; r < 2; r++) {
-      const uint4 upper_rows =
-          *(diagonal ? weights + 16 * r + grp_of_lane : zero16);
-      const uint4 lower_rows =
-          *(diagonal ? weights + 16 * r + 8 + grp_of_lane : zero16);
-      MMA_LOOP
-      for (int c = 0; c < 4; c++) {
-        const uint a0 = c == 0   ? upper_rows.x
-                        : c == 1 ? upper_rows.y
-                        : c == 2 ? upper_rows.z
-                                 : upper_rows.w;
-        const uint a3 = c == 0   ? lower_rows.x
-                        : c == 1 ? lower_rows.y
-                        : c == 2 ? lower_rows.z
-                                 : lower_rows.w;
-        const uint4 a = (uint4)(a0, 0u, 0u, a3);
-        MMA_LOOP
-        for (int q = 0; q < D / 16; q++) {
-          const uint4 b = ldmatrix_x4_trans(
-              data,
-              row_offset + (uint)(16 * r * PAIR_BYTES + c * 2 * D + 32 * q),
-              scratch);
-          acc[r][2 * q] = mma_16816(acc[r][2 * q], a, b.xy, scratch);
-          acc[r][2 * q + 1] = mma_16816(acc[r][2 * q + 1], a, b.zw, scratch);
-        }
-      }
-    }
-  }
-#undef STAGE_POINT
-#undef LOAD_OFFSETS
-#undef POINT_SLOT
-#undef POINT_I
-#undef POINT_J
-
-  // The sums to their pairs' work-items through local memory (the corner
-  // buffers, D floats per pair), then each work-item writes its pair's D
-  // values with vector stores as stage 0 does.
-  warp_sync();
-  __local float *sums = (__local float *)stage_data;
-#pragma unroll
-  for (int r = 0; r < 2; r++)
-#pragma unroll
-    for (int n = 0; n < D / 8; n++) {
-      const int p = 16 * r + grp_of_lane, ch = 8 * n + 2 * tig;
-      vstore2(acc[r][n].xy, 0, sums + p * D + ch);
-      vstore2(acc[r][n].zw, 0, sums + (p + 8) * D + ch);
-    }
-  warp_sync();
-  if (!active)
-    return;
-  __global storage_t *out = output + pixel * C + grp * D;
-  floatv v[PIECES];
-  float total = 0.0f;
-#pragma unroll
-  for (int p = 0; p < PIECES; p++) {
-    v[p] = unscale * vload8(0, sums + lane * D + 8 * p);
-    total += HSUM(v[p]);
-  }
-  if (!isfinite(total) || tiny) {
-    forward_documented_order(g, input, om, image_start, C, row, base_w, base_h,
-                             mmax, minv, out);
-    return;
-  }
-#pragma unroll
-  for (int p = 0; p < PIECES; p++)
-    STOREV(v[p], out + 8 * p);
-}
-#endif
-
-// Stages 3 and 4 locate points with locate_point (common.h); stage 4 ran
-// as fast through it as with its own copy (H100, 64x56x56x128 G8 fp16,
-// 0.59 ms, docs/perf-notes.md §17). Stages 0-2 keep the same
-// logic in add_point, which routed through that helper ran 1-4 % slower on
-// the H100.
+// Stage 3 locates points with locate_point (common.h). Stage 0 keeps the
+// same logic in add_point, which routed through that helper ran 1-4 % slower
+// on the H100.
 
 __kernel void dcnv4_forward(__global const storage_t *restrict input,
                             __global const storage_t *restrict offset_mask,
@@ -637,8 +348,8 @@ __kernel void dcnv4_forward(__global const storage_t *restrict input,
                             const dcnv4_geometry g,
                             __local float4 *staged_vectors) {
   // staged_vectors is declared as vectors so that the device aligns it for
-  // stages 1 and 3's 16-byte accesses (a kernel may assume a pointer
-  // argument aligned to its type).
+  // stage 3's 16-byte accesses (a kernel may assume a pointer argument
+  // aligned to its type).
   const int cv = (int)get_global_id(0); // chunk index within the pixel
   const int wo = (int)get_global_id(1);
   const int nh = (int)get_global_id(2);
@@ -655,26 +366,18 @@ __kernel void dcnv4_forward(__global const storage_t *restrict input,
   const idx_t image_start =
       (idx_t)n * g.height_in * g.width_in * C + grp * D + chunk * VEC;
 
-#if OM_STAGE == 4
-  forward_tensor_cores(g, input, offset_mask, output,
-                       (__local uchar *)staged_vectors, active, pixel, grp,
-                       image_start, C, ho, wo);
-#else // stages 0-3
-
-#if OM_STAGE == 1 || OM_STAGE == 3
-  // Stages 1 and 3 keep data per (pixel, group) pair of the work-group:
+#if OM_STAGE == 3
+  // Stage 3 keeps data per (pixel, group) pair of the work-group:
   // groups [g0, g0 + ng) fastest, then its pixels (columns, then rows);
   // `pair` is this work-item's. The work-items of a pixel fill its ng pairs,
   // so that the filling loops divide by no run-time size (three such
-  // divisions per value cost stage 1's first version 50 % on the H200).
+  // divisions per value cost the first version of the removed stage 1 50 %
+  // on the H200).
   const int ng = (int)get_local_size(0) / CHUNKS;
   const int g0 = (int)(get_group_id(0) * get_local_size(0)) / CHUNKS;
   const int column =
       (int)(get_local_id(2) * get_local_size(1) + get_local_id(1));
   const int pair = column * ng + (grp - g0);
-#endif
-
-#if OM_STAGE == 3
 #if IDX64
 #error "OM_STAGE 3 keeps 32-bit corner offsets"
 #endif
@@ -733,66 +436,6 @@ __kernel void dcnv4_forward(__global const storage_t *restrict input,
   }
   STOREV(acc, output + pixel * C + grp * D + chunk * VEC);
 #else
-#if OM_STAGE == 1
-  // Point k of pair p is the float4 {dx, dy, weight, 0} at p * K + k, so a
-  // work-item reads each point with one 16-byte local load (pairs 16 * K
-  // bytes apart: a warp's pairs fall in different banks for odd K). The
-  // work-items of a pixel copy its ng groups' rows, one contiguous run of
-  // ng * 3K values.
-  __global const storage_t *rows =
-      offset_mask + (pixel_ok ? pixel * g.offset_mask_stride + g0 * 3 * K : 0);
-  __local float *dst = (__local float *)staged_vectors + column * ng * 4 * K;
-  for (int i = (int)get_local_id(0); i < ng * 3 * K;
-       i += (int)get_local_size(0)) {
-    const int eg = i / (3 * K), lane = i - eg * (3 * K);
-    // Loaded unguarded from a clamped index, selected after: a guarded load
-    // may run anyway on CPUs (HACKING, Conventions).
-    const bool ok = pixel_ok && g0 + eg < g.group;
-    const float loaded = LOAD1(rows, ok ? i : 0);
-    const float v = ok ? loaded : 0.0f;
-    // lane < 2K: offset (dx, dy) of point lane / 2; else point lane - 2K's
-    // weight.
-    const int slot =
-        lane < 2 * K ? 4 * (lane >> 1) + (lane & 1) : 4 * (lane - 2 * K) + 2;
-    dst[eg * 4 * K + slot] = v;
-  }
-  barrier(CLK_LOCAL_MEM_FENCE);
-  if (!active)
-    return;
-  __local const float4 *points = staged_vectors + pair * K;
-#define OFFSET_X(k) points[k].s0
-#define OFFSET_Y(k) points[k].s1
-#define WEIGHT(k) points[k].s2
-#elif OM_STAGE == 2
-  // The CHUNKS work-items of a (pixel, group) are consecutive lanes of one
-  // warp (specialized builds; the host checks that CHUNKS is a power of two
-  // dividing the work-group's dimension 0). Each loads every CHUNKS-th of the
-  // group's 3K values, and every work-item reads the 3K values from their
-  // lanes: one load per CHUNKS values instead of CHUNKS loads of each.
-  // Inactive work-items load a valid row and leave after the exchange.
-  __global const storage_t *om =
-      offset_mask + (active ? pixel * g.offset_mask_stride + grp * K * 3 : 0);
-#define HELD ((3 * K + CHUNKS - 1) / CHUNKS)
-  float held[HELD];
-#pragma unroll
-  for (int i = 0; i < HELD; i++)
-    held[i] = LOAD1(om, min(chunk + i * CHUNKS, 3 * K - 1));
-  const int lid = linear_local_id();
-  const uint lanes = lane_mask(
-      lid, (int)(get_local_size(0) * get_local_size(1) * get_local_size(2)));
-  const int first = (lid & 31) - chunk;
-  float omv[3 * K];
-#pragma unroll
-  for (int i = 0; i < 3 * K; i++)
-    omv[i] = lane_read(held[i / CHUNKS], first + i % CHUNKS, lanes);
-#undef HELD
-  if (!active)
-    return;
-#define OM(i) omv[i]
-#define OFFSET_X(k) OM(2 * (k))
-#define OFFSET_Y(k) OM(2 * (k) + 1)
-#define WEIGHT(k) OM(2 * K + (k))
-#else
   if (!active)
     return;
   __global const storage_t *om =
@@ -801,7 +444,6 @@ __kernel void dcnv4_forward(__global const storage_t *restrict input,
 #define OFFSET_X(k) OM(2 * (k))
 #define OFFSET_Y(k) OM(2 * (k) + 1)
 #define WEIGHT(k) OM(2 * K + (k))
-#endif
 
   const int base_w = WINDOW_CENTRE_W(wo);
   const int base_h = WINDOW_CENTRE_H(ho);
@@ -859,5 +501,4 @@ __kernel void dcnv4_forward(__global const storage_t *restrict input,
 #undef OFFSET_Y
 #undef WEIGHT
 #endif
-#endif // OM_STAGE == 4
 }

@@ -462,86 +462,8 @@ static bool plan_tiles(const dcnv4_context *ctx, cl_kernel kernel,
   return true;
 }
 
-/* Stage 4 of the forward (tensor cores, warp_mma.clh) uses PTX on NVIDIA
- * devices of compute capability 8 or later (cp.async, ldmatrix, mma.sync
- * with bf16); elsewhere its portable version, which exists for testing. */
-static bool warp_mma_ptx(const dcnv4_context *ctx) {
-  return ctx->vendor == DCN_VENDOR_NVIDIA && ctx->nv_compute_major >= 8;
-}
-
-/* Whether stage 4 applies: 16-bit storage, group_channels a multiple of 16
- * and a specialized build (the kernel keeps the K weights of a pair in
- * registers). */
-static bool tensor_core_fits(const dcnv4_params *p,
-                             const dcn_dcnv4_forward_tuning *cfg) {
-  return p->dtype != DCNV4_FLOAT32 && p->group_channels % 16 == 0 &&
-         cfg->specialize;
-}
-
-/* Stage 4's local memory per warp, as dcnv4_forward.cl lays it out:
- * MMA_STAGES (3) stages of 32 pairs' four corners (8 * D + 16 bytes each)
- * and weights (16 bytes each), 16 zero bytes, and the portable version's
- * scratch. */
-static size_t tensor_core_warp_bytes(const dcnv4_context *ctx,
-                                     const dcnv4_params *p) {
-  const size_t pair_bytes = 8 * (size_t)p->group_channels + 16;
-  return 3 * (32 * pair_bytes + 32 * 16) + 16 + (warp_mma_ptx(ctx) ? 0 : 768);
-}
-
-static size_t gcd_size(size_t a, size_t b) {
-  while (b) {
-    const size_t t = a % b;
-    a = b;
-    b = t;
-  }
-  return a;
-}
-
-/* Stage 4's range: one work-item per (pixel, group), groups fastest, then
- * columns; work-groups of whole warps (the kernel's matrix products are
- * per warp) of about cfg->local_size work-items, as local memory allows. */
-static bool plan_tensor_core_range(const dcnv4_context *ctx, cl_kernel kernel,
-                                   const dcnv4_params *p, const dcnv4_shape *s,
-                                   const dcn_dcnv4_forward_tuning *cfg,
-                                   range_plan *r) {
-  const size_t hard =
-      dcn_kernel_item_limit(ctx, kernel, ctx->max_item_sizes[0]);
-  const size_t warp_bytes = tensor_core_warp_bytes(ctx, p);
-  const size_t warps_fit = (size_t)ctx->local_mem_bytes / warp_bytes;
-  size_t limit = cfg->local_size < hard ? cfg->local_size : hard;
-  if (limit > warps_fit * 32)
-    limit = warps_fit * 32;
-  limit -= limit % 32;
-  if (limit == 0)
-    return false;
-  const size_t groups = (size_t)p->group;
-  const size_t l0 = groups <= limit ? groups : limit;
-  /* Columns per work-group: a multiple of `unit`, so that l0 * l1 is whole
-   * warps; no more than the row needs. */
-  const size_t unit = 32 / gcd_size(l0, 32);
-  size_t l1 = limit / l0;
-  l1 -= l1 % unit;
-  if (l1 == 0)
-    l1 = unit;
-  const size_t width = (size_t)s->width_out;
-  if (l1 > width)
-    l1 = (width + unit - 1) / unit * unit;
-  const size_t items = l0 * l1;
-  if (items > hard || l1 > ctx->max_item_sizes[1] ||
-      items / 32 * warp_bytes > (size_t)ctx->local_mem_bytes)
-    return false;
-  r->local[0] = l0;
-  r->local[1] = l1;
-  r->local[2] = 1;
-  r->global[0] = (groups + l0 - 1) / l0 * l0;
-  r->global[1] = (width + l1 - 1) / l1 * l1;
-  r->global[2] = (size_t)p->batch * (size_t)s->height_out;
-  r->local_bytes = items / 32 * warp_bytes;
-  return true;
-}
-
 /* The forward kernel of a validated parameter set (built on first use),
- * `vec` channels per work-item, staged or not. */
+ * `vec` channels per work-item, stage 0 or 3. */
 static dcnv4_status
 forward_kernel(dcnv4_context *ctx, const dcnv4_params *params,
                const dcnv4_shape *s, const dcn_dcnv4_forward_tuning *cfg,
@@ -554,10 +476,7 @@ forward_kernel(dcnv4_context *ctx, const dcnv4_params *params,
   const bool fetch256 =
       ctx->vendor == DCN_VENDOR_NVIDIA && ctx->nv_compute_major >= 8;
   char portable[DCN_OPTIONS_MAX], hinted[DCN_OPTIONS_MAX + 32], extra[64];
-  snprintf(extra, sizeof extra, " -DOM_STAGE=%d -DPIECES=%d%s", stage, pieces,
-           stage == 2                        ? " -DLANE_SHUFFLE=1"
-           : stage == 4 && warp_mma_ptx(ctx) ? " -DWARP_MMA_PTX=1"
-                                             : "");
+  snprintf(extra, sizeof extra, " -DOM_STAGE=%d -DPIECES=%d", stage, pieces);
   kernel_options(ctx, params, vec, needs_64bit_indices(s), cfg->unroll,
                  cfg->specialize, cfg->max_regs, extra, portable,
                  sizeof portable);
@@ -570,22 +489,11 @@ forward_kernel(dcnv4_context *ctx, const dcnv4_params *params,
                               kernel, NULL);
 }
 
-/* Whether the forward can share the offset loads of a (pixel, group)
- * through warp shuffles (stage 2): an NVIDIA device, a specialized unrolled
- * build, and a group's chunks a power of two of at most a warp, so that they
- * are consecutive lanes of one warp (plan_range puts whole groups in
- * dimension 0). */
-static bool lane_shuffle_fits(const dcnv4_context *ctx,
-                              const dcn_dcnv4_forward_tuning *cfg, int chunks) {
-  return ctx->vendor == DCN_VENDOR_NVIDIA && cfg->specialize && cfg->unroll &&
-         chunks <= 32 && (chunks & (chunks - 1)) == 0;
-}
-
 /* The forward kernel of a validated call and its range: the tuned
- * configuration, staged if asked (stage 1 needs local memory for the offset
- * rows, stage 2 an NVIDIA device; without them, or if the staged build is
- * rejected, the kernel reads them from global memory), then the built-in
- * default if the tuned configuration does not build. */
+ * configuration, with its stage (3 needs 32-bit indices and local memory for
+ * the footprints; without them, or if that build is rejected, stage 0), then
+ * the built-in default if the tuned configuration does not build. The
+ * tuning layer accepts stages 0 and 3 only. */
 static dcnv4_status select_forward(dcnv4_context *ctx,
                                    const dcnv4_params *params,
                                    const dcnv4_shape *s, cl_kernel *kernel,
@@ -598,39 +506,7 @@ static dcnv4_status select_forward(dcnv4_context *ctx,
     const dcn_dcnv4_forward_tuning *cfg = &cfgs[i];
     /* The asked stage, then plain global loads. */
     for (int stage = cfg->stage; stage >= 0; stage = stage ? 0 : -1) {
-      if (stage == 4) {
-        const char *why = NULL;
-        if (!tensor_core_fits(params, cfg)) {
-          why = "does not apply (it needs 16-bit storage, group_channels a "
-                "multiple of 16 and a specialized build)";
-        } else {
-          /* No register cap below 128: the kernel needs about 145, and
-           * under the fp16 default's 40 it spilled and ran 1.23 ms instead
-           * of 0.59 (H100, 64x56x56x128 G8, docs/perf-notes.md §17). */
-          dcn_dcnv4_forward_tuning uncapped = *cfg;
-          if (uncapped.max_regs < 128)
-            uncapped.max_regs = 0;
-          st = forward_kernel(ctx, params, s, &uncapped, 4, 8,
-                              (int)params->group_channels / 8, kernel);
-          if (st != DCNV4_SUCCESS && st != DCNV4_ERROR_BUILD_FAILED)
-            return st;
-          if (st == DCNV4_SUCCESS &&
-              plan_tensor_core_range(ctx, *kernel, params, s, cfg, r))
-            return DCNV4_SUCCESS;
-          why = st == DCNV4_SUCCESS ? "does not fit in local memory"
-                                    : "does not build";
-        }
-        dcn_log(ctx, DCN_LOG_INFO,
-                "dcnv4_forward: stage 4 (tensor cores) %s, for %s storage and "
-                "group_channels %d; stage 0 instead",
-                why, dcnv4_dtype_name(params->dtype),
-                (int)params->group_channels);
-        continue;
-      }
       const int vec = dcn_vector_width(params->group_channels, cfg->max_vec);
-      if (stage == 2 &&
-          !lane_shuffle_fits(ctx, cfg, (int)params->group_channels / vec))
-        continue;
       if (stage == 3 && needs_64bit_indices(s))
         continue;
       /* Pieces: stage 0, and only where they divide the group's chunks. */
@@ -644,12 +520,9 @@ static dcnv4_status select_forward(dcnv4_context *ctx,
         continue;
       if (st != DCNV4_SUCCESS)
         return st;
-      /* Local memory per (pixel, group): stage 1 its offsets and weight
-       * as 4 words per point, stage 3 a footprint of 8 words per point
-       * (dcnv4_forward.cl). */
-      const size_t group_floats = stage == 1   ? (size_t)s->points * 4
-                                  : stage == 3 ? (size_t)s->points * 8
-                                               : 0;
+      /* Local memory per (pixel, group): stage 3 a footprint of 8 words
+       * per point (dcnv4_forward.cl). */
+      const size_t group_floats = stage == 3 ? (size_t)s->points * 8 : 0;
       const range_request q = {cfg->local_size, !cfg->specialize, 0,
                                group_floats,    cfg->rows,        cfg->groups};
       if (plan_range(ctx, *kernel, params, s, vec * pieces, &q, r))
