@@ -101,4 +101,19 @@ typedef struct dcn_gemm_epilogue {
   cl_mem scale;    /* DCN_GEMM_RESIDUAL: (n) fp32, or NULL for 1 */
 } dcn_gemm_epilogue;
 
+/* The epilogue as a pass of its own after CLBlast (fii_ops.cl), for
+ * src/ops/linear/linear.c: the kernel for `kind` (DCN_GEMM_GELU: c =
+ * GELU(c + bias); DCN_GEMM_RESIDUAL: residual += scale * (c + bias)), built
+ * before anything is enqueued, then its launch on (rows, cols). bias and
+ * scale may be NULL. dcn_residual_forward is the residual pass without a
+ * bias. */
+dcnv4_status dcn_gemm_epilogue_kernel(dcnv4_context *ctx,
+                                      dcn_gemm_epilogue_kind kind, bool idx64,
+                                      cl_kernel *kernel);
+dcnv4_status dcn_run_gemm_epilogue(dcnv4_context *ctx, cl_kernel k,
+                                   dcn_gemm_epilogue_kind kind, bool idx64,
+                                   cl_mem c, cl_mem bias, cl_mem residual,
+                                   cl_mem scale, uint64_t rows, int32_t cols,
+                                   cl_event *event);
+
 #endif /* DCNV4_FII_OPS_H */
