@@ -88,7 +88,8 @@ dcnv4_status dcn_avgpool_forward(dcnv4_context *ctx, int32_t batch,
  * into the 1x1 convolution); DCN_GEMM_RESIDUAL residual += scale * c, where
  * c is then not written (the MLP's fc2 and the DCNv4 layer's output
  * projection in pre-norm blocks). On linear.cl the epilogue is fused; on
- * CLBlast it is a pass of its own. */
+ * CLBlast it is a pass of its own, and a residual GEMM then needs c as
+ * scratch for the product (see dcn_gemm_linear_epilogue in layer.h). */
 typedef enum dcn_gemm_epilogue_kind {
   DCN_GEMM_NONE = 0,
   DCN_GEMM_GELU,
