@@ -13,8 +13,8 @@
 // work-group of LN_LOCAL work-items holds LN_LOCAL / LN_TEAM teams, so that
 // narrow rows (64 channels) do not leave most of a group idle. Item t of a
 // team takes channels t, t + LN_TEAM, ... (neighbouring items, neighbouring
-// addresses). Teams past the last row compute on row 0 and write nothing:
-// every item must reach the barriers.
+// addresses). Teams past the last row read and write nothing, but every
+// item must reach the barriers.
 //
 // x may be out (LN_EPILOGUE 0 and 1): an item rewrites only the channels it
 // read, after the reductions' barriers.
@@ -52,15 +52,18 @@ layernorm(__global const float *x, __global const float *restrict weight,
   const idx_t row =
       (idx_t)get_group_id(0) * (LN_LOCAL / LN_TEAM) + (idx_t)(lid / LN_TEAM);
   const bool live = row < rows;
+  // Teams past the last row read nothing: with x == out, another group may
+  // be writing any row.
+  const int span = live ? C : 0;
   const idx_t start = (live ? row : 0) * (idx_t)C;
   __global const float *const xr = x + start;
 
   float s = 0.0f;
-  for (int c = t; c < C; c += LN_TEAM)
+  for (int c = t; c < span; c += LN_TEAM)
     s += xr[c];
   const float mean = team_sum(red, base, t, s) / (float)C;
   float q = 0.0f;
-  for (int c = t; c < C; c += LN_TEAM) {
+  for (int c = t; c < span; c += LN_TEAM) {
     const float d = xr[c] - mean;
     q += d * d;
   }

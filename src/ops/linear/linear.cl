@@ -77,10 +77,12 @@
 // added to y times the columns' scales s.
 inline void store_epilogue(__global float *restrict y, const int n, const int N,
                            const bool n4, float4 v, const float4 s) {
+  if (n >= N)
+    return; // no column of this work-item's (its clamped reads would race)
 #if EPILOGUE == 1
   v = 0.5f * v * (1.0f + erf(v * M_SQRT1_2_F));
 #endif
-  if (n4 && n < N) {
+  if (n4) {
 #if EPILOGUE == 2
     v = *(__global float4 *)(y + n) + s * v;
 #endif
@@ -88,7 +90,8 @@ inline void store_epilogue(__global float *restrict y, const int n, const int N,
     return;
   }
 #if EPILOGUE == 2
-  // Reads clamped into the row, as the loads of the edge tiles.
+  // Reads clamped into this work-item's columns of the row (n < N), as the
+  // loads of the edge tiles.
   v.x = y[min(n, N - 1)] + s.x * v.x;
   v.y = y[min(n + 1, N - 1)] + s.y * v.y;
   v.z = y[min(n + 2, N - 1)] + s.z * v.z;
