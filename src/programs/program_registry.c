@@ -28,6 +28,9 @@ static const program_recipe recipes[] = {
     {"layer_ops",
      {"ops/common/common.clh", "ops/layer_ops/layer_ops.cl", NULL}},
     {"linear", {"ops/common/common.clh", "ops/linear/linear.cl", NULL}},
+    {"fii_conv2d", {"ops/common/common.clh", "ops/fii/conv2d.cl", NULL}},
+    {"fii_layernorm", {"ops/common/common.clh", "ops/fii/layernorm.cl", NULL}},
+    {"fii_ops", {"ops/common/common.clh", "ops/fii/fii_ops.cl", NULL}},
     {"deterministic_common", {"ops/common/deterministic_common.cl", NULL}},
     /* fp_contract_off.clh: bitwise results whatever the work-group sizes. */
     {"dcnv4_backward_deterministic",
