@@ -6,9 +6,14 @@
  * then the presets, malformed and mismatched safetensors files, bad
  * configurations and bad forward arguments.
  *
- * usage: test_fii [--count N] [--dtype NAME]
+ * With --golden DIR, first the float64 reference itself against the
+ * golden fii_* cases (upstream's model in float64), to 1e-9.
+ *
+ * usage: test_fii [--count N] [--dtype NAME] [--golden DIR]
  * Tolerances (relative L2, logits and each level's features): fp32 1e-4,
  * fp16 1e-2, bf16 5e-2. */
+#include "fii_case.h"
+#include "npy.h"
 #include "reference_fii.h"
 #include "st_writer.h"
 #include "test_util.h"
@@ -621,12 +626,127 @@ static void test_bad_forward(dcnv4_context *ctx, const char *dir) {
   free(pr);
 }
 
+/* ----------------------------------------------------- the reference */
+
+/* The float64 reference against the golden cases (upstream's own model in
+ * float64): weights from weights.safetensors read here with cJSON (F32
+ * only, as the cases store them), so that the random cases' reference is
+ * itself checked. */
+static void check_reference_on_golden(const char *golden, const char *name) {
+  char dir[4096], path[4200], err[512];
+  snprintf(dir, sizeof dir, "%s/%s", golden, name);
+  case_error e = {""};
+  cJSON *meta = NULL;
+  fii_case fc;
+  if (meta_load(dir, &meta, &e) != 0 || fii_case_read(meta, &fc, &e) != 0) {
+    CHECK(0, "%s: %s", name, e.text);
+    cJSON_Delete(meta);
+    return;
+  }
+  cJSON_Delete(meta);
+  snprintf(path, sizeof path, "%s/weights.safetensors", dir);
+  FILE *f = fopen(path, "rb");
+  unsigned char len8[8];
+  uint64_t hlen = 0;
+  if (!f || fread(len8, 1, 8, f) != 8) {
+    CHECK(0, "cannot read %s", path);
+    if (f)
+      fclose(f);
+    return;
+  }
+  for (int i = 7; i >= 0; i--)
+    hlen = hlen << 8 | len8[i];
+  char *header = calloc(hlen + 1, 1);
+  CHECK(fread(header, 1, hlen, f) == hlen, "short header");
+  cJSON *h = cJSON_Parse(header);
+  free(header);
+  size_t n = (size_t)cJSON_GetArraySize(h), count = 0;
+  ref_weight *w = calloc(n, sizeof *w);
+  double **data = calloc(n, sizeof *data);
+  for (cJSON *t = h ? h->child : NULL; t; t = t->next) {
+    const cJSON *dt = cJSON_GetObjectItem(t, "dtype");
+    const cJSON *off = cJSON_GetObjectItem(t, "data_offsets");
+    if (!cJSON_IsString(dt) || strcmp(dt->valuestring, "F32") != 0 || !off)
+      continue;
+    uint64_t b = (uint64_t)cJSON_GetArrayItem(off, 0)->valuedouble,
+             end = (uint64_t)cJSON_GetArrayItem(off, 1)->valuedouble;
+    size_t k = (size_t)(end - b) / 4;
+    float *v = malloc(k * sizeof *v + 1);
+    fseek(f, (long)(8 + hlen + b), SEEK_SET);
+    CHECK(fread(v, 4, k, f) == k, "short tensor");
+    data[count] = to_doubles(v, k);
+    free(v);
+    w[count] = (ref_weight){t->string, data[count]};
+    count++;
+  }
+  fclose(f);
+  npy_array img;
+  if (npy_read((snprintf(path, sizeof path, "%s/image.npy", dir), path), &img,
+               err, sizeof err) == 0) {
+    double *image = malloc(img.count * sizeof *image);
+    for (uint64_t i = 0; i < img.count; i++)
+      image[i] = npy_get(&img, i);
+    const int N = fc.batch, K = ref_fii_output_width(&fc.config);
+    double *logits = malloc((size_t)N * K * sizeof *logits), *feat[4];
+    size_t fn[4];
+    for (int l = 0; l < 4; l++) {
+      int hh, ww;
+      ref_fii_level_size(fc.height, fc.width, l, &hh, &ww);
+      fn[l] = (size_t)N * hh * ww * (fc.config.channels << l);
+      feat[l] = malloc(fn[l] * sizeof *feat[l]);
+    }
+    CHECK(ref_fii_forward(&fc.config, N, fc.height, fc.width, w, count, image,
+                          logits, feat) == 0,
+          "%s: the reference misses a weight", name);
+    static const char *const outs[] = {"logits", "features_0", "features_1",
+                                       "features_2", "features_3"};
+    printf("  reference on %s:", name);
+    for (int o = 0; o < 5; o++) {
+      npy_array want;
+      snprintf(path, sizeof path, "%s/%s.npy", dir, outs[o]);
+      if (npy_read(path, &want, err, sizeof err) != 0) {
+        CHECK(0, "%s", err);
+        continue;
+      }
+      size_t cnt = o == 0 ? (size_t)N * K : fn[o - 1];
+      CHECK(want.count == cnt, "%s %s: %llu values, the reference %zu", name,
+            outs[o], (unsigned long long)want.count, cnt);
+      double *ref = malloc(want.count * sizeof *ref);
+      for (uint64_t i = 0; i < want.count; i++)
+        ref[i] = npy_get(&want, i);
+      double err_l2 = want.count == cnt
+                     ? rel_l2(o == 0 ? logits : feat[o - 1], ref, cnt)
+                     : INFINITY;
+      printf(" %s %.1e", outs[o], err_l2);
+      CHECK(err_l2 < 1e-9, "%s %s: reference error %.3e", name, outs[o],
+            err_l2);
+      free(ref);
+      npy_free(&want);
+    }
+    printf("\n");
+    free(logits);
+    for (int l = 0; l < 4; l++)
+      free(feat[l]);
+    free(image);
+    npy_free(&img);
+  } else
+    CHECK(0, "%s", err);
+  for (size_t i = 0; i < count; i++)
+    free(data[i]);
+  free(data);
+  free(w);
+  cJSON_Delete(h);
+}
+
 int main(int argc, char **argv) {
   int count = 6;
   int only_dtype = -1;
+  const char *golden = NULL;
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--count") == 0 && i + 1 < argc)
       count = atoi(argv[++i]);
+    else if (strcmp(argv[i], "--golden") == 0 && i + 1 < argc)
+      golden = argv[++i];
     else if (strcmp(argv[i], "--dtype") == 0 && i + 1 < argc) {
       dcnv4_dtype d;
       if (parse_dtype(argv[++i], &d) != 0) {
@@ -635,9 +755,15 @@ int main(int argc, char **argv) {
       }
       only_dtype = (int)d;
     } else {
-      fprintf(stderr, "usage: test_fii [--count N] [--dtype NAME]\n");
+      fprintf(stderr, "usage: test_fii [--count N] [--dtype NAME] "
+                      "[--golden DIR]\n");
       return 2;
     }
+  }
+  if (golden) {
+    check_reference_on_golden(golden, "fii_t_tiny");
+    check_reference_on_golden(golden, "fii_s_odd");
+    check_reference_on_golden(golden, "fii_l_fp16");
   }
   dcnv4_context *ctx = test_context();
   char *dir = make_temp_dir("fii");

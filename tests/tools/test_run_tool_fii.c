@@ -9,6 +9,7 @@
 #include "run_tool_util.h"
 #include "test_util.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
