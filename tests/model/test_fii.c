@@ -715,8 +715,8 @@ static void check_reference_on_golden(const char *golden, const char *name) {
       for (uint64_t i = 0; i < want.count; i++)
         ref[i] = npy_get(&want, i);
       double err_l2 = want.count == cnt
-                     ? rel_l2(o == 0 ? logits : feat[o - 1], ref, cnt)
-                     : INFINITY;
+                          ? rel_l2(o == 0 ? logits : feat[o - 1], ref, cnt)
+                          : INFINITY;
       printf(" %s %.1e", outs[o], err_l2);
       CHECK(err_l2 < 1e-9, "%s %s: reference error %.3e", name, outs[o],
             err_l2);

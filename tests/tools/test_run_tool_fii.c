@@ -17,7 +17,7 @@ static const char *tool, *golden;
 
 static double compare_file(const char *out_dir, const char *case_dir,
                            const char *name, double tol) {
-  char got_path[4096], want_path[4096], err[512];
+  char got_path[8400], want_path[8400], err[512];
   snprintf(got_path, sizeof got_path, "%s/%s.npy", out_dir, name);
   snprintf(want_path, sizeof want_path, "%s/%s.npy", case_dir, name);
   npy_array got, want;
