@@ -60,5 +60,6 @@ int run_dcnv4(const run_request *req, run_outputs *outs, case_error *e);
 int run_fda(const run_request *req, run_outputs *outs, case_error *e);
 int run_dcnv4_layer(const run_request *req, run_outputs *outs, case_error *e);
 int run_fda_layer(const run_request *req, run_outputs *outs, case_error *e);
+int run_fii(const run_request *req, run_outputs *outs, case_error *e);
 
 #endif
