@@ -8,10 +8,9 @@ JPEG), PREP_DUMP decodes and preprocesses each one; the expectation is
 upstream's evaluation transform on Image.open(path).convert("RGB"):
 torchvision's Resize(int(size / crop_ratio), BICUBIC), CenterCrop(size),
 ToTensor(), Normalize(mean, std) where python3-torchvision is installed,
-else the same steps written with PIL and NumPy. PNG results must be
-bit-identical. JPEG decoders differ (stb_image's IDCT and chroma
-upsampling are not libjpeg's), so JPEG gets a small tolerance. Exit 77 (a
-skip) without python3-pil or python3-numpy.
+else the same steps written with PIL and NumPy. Every result must be
+bit-identical (JPEG too: both decode with the system's libjpeg). Exit 77
+(a skip) without python3-pil or python3-numpy.
 """
 
 import os
@@ -135,24 +134,31 @@ def main():
                 diff = np.abs(got - want).max()
                 check(diff == 0.0, "PNG %s: bit-identical (max diff %g)" %
                       (mode, diff))
-        # JPEG: another decoder, close but not identical.
-        for quality, sub in ((95, 0), (75, 2)):
+        # JPEG: libjpeg as in PIL, so identical too; grey, progressive.
+        jpegs = [("q95 4:4:4", "RGB", dict(quality=95, subsampling=0)),
+                 ("q75 4:2:0", "RGB", dict(quality=75, subsampling=2)),
+                 ("progressive", "RGB", dict(quality=85, progressive=True)),
+                 ("grey", "L", dict(quality=90))]
+        for name, mode, opts in jpegs:
             path = os.path.join(tmp, "img.jpg")
-            Image.fromarray(smooth_noise(rng, 320, 240),
-                            "RGB").save(path, quality=quality, subsampling=sub)
+            arr = smooth_noise(rng, 333, 250)
+            img = Image.fromarray(arr, "RGB")
+            (img if mode == "RGB" else img.convert("L")).save(path, **opts)
             got, msg = prep(path, 224, 0.875, tmp)
-            check(got is not None, "JPEG q%d: prep_dump ran (%s)" %
-                  (quality, msg))
+            check(got is not None, "JPEG %s: prep_dump ran (%s)" % (name, msg))
             if got is not None:
                 want = ref(Image.open(path).convert("RGB"), 224, 0.875)
-                levels = np.abs(got - want) * np.asarray(
-                    STD, np.float32)[:, None, None] * 255
-                print("JPEG q%d subsampling %d: mean %.3f, max %.1f levels "
-                      "from PIL's decoder" %
-                      (quality, sub, levels.mean(), levels.max()))
-                check(levels.mean() < 0.5 and levels.max() <= 8,
-                      "JPEG q%d: within 0.5 levels on average, 8 at most" %
-                      quality)
+                diff = np.abs(got - want).max()
+                check(diff == 0.0, "JPEG %s: bit-identical (max diff %g)" %
+                      (name, diff))
+        # A truncated JPEG is refused, as PIL refuses it.
+        with open(path, "rb") as f:
+            data = f.read()
+        with open(path, "wb") as f:
+            f.write(data[:len(data) // 2])
+        got, msg = prep(path, 8, 1.0, tmp)
+        check(got is None and "cannot decode" in msg,
+              "truncated JPEG refused (%s)" % msg)
         # Not an image, missing file.
         path = os.path.join(tmp, "text.png")
         with open(path, "w") as f:
