@@ -224,11 +224,12 @@ def test_errors(tmp):
                          (["--crop-ratio", "1.5"], "--crop-ratio"),
                          (["--dtype", "int8"], "--dtype"),
                          (["--batch", "x"], "--batch"),
-                         (["--frobnicate"], "unknown option"),
-                         (["--top"], "needs a value")]:
+                         (["--frobnicate"], "unknown option")]:
         rc, out, err = classify(tmp, [good], *args)
         check(rc == 2 and needle in err and out == "",
               "%s: exit 2 naming %s (%d: %s)" % (args, needle, rc, err))
+    rc, out, err = run([CLASSIFY, "--weights", nocfg, good, "--top"])
+    check(rc == 2 and "--top needs a value" in err, "--top at the end: " + err)
     rc, _, err = run([CLASSIFY, "--weights", nocfg])
     check(rc == 2 and "no image" in err, "no image: " + err)
     rc, out, _ = run([CLASSIFY, "--help"])
