@@ -769,7 +769,14 @@ typedef struct dcnv4_fii dcnv4_fii;
 #define DCNV4_FII_LEVELS 4
 #define DCNV4_FII_MAX_POST_NORM_BLOCKS 32
 
-/* The constructor options of upstream's model, option for option. */
+/* The constructor options of upstream's model, option for option. Block
+ * forms, as upstream's InternImageLayer (g = the gammas with layer_scale,
+ * else 1; RPN = the res_post_norm LayerNorms):
+ *   post_norm                      x = x + g * LN(f(x))
+ *   res_post_norm, no layer_scale  x = x + RPN(f(LN(x)))
+ *   otherwise                      x = x + g * f(LN(x))
+ * for f the DCNv4 layer, then the MLP. Each level ends with a LayerNorm
+ * unless post_norm is set and center_feature_scale is not. */
 typedef struct dcnv4_fii_config {
   int32_t channels;                 /* C of level 0; level l has C * 2^l */
   int32_t depths[DCNV4_FII_LEVELS]; /* blocks per level, >= 1 */
@@ -782,25 +789,36 @@ typedef struct dcnv4_fii_config {
   int32_t res_post_norm;            /* 1: x + LN(f(LN(x))) (H/G models) */
   int32_t center_feature_scale;     /* as upstream: builds level norms */
   int32_t level2_post_norm;         /* 1: LNs after some level-2 blocks */
+  /* One LN (levels.2.post_norms.k) per entry; block i is followed by the
+   * first whose id is i. Ids that match no block still have weights, as
+   * upstream. Used with level2_post_norm only; count 0 = upstream's None. */
   int32_t level2_post_norm_block_ids[DCNV4_FII_MAX_POST_NORM_BLOCKS];
   int32_t level2_post_norm_block_count; /* entries used of the above */
   int32_t mlp_fc2_bias;                 /* 1: the MLP's fc2 has a bias */
   int32_t dcn_output_bias; /* 1: the DCNv4 output_proj has a bias */
   float cls_scale;         /* head width = int(8C * cls_scale) */
-  int32_t num_classes;     /* 0: no head (features only) */
+  /* 0: upstream's head is the identity; the head convolution, BatchNorm,
+   * GELU and pooling remain, and "logits" are the pooled (N, head width)
+   * features */
+  int32_t num_classes;
 } dcnv4_fii_config;
 
 /* Upstream's defaults (FlashInternImage-T's shape, 1000 classes). */
 DCNV4_API void dcnv4_fii_config_init(dcnv4_fii_config *config);
 
 /* The released variants by name: "t", "s", "b", "l" (upstream's
- * configs/flash_intern_image_{t,s,b,l}_*.yaml); an unknown name gives
- * DCNV4_ERROR_INVALID_PARAMETER and leaves config unchanged. */
+ * configs/flash_intern_image_{t,s,b,l}_*.yaml over its config.py defaults,
+ * 1000 classes); the whole config is overwritten. An unknown name gives
+ * DCNV4_ERROR_INVALID_PARAMETER and leaves config unchanged; NULL gives
+ * DCNV4_ERROR_NULL_POINTER. */
 DCNV4_API dcnv4_status dcnv4_fii_config_preset(dcnv4_fii_config *config,
                                                const char *name);
 
-/* Creates a model in `dtype` storage (the DCNv4 core operator's operands;
- * activations between operators are fp32, reductions accumulate in fp32).
+/* Creates a model with every weight rounded to `dtype` at load (a 16-bit
+ * model computes with the weights the 16-bit checkpoint holds); activations
+ * and the DCNv4 core operator run in fp32 for now, and every reduction
+ * accumulates in fp32. A configuration outside upstream's (or the DCNv4
+ * layer's) limits gives DCNV4_ERROR_INVALID_PARAMETER naming the option.
  * Weights start unset: load them with dcnv4_fii_load_safetensors. */
 DCNV4_API dcnv4_status dcnv4_fii_create(dcnv4_context *context,
                                         const dcnv4_fii_config *config,
@@ -809,11 +827,29 @@ DCNV4_API dcnv4_status dcnv4_fii_create(dcnv4_context *context,
 DCNV4_API void dcnv4_fii_destroy(dcnv4_fii *model);
 
 /* Loads every weight from a safetensors file holding the model's PyTorch
- * state dict under upstream's key names (BatchNorm running statistics
- * included, num_batches_tracked ignored). A missing, unexpected or wrongly
- * shaped key is an error naming the key; nothing is loaded then. */
+ * state dict under upstream's key names (patch_embed.conv1.weight,
+ * levels.0.blocks.0.dcn.offset_mask.weight, conv_head.1.0.running_var, ...;
+ * BatchNorm running statistics included, conv_head.1.0.num_batches_tracked
+ * ignored). Tensors may be F32, F16, BF16 or F64. The BatchNorm is folded
+ * into the head's 1x1 convolution (eps 1e-5). Errors, all found before any
+ * weight is written (the model keeps what it had):
+ *   DCNV4_ERROR_IO            the file cannot be opened or read
+ *   DCNV4_ERROR_INVALID_FILE  not a well-formed safetensors file
+ *   DCNV4_ERROR_MISSING_WEIGHT  a weight's key is absent (named)
+ *   DCNV4_ERROR_INVALID_WEIGHT  an unexpected key, a wrong shape or a
+ *                             non-float dtype (named)
+ * A read or device failure while writing leaves the model unloaded. */
 DCNV4_API dcnv4_status dcnv4_fii_load_safetensors(dcnv4_fii *model,
                                                   const char *path);
+
+/* Number of weights (state-dict keys, num_batches_tracked excepted) of the
+ * model (0 for NULL), and weight `index` (0 .. count-1) in upstream's order;
+ * is_set is 1 once weights were loaded. The key is valid while the model
+ * lives. */
+DCNV4_API size_t dcnv4_fii_weight_count(const dcnv4_fii *model);
+DCNV4_API dcnv4_status dcnv4_fii_weight_info(const dcnv4_fii *model,
+                                             size_t index,
+                                             dcnv4_weight_info *info);
 
 /* The spatial size of level l's output for an image of height x width:
  * two stride-2 convolutions in the stem, one more per level after 0
@@ -824,19 +860,30 @@ DCNV4_API dcnv4_status dcnv4_fii_level_size(const dcnv4_fii *model,
                                             int32_t *level_w,
                                             int32_t *level_channels);
 
+/* The width of dcnv4_fii_forward's `logits`: num_classes, or the head's
+ * width int(8C * cls_scale) when num_classes is 0. 0 for NULL. */
+DCNV4_API int32_t dcnv4_fii_output_width(const dcnv4_fii *model);
+
 /* Bytes of device scratch dcnv4_fii_forward needs for this batch and image
- * size. */
+ * size: about N * (stem + the widest level's activations, MLP hidden and
+ * DCNv4 intermediates) * 4, plus alignment. */
 DCNV4_API dcnv4_status dcnv4_fii_workspace_size(const dcnv4_fii *model,
                                                 int32_t batch, int32_t height,
                                                 int32_t width, size_t *bytes);
 
 /* Forward pass: image (N, 3, H, W) fp32 as PyTorch takes it (normalized);
- * logits (N, num_classes) fp32, or NULL; features[l] (N, h_l, w_l, C_l)
- * fp32 channels-last, level l's output after its norm and before its
- * downsampling, or NULL (features itself may be NULL). At least one output.
- * workspace: at least dcnv4_fii_workspace_size() bytes, or NULL to let the
- * context manage it. Enqueued on the context's queue after the wait list;
- * every check happens before anything is enqueued. */
+ * logits (N, dcnv4_fii_output_width()) fp32, or NULL; features[l]
+ * (N, h_l, w_l, C_l) fp32 channels-last (dcnv4_fii_level_size), level l's
+ * output after its norm and before its downsampling, or NULL (features
+ * itself may be NULL). At least one output (else DCNV4_ERROR_NULL_POINTER);
+ * outputs must be distinct buffers, none the image or the workspace.
+ * workspace: a read-write buffer of at least dcnv4_fii_workspace_size()
+ * bytes, or NULL to let the context manage it (preferred on NVIDIA, as for
+ * the layers). Weights never loaded give DCNV4_ERROR_MISSING_WEIGHT.
+ * Enqueued on the context's queue after the wait list; `event` (may be
+ * NULL) completes when every output is written. Every check happens before
+ * anything is enqueued; should the device fail afterwards, the outputs'
+ * content is unspecified. */
 DCNV4_API dcnv4_status dcnv4_fii_forward(
     dcnv4_fii *model, int32_t batch, int32_t height, int32_t width,
     cl_mem image, cl_mem logits, const cl_mem *features, cl_mem workspace,

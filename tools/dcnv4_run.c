@@ -19,6 +19,7 @@ static const struct {
     {"flash_deform_attn", run_fda},
     {"dcnv4_layer", run_dcnv4_layer},
     {"flash_deform_attn_layer", run_fda_layer},
+    {"flash_intern_image", run_fii},
 };
 
 static void usage(FILE *to) {

@@ -44,10 +44,9 @@ int run_open_context(const run_request *req, dcnv4_context **ctx,
 /* Runner of each op: returns RUN_OK, RUN_FAILED or RUN_BAD_INPUT. */
 typedef int (*run_fn)(const run_request *req, run_outputs *outs, case_error *e);
 int run_dcnv4(const run_request *req, run_outputs *outs, case_error *e);
-int run_fda(const run_request *req, run_outputs *outs,
-                          case_error *e);
+int run_fda(const run_request *req, run_outputs *outs, case_error *e);
 int run_dcnv4_layer(const run_request *req, run_outputs *outs, case_error *e);
-int run_fda_layer(const run_request *req, run_outputs *outs,
-                                case_error *e);
+int run_fda_layer(const run_request *req, run_outputs *outs, case_error *e);
+int run_fii(const run_request *req, run_outputs *outs, case_error *e);
 
 #endif

@@ -15,6 +15,7 @@
  * round only the output to their dtype. */
 #include "core/fault.h"
 #include "layers/layer.h"
+#include "ops/fii/fii_ops.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -186,8 +187,10 @@ typedef struct forward_plan {
   int r_x32, r_v, r_dw, r_om, r_y;
 } forward_plan;
 
+/* f32_io: input and output are fp32 whatever the layer's dtype (the
+ * model's entry, dcn_dcnv4_layer_forward_f32). */
 static dcnv4_status make_plan(dcnv4_layer *layer, int32_t batch, int32_t height,
-                              int32_t width, forward_plan *f) {
+                              int32_t width, bool f32_io, forward_plan *f) {
   dcnv4_context *ctx = layer->ctx;
   const dcnv4_layer_dcnv4_config *c = &layer->config.dcnv4;
   memset(f, 0, sizeof *f);
@@ -215,7 +218,7 @@ static dcnv4_status make_plan(dcnv4_layer *layer, int32_t batch, int32_t height,
   f->G = c->group;
   f->D = c->channels / c->group;
   f->S = s.offset_mask_stride;
-  f->f32 = layer->dtype == DCNV4_FLOAT32;
+  f->f32 = f32_io || layer->dtype == DCNV4_FLOAT32;
   f->pointwise = !c->without_pointwise;
   f->dw = c->dw_kernel_size > 0;
   f->cfs = c->center_feature_scale != 0;
@@ -225,7 +228,8 @@ static dcnv4_status make_plan(dcnv4_layer *layer, int32_t batch, int32_t height,
   uint64_t elements = 0;
   if (!dcn_product_u64(dims, 3, &f->rows) ||
       !dcn_mul_u64(f->rows, widest, &elements) ||
-      !dcn_bytes(f->rows * (uint64_t)f->C, dcnv4_dtype_size(layer->dtype),
+      !dcn_bytes(f->rows * (uint64_t)f->C,
+                 f32_io ? sizeof(cl_float) : dcnv4_dtype_size(layer->dtype),
                  &f->io_bytes) ||
       !dcn_bytes(elements, sizeof(cl_float), &rs4))
     return dcn_fail(ctx, DCNV4_ERROR_SIZE_OVERFLOW,
@@ -263,9 +267,9 @@ static dcnv4_status check_kind(const dcnv4_layer *layer) {
   return DCNV4_SUCCESS;
 }
 
-dcnv4_status dcnv4_layer_dcnv4_workspace_size(const dcnv4_layer *layer, int32_t batch,
-                                        int32_t height, int32_t width,
-                                        size_t *bytes) {
+dcnv4_status dcnv4_layer_dcnv4_workspace_size(const dcnv4_layer *layer,
+                                              int32_t batch, int32_t height,
+                                              int32_t width, size_t *bytes) {
   if (!layer)
     return DCNV4_ERROR_NULL_POINTER;
   if (!bytes)
@@ -275,7 +279,7 @@ dcnv4_status dcnv4_layer_dcnv4_workspace_size(const dcnv4_layer *layer, int32_t 
     return st;
   forward_plan f;
   /* make_plan only reads the layer (and writes messages to the context). */
-  if ((st = make_plan((dcnv4_layer *)layer, batch, height, width, &f)))
+  if ((st = make_plan((dcnv4_layer *)layer, batch, height, width, false, &f)))
     return st;
   *bytes = f.scratch.total;
   return DCNV4_SUCCESS;
@@ -285,6 +289,7 @@ dcnv4_status dcnv4_layer_dcnv4_workspace_size(const dcnv4_layer *layer, int32_t 
 typedef struct forward_kernels {
   cl_kernel to_float, dwconv, cfs, final;
   dcn_gemm gemm;
+  dcn_gemm gemm_ep; /* the output projection's, with an epilogue */
 } forward_kernels;
 
 static dcnv4_status prepare_kernels(dcnv4_layer *layer, const forward_plan *f,
@@ -313,11 +318,12 @@ static dcnv4_status prepare_kernels(dcnv4_layer *layer, const forward_plan *f,
   return dcn_dcnv4_forward_prepare(ctx, &f->core);
 }
 
-/* Enqueues the steps; `event` goes to the last one. */
+/* Enqueues the steps; `event` goes to the last one. `ep` (NULL: none) is
+ * the output projection's epilogue (fp32 plans with projections only). */
 static dcnv4_status enqueue_forward(dcnv4_layer *layer, const forward_plan *f,
                                     const forward_kernels *k, cl_mem input,
-                                    cl_mem output, const cl_mem *r,
-                                    cl_event *event) {
+                                    cl_mem output, const dcn_gemm_epilogue *ep,
+                                    const cl_mem *r, cl_event *event) {
   dcnv4_context *ctx = layer->ctx;
   const dcnv4_layer_dcnv4_config *c = &layer->config.dcnv4;
   const bool out_bias = f->pointwise && c->output_bias;
@@ -378,6 +384,12 @@ static dcnv4_status enqueue_forward(dcnv4_layer *layer, const forward_plan *f,
      * region (dead now), then bias and rounding to the dtype in one pass. */
     cl_mem P = f->f32 ? output : V;
     cl_mem bias = f->f32 && out_bias ? W("output_proj.bias") : NULL;
+    /* V's region (dead now) is the epilogue's scratch. */
+    if (ep && ep->kind != DCN_GEMM_NONE)
+      return dcn_gemm_linear_epilogue(
+          ctx, &k->gemm_ep, M, (uint64_t)f->C, (uint64_t)f->C, Y,
+          W("output_proj.weight"), bias, ep->kind == DCN_GEMM_RESIDUAL ? V : P,
+          ep, event, "output_proj");
     if ((st = dcn_gemm_linear(ctx, &k->gemm, M, (uint64_t)f->C, (uint64_t)f->C,
                               Y, W("output_proj.weight"), bias, P,
                               f->f32 ? event : NULL, "output_proj")))
@@ -396,17 +408,17 @@ static dcnv4_status enqueue_forward(dcnv4_layer *layer, const forward_plan *f,
 }
 
 dcnv4_status dcnv4_layer_dcnv4_forward(dcnv4_layer *layer, int32_t batch,
-                                 int32_t height, int32_t width, cl_mem input,
-                                 cl_mem output, cl_mem workspace,
-                                 cl_uint num_wait, const cl_event *wait,
-                                 cl_event *event) {
+                                       int32_t height, int32_t width,
+                                       cl_mem input, cl_mem output,
+                                       cl_mem workspace, cl_uint num_wait,
+                                       const cl_event *wait, cl_event *event) {
   if (!layer)
     return DCNV4_ERROR_NULL_POINTER;
   dcnv4_context *ctx = layer->ctx;
   forward_plan f;
   dcnv4_status st;
   if ((st = check_kind(layer)) ||
-      (st = make_plan(layer, batch, height, width, &f)) ||
+      (st = make_plan(layer, batch, height, width, false, &f)) ||
       (st = dcn_layer_check_complete(layer)) ||
       (st = dcn_check_wait_list(ctx, num_wait, wait)))
     return st;
@@ -434,8 +446,67 @@ dcnv4_status dcnv4_layer_dcnv4_forward(dcnv4_layer *layer, int32_t batch,
       return dcn_fail_cl(ctx, err, "clEnqueueBarrierWithWaitList");
     }
   }
-  st = enqueue_forward(layer, &f, &k, input, output, regions, event);
+  st = enqueue_forward(layer, &f, &k, input, output, NULL, regions, event);
   /* Released now, freed by OpenCL once the enqueued commands are done. */
   dcn_scratch_release(regions, f.scratch.count);
   return st;
+}
+
+/* ------------------------------------------------- the model's entry */
+
+dcnv4_status dcn_dcnv4_layer_f32_scratch(dcnv4_layer *layer, int32_t batch,
+                                         int32_t height, int32_t width,
+                                         dcn_scratch_plan *plan) {
+  forward_plan f;
+  dcnv4_status st;
+  if ((st = check_kind(layer)) ||
+      (st = make_plan(layer, batch, height, width, true, &f)))
+    return st;
+  *plan = f.scratch;
+  return DCNV4_SUCCESS;
+}
+
+/* The kernels of an fp32 call with an epilogue of `kind`. */
+static dcnv4_status prepare_f32(dcnv4_layer *layer, const forward_plan *f,
+                                dcn_gemm_epilogue_kind kind,
+                                forward_kernels *k) {
+  dcnv4_status st = prepare_kernels(layer, f, k);
+  if (st == DCNV4_SUCCESS && kind != DCN_GEMM_NONE)
+    st = dcn_gemm_prepare_epilogue(layer->ctx, f->idx64,
+                                   layer->config.dcnv4.output_bias != 0, kind,
+                                   &k->gemm_ep);
+  return st;
+}
+
+dcnv4_status dcn_dcnv4_layer_f32_prepare(dcnv4_layer *layer, int32_t batch,
+                                         int32_t height, int32_t width,
+                                         dcn_gemm_epilogue_kind kind) {
+  forward_plan f;
+  forward_kernels k;
+  dcnv4_status st;
+  if ((st = check_kind(layer)) ||
+      (st = make_plan(layer, batch, height, width, true, &f)) ||
+      (st = dcn_layer_check_complete(layer)) ||
+      (st = prepare_f32(layer, &f, kind, &k)))
+    return st;
+  if (!f.pointwise)
+    return dcn_fail(layer->ctx, DCNV4_ERROR_INVALID_PARAMETER,
+                    "internal: the model's DCNv4 layers have projections");
+  return DCNV4_SUCCESS;
+}
+
+dcnv4_status dcn_dcnv4_layer_forward_f32(dcnv4_layer *layer, int32_t batch,
+                                         int32_t height, int32_t width,
+                                         cl_mem input, cl_mem output,
+                                         const dcn_gemm_epilogue *ep,
+                                         const cl_mem *regions,
+                                         cl_event *event) {
+  forward_plan f;
+  forward_kernels k;
+  dcnv4_status st;
+  /* Both succeeded in dcn_dcnv4_layer_f32_prepare: kernels are cached. */
+  if ((st = make_plan(layer, batch, height, width, true, &f)) ||
+      (st = prepare_f32(layer, &f, ep ? ep->kind : DCN_GEMM_NONE, &k)))
+    return st;
+  return enqueue_forward(layer, &f, &k, input, output, ep, regions, event);
 }

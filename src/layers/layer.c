@@ -430,6 +430,15 @@ dcnv4_status dcnv4_layer_load_safetensors(dcnv4_layer *layer, const char *path,
   return st;
 }
 
+dcnv4_status dcn_st_open(dcnv4_context *ctx, const char *path, FILE **file,
+                         dcn_st_header *header) {
+  return open_safetensors(ctx, path, file, header);
+}
+
+bool dcn_st_read(FILE *file, uint64_t offset, void *buf, size_t size) {
+  return read_at(file, offset, buf, size);
+}
+
 /* ------------------------------------------------------ scratch plans */
 
 void dcn_scratch_init(dcn_scratch_plan *plan, size_t align) {

@@ -18,6 +18,10 @@
 #define DCNV4_LAYER_H
 
 #include "core/internal.h"
+#include "layers/safetensors.h"
+#include "ops/fii/fii_ops.h"
+
+#include <stdio.h>
 
 #define DCN_WEIGHT_MAX_DIMS 4
 #define DCN_LAYER_MAX_WEIGHTS 16
@@ -201,5 +205,46 @@ dcnv4_status dcn_run_fda_sampling(dcnv4_context *ctx, cl_kernel k, bool idx64,
                                   cl_mem reference_points, cl_mem dst,
                                   const dcn_fda_sampling_geometry *g,
                                   uint64_t rows, cl_event *event);
+
+/* ------------------------------------ the DCNv4 layer inside a model */
+
+/* The FlashInternImage model (src/model/) runs its DCNv4 layers on fp32
+ * activations whatever the layer's dtype (the weights are still rounded to
+ * it), on scratch regions it binds itself, with the output projection's
+ * epilogue fused (the block's residual with its layer scale); fii_ops.h
+ * defines the epilogues. */
+
+/* The scratch regions of one such call (sizes for these dimensions; the
+ * region list depends only on the layer's configuration). */
+dcnv4_status dcn_dcnv4_layer_f32_scratch(dcnv4_layer *layer, int32_t batch,
+                                         int32_t height, int32_t width,
+                                         dcn_scratch_plan *plan);
+/* Every check and kernel build of such a call with an epilogue of `kind`,
+ * so that the call itself cannot fail but on the device: the dimensions,
+ * every weight set. */
+dcnv4_status dcn_dcnv4_layer_f32_prepare(dcnv4_layer *layer, int32_t batch,
+                                         int32_t height, int32_t width,
+                                         dcn_gemm_epilogue_kind kind);
+/* output (N*H*W, C) fp32 = layer(input (N*H*W, C) fp32), or with `ep` (may
+ * be NULL) the epilogue's update instead (DCN_GEMM_RESIDUAL: output is not
+ * written and may be NULL). `regions`: buffers of at least the sizes of
+ * dcn_dcnv4_layer_f32_scratch's plan, in its order. Enqueued after the
+ * commands before it; `event` (may be NULL) completes with the last. */
+dcnv4_status dcn_dcnv4_layer_forward_f32(dcnv4_layer *layer, int32_t batch,
+                                         int32_t height, int32_t width,
+                                         cl_mem input, cl_mem output,
+                                         const dcn_gemm_epilogue *ep,
+                                         const cl_mem *regions,
+                                         cl_event *event);
+
+/* ------------------------------------------------ safetensors files */
+
+/* Opens a safetensors file and parses its header strictly (layer.c; the
+ * checks of dcnv4_layer_load_safetensors). The caller closes the file and
+ * frees the header. */
+dcnv4_status dcn_st_open(dcnv4_context *ctx, const char *path, FILE **file,
+                         dcn_st_header *header);
+/* Reads exactly `size` bytes at `offset`; false on any shortfall. */
+bool dcn_st_read(FILE *file, uint64_t offset, void *buf, size_t size);
 
 #endif /* DCNV4_LAYER_H */
