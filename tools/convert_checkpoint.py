@@ -44,7 +44,7 @@ import tempfile
 import types
 
 try:
-    import numpy as np
+    import numpy  # noqa: F401  (Tensor.numpy() needs it)
     import torch
 except ImportError as exc:  # pragma: no cover - depends on the machine
     sys.stderr.write(
