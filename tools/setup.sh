@@ -12,7 +12,12 @@ cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake ninja-build pkg-config ocl-icd-libopencl1
           ocl-icd-opencl-dev opencl-c-headers libclblast-dev pocl-opencl-icd
-          libcjson-dev gnuplot-nox clinfo oclgrind valgrind python3-pip)
+          libcjson-dev gnuplot-nox clinfo oclgrind valgrind python3-pip
+          # FlashInternImage tools: libjpeg and stb_image for dcnv4-classify;
+          # PyTorch for tools/convert_checkpoint.py; PIL and torchvision for
+          # the tests that hold the preprocessing to upstream's transforms.
+          libjpeg-dev libstb-dev python3-numpy python3-torch python3-pil
+          python3-torchvision)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
