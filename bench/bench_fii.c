@@ -59,9 +59,14 @@ static void free_weights(fii_weights *w) {
   memset(w, 0, sizeof *w);
 }
 
-/* Values by role as the model tests draw them: they keep activations
- * finite through any depth. On failure the list is empty (the model then
- * fails to load and its rows are reported as failed). */
+/* Values by role as the model tests draw them, but matrices at half their
+ * gain: at unit gain, deep variants (T's 30 blocks) amplify fp32 rounding
+ * through the sampling offsets to ~1e-1 against the float64 reference (a
+ * random network's sensitivity, not an error of the model: one block per
+ * level agrees to 1e-5); at half gain the offsets stay within about a
+ * pixel, as a trained model's, and T and S agree to 1e-6. On failure the
+ * list is empty (the model then fails to load and its rows are reported
+ * as failed). */
 static int fill_weights(const char *variant, fii_weights *w, rng *r) {
   memset(w, 0, sizeof *w);
   if (dcnv4_fii_config_preset(&w->c, variant) != DCNV4_SUCCESS)
@@ -84,7 +89,7 @@ static int fill_weights(const char *variant, fii_weights *w, rng *r) {
       double x;
       switch (k->role) {
       case REF_FII_MATRIX:
-        x = rng_uniform(r, -1, 1) * sqrt(3.0 / (double)k->fan_in);
+        x = rng_uniform(r, -1, 1) * 0.5 * sqrt(3.0 / (double)k->fan_in);
         break;
       case REF_FII_BIAS: x = rng_uniform(r, -0.2, 0.2); break;
       case REF_FII_NORM_W: x = rng_uniform(r, 0.5, 1.5); break;
@@ -201,12 +206,12 @@ static double now_ms(void) {
   return (double)t.tv_sec * 1e3 + (double)t.tv_nsec * 1e-6;
 }
 
-/* Median host time of one call waited for (enqueue to clFinish), after
- * 3 warm-up calls. -1 on failure. */
+/* Median host time of one call waited for (enqueue to clFinish), after a
+ * warm-up call (time_launches warmed the model up). -1 on failure. */
 static double time_sync(dcnv4_context *ctx, int reps, fii_launch *l) {
   double *ms = malloc(sizeof *ms * (size_t)reps);
   int ok = ms != NULL;
-  for (int i = -3; i < reps && ok; i++) {
+  for (int i = -1; i < reps && ok; i++) {
     double t0 = now_ms();
     ok =
         dcnv4_fii_forward(l->model, l->n, l->size, l->size, l->image, l->logits,
@@ -220,11 +225,11 @@ static double time_sync(dcnv4_context *ctx, int reps, fii_launch *l) {
   return m;
 }
 
-/* Median of each stage over `reps` profiled forwards (after 3 warm-up
- * ones), all enqueued before the first is waited for. 0 on success. */
+/* Median of each stage over `reps` profiled forwards (after a warm-up
+ * one), all enqueued before the first is waited for. 0 on success. */
 static int time_stages(dcnv4_context *ctx, int reps, fii_launch *l,
                        double stage_ms[DCNV4_FII_STAGES]) {
-  const int warm = 3, total = reps + warm, per = DCNV4_FII_STAGES + 1;
+  const int warm = 1, total = reps + warm, per = DCNV4_FII_STAGES + 1;
   cl_event *ev = calloc((size_t)total * (size_t)per, sizeof *ev);
   double *ms = malloc(sizeof *ms * (size_t)reps);
   int ok = ev && ms;
@@ -350,7 +355,7 @@ void bench_fii(dcnv4_context *ctx, const options *o, int is_gpu, results *res) {
   /* CPU devices: each forward takes a good fraction of a second. */
   int reps = o->reps;
   if (!full && !o->reps_given)
-    reps = o->quick ? 3 : 5;
+    reps = o->quick ? 2 : 3;
   const dcnv4_dtype all[] = {DCNV4_FLOAT32, DCNV4_FLOAT16, DCNV4_BFLOAT16};
   const dcnv4_dtype *dtypes = o->dtypes_given ? o->dtypes : all;
   const int ndtypes = o->dtypes_given ? o->ndtypes : 3;

@@ -1158,12 +1158,12 @@ dcnv4_status dcnv4_fii_forward_profiled(
     dcnv4_fii *m, int32_t batch, int32_t height, int32_t width, cl_mem image,
     cl_mem logits, const cl_mem *features, cl_mem workspace, cl_uint num_wait,
     const cl_event *wait, cl_event stage_events[DCNV4_FII_STAGES + 1]) {
+  for (int i = 0; stage_events && i <= DCNV4_FII_STAGES; i++)
+    stage_events[i] = NULL;
   if (!m)
     return DCNV4_ERROR_NULL_POINTER;
   if (!stage_events)
     return dcn_fail(m->ctx, DCNV4_ERROR_NULL_POINTER, "stage_events is NULL");
-  for (int i = 0; i <= DCNV4_FII_STAGES; i++)
-    stage_events[i] = NULL;
   dcnv4_status st = forward(m, batch, height, width, image, logits, features,
                             workspace, num_wait, wait, NULL, stage_events);
   /* On a failure the markers made so far are not handed out. */
