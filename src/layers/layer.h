@@ -126,12 +126,21 @@ typedef struct dcn_gemm {
   /* own, built-in tiles taller than 64 rows: the same kernel with 64-row
    * tiles, for GEMMs whose tiles would not fill the device (or NULL). */
   cl_kernel linear_short;
+  /* What follows the product (dcn_gemm_prepare_epilogue): fused into
+   * linear.cl, or CLBlast's pass `post` (fii_ops.cl) instead of `bias`. */
+  dcn_gemm_epilogue_kind epilogue;
+  cl_kernel post;
 } dcn_gemm;
 
 /* Picks the backend from the tuning (kernel "linear") and builds what it
  * needs; `bias`: some GEMM of the call will have a bias. */
 dcnv4_status dcn_gemm_prepare(dcnv4_context *ctx, bool idx64, bool bias,
                               dcn_gemm *g);
+/* The same for GEMMs with an epilogue of `kind` (DCN_GEMM_NONE: as
+ * dcn_gemm_prepare); the GEMMs of `g` then all take that epilogue. */
+dcnv4_status dcn_gemm_prepare_epilogue(dcnv4_context *ctx, bool idx64,
+                                       bool bias, dcn_gemm_epilogue_kind kind,
+                                       dcn_gemm *g);
 
 /* c (m, n) = a (m, k) @ b^T (+ bias) with b (n, k), bias (n) or NULL:
  * PyTorch's F.linear, fp32, row-major, contiguous (lda = k, ldb = k,
@@ -142,6 +151,18 @@ dcnv4_status dcn_gemm_linear(dcnv4_context *ctx, const dcn_gemm *g, uint64_t m,
                              uint64_t n, uint64_t k, cl_mem a, cl_mem b,
                              cl_mem bias, cl_mem c, cl_event *event,
                              const char *what);
+/* dcn_gemm_linear followed by the epilogue `e` (fii_ops.h; NULL or
+ * DCN_GEMM_NONE: none), which must be the kind `g` was prepared for.
+ * DCN_GEMM_GELU: c = GELU(a b^T + bias). DCN_GEMM_RESIDUAL: e->residual
+ * (m, n) += e->scale * (a b^T + bias), checked (size, no alias of a, b or
+ * bias) before anything is enqueued; c is then scratch: CLBlast (g->own
+ * false) writes the product there, linear.cl leaves it alone (c may be NULL
+ * when g->own). */
+dcnv4_status dcn_gemm_linear_epilogue(dcnv4_context *ctx, const dcn_gemm *g,
+                                      uint64_t m, uint64_t n, uint64_t k,
+                                      cl_mem a, cl_mem b, cl_mem bias, cl_mem c,
+                                      const dcn_gemm_epilogue *e,
+                                      cl_event *event, const char *what);
 
 /* ------------------------------------------------- small layer kernels */
 

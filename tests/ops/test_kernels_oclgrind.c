@@ -10,6 +10,10 @@
  *           layer    layer_ops.cl and convert.cl, built directly
  *           linear   linear.cl through dcnv4_linear_forward, its tile
  *                    variants, full and partial tiles, with and without bias
+ *           fii      the FlashInternImage kernels (src/ops/fii): conv2d
+ *                    (both layouts and tiles), LayerNorm (each epilogue,
+ *                    aliased), residual, avgpool, the GEMM epilogues fused
+ *                    into linear.cl and CLBlast's GELU pass
  * The test fails on any byte Oclgrind writes to LOG ($OCLGRIND_LOG) and
  * refuses to run on a device other than Oclgrind's.
  *
@@ -20,6 +24,8 @@
  */
 #include "dcnv4_problem.h"
 #include "fda_problem.h"
+#include "fii_check.h"
+#include "reference.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -680,11 +686,124 @@ static int run_linear(rng *r) {
   return done;
 }
 
+/* ------------------------------------------------------------ fii */
+
+static int fii_run(dcnv4_context *ctx, fii_case *c, rng *r) {
+  char what[200];
+  fii_case_name(c, what, sizeof what);
+  dcnv4_status st;
+  const double e = fii_check(c, ctx, r, &st);
+  if (st != DCNV4_SUCCESS)
+    CHECK(0, "%s: %s", what, dcnv4_context_last_error(ctx));
+  else
+    CHECK(e <= TOL_FP32, "%s: error %.3g", what, e);
+  check_log(what);
+  return 1;
+}
+
+/* CLBlast's GELU epilogue pass (bias_gelu) on its own: the GEMM before it
+ * is CLBlast's, not this project's to check. */
+static int fii_gelu_pass(dcnv4_context *ctx, rng *r) {
+  enum { ROWS = 5, COLS = 7 };
+  float c[ROWS * COLS], b[COLS];
+  double ref[ROWS * COLS];
+  for (int j = 0; j < COLS; j++)
+    b[j] = (float)rng_uniform(r, -1, 1);
+  for (int i = 0; i < ROWS * COLS; i++) {
+    c[i] = (float)rng_uniform(r, -3, 3);
+    ref[i] = ref_gelu((double)c[i] + (double)b[i % COLS]);
+  }
+  cl_mem C = upload_values(ctx, c, ROWS * COLS, DCNV4_FLOAT32),
+         B = upload_values(ctx, b, COLS, DCNV4_FLOAT32);
+  cl_kernel k;
+  dcnv4_status st = dcn_gemm_epilogue_kernel(ctx, DCN_GEMM_GELU, false, &k);
+  if (st == DCNV4_SUCCESS)
+    st = dcn_run_gemm_epilogue(ctx, k, DCN_GEMM_GELU, false, C, B, NULL, NULL,
+                               ROWS, COLS, NULL);
+  if (st == DCNV4_SUCCESS)
+    st = dcnv4_context_finish(ctx);
+  CHECK(st == DCNV4_SUCCESS, "bias_gelu: %s", dcnv4_context_last_error(ctx));
+  double *got = download_values(ctx, C, ROWS * COLS, DCNV4_FLOAT32);
+  const double e = rel_l2(got, ref, ROWS * COLS);
+  CHECK(e <= TOL_FP32, "bias_gelu: error %.3g", e);
+  free(got);
+  host_release(C);
+  host_release(B);
+  check_log("bias_gelu");
+  return 1;
+}
+
+static int run_fii(rng *r) {
+  dcnv4_context *ctx = oclgrind_context(
+      "linear.backend=1;linear.tilem=32;linear.tilen=32;linear.tilek=4;"
+      "linear.vec=4;linear.local=16;linear.unroll=0");
+  int done = 0;
+  /* conv2d: NCHW with the 128x32 tile (<= 32 output channels), 1x1 input,
+   * channels-last with the 64x64 tile and 2 channel tiles. */
+  const dcn_conv2d_shape convs[] = {{1, 5, 4, 3, 6, 3, 2, 1, true},
+                                    {1, 1, 1, 3, 5, 3, 2, 1, true},
+                                    {2, 3, 3, 5, 70, 3, 2, 1, false},
+                                    {1, 4, 5, 17, 9, 3, 1, 1, false}};
+  for (size_t i = 0; i < sizeof convs / sizeof *convs; i++) {
+    fii_case c;
+    memset(&c, 0, sizeof c);
+    c.op = FII_CONV2D;
+    c.conv = convs[i];
+    c.with_bias = (int)(i % 2 == 0);
+    done += fii_run(ctx, &c, r);
+  }
+  /* LayerNorm: 1 channel, a team of 16 on 70 channels with a partial last
+   * group of rows, 300 channels on teams of 64; each epilogue, aliased. */
+  const int ln[][2] = {{3, 1}, {9, 70}, {2, 300}};
+  for (size_t i = 0; i < sizeof ln / sizeof *ln; i++)
+    for (int e = 0; e < 3; e++) {
+      fii_case c;
+      memset(&c, 0, sizeof c);
+      c.op = FII_LAYERNORM;
+      c.ln = (dcn_layernorm_desc){(uint64_t)ln[i][0], ln[i][1], 1e-6f,
+                                  (dcn_norm_epilogue)e};
+      c.with_scale = e == 2;
+      c.alias = (int)(i % 2);
+      done += fii_run(ctx, &c, r);
+    }
+  fii_case c;
+  memset(&c, 0, sizeof c);
+  c.op = FII_RESIDUAL;
+  c.ln.rows = 3;
+  c.ln.channels = 7;
+  c.with_scale = 1;
+  done += fii_run(ctx, &c, r);
+  memset(&c, 0, sizeof c);
+  c.op = FII_AVGPOOL;
+  c.batch = 2;
+  c.positions = 5;
+  c.ln.channels = 3;
+  done += fii_run(ctx, &c, r);
+  /* The GEMM epilogues in linear.cl: partial tiles, N a multiple of 4
+   * (float4 stores) and not. */
+  const int gemm[][3] = {{7, 5, 3}, {33, 8, 17}};
+  for (size_t i = 0; i < sizeof gemm / sizeof *gemm; i++)
+    for (int e = 1; e < 3; e++) {
+      memset(&c, 0, sizeof c);
+      c.op = FII_GEMM;
+      c.epilogue = (dcn_gemm_epilogue_kind)e;
+      c.m = gemm[i][0];
+      c.n = gemm[i][1];
+      c.k = gemm[i][2];
+      c.with_bias = 1;
+      c.with_scale = (int)i;
+      done += fii_run(ctx, &c, r);
+    }
+  done += fii_gelu_pass(ctx, r);
+  dcnv4_context_destroy(ctx);
+  return done;
+}
+
 int main(int argc, char **argv) {
   if (argc != 3) {
     fprintf(stderr,
             "usage: oclgrind --log LOG ... %s CL_DIR "
-            "dcnv4:V|fda:V|layer|linear\n",
+            "dcnv4:V|fda:V|layer|linear|fii\n",
             argv[0]);
     return 2;
   }
@@ -708,6 +827,8 @@ int main(int argc, char **argv) {
     done = run_layer(argv[1], &r);
   else if (!strcmp(part, "linear"))
     done = run_linear(&r);
+  else if (!strcmp(part, "fii"))
+    done = run_fii(&r);
   else {
     fprintf(stderr, "unknown part %s\n", part);
     return 2;

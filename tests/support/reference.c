@@ -532,3 +532,101 @@ int ref_fda_layer_forward(const dcnv4_layer_fda_config *c,
   free(x);
   return 0;
 }
+
+/* ------------------------------------------- FlashInternImage pieces */
+
+void ref_conv2d(int batch, int height, int width, int in_channels,
+                int out_channels, int kernel, int stride, int pad, int nchw,
+                const double *input, const double *weight, const double *bias,
+                double *output) {
+  const int ho = (height + 2 * pad - kernel) / stride + 1,
+            wo = (width + 2 * pad - kernel) / stride + 1;
+  for (int b = 0; b < batch; b++)
+    for (int oy = 0; oy < ho; oy++)
+      for (int ox = 0; ox < wo; ox++)
+        for (int co = 0; co < out_channels; co++) {
+          double s = bias ? bias[co] : 0.0;
+          for (int ci = 0; ci < in_channels; ci++)
+            for (int ky = 0; ky < kernel; ky++)
+              for (int kx = 0; kx < kernel; kx++) {
+                const int iy = oy * stride - pad + ky,
+                          ix = ox * stride - pad + kx;
+                if (iy < 0 || iy >= height || ix < 0 || ix >= width)
+                  continue;
+                const size_t at =
+                    nchw ? (((size_t)b * in_channels + ci) * height + iy) *
+                                   width +
+                               ix
+                         : (((size_t)b * height + iy) * width + ix) *
+                                   in_channels +
+                               ci;
+                s += input[at] *
+                     weight[(((size_t)co * in_channels + ci) * kernel + ky) *
+                                kernel +
+                            kx];
+              }
+          output[(((size_t)b * ho + oy) * wo + ox) * out_channels + co] = s;
+        }
+}
+
+double ref_gelu(double x) { return 0.5 * x * (1.0 + erf(x / sqrt(2.0))); }
+
+void ref_layernorm(size_t rows, int channels, double eps, int epilogue,
+                   const double *x, const double *weight, const double *bias,
+                   const double *scale, const double *residual, double *out) {
+  for (size_t r = 0; r < rows; r++) {
+    const double *xr = x + r * (size_t)channels;
+    double mean = 0, var = 0;
+    for (int c = 0; c < channels; c++)
+      mean += xr[c];
+    mean /= channels;
+    for (int c = 0; c < channels; c++)
+      var += (xr[c] - mean) * (xr[c] - mean);
+    var /= channels;
+    const double inv = 1.0 / sqrt(var + eps);
+    for (int c = 0; c < channels; c++) {
+      const size_t i = r * (size_t)channels + (size_t)c;
+      double v = (xr[c] - mean) * inv * weight[c] + bias[c];
+      if (epilogue == 1)
+        v = ref_gelu(v);
+      else if (epilogue == 2)
+        v = residual[i] + (scale ? scale[c] : 1.0) * v;
+      out[i] = v;
+    }
+  }
+}
+
+void ref_residual(size_t rows, int channels, const double *y,
+                  const double *scale, double *inout) {
+  for (size_t i = 0; i < rows * (size_t)channels; i++)
+    inout[i] += (scale ? scale[i % (size_t)channels] : 1.0) * y[i];
+}
+
+void ref_avgpool(int batch, size_t positions, int channels, const double *x,
+                 double *out) {
+  for (int b = 0; b < batch; b++)
+    for (int c = 0; c < channels; c++) {
+      double s = 0;
+      for (size_t p = 0; p < positions; p++)
+        s += x[((size_t)b * positions + p) * (size_t)channels + (size_t)c];
+      out[(size_t)b * channels + c] = s / (double)positions;
+    }
+}
+
+void ref_gemm_epilogue(size_t m, int n, int k, const double *a, const double *b,
+                       const double *bias, int epilogue, const double *scale,
+                       double *c, double *residual) {
+  for (size_t i = 0; i < m; i++)
+    for (int j = 0; j < n; j++) {
+      double s = bias ? bias[j] : 0.0;
+      for (int t = 0; t < k; t++)
+        s += a[i * (size_t)k + (size_t)t] * b[(size_t)j * k + (size_t)t];
+      const size_t at = i * (size_t)n + (size_t)j;
+      if (epilogue == 1)
+        s = ref_gelu(s);
+      if (epilogue == 2)
+        residual[at] += (scale ? scale[j] : 1.0) * s;
+      else
+        c[at] = s;
+    }
+}

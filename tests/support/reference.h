@@ -52,4 +52,40 @@ int ref_fda_layer_forward(const dcnv4_layer_fda_config *c,
                           const double *input_flatten,
                           const unsigned char *padding_mask, double *output);
 
+/* ------------------------------------------- FlashInternImage pieces */
+
+/* PyTorch's Conv2d (groups 1, dilation 1, square kernel), output
+ * (N, Ho, Wo, Cout) channels-last with Ho = (H + 2 pad - k) / stride + 1;
+ * input (N, Cin, H, W) when nchw, else (N, H, W, Cin); weight
+ * (Cout, Cin, k, k); bias (Cout) or NULL. */
+void ref_conv2d(int batch, int height, int width, int in_channels,
+                int out_channels, int kernel, int stride, int pad, int nchw,
+                const double *input, const double *weight, const double *bias,
+                double *output);
+
+/* Exact (erf) GELU. */
+double ref_gelu(double x);
+
+/* LayerNorm over the channels of each row (biased variance), then the
+ * epilogue: 0 out = LN(x); 1 out = GELU(LN(x)); 2 out = residual + scale *
+ * LN(x) (scale per channel, NULL for 1). out may be x or residual. */
+void ref_layernorm(size_t rows, int channels, double eps, int epilogue,
+                   const double *x, const double *weight, const double *bias,
+                   const double *scale, const double *residual, double *out);
+
+/* inout (rows, channels) += scale * y (scale per channel, NULL for 1). */
+void ref_residual(size_t rows, int channels, const double *y,
+                  const double *scale, double *inout);
+
+/* out (N, C) = mean over the positions of x (N, positions, C). */
+void ref_avgpool(int batch, size_t positions, int channels, const double *x,
+                 double *out);
+
+/* c = a (m, k) b^T (b (n, k)) + bias (n, or NULL), then the epilogue:
+ * 0 c; 1 c = GELU(c); 2 residual += scale * c (scale per column, NULL for
+ * 1), c then scratch. */
+void ref_gemm_epilogue(size_t m, int n, int k, const double *a, const double *b,
+                       const double *bias, int epilogue, const double *scale,
+                       double *c, double *residual);
+
 #endif

@@ -88,7 +88,8 @@ dcnv4_status dcn_avgpool_forward(dcnv4_context *ctx, int32_t batch,
  * into the 1x1 convolution); DCN_GEMM_RESIDUAL residual += scale * c, where
  * c is then not written (the MLP's fc2 and the DCNv4 layer's output
  * projection in pre-norm blocks). On linear.cl the epilogue is fused; on
- * CLBlast it is a pass of its own. */
+ * CLBlast it is a pass of its own, and a residual GEMM then needs c as
+ * scratch for the product (see dcn_gemm_linear_epilogue in layer.h). */
 typedef enum dcn_gemm_epilogue_kind {
   DCN_GEMM_NONE = 0,
   DCN_GEMM_GELU,
@@ -100,5 +101,20 @@ typedef struct dcn_gemm_epilogue {
   cl_mem residual; /* DCN_GEMM_RESIDUAL: (m, n) fp32, updated in place */
   cl_mem scale;    /* DCN_GEMM_RESIDUAL: (n) fp32, or NULL for 1 */
 } dcn_gemm_epilogue;
+
+/* The epilogue as a pass of its own after CLBlast (fii_ops.cl), for
+ * src/ops/linear/linear.c: the kernel for `kind` (DCN_GEMM_GELU: c =
+ * GELU(c + bias); DCN_GEMM_RESIDUAL: residual += scale * (c + bias)), built
+ * before anything is enqueued, then its launch on (rows, cols). bias and
+ * scale may be NULL. dcn_residual_forward is the residual pass without a
+ * bias. */
+dcnv4_status dcn_gemm_epilogue_kernel(dcnv4_context *ctx,
+                                      dcn_gemm_epilogue_kind kind, bool idx64,
+                                      cl_kernel *kernel);
+dcnv4_status dcn_run_gemm_epilogue(dcnv4_context *ctx, cl_kernel k,
+                                   dcn_gemm_epilogue_kind kind, bool idx64,
+                                   cl_mem c, cl_mem bias, cl_mem residual,
+                                   cl_mem scale, uint64_t rows, int32_t cols,
+                                   cl_event *event);
 
 #endif /* DCNV4_FII_OPS_H */

@@ -122,12 +122,16 @@ static dcnv4_status linear_kernel(dcnv4_context *ctx,
    * the guard: the edge tiles clamp their addresses there
    * (linear.cl). */
   const bool clamp = ctx->vendor == DCN_VENDOR_CPU;
-  char options[192];
-  snprintf(options, sizeof options,
-           "-DIDX64=%d -DTM=%d -DTN=%d -DTK=%d -DRM=%d -DRN=%d -DUNROLL=%d "
-           "-DCLAMP_EDGE_LOADS=%d",
-           idx64 ? 1 : 0, c->tile_m, c->tile_n, c->tile_k, rm, c->max_vec,
-           unroll ? 1 : 0, clamp ? 1 : 0);
+  char options[208];
+  int used = snprintf(options, sizeof options,
+                      "-DIDX64=%d -DTM=%d -DTN=%d -DTK=%d -DRM=%d -DRN=%d "
+                      "-DUNROLL=%d -DCLAMP_EDGE_LOADS=%d",
+                      idx64 ? 1 : 0, c->tile_m, c->tile_n, c->tile_k, rm,
+                      c->max_vec, unroll ? 1 : 0, clamp ? 1 : 0);
+  /* Without an epilogue the options stay those of the layers' program. */
+  if (g->epilogue != DCN_GEMM_NONE && used > 0 && (size_t)used < sizeof options)
+    snprintf(options + used, sizeof options - (size_t)used, " -DEPILOGUE=%d",
+             (int)g->epilogue);
   cl_kernel k;
   dcnv4_status st = dcn_get_kernel(ctx, "linear", options, "linear", &k);
   if (st == DCNV4_ERROR_BUILD_FAILED) {
@@ -152,8 +156,19 @@ static dcnv4_status linear_kernel(dcnv4_context *ctx,
 
 dcnv4_status dcn_gemm_prepare(dcnv4_context *ctx, bool idx64, bool bias,
                               dcn_gemm *g) {
+  return dcn_gemm_prepare_epilogue(ctx, idx64, bias, DCN_GEMM_NONE, g);
+}
+
+dcnv4_status dcn_gemm_prepare_epilogue(dcnv4_context *ctx, bool idx64,
+                                       bool bias, dcn_gemm_epilogue_kind kind,
+                                       dcn_gemm *g) {
   memset(g, 0, sizeof *g);
+  if (kind != DCN_GEMM_NONE && kind != DCN_GEMM_GELU &&
+      kind != DCN_GEMM_RESIDUAL)
+    return dcn_fail(ctx, DCNV4_ERROR_INVALID_PARAMETER,
+                    "GEMM: unknown epilogue %d", (int)kind);
   g->idx64 = idx64;
+  g->epilogue = kind;
   dcn_launch_config cfgs[2];
   int n = dcn_tuning_candidates(ctx, DCN_KERNEL_LINEAR, DCNV4_FLOAT32, 0, cfgs);
   for (int i = 0; i < n; i++) {
@@ -193,7 +208,9 @@ dcnv4_status dcn_gemm_prepare(dcnv4_context *ctx, bool idx64, bool bias,
               cfgs[i].tile_m, cfgs[i].tile_n, cfgs[i].tile_k, cfgs[i].max_vec,
               cfgs[i].local_size, why);
   }
-  /* CLBlast, with the bias as a pass of its own. */
+  /* CLBlast, with the bias (and the epilogue) as a pass of its own. */
+  if (kind != DCN_GEMM_NONE)
+    return dcn_gemm_epilogue_kernel(ctx, kind, idx64, &g->post);
   if (bias)
     return dcn_layer_kernel(ctx, DCN_LK_BIAS_STORE, DCNV4_FLOAT32, 0, idx64,
                             &g->bias);
@@ -202,7 +219,8 @@ dcnv4_status dcn_gemm_prepare(dcnv4_context *ctx, bool idx64, bool bias,
 
 static dcnv4_status own_linear(dcnv4_context *ctx, const dcn_gemm *g,
                                uint64_t m, uint64_t n, uint64_t k, cl_mem a,
-                               cl_mem b, cl_mem bias, cl_mem c, cl_event *event,
+                               cl_mem b, cl_mem bias, cl_mem c,
+                               const dcn_gemm_epilogue *e, cl_event *event,
                                const char *what) {
   cl_kernel kernel = g->linear;
   uint64_t tile_m = (uint64_t)g->tile_m;
@@ -236,11 +254,23 @@ static dcnv4_status own_linear(dcnv4_context *ctx, const dcn_gemm *g,
   }
   const cl_int nn = (cl_int)n, kk = (cl_int)k, has_bias = bias ? 1 : 0;
   cl_mem bias_arg = bias ? bias : b; /* not read without a bias */
-  const dcn_arg args[] = {
-      DCN_ARG(a), DCN_ARG(b),  DCN_ARG(bias_arg), DCN_ARG(c),
-      marg,       DCN_ARG(nn), DCN_ARG(kk),       DCN_ARG(has_bias)};
-  dcnv4_status st =
-      dcn_set_args(ctx, kernel, args, sizeof args / sizeof args[0], what);
+  /* The residual epilogue accumulates into the residual, in c's place. */
+  const bool res = g->epilogue == DCN_GEMM_RESIDUAL;
+  cl_mem out = res ? e->residual : c;
+  cl_mem scale_arg = res && e->scale ? e->scale : b;
+  const cl_int has_scale = res && e->scale ? 1 : 0;
+  const dcn_arg args[] = {DCN_ARG(a),
+                          DCN_ARG(b),
+                          DCN_ARG(bias_arg),
+                          DCN_ARG(out),
+                          marg,
+                          DCN_ARG(nn),
+                          DCN_ARG(kk),
+                          DCN_ARG(has_bias),
+                          DCN_ARG(scale_arg),
+                          DCN_ARG(has_scale)};
+  const size_t count = sizeof args / sizeof args[0] - (res ? 0 : 2);
+  dcnv4_status st = dcn_set_args(ctx, kernel, args, count, what);
   if (st != DCNV4_SUCCESS)
     return st;
   const size_t global = (size_t)items, local = g->local;
@@ -251,15 +281,63 @@ dcnv4_status dcn_gemm_linear(dcnv4_context *ctx, const dcn_gemm *g, uint64_t m,
                              uint64_t n, uint64_t k, cl_mem a, cl_mem b,
                              cl_mem bias, cl_mem c, cl_event *event,
                              const char *what) {
+  return dcn_gemm_linear_epilogue(ctx, g, m, n, k, a, b, bias, c, NULL, event,
+                                  what);
+}
+
+/* The epilogue's own checks: the kind `g` was prepared for, and the
+ * residual and scale buffers. */
+static dcnv4_status check_epilogue(dcnv4_context *ctx, const dcn_gemm *g,
+                                   uint64_t m, uint64_t n, cl_mem a, cl_mem b,
+                                   cl_mem bias, cl_mem c,
+                                   const dcn_gemm_epilogue *e,
+                                   const char *what) {
+  const dcn_gemm_epilogue_kind kind = e ? e->kind : DCN_GEMM_NONE;
+  if (kind != g->epilogue)
+    return dcn_fail(ctx, DCNV4_ERROR_INVALID_PARAMETER,
+                    "GEMM %s: epilogue %d, but prepared for %d", what,
+                    (int)kind, (int)g->epilogue);
+  if (kind != DCN_GEMM_RESIDUAL)
+    return DCNV4_SUCCESS;
+  uint64_t elems = 0;
+  size_t bytes = 0, n_bytes = 0;
+  if (n > INT32_MAX || !dcn_mul_u64(m, n, &elems) ||
+      !dcn_bytes(elems, sizeof(cl_float), &bytes) ||
+      !dcn_bytes(n, sizeof(cl_float), &n_bytes))
+    return dcn_fail(ctx, DCNV4_ERROR_SIZE_OVERFLOW,
+                    "GEMM %s: %llu x %llu overflows", what,
+                    (unsigned long long)m, (unsigned long long)n);
+  dcnv4_status st;
+  if ((st = dcn_check_buffer(ctx, e->residual, "GEMM residual", bytes)) ||
+      (e->scale && (st = dcn_check_buffer(ctx, e->scale, "GEMM residual scale",
+                                          n_bytes))) ||
+      (!g->own && (st = dcn_check_buffer(ctx, c, "GEMM scratch", bytes))))
+    return st;
+  if (e->residual == a || e->residual == b || e->residual == bias ||
+      e->residual == e->scale || e->residual == c)
+    return dcn_fail(ctx, DCNV4_ERROR_INVALID_BUFFER,
+                    "GEMM %s: the residual is also an operand", what);
+  return DCNV4_SUCCESS;
+}
+
+dcnv4_status dcn_gemm_linear_epilogue(dcnv4_context *ctx, const dcn_gemm *g,
+                                      uint64_t m, uint64_t n, uint64_t k,
+                                      cl_mem a, cl_mem b, cl_mem bias, cl_mem c,
+                                      const dcn_gemm_epilogue *e,
+                                      cl_event *event, const char *what) {
   if (m == 0 || n == 0 || k == 0 || m > SIZE_MAX || n > SIZE_MAX ||
       k > SIZE_MAX)
     return dcn_fail(ctx, DCNV4_ERROR_INVALID_SHAPE,
                     "GEMM %s: invalid size %llu x %llu x %llu", what,
                     (unsigned long long)m, (unsigned long long)n,
                     (unsigned long long)k);
+  dcnv4_status st = check_epilogue(ctx, g, m, n, a, b, bias, c, e, what);
+  if (st != DCNV4_SUCCESS)
+    return st;
   if (g->own)
-    return own_linear(ctx, g, m, n, k, a, b, bias, c, event, what);
-  if (bias && !g->bias)
+    return own_linear(ctx, g, m, n, k, a, b, bias, c, e, event, what);
+  const bool post = g->epilogue != DCN_GEMM_NONE;
+  if (bias && !post && !g->bias)
     return dcn_fail(ctx, DCNV4_ERROR_INVALID_PARAMETER,
                     "GEMM %s: a bias without a prepared bias pass", what);
   CLBlastStatusCode s;
@@ -270,7 +348,7 @@ dcnv4_status dcn_gemm_linear(dcnv4_context *ctx, const dcn_gemm *g, uint64_t m,
       s = CLBlastSgemm(CLBlastLayoutRowMajor, CLBlastTransposeNo,
                        CLBlastTransposeYes, (size_t)m, (size_t)n, (size_t)k,
                        1.0f, a, 0, (size_t)k, b, 0, (size_t)k, 0.0f, c, 0,
-                       (size_t)n, &ctx->queue, bias ? NULL : event);
+                       (size_t)n, &ctx->queue, bias || post ? NULL : event);
     if (s == CLBlastSuccess || attempt > 0 || !ctx->gemm_tuned ||
         s == CLBlastOpenCLOutOfResources || s == CLBlastOpenCLOutOfHostMemory)
       break;
@@ -288,11 +366,14 @@ dcnv4_status dcn_gemm_linear(dcnv4_context *ctx, const dcn_gemm *g, uint64_t m,
                     "CLBlast SGEMM (%s, %llu x %llu x %llu) failed: %s (%d)",
                     what, (unsigned long long)m, (unsigned long long)n,
                     (unsigned long long)k, clblast_status_name(s), (int)s);
-  if (!bias)
+  if (!bias && !post)
     return DCNV4_SUCCESS;
   if (n > INT32_MAX)
     return dcn_fail(ctx, DCNV4_ERROR_SIZE_OVERFLOW, "GEMM %s: %llu columns",
                     what, (unsigned long long)n);
+  if (post)
+    return dcn_run_gemm_epilogue(ctx, g->post, g->epilogue, g->idx64, c, bias,
+                                 e->residual, e->scale, m, (int32_t)n, event);
   return dcn_run_bias_store(ctx, g->bias, g->idx64, c, bias, c, m, (int32_t)n,
                             event);
 }

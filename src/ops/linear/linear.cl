@@ -25,6 +25,11 @@
 //             than its threads have)
 //   CLAMP_EDGE_LOADS  1 (CPU devices): edge tiles also clamp their load
 //             addresses into the matrix (see EDGE_ROW)
+//   EPILOGUE  what follows the bias (fii_ops.h, dcn_gemm_epilogue_kind):
+//             undefined or 0 nothing (the program of the layers, unchanged
+//             by the epilogues' code), 1 Y = GELU(Y), exact (erf) GELU,
+//             2 Y += scale * (X W^T + bias), Y then holding the residual
+//             (scale per column; not read where has_scale is 0)
 // M, N, K and whether there is a bias (has_bias; `bias` is not read
 // without) are run-time arguments: a new shape never recompiles.
 
@@ -62,6 +67,42 @@
 
 #if RM % 4 || RN % 4 || TK % 4 || TM % RM || TN % RN
 #error "linear: RM, RN and TK must be multiples of 4 dividing the tile"
+#endif
+
+#ifndef EPILOGUE
+#define EPILOGUE 0
+#endif
+#if EPILOGUE
+// Stores 4 results v of row y at columns n.. (those below N): GELU'd, or
+// added to y times the columns' scales s.
+inline void store_epilogue(__global float *restrict y, const int n, const int N,
+                           const bool n4, float4 v, const float4 s) {
+#if EPILOGUE == 1
+  v = 0.5f * v * (1.0f + erf(v * M_SQRT1_2_F));
+#endif
+  if (n4 && n < N) {
+#if EPILOGUE == 2
+    v = *(__global float4 *)(y + n) + s * v;
+#endif
+    *(__global float4 *)(y + n) = v;
+    return;
+  }
+#if EPILOGUE == 2
+  // Reads clamped into the row, as the loads of the edge tiles.
+  v.x = y[min(n, N - 1)] + s.x * v.x;
+  v.y = y[min(n + 1, N - 1)] + s.y * v.y;
+  v.z = y[min(n + 2, N - 1)] + s.z * v.z;
+  v.w = y[min(n + 3, N - 1)] + s.w * v.w;
+#endif
+  if (n < N)
+    y[n] = v.x;
+  if (n + 1 < N)
+    y[n + 1] = v.y;
+  if (n + 2 < N)
+    y[n + 2] = v.z;
+  if (n + 3 < N)
+    y[n + 3] = v.w;
+}
 #endif
 
 // The units (4 consecutive k of one row) of a TK chunk of rows [r0, r0+R)
@@ -109,7 +150,12 @@
 __kernel __attribute__((reqd_work_group_size(LOCAL, 1, 1))) void
 linear(__global const float *restrict X, __global const float *restrict W,
        __global const float *restrict bias, __global float *restrict Y,
-       const idx_t M, const int N, const int K, const int has_bias) {
+       const idx_t M, const int N, const int K, const int has_bias
+#if EPILOGUE == 2
+       ,
+       __global const float *restrict scale, const int has_scale
+#endif
+) {
   __local float4 a_tiles[2 * TK * PA / 4];
   __local float4 b_tiles[2 * TK * PB / 4];
   __local float *const as = (__local float *)a_tiles;
@@ -201,6 +247,17 @@ linear(__global const float *restrict X, __global const float *restrict W,
       const float b = bias[min(n, N - 1)]; /* clamped as in LOAD_CHUNK */
       bv[4 * q + e] = has_bias && n < N ? b : 0.0f;
     }
+#if EPILOGUE == 2
+  float sv[RN];
+#pragma unroll
+  for (int q = 0; q < RN / 4; q++)
+#pragma unroll
+    for (int e = 0; e < 4; e++) {
+      const int n = n0 + q * 4 * NT + tx * 4 + e;
+      const float s = scale[min(n, N - 1)];
+      sv[4 * q + e] = has_scale && n < N ? s : 1.0f;
+    }
+#endif
   const bool n4 = N % 4 == 0;
 #pragma unroll
   for (int p = 0; p < RM / 4; p++)
@@ -218,6 +275,15 @@ linear(__global const float *restrict X, __global const float *restrict W,
                                   acc[i][4 * q + 1] + bv[4 * q + 1],
                                   acc[i][4 * q + 2] + bv[4 * q + 2],
                                   acc[i][4 * q + 3] + bv[4 * q + 3]);
+#if EPILOGUE
+#if EPILOGUE == 2
+        const float4 s =
+            (float4)(sv[4 * q], sv[4 * q + 1], sv[4 * q + 2], sv[4 * q + 3]);
+#else
+        const float4 s = (float4)(1.0f);
+#endif
+        store_epilogue(y, n, N, n4, v, s);
+#else
         if (n4 && n < N) {
           *(__global float4 *)(y + n) = v;
         } else {
@@ -230,6 +296,7 @@ linear(__global const float *restrict X, __global const float *restrict W,
           if (n + 3 < N)
             y[n + 3] = v.w;
         }
+#endif
       }
     }
 }
