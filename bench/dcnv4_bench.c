@@ -448,9 +448,9 @@ static void usage(void) {
       "                     (fp32, fp16 and bf16 unless --dtype is given;\n"
       "                     --quick: T only)\n"
       "  --reps N           launches per row (default 50, quick 15; fii on\n"
-      "                     CPU devices 3, quick 2)\n"
+      "                     CPU devices 2)\n"
       "  --full-size        paper sizes on CPU devices too (default: smaller;\n"
-      "                     fii: T and S at 64x64, batches 1 and 2)\n"
+      "                     fii: T at 64x64, batches 1 and 2)\n"
       "  --out DIR          where results.{csv,json} and fractions.png go\n"
       "                     (default bench-out)\n"
       "  --no-plot          do not run gnuplot\n");

@@ -21,6 +21,11 @@
 #   --overlap        time while the extension still builds (faster, but
 #                    the compiler competes with the host side of batch 1)
 #
+# The whole job may pass a call's 10 minutes: try --quick first, or split it
+# over two calls on the same warm machine, `--skip anchor` then
+# `--skip build,golden,bench` (the second call's $OUT is new: join the two
+# CSVs with bench/anchor/join.py afterwards).
+#
 # Phases, each under its own time limit: the extension's build starts in the
 # background (a copy in /tmp/fii-upstream, the line #include
 # <THC/THCAtomics.cuh> removed, TORCH_CUDA_ARCH_LIST=9.0 build_ext
