@@ -14,6 +14,7 @@ typedef struct options {
   const char *device;
   const char *out_dir;
   int quick, full_size, reps, plot;
+  int reps_given, dtypes_given; /* --reps, --dtype on the command line */
   dcnv4_dtype dtypes[3];
   int ndtypes;
   int group_channels[4];
@@ -24,12 +25,18 @@ typedef struct options {
   int nshapes;
 } options;
 
-enum { BENCH_OP_CORE = 1, BENCH_OP_LAYER = 2, BENCH_OP_FDA = 4 };
+enum {
+  BENCH_OP_CORE = 1,
+  BENCH_OP_LAYER = 2,
+  BENCH_OP_FDA = 4,
+  BENCH_OP_FII = 8
+};
 
 typedef struct row {
   char op[24], set[16], shape[40], config[16];
   dcnv4_dtype dtype;
   double ms, bytes, gbps, fraction, upstream, verify_error, tolerance;
+  double images_per_s, share; /* FlashInternImage rows, else 0 */
   int sets, reps;
 } row;
 
@@ -40,12 +47,17 @@ typedef struct results {
   int failures;
 } results;
 
-/* What one row measured; `upstream` 0 when there is no anchor figure. */
+/* What one row measured; `upstream` 0 when there is no anchor figure.
+ * tolerance 0: the operators' (DESIGN.md §1.4). images: per launch, for an
+ * images-per-second figure; share: of the forward, for a model stage. */
 typedef struct measurement {
   const char *op, *set, *shape, *config;
   dcnv4_dtype dtype;
   double ms, bytes, upstream, verify_error;
   int sets, reps;
+  double tolerance;
+  int images;
+  double share;
 } measurement;
 
 /* Adds the row (fraction of the copy bandwidth of this run), prints it, and
@@ -62,5 +74,9 @@ void bench_fda(dcnv4_context *ctx, const options *o, dcnv4_dtype dtype,
 /* Forward of the full DCNv4 layer (projections, core, output projection). */
 void bench_dcnv4_layer(dcnv4_context *ctx, const options *o, const shape *s,
                        int d, dcnv4_dtype dtype, results *res);
+
+/* FlashInternImage-T/S/B/L forward (issue 31): throughput, batch-1
+ * latency and the time of each stage. */
+void bench_fii(dcnv4_context *ctx, const options *o, int is_gpu, results *res);
 
 #endif

@@ -1,5 +1,6 @@
 /* dcnv4-bench: times the operators on the paper's shapes (DESIGN.md §5) and
- * reports each as a fraction of the copy bandwidth measured in the same run.
+ * reports each as a fraction of the copy bandwidth measured in the same run;
+ * and the FlashInternImage models (bench_fii.c) in images per second.
  *
  * For every row: a check of the same configuration against the float64
  * reference on a small shape first, then the median of many launches timed
@@ -261,7 +262,9 @@ void record_row(results *res, const measurement *m) {
   x->fraction = res->copy_gbps > 0 ? x->gbps / res->copy_gbps : 0;
   x->upstream = m->upstream;
   x->verify_error = m->verify_error;
-  x->tolerance = tolerance_for(m->dtype);
+  x->tolerance = m->tolerance > 0 ? m->tolerance : tolerance_for(m->dtype);
+  x->images_per_s = m->images > 0 && x->ms > 0 ? m->images / (x->ms * 1e-3) : 0;
+  x->share = m->share;
   x->sets = m->sets;
   x->reps = m->reps;
   int ok = x->verify_error <= x->tolerance && x->ms > 0;
@@ -272,10 +275,13 @@ void record_row(results *res, const measurement *m) {
     snprintf(up, sizeof up, "%.3f", x->upstream);
     snprintf(speedup, sizeof speedup, "%.2fx", x->upstream / x->ms);
   }
+  /* Model rows show images/s and a stage's share of the forward where the
+   * operators show GB/s and the fraction of copy bandwidth. */
+  int model = x->images_per_s > 0 || x->share > 0 || x->bytes == 0;
   printf("%-17s %-9s %-16s %-6s %-8s %9.4f %9.1f %7.3f %8s %7s %9.2e%s\n",
          x->op, x->set, x->shape, x->config, dcnv4_dtype_name(x->dtype), x->ms,
-         x->gbps, x->fraction, up, speedup, x->verify_error,
-         ok ? "" : " FAILED");
+         model ? x->images_per_s : x->gbps, model ? x->share : x->fraction, up,
+         speedup, x->verify_error, ok ? "" : " FAILED");
   fflush(stdout);
 }
 
@@ -287,16 +293,16 @@ static void write_csv(const char *path, const results *r) {
     return;
   fprintf(f, "op,set,shape,groups_x_channels,dtype,median_ms,min_bytes,gbps,"
              "fraction_of_copy,copy_gbps,upstream_ms,speedup,verify_error,"
-             "tolerance,input_sets,launches\n");
+             "tolerance,input_sets,launches,images_per_s,share_of_forward\n");
   for (int i = 0; i < r->count; i++) {
     const row *x = &r->rows[i];
     fprintf(f,
             "%s,%s,%s,%s,%s,%.5f,%.0f,%.2f,%.4f,%.1f,%.3f,%.3f,%.3e,%.0e,%d,"
-            "%d\n",
+            "%d,%.2f,%.4f\n",
             x->op, x->set, x->shape, x->config, dcnv4_dtype_name(x->dtype),
             x->ms, x->bytes, x->gbps, x->fraction, r->copy_gbps, x->upstream,
             x->upstream > 0 ? x->upstream / x->ms : 0, x->verify_error,
-            x->tolerance, x->sets, x->reps);
+            x->tolerance, x->sets, x->reps, x->images_per_s, x->share);
   }
   fclose(f);
 }
@@ -329,7 +335,12 @@ static void write_json(const char *path, const results *r,
       cJSON_AddNumberToObject(o, "upstream_ms", x->upstream);
       cJSON_AddNumberToObject(o, "speedup_vs_upstream", x->upstream / x->ms);
     }
+    if (x->images_per_s > 0)
+      cJSON_AddNumberToObject(o, "images_per_s", x->images_per_s);
+    if (x->share > 0)
+      cJSON_AddNumberToObject(o, "share_of_forward", x->share);
     cJSON_AddNumberToObject(o, "verify_error", x->verify_error);
+    cJSON_AddNumberToObject(o, "tolerance", x->tolerance);
     cJSON_AddNumberToObject(o, "input_sets", x->sets);
     cJSON_AddNumberToObject(o, "launches", x->reps);
     cJSON_AddItemToArray(rows, o);
@@ -352,6 +363,13 @@ static const char *const plot_ops[] = {"forward", "backward",
                                        "forward+backward", "layer forward"};
 #define PLOT_OPS (sizeof plot_ops / sizeof plot_ops[0])
 
+static int is_plot_op(const char *op) {
+  for (size_t k = 0; k < PLOT_OPS; k++)
+    if (!strcmp(op, plot_ops[k]))
+      return 1;
+  return 0;
+}
+
 static void write_plot_data(const char *path, const results *r) {
   FILE *f = fopen(path, "w");
   if (!f)
@@ -365,11 +383,13 @@ static void write_plot_data(const char *path, const results *r) {
   fprintf(f, "\n");
   for (int i = 0; i < r->count; i++) {
     const row *x = &r->rows[i];
+    if (!is_plot_op(x->op)) /* the model rows have no bandwidth fraction */
+      continue;
     int first = 1;
     for (int j = 0; j < i && first; j++)
-      first = strcmp(r->rows[j].shape, x->shape) ||
-              strcmp(r->rows[j].config, x->config) ||
-              r->rows[j].dtype != x->dtype;
+      first =
+          !is_plot_op(r->rows[j].op) || strcmp(r->rows[j].shape, x->shape) ||
+          strcmp(r->rows[j].config, x->config) || r->rows[j].dtype != x->dtype;
     if (!first)
       continue;
     fprintf(f, "\"%s %s %s\"", x->shape, x->config, dcnv4_dtype_name(x->dtype));
@@ -421,11 +441,16 @@ static void usage(void) {
       "                     default 16 and 32)\n"
       "  --shape NxHxWxC    this shape instead of the paper's (repeatable)\n"
       "  --forward-only     skip backward rows\n"
-      "  --ops LIST         what to time, of core,layer,fda (default all):\n"
-      "                     the DCNv4 operator, the DCNv4 layer's forward,\n"
-      "                     FlashDeformAttn on Deformable DETR's encoder\n"
-      "  --reps N           launches per row (default 50, quick 15)\n"
-      "  --full-size        paper sizes on CPU devices too (default: smaller)\n"
+      "  --ops LIST         what to time, of core,layer,fda,fii (default\n"
+      "                     all): the DCNv4 operator, the DCNv4 layer's\n"
+      "                     forward, FlashDeformAttn on Deformable DETR's\n"
+      "                     encoder, FlashInternImage-T/S/B/L's forward\n"
+      "                     (fp32, fp16 and bf16 unless --dtype is given;\n"
+      "                     --quick: T only)\n"
+      "  --reps N           launches per row (default 50, quick 15; fii on\n"
+      "                     CPU devices 2)\n"
+      "  --full-size        paper sizes on CPU devices too (default: smaller;\n"
+      "                     fii: T at 64x64, batches 1 and 2)\n"
       "  --out DIR          where results.{csv,json} and fractions.png go\n"
       "                     (default bench-out)\n"
       "  --no-plot          do not run gnuplot\n");
@@ -436,7 +461,7 @@ static int parse_options(int argc, char **argv, options *o) {
   o->out_dir = "bench-out";
   o->plot = 1;
   o->forward = o->backward = 1;
-  o->ops = BENCH_OP_CORE | BENCH_OP_LAYER | BENCH_OP_FDA;
+  o->ops = BENCH_OP_CORE | BENCH_OP_LAYER | BENCH_OP_FDA | BENCH_OP_FII;
   o->reps = 0;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -460,6 +485,8 @@ static int parse_options(int argc, char **argv, options *o) {
           o->ops |= BENCH_OP_LAYER;
         else if (!strcmp(t, "fda"))
           o->ops |= BENCH_OP_FDA;
+        else if (!strcmp(t, "fii"))
+          o->ops |= BENCH_OP_FII;
         else {
           fprintf(stderr, "dcnv4-bench: unknown op %s in --ops\n", t);
           return -1;
@@ -472,9 +499,11 @@ static int parse_options(int argc, char **argv, options *o) {
       o->device = argv[++i];
     else if (v && !strcmp(a, "--out"))
       o->out_dir = argv[++i];
-    else if (v && !strcmp(a, "--reps"))
+    else if (v && !strcmp(a, "--reps")) {
       o->reps = atoi(argv[++i]);
-    else if (v && !strcmp(a, "--dtype") && o->ndtypes < 3) {
+      o->reps_given = o->reps > 0;
+    } else if (v && !strcmp(a, "--dtype") && o->ndtypes < 3) {
+      o->dtypes_given = 1;
       if (parse_dtype(argv[++i], &o->dtypes[o->ndtypes++]) != 0) {
         fprintf(stderr, "dcnv4-bench: unknown dtype %s\n", argv[i]);
         return -1;
@@ -578,6 +607,8 @@ int main(int argc, char **argv) {
   if (o.ops & BENCH_OP_FDA)
     for (int t = 0; t < o.ndtypes; t++)
       bench_fda(ctx, &o, o.dtypes[t], dev.is_gpu, &res);
+  if (o.ops & BENCH_OP_FII)
+    bench_fii(ctx, &o, dev.is_gpu, &res);
 
   mkdir(o.out_dir, 0755);
   char path[4096];

@@ -895,6 +895,26 @@ DCNV4_API dcnv4_status dcnv4_fii_forward(
     cl_uint num_events_in_wait_list, const cl_event *event_wait_list,
     cl_event *event);
 
+/* The stages dcnv4_fii_forward_profiled reports: the stem, the four levels
+ * (each with the downsampling that ends it, as upstream's levels) and the
+ * head (empty when logits is NULL). */
+#define DCNV4_FII_STAGES 6
+
+/* For profiling (dcnv4-bench): dcnv4_fii_forward, plus a marker at every
+ * stage boundary. stage_events[0] completes when the forward starts (its
+ * wait list met), stage_events[1 + s] when stage s is done, the last one
+ * when every output is written. On a context created with
+ * enable_profiling, stage s took CL_PROFILING_COMMAND_END of
+ * stage_events[1 + s] minus that of stage_events[s]. The caller releases
+ * the DCNV4_FII_STAGES + 1 events; on an error none is returned (all set
+ * to NULL). The markers may cost a little; time the whole forward with
+ * dcnv4_fii_forward. NULL stage_events gives DCNV4_ERROR_NULL_POINTER. */
+DCNV4_API dcnv4_status dcnv4_fii_forward_profiled(
+    dcnv4_fii *model, int32_t batch, int32_t height, int32_t width,
+    cl_mem image, cl_mem logits, const cl_mem *features, cl_mem workspace,
+    cl_uint num_events_in_wait_list, const cl_event *event_wait_list,
+    cl_event stage_events[DCNV4_FII_STAGES + 1]);
+
 #ifdef __cplusplus
 }
 #endif

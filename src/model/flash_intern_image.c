@@ -856,7 +856,20 @@ typedef struct fii_run {
   dcn_gemm gemm[3]; /* by dcn_gemm_epilogue_kind */
   const cl_mem *r;  /* bound regions */
   cl_mem X, T, Hb;
+  cl_event *stages; /* dcnv4_fii_forward_profiled's markers, or NULL */
 } fii_run;
+
+/* Stage boundary i (0 start, 1 + s the end of stage s) when profiling. */
+static dcnv4_status mark(fii_run *run, int i) {
+  if (!run->stages)
+    return DCNV4_SUCCESS;
+  cl_int err =
+      clEnqueueMarkerWithWaitList(run->m->ctx->queue, 0, NULL, &run->stages[i]);
+  if (err != CL_SUCCESS)
+    return dcn_fail_cl(run->m->ctx, err,
+                       "clEnqueueMarkerWithWaitList (a stage marker)");
+  return DCNV4_SUCCESS;
+}
 
 static dcnv4_status ln(fii_run *run, uint64_t rows, int32_t ch,
                        dcn_norm_epilogue ep, cl_mem x, cl_mem w, cl_mem b,
@@ -931,6 +944,28 @@ static dcnv4_status block_forward(fii_run *run, int l, const fii_block *blk) {
               X, blk->gamma2, "mlp.fc2");
 }
 
+/* conv_head (BN folded), GELU, pooling and the linear head, from `out`
+ * (the last level's output). */
+static dcnv4_status enqueue_head(fii_run *run, cl_mem out, cl_mem logits) {
+  dcnv4_fii *m = run->m;
+  dcnv4_context *ctx = m->ctx;
+  const fii_plan *p = run->p;
+  const dcnv4_fii_config *c = &m->config;
+  dcnv4_status st;
+  const int32_t F = m->levels[3].channels, Hw = m->head_width;
+  cl_mem pooled = c->num_classes > 0 ? run->T : logits;
+  if ((st = gemm(run, p->rows[3], Hw, F, out, m->head_w, m->head_b, run->Hb,
+                 DCN_GEMM_GELU, NULL, NULL, "conv_head")) ||
+      (st = dcn_avgpool_forward(ctx, p->batch,
+                                (uint64_t)p->h[3] * (uint64_t)p->w[3], Hw,
+                                run->Hb, pooled, NULL)))
+    return st;
+  if (c->num_classes > 0)
+    return gemm(run, (uint64_t)p->batch, c->num_classes, Hw, run->T, m->fc_w,
+                m->fc_b, logits, DCN_GEMM_NONE, NULL, NULL, "head");
+  return DCNV4_SUCCESS;
+}
+
 static dcnv4_status enqueue_forward(fii_run *run, cl_mem image, cl_mem logits,
                                     const cl_mem *features) {
   dcnv4_fii *m = run->m;
@@ -943,7 +978,8 @@ static dcnv4_status enqueue_forward(fii_run *run, cl_mem image, cl_mem logits,
   const uint64_t stem_rows = (uint64_t)p->batch *
                              (uint64_t)dcn_conv2d_out_size(p->height, 3, 2, 1) *
                              (uint64_t)dcn_conv2d_out_size(p->width, 3, 2, 1);
-  if ((st = dcn_conv2d_forward(ctx, &s, image, m->stem_c1_w, m->stem_c1_b,
+  if ((st = mark(run, 0)) ||
+      (st = dcn_conv2d_forward(ctx, &s, image, m->stem_c1_w, m->stem_c1_b,
                                run->Hb, NULL)) ||
       (st = ln(run, stem_rows, half, DCN_NORM_GELU, run->Hb, m->stem_n1_w,
                m->stem_n1_b, NULL, NULL, run->Hb)))
@@ -960,7 +996,8 @@ static dcnv4_status enqueue_forward(fii_run *run, cl_mem image, cl_mem logits,
   if ((st = dcn_conv2d_forward(ctx, &s, run->Hb, m->stem_c2_w, m->stem_c2_b,
                                run->X, NULL)) ||
       (st = ln(run, p->rows[0], c->channels, DCN_NORM_PLAIN, run->X,
-               m->stem_n2_w, m->stem_n2_b, NULL, NULL, run->X)))
+               m->stem_n2_w, m->stem_n2_b, NULL, NULL, run->X)) ||
+      (st = mark(run, 1)))
     return st;
   cl_mem out = run->X; /* the last level's output */
   for (int l = 0; l < DCNV4_FII_LEVELS; l++) {
@@ -987,40 +1024,33 @@ static dcnv4_status enqueue_forward(fii_run *run, cl_mem image, cl_mem logits,
     }
     if (st != DCNV4_SUCCESS)
       return st;
-    if (l + 1 == DCNV4_FII_LEVELS)
+    if (l + 1 == DCNV4_FII_LEVELS) {
+      if ((st = mark(run, 2 + l)))
+        return st;
       break;
+    }
     s = (dcn_conv2d_shape){
         p->batch, p->h[l], p->w[l], lv->channels, 2 * lv->channels,
         3,        2,       1,       false};
     if ((st = dcn_conv2d_forward(ctx, &s, out, lv->down_w, NULL, run->T,
                                  NULL)) ||
         (st = ln(run, p->rows[l + 1], 2 * lv->channels, DCN_NORM_PLAIN, run->T,
-                 lv->down_nw, lv->down_nb, NULL, NULL, run->X)))
+                 lv->down_nw, lv->down_nb, NULL, NULL, run->X)) ||
+        (st = mark(run, 2 + l)))
       return st;
   }
-  if (!logits)
-    return DCNV4_SUCCESS;
-  const int32_t F = m->levels[3].channels, Hw = m->head_width;
-  cl_mem pooled = c->num_classes > 0 ? run->T : logits;
-  if ((st = gemm(run, p->rows[3], Hw, F, out, m->head_w, m->head_b, run->Hb,
-                 DCN_GEMM_GELU, NULL, NULL, "conv_head")) ||
-      (st = dcn_avgpool_forward(ctx, p->batch,
-                                (uint64_t)p->h[3] * (uint64_t)p->w[3], Hw,
-                                run->Hb, pooled, NULL)))
+  if (logits && (st = enqueue_head(run, out, logits)))
     return st;
-  if (c->num_classes > 0)
-    return gemm(run, (uint64_t)p->batch, c->num_classes, Hw, run->T, m->fc_w,
-                m->fc_b, logits, DCN_GEMM_NONE, NULL, NULL, "head");
-  return DCNV4_SUCCESS;
+  return mark(run, DCNV4_FII_STAGES);
 }
 
-dcnv4_status dcnv4_fii_forward(dcnv4_fii *m, int32_t batch, int32_t height,
-                               int32_t width, cl_mem image, cl_mem logits,
-                               const cl_mem *features, cl_mem workspace,
-                               cl_uint num_wait, const cl_event *wait,
-                               cl_event *event) {
-  if (!m)
-    return DCNV4_ERROR_NULL_POINTER;
+/* The forward pass; `stages` (or NULL) receives the stage markers of
+ * dcnv4_fii_forward_profiled. */
+static dcnv4_status forward(dcnv4_fii *m, int32_t batch, int32_t height,
+                            int32_t width, cl_mem image, cl_mem logits,
+                            const cl_mem *features, cl_mem workspace,
+                            cl_uint num_wait, const cl_event *wait,
+                            cl_event *event, cl_event *stages) {
   dcnv4_context *ctx = m->ctx;
   fii_plan p;
   dcnv4_status st;
@@ -1071,7 +1101,7 @@ dcnv4_status dcnv4_fii_forward(dcnv4_fii *m, int32_t batch, int32_t height,
   }
   if ((st = dcn_check_no_alias(ctx, bufs, used_names, readonly, count)))
     return st;
-  fii_run run = {.m = m, .p = &p};
+  fii_run run = {.m = m, .p = &p, .stages = stages};
   const dcn_gemm_epilogue_kind dcn_ep =
       m->config.post_norm || (m->config.res_post_norm && !m->config.layer_scale)
           ? DCN_GEMM_NONE
@@ -1110,5 +1140,37 @@ dcnv4_status dcnv4_fii_forward(dcnv4_fii *m, int32_t batch, int32_t height,
   }
   /* Released now, freed by OpenCL once the enqueued commands are done. */
   dcn_scratch_release(regions, p.scratch.count);
+  return st;
+}
+
+dcnv4_status dcnv4_fii_forward(dcnv4_fii *m, int32_t batch, int32_t height,
+                               int32_t width, cl_mem image, cl_mem logits,
+                               const cl_mem *features, cl_mem workspace,
+                               cl_uint num_wait, const cl_event *wait,
+                               cl_event *event) {
+  if (!m)
+    return DCNV4_ERROR_NULL_POINTER;
+  return forward(m, batch, height, width, image, logits, features, workspace,
+                 num_wait, wait, event, NULL);
+}
+
+dcnv4_status dcnv4_fii_forward_profiled(
+    dcnv4_fii *m, int32_t batch, int32_t height, int32_t width, cl_mem image,
+    cl_mem logits, const cl_mem *features, cl_mem workspace, cl_uint num_wait,
+    const cl_event *wait, cl_event stage_events[DCNV4_FII_STAGES + 1]) {
+  for (int i = 0; stage_events && i <= DCNV4_FII_STAGES; i++)
+    stage_events[i] = NULL;
+  if (!m)
+    return DCNV4_ERROR_NULL_POINTER;
+  if (!stage_events)
+    return dcn_fail(m->ctx, DCNV4_ERROR_NULL_POINTER, "stage_events is NULL");
+  dcnv4_status st = forward(m, batch, height, width, image, logits, features,
+                            workspace, num_wait, wait, NULL, stage_events);
+  /* On a failure the markers made so far are not handed out. */
+  for (int i = 0; st != DCNV4_SUCCESS && i <= DCNV4_FII_STAGES; i++)
+    if (stage_events[i]) {
+      clReleaseEvent(stage_events[i]);
+      stage_events[i] = NULL;
+    }
   return st;
 }
