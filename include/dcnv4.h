@@ -227,9 +227,9 @@ dcnv4_context_set_tuning_file_enabled(dcnv4_context *context, int enabled);
  * "dcnv4_backward_deterministic", "fda_backward_deterministic",
  * "layer_elementwise", "layer_dwconv", "linear") in `dtype` with
  * `group_channels` channels per group (0: any), written as the parameters
- * that kernel takes, e.g. "vec=8;local=64;specialize=0;regs=0"
- * (docs/tuning-parameters.md), and the highest layer that set one of them
- * (`source` may be NULL). */
+ * that kernel takes, in a fixed order per kernel (docs/tuning.md §3), e.g.
+ * "vec=8;local=64;specialize=0;regs=0" for fda_backward, and the highest
+ * layer that set one of them (`source` may be NULL). */
 DCNV4_API dcnv4_status dcnv4_context_get_tuning(
     dcnv4_context *context, const char *kernel, dcnv4_dtype dtype,
     int32_t group_channels, char *params, size_t params_size,
