@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up a Debian 12 machine (run as root) and builds dcnv4 into build/.
 #   bash tools/setup.sh [extra cmake options]
-# Installs only Debian packages: compilers, CMake, the OpenCL ICD loader and
+# Installs Debian packages: compilers, CMake, the OpenCL ICD loader and
 # headers, CLBlast, PoCL (the CPU device every test runs on), cJSON, gnuplot
 # (benchmark plots), clinfo, and the checkers oclgrind and valgrind (their
 # tests are registered when they are found); then Intel's OpenCL CPU runtime

@@ -2,7 +2,7 @@
 # Runs a command with Intel's OpenCL CPU runtime (installed into .deps/ by
 # tools/setup_intel_opencl.sh) visible to Debian's ICD loader beside the
 # system's ICDs, and selected: DCNV4_DEVICE=intel unless already set.
-#   tools/with_intel_opencl.sh build/dcnv4-devices
+#   tools/with_intel_opencl.sh build/tools/dcnv4-devices
 #   tools/with_intel_opencl.sh ctest --test-dir build -L '^intel$'
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)/.deps/intel-opencl"

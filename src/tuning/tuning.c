@@ -24,7 +24,7 @@ static const char *const param_names[DCN_TUNING_PARAMS] = {
 
 /* A parameter a kernel takes: its accepted values and its field in the
  * kernel's typed struct (int, or size_t where `is_size`). Meanings: the
- * typed structs of tuning_types.h and docs/tuning-parameters.md. */
+ * typed structs of tuning_types.h and docs/tuning.md §3. */
 typedef struct param_spec {
   dcn_tuning_param param;
   long min, max;

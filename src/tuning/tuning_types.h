@@ -32,7 +32,7 @@ typedef enum dcn_tuning_layer {
 
 /* The parameter names of tuning strings and files. A name means one thing
  * per kernel; which kernels take which, with ranges and meanings, is the
- * `kernels` table of tuning.c (docs/tuning-parameters.md). */
+ * `kernels` table of tuning.c (docs/tuning.md §3). */
 typedef enum dcn_tuning_param {
   DCN_PARAM_VEC = 0,
   DCN_PARAM_LOCAL,

@@ -1,4 +1,4 @@
-/* DCNV4_DEVICE spellings (dcn_device_spec_matches in src/device.c) on the
+/* DCNV4_DEVICE spellings (dcn_device_spec_matches in src/core/device.c) on the
  * platform and device names real runtimes report, without any device: which
  * of them each vendor word, index and substring picks, with PoCL's CPU
  * device named after the host's Intel or AMD processor. */

@@ -4,9 +4,9 @@
  * pooling. Not installed; the model (src/model/) calls them.
  *
  * Every tensor here is fp32, row-major and contiguous from offset 0: the
- * model keeps its activations in fp32 whatever its storage dtype, as the
- * layers do (the 16-bit storage applies to the DCNv4 core operator's
- * operands). Reductions accumulate in fp32. Each call checks its buffers
+ * model keeps its activations, the DCNv4 core operator's operands included,
+ * in fp32 whatever its dtype (which sets how its weights are rounded), as
+ * the layers do. Reductions accumulate in fp32. Each call checks its buffers
  * (dcn_check_buffer: non-NULL, this context, large enough) before it
  * enqueues anything, then enqueues on the context's queue after the commands
  * before it; `event` (may be NULL) receives the completion event. Kernels
