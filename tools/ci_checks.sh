@@ -56,7 +56,7 @@ faults() {
   cmake -S . -B build-faults -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DDCNV4_FAULT_INJECTION=ON -DDCNV4_SANITIZE=address,undefined \
     -DDCNV4_BUILD_BENCH=OFF -DDCNV4_BUILD_EXAMPLES=OFF -DDCNV4_BUILD_TOOLS=OFF
-  cmake --build build-faults -j"$jobs" --target test_op_faults test_layer_faults
+  cmake --build build-faults -j"$jobs" --target test_op_faults test_layer_faults test_fii_faults
   require_tests build-faults faults
   ctest --test-dir build-faults -L faults --output-on-failure \
     --repeat until-pass:2
