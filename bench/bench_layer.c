@@ -97,8 +97,8 @@ static double verify(dcnv4_context *ctx, dcnv4_layer *layer,
   cl_mem output = host_buffer(ctx, n * dcnv4_dtype_size(dtype), NULL);
   if (input && output && ref && got && raw &&
       ref_dcnv4_layer_forward(c, 1, H, W, w, (size_t)count, in, ref) == 0 &&
-      dcnv4_layer_dcnv4_forward(layer, 1, H, W, input, output, NULL, 0, NULL, NULL) ==
-          DCNV4_SUCCESS &&
+      dcnv4_layer_dcnv4_forward(layer, 1, H, W, input, output, NULL, 0, NULL,
+                                NULL) == DCNV4_SUCCESS &&
       host_read(ctx, output, raw, n * dcnv4_dtype_size(dtype)) == 0) {
     unpack_dtype(raw, got, n, dtype);
     double num = 0, den = 0;
@@ -127,8 +127,8 @@ static dcnv4_status launch_layer(dcnv4_context *ctx, int set, void *arg,
                                  cl_event *end) {
   (void)ctx;
   layer_launch *l = arg;
-  return dcnv4_layer_dcnv4_forward(l->layer, l->n, l->h, l->w, l->in[set], l->out,
-                             NULL, 0, NULL, end);
+  return dcnv4_layer_dcnv4_forward(l->layer, l->n, l->h, l->w, l->in[set],
+                                   l->out, NULL, 0, NULL, end);
 }
 
 void bench_dcnv4_layer(dcnv4_context *ctx, const options *o, const shape *s,

@@ -160,8 +160,8 @@ int main(int argc, char **argv) {
   /* 5. Forward; the context manages the scratch memory (workspace NULL). */
   size_t scratch = 0;
   dcnv4_layer_dcnv4_workspace_size(layer, BATCH, HEIGHT, WIDTH, &scratch);
-  if ((st = dcnv4_layer_dcnv4_forward(layer, BATCH, HEIGHT, WIDTH, input, output,
-                                NULL, 0, NULL, NULL)))
+  if ((st = dcnv4_layer_dcnv4_forward(layer, BATCH, HEIGHT, WIDTH, input,
+                                      output, NULL, 0, NULL, NULL)))
     return fail(ctx, "forward", st);
   if (clEnqueueReadBuffer(queue, output, CL_TRUE, 0, count * 4, host, 0, NULL,
                           NULL) != CL_SUCCESS) {

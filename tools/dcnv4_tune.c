@@ -48,8 +48,7 @@ static const char *const op_names[OPS] = {
     "dcnv4_forward", "dcnv4_backward", "fda_forward", "fda_backward", "gemm"};
 /* The library's kernel names of the first four ops. */
 static const char *const kernel_of_op[4] = {"dcnv4_forward", "dcnv4_backward",
-                                            "fda_forward",
-                                            "fda_backward"};
+                                            "fda_forward", "fda_backward"};
 
 typedef struct shape {
   int n, h, w, c;

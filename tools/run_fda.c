@@ -6,8 +6,7 @@
 
 #include <stdlib.h>
 
-int run_fda(const run_request *req, run_outputs *outs,
-                          case_error *e) {
+int run_fda(const run_request *req, run_outputs *outs, case_error *e) {
   fda_case c;
   if (fda_case_read(req->meta, &c, e) != 0)
     return RUN_BAD_INPUT;

@@ -210,7 +210,8 @@ void dcn_register_cap_option(const dcnv4_context *ctx, int max_regs, char *out,
 void dcn_atomics_options(const dcnv4_context *ctx, const char *base,
                          char options[][DCN_OPTIONS_MAX], int *count);
 
-/* The embedded source files (generated at build time from the .cl and .clh files under src/). */
+/* The embedded source files (generated at build time from the .cl and .clh
+ * files under src/). */
 typedef struct dcn_embedded_source {
   const char *name;
   const char *text;

@@ -52,10 +52,7 @@ typedef struct kernel_spec {
         (accepted)                                                             \
   }
 #define LOCAL(type)                                                            \
-  {                                                                            \
-    DCN_PARAM_LOCAL, 1, 4096, false, offsetof(type, local_size), true, 0,      \
-        NULL                                                                   \
-  }
+  { DCN_PARAM_LOCAL, 1, 4096, false, offsetof(type, local_size), true, 0, NULL }
 #define VEC(type) INT(type, max_vec, DCN_PARAM_VEC, 1, 8, true)
 #define SWITCH(type, field, param) INT(type, field, param, 0, 1, false)
 #define REGS(type) INT(type, max_regs, DCN_PARAM_MAX_REGS, 0, 255, false)

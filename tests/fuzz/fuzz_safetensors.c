@@ -1,5 +1,5 @@
-/* Fuzz target: the safetensors parser (src/layers/safetensors.c, from memory), then
- * a lookup and a float conversion of every tensor it accepts. */
+/* Fuzz target: the safetensors parser (src/layers/safetensors.c, from memory),
+ * then a lookup and a float conversion of every tensor it accepts. */
 #include "fuzz.h"
 #include "layers/safetensors.h"
 

@@ -254,9 +254,9 @@ static double *run_layer(dcnv4_context *ctx, dcnv4_layer *layer,
   cl_event marker = NULL, done_event = NULL;
   if (mode == WS_BUFFER)
     clEnqueueMarkerWithWaitList(dcnv4_context_queue(ctx), 0, NULL, &marker);
-  dcnv4_status st =
-      dcnv4_layer_dcnv4_forward(layer, pr->N, pr->H, pr->W, in, out, ws,
-                          marker ? 1 : 0, marker ? &marker : NULL, &done_event);
+  dcnv4_status st = dcnv4_layer_dcnv4_forward(
+      layer, pr->N, pr->H, pr->W, in, out, ws, marker ? 1 : 0,
+      marker ? &marker : NULL, &done_event);
   if (st != DCNV4_SUCCESS) {
     fprintf(stderr, "forward: %s\n", dcnv4_context_last_error(ctx));
     goto done;
@@ -889,9 +889,9 @@ static void test_bad_forward(dcnv4_context *ctx, rng *r) {
   EXPECT_STATUS(
       dcnv4_layer_dcnv4_forward(layer, 0, 4, 4, in, out, NULL, 0, NULL, NULL),
       DCNV4_ERROR_INVALID_PARAMETER);
-  EXPECT_STATUS(
-      dcnv4_layer_dcnv4_forward(layer, 1, 4, 4, small, out, NULL, 0, NULL, NULL),
-      DCNV4_ERROR_BUFFER_TOO_SMALL);
+  EXPECT_STATUS(dcnv4_layer_dcnv4_forward(layer, 1, 4, 4, small, out, NULL, 0,
+                                          NULL, NULL),
+                DCNV4_ERROR_BUFFER_TOO_SMALL);
   EXPECT_STATUS(
       dcnv4_layer_dcnv4_forward(layer, 1, 4, 4, in, small, NULL, 0, NULL, NULL),
       DCNV4_ERROR_BUFFER_TOO_SMALL);
@@ -904,9 +904,9 @@ static void test_bad_forward(dcnv4_context *ctx, rng *r) {
   EXPECT_STATUS(
       dcnv4_layer_dcnv4_forward(layer, 1, 4, 4, in, out, out, 0, NULL, NULL),
       DCNV4_ERROR_INVALID_BUFFER);
-  EXPECT_STATUS(
-      dcnv4_layer_dcnv4_forward(layer, 1, 4, 4, in, out, ws_small, 0, NULL, NULL),
-      DCNV4_ERROR_BUFFER_TOO_SMALL);
+  EXPECT_STATUS(dcnv4_layer_dcnv4_forward(layer, 1, 4, 4, in, out, ws_small, 0,
+                                          NULL, NULL),
+                DCNV4_ERROR_BUFFER_TOO_SMALL);
   EXPECT_STATUS(
       dcnv4_layer_dcnv4_forward(layer, 1, 4, 4, in, out, ws_ro, 0, NULL, NULL),
       DCNV4_ERROR_INVALID_BUFFER);
@@ -917,13 +917,13 @@ static void test_bad_forward(dcnv4_context *ctx, rng *r) {
       dcnv4_layer_dcnv4_forward(layer, 1, 4, 4, in, out, NULL, 1, &fake, NULL),
       DCNV4_ERROR_INVALID_PARAMETER);
   EXPECT_STATUS(dcnv4_layer_dcnv4_forward(layer, 1, 4, 4, in, out, NULL, 0,
-                                    (cl_event[]){NULL}, NULL),
+                                          (cl_event[]){NULL}, NULL),
                 DCNV4_ERROR_INVALID_PARAMETER);
-  EXPECT_STATUS(dcnv4_layer_dcnv4_forward(layer, INT32_MAX, 16384, 16384, in, out,
-                                    NULL, 0, NULL, NULL),
+  EXPECT_STATUS(dcnv4_layer_dcnv4_forward(layer, INT32_MAX, 16384, 16384, in,
+                                          out, NULL, 0, NULL, NULL),
                 DCNV4_ERROR_SIZE_OVERFLOW);
-  CHECK(dcnv4_layer_dcnv4_forward(NULL, 1, 4, 4, in, out, NULL, 0, NULL, NULL) ==
-            DCNV4_ERROR_NULL_POINTER,
+  CHECK(dcnv4_layer_dcnv4_forward(NULL, 1, 4, 4, in, out, NULL, 0, NULL,
+                                  NULL) == DCNV4_ERROR_NULL_POINTER,
         "NULL layer accepted");
   EXPECT_STATUS(dcnv4_layer_dcnv4_workspace_size(layer, 1, 4, 4, NULL),
                 DCNV4_ERROR_NULL_POINTER);
@@ -949,8 +949,8 @@ static void test_bad_forward(dcnv4_context *ctx, rng *r) {
     for (size_t k = 0; k < pr.count; k++)
       dcnv4_layer_set_weight(shrinking[i], pr.keys[k], pr.values[k],
                              pr.shape[k], pr.ndim[k]);
-    EXPECT_STATUS(dcnv4_layer_dcnv4_forward(shrinking[i], 1, 4, 4, in, out, NULL, 0,
-                                      NULL, NULL),
+    EXPECT_STATUS(dcnv4_layer_dcnv4_forward(shrinking[i], 1, 4, 4, in, out,
+                                            NULL, 0, NULL, NULL),
                   DCNV4_ERROR_INVALID_SHAPE);
     dcnv4_layer_destroy(shrinking[i]);
   }

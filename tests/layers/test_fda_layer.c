@@ -1,11 +1,11 @@
-/* The FlashDeformAttn layer against its float64 reference (tests/support/reference.c)
- * on fixed and random configurations: 1 to 4 levels of odd sizes, level
- * tables with gaps and in any order, heads, points, d_model not a power of
- * 2, 2-d and 4-d reference points, padding mask on and off, query and
- * input_flatten the same buffer, fp32/fp16/bf16, each way of giving scratch
- * memory; weights from safetensors files written here; bad configurations,
- * weights, level tables and forward arguments rejected with the right
- * status, a message, and the output untouched.
+/* The FlashDeformAttn layer against its float64 reference
+ * (tests/support/reference.c) on fixed and random configurations: 1 to 4 levels
+ * of odd sizes, level tables with gaps and in any order, heads, points, d_model
+ * not a power of 2, 2-d and 4-d reference points, padding mask on and off,
+ * query and input_flatten the same buffer, fp32/fp16/bf16, each way of giving
+ * scratch memory; weights from safetensors files written here; bad
+ * configurations, weights, level tables and forward arguments rejected with the
+ * right status, a message, and the output untouched.
  *
  * usage: test_fda_layer [--count N] [--dtype NAME] [--skip-fixed]
  * Tolerances (DESIGN.md §1.4, relative L2): fp32 1e-5, fp16 1e-3,
@@ -769,9 +769,9 @@ static void test_bad_forward(dcnv4_context *ctx, rng *r) {
   EXPECT_STATUS(dcnv4_layer_fda_workspace_size(layer, NULL, &ws_bytes),
                 DCNV4_ERROR_NULL_POINTER);
   /* The calls of the other kind. */
-  EXPECT_STATUS(
-      dcnv4_layer_dcnv4_forward(layer, 1, 4, 4, b.query, b.out, NULL, 0, NULL, NULL),
-      DCNV4_ERROR_INVALID_PARAMETER);
+  EXPECT_STATUS(dcnv4_layer_dcnv4_forward(layer, 1, 4, 4, b.query, b.out, NULL,
+                                          0, NULL, NULL),
+                DCNV4_ERROR_INVALID_PARAMETER);
   EXPECT_STATUS(dcnv4_layer_dcnv4_workspace_size(layer, 1, 4, 4, &ws_bytes),
                 DCNV4_ERROR_INVALID_PARAMETER);
   dcnv4_layer_dcnv4_config dc;

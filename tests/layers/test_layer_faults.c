@@ -67,7 +67,8 @@ static dcnv4_status life(dcnv4_context *ctx, const char *path, cl_mem in,
   if (st == DCNV4_SUCCESS)
     st = dcnv4_layer_load_safetensors(layer, path, "x.");
   if (st == DCNV4_SUCCESS)
-    st = dcnv4_layer_dcnv4_forward(layer, 1, 5, 5, in, out, NULL, 0, NULL, NULL);
+    st =
+        dcnv4_layer_dcnv4_forward(layer, 1, 5, 5, in, out, NULL, 0, NULL, NULL);
   if (st == DCNV4_SUCCESS)
     st = dcnv4_context_finish(ctx);
   dcnv4_layer_destroy(layer);

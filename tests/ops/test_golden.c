@@ -149,8 +149,8 @@ static void run_dcnv4_layer_case(dcnv4_context *ctx, const char *dir,
   }
   cl_mem in = upload_values(ctx, vin, (size_t)c.io_elements, c.dtype);
   cl_mem out = poisoned_buffer(ctx, (size_t)c.io_elements, c.dtype);
-  if (dcnv4_layer_dcnv4_forward(layer, c.batch, c.height, c.width, in, out, NULL, 0,
-                          NULL, NULL) != DCNV4_SUCCESS)
+  if (dcnv4_layer_dcnv4_forward(layer, c.batch, c.height, c.width, in, out,
+                                NULL, 0, NULL, NULL) != DCNV4_SUCCESS)
     CHECK(0, "%s: %s", name, dcnv4_context_last_error(ctx));
   else {
     double *r = download_values(ctx, out, (size_t)c.io_elements, c.dtype);

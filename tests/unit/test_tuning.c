@@ -445,8 +445,7 @@ static void test_removed_stages(void) {
             strstr(dcnv4_context_last_error(ctx), "were removed"),
         "stage 4: \"%s\"", dcnv4_context_last_error(ctx));
   const char *const kept[] = {"dcnv4_forward.stage=0", "dcnv4_forward.stage=3",
-                              "fda_forward.stage=1",
-                              "fda_forward.stage=2"};
+                              "fda_forward.stage=1", "fda_forward.stage=2"};
   for (size_t i = 0; i < sizeof kept / sizeof kept[0]; i++)
     CHECK(dcnv4_context_set_tuning(ctx, kept[i]) == DCNV4_SUCCESS,
           "set_tuning refused %s: %s", kept[i], dcnv4_context_last_error(ctx));

@@ -287,8 +287,7 @@ static void test_typed_parameters(void) {
   expect_rejected("fda_forward.stage=3",
                   "fda_forward.stage=3 is out of range (0 to 2)");
   expect_rejected("dcnv4_forward.stage=5", "not accepted (0 or 3;");
-  expect_rejected("dcnv4_forward.stage=2",
-                  "stages 1, 2 and 4 were removed");
+  expect_rejected("dcnv4_forward.stage=2", "stages 1, 2 and 4 were removed");
   expect_rejected("linear.tilem=48", "a power of two");
   expect_rejected("dcnv4_forward.vec=3", "a power of two");
   /* The ones the kernels take. */
