@@ -87,18 +87,7 @@ static int fill_weights(const char *variant, fii_weights *w, rng *r) {
     if (!(w->values[i] = v))
       return -1;
     for (uint64_t j = 0; j < k->elements; j++) {
-      double x;
-      switch (k->role) {
-      case REF_FII_MATRIX:
-        x = rng_uniform(r, -1, 1) * 0.5 * sqrt(3.0 / (double)k->fan_in);
-        break;
-      case REF_FII_BIAS: x = rng_uniform(r, -0.2, 0.2); break;
-      case REF_FII_NORM_W: x = rng_uniform(r, 0.5, 1.5); break;
-      case REF_FII_GAMMA: x = rng_uniform(r, 0.3, 0.8); break;
-      case REF_FII_BN_MEAN: x = rng_uniform(r, -0.3, 0.3); break;
-      default: x = rng_uniform(r, 0.5, 1.5); break;
-      }
-      v[j] = (float)x;
+      v[j] = (float)ref_fii_random_value(r, k, 0.5);
     }
   }
   return 0;

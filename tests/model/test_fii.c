@@ -47,18 +47,7 @@ static void fill_weights(fii_problem *pr, rng *r) {
     const ref_fii_key *k = &pr->keys[i];
     float *v = malloc(k->elements * sizeof *v);
     for (uint64_t j = 0; j < k->elements; j++) {
-      double x;
-      switch (k->role) {
-      case REF_FII_MATRIX:
-        x = rng_uniform(r, -1, 1) * sqrt(3.0 / (double)k->fan_in);
-        break;
-      case REF_FII_BIAS: x = rng_uniform(r, -0.2, 0.2); break;
-      case REF_FII_NORM_W: x = rng_uniform(r, 0.5, 1.5); break;
-      case REF_FII_GAMMA: x = rng_uniform(r, 0.3, 0.8); break;
-      case REF_FII_BN_MEAN: x = rng_uniform(r, -0.3, 0.3); break;
-      default: x = rng_uniform(r, 0.5, 1.5); break;
-      }
-      v[j] = round_to_dtype((float)x, pr->dtype);
+      v[j] = round_to_dtype((float)ref_fii_random_value(r, k, 1.0), pr->dtype);
     }
     pr->values[i] = v;
   }

@@ -1,6 +1,7 @@
 /* Float64 FlashInternImage forward (see reference_fii.h). Every tensor is a
  * channels-last array of doubles, one module of upstream's at a time. */
 #include "reference_fii.h"
+#include "test_util.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -455,4 +456,17 @@ int ref_fii_forward(const dcnv4_fii_config *c, int N, int H, int W,
   }
   free(x);
   return rc;
+}
+
+double ref_fii_random_value(struct rng *r, const ref_fii_key *k,
+                            double matrix_gain) {
+  switch (k->role) {
+  case REF_FII_MATRIX:
+    return rng_uniform(r, -1, 1) * matrix_gain * sqrt(3.0 / (double)k->fan_in);
+  case REF_FII_BIAS: return rng_uniform(r, -0.2, 0.2);
+  case REF_FII_NORM_W: return rng_uniform(r, 0.5, 1.5);
+  case REF_FII_GAMMA: return rng_uniform(r, 0.3, 0.8);
+  case REF_FII_BN_MEAN: return rng_uniform(r, -0.3, 0.3);
+  default: return rng_uniform(r, 0.5, 1.5);
+  }
 }

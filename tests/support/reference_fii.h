@@ -36,6 +36,13 @@ typedef struct ref_fii_key {
  * may exceed max). */
 size_t ref_fii_keys(const dcnv4_fii_config *c, ref_fii_key *out, size_t max);
 
+/* One random value of weight k, drawn as the model's tests and benchmark
+ * do: matrices uniform with variance matrix_gain^2 / fan_in, the other
+ * roles in their ranges (above). */
+struct rng;
+double ref_fii_random_value(struct rng *r, const ref_fii_key *k,
+                            double matrix_gain);
+
 /* Level l's spatial size (PyTorch's conv formula, kernel 3, stride 2, pad 1
  * twice in the stem, once per level). */
 void ref_fii_level_size(int H, int W, int level, int *h, int *w);
