@@ -101,6 +101,7 @@ typedef struct dcn_fda_forward_tuning {
 typedef struct dcn_fda_backward_tuning {
   int max_vec;       /* vec: widest vector of channels per work-item */
   size_t local_size; /* local: work-items per work-group */
+  int split;         /* split: 1 D/vec work-items per head, 0 one */
   int specialize;    /* specialize: 1 compiles shape constants in */
   int max_regs;      /* regs: register cap (NVIDIA), 0 the compiler's */
   dcn_tuning_layer source;

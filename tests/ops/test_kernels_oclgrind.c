@@ -6,7 +6,7 @@
  * usage: oclgrind --log LOG [checks] test_kernels_oclgrind SRC_DIR PART
  *   SRC_DIR the source tree's src/ folder, read for the layer kernels
  *   PART    dcnv4:V  DCNv4 forward + backward in build variant V (0..4)
- *           fda:V    FlashDeformAttn forward + backward in variant V (0..3)
+ *           fda:V    FlashDeformAttn forward + backward in variant V (0..5)
  *           layer    layer_ops.cl and convert.cl, built directly
  *           linear   linear.cl through dcnv4_linear_forward, its tile
  *                    variants, full and partial tiles, with and without bias
@@ -248,6 +248,13 @@ static const char *const fda_variants[] = {
     "fda_forward.specialize=1;"
     "fda_backward.vec=1;fda_backward.local=8;"
     "fda_backward.specialize=1",
+    /* The split backward (D/vec work-items per head, partials in local
+     * memory): specialized with NVIDIA's vec, then the generic program
+     * with work-groups that the launcher rounds to whole heads. */
+    "fda_backward.split=1;fda_backward.vec=4;fda_backward.local=32;"
+    "fda_backward.specialize=1",
+    "fda_backward.split=1;fda_backward.vec=2;fda_backward.local=20;"
+    "fda_backward.specialize=0",
 };
 
 static void fda_params(const fda_config *c, dcnv4_dtype dtype,
@@ -816,7 +823,8 @@ int main(int argc, char **argv) {
   if (!strncmp(part, "dcnv4:", 6) && variant >= 0 &&
       variant < (int)(sizeof dcnv4_variants / sizeof *dcnv4_variants))
     done = run_dcnv4(variant, &r);
-  else if (!strncmp(part, "fda:", 4) && variant >= 0 && variant < 4)
+  else if (!strncmp(part, "fda:", 4) && variant >= 0 &&
+           variant < (int)(sizeof fda_variants / sizeof *fda_variants))
     done = run_fda(variant, &r);
   else if (!strcmp(part, "layer"))
     done = run_layer(argv[1], &r);

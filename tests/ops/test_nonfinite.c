@@ -364,24 +364,29 @@ int main(int argc, char **argv) {
   /* The tiled backward, two-row tiles, on any device and image width, and
    * the forward's point footprints in local memory (stage 3);
    * FlashDeformAttn's forward with 24- or 32-byte points in local memory
-   * (stage 1), generic program, small work-groups. */
+   * (stage 1) and its split backward, generic programs, small
+   * work-groups. */
   setenv("DCNV4_TUNING",
          "dcnv4_backward.split=1;dcnv4_backward.specialize=1;"
          "dcnv4_backward.halo=1;dcnv4_backward.rows=2;"
          "dcnv4_forward.stage=3;dcnv4_forward.rows=2;"
-         "fda_forward.stage=1;fda_forward.local=24",
+         "fda_forward.stage=1;fda_forward.local=24;"
+         "fda_backward.split=1;fda_backward.local=24",
          1);
   ctxs[2] = test_context();
   /* NVIDIA's forward defaults on any device: stage 0 specialized, 2 groups
    * per work-group over 4 rows; FlashDeformAttn's fp16 one (stage 2, one
-   * head per block of queries). */
+   * head per block of queries) and the split backward, specialized,
+   * 4-wide. */
   setenv("DCNV4_TUNING",
          "dcnv4_forward.stage=0;dcnv4_forward.specialize=1;"
          "dcnv4_forward.unroll=1;dcnv4_forward.groups=2;"
          "dcnv4_forward.rows=4;"
          "fda_forward.stage=2;"
          "fda_forward.specialize=1;"
-         "fda_forward.groups=1",
+         "fda_forward.groups=1;"
+         "fda_backward.split=1;fda_backward.specialize=1;"
+         "fda_backward.vec=4",
          1);
   ctxs[3] = test_context();
   const dcnv4_dtype dtypes[] = {DCNV4_FLOAT32, DCNV4_FLOAT16, DCNV4_BFLOAT16};

@@ -298,7 +298,7 @@ static void test_precedence(void) {
   CHECK(dcnv4_context_get_tuning(ctx, "fda_backward", DCNV4_FLOAT32, 16, own,
                                  sizeof own, NULL) == DCNV4_SUCCESS &&
             !strncmp(own, "vec=", 4) && strstr(own, ";regs=") &&
-            !strstr(own, "split") && !strstr(own, "stage") &&
+            !strstr(own, "halo") && !strstr(own, "stage") &&
             !strstr(own, "tilem"),
         "fda_backward's parameters: \"%s\"", own);
   CHECK(dcnv4_context_get_tuning(ctx, "layer_dwconv", DCNV4_FLOAT32, 0, own,

@@ -235,7 +235,7 @@ static void test_builtin_table(void) {
                 1);
   expect_config(device(DCN_VENDOR_INTEL_GPU, "ip_12.55.8", "Intel Arc"),
                 DCN_KERNEL_FDA_BACKWARD, f32, 32,
-                "vec=4;local=128;specialize=1;regs=0", 1);
+                "vec=4;local=128;split=0;specialize=1;regs=0", 1);
   /* Devices of no known class: the global default. */
   expect_config(device(DCN_VENDOR_OTHER, "", "Some accelerator"),
                 DCN_KERNEL_DCNV4_BACKWARD_DETERMINISTIC, f32, 16,

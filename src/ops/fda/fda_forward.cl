@@ -193,19 +193,14 @@ inline void row_values(__global const storage_t *p, __private float *f,
 #endif
 
 // One located point in local memory. STAGE 1: the top-left corner's offset
-// and a 4-bit mask of the corners inside the level (corner_ref), and the
-// four bilinear weights times the softmax weight (float4). STAGE 2 (the
-// host's choice only where G*D is a multiple of 16 and indices are 32-bit):
-// one int4 holding the bits of the top and bottom rows' weights (softmax
+// and a 4-bit mask of the corners inside the level (corner_ref, in
+// fda_common.clh), and the four bilinear weights times the softmax weight
+// (float4). STAGE 2 (the host's choice only where G*D is a multiple of 16
+// and indices are 32-bit): one int4 holding the bits of the top and bottom rows' weights (softmax
 // weight times 1 - ly and ly) and of lx, and the offset with the mask in
 // its low 4 bits (offsets are multiples of G*D): 16 bytes instead of 24,
 // for a few multiplications more per point. Integers, so that no float
 // path can touch the packed offset's bits.
-#if IDX64
-typedef long2 corner_ref;
-#else
-typedef int2 corner_ref;
-#endif
 #if STAGE == 2
 #define POINT_ARGS __local int4 *restrict points
 #else

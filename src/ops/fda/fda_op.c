@@ -476,6 +476,44 @@ backward_deterministic(dcnv4_context *ctx, const dcnv4_fda_params *params,
   return dcn_op_det_run(ctx, c, b, ws, &l, num_wait, wait, event);
 }
 
+/* The split backward's work-group (fda_backward.cl, fda_backward_split):
+ * whole heads of CHUNKS = D/vec work-items, and per head its located points
+ * (16 bytes and a corner_ref each), 3*L*K + 1 lanes of CHUNKS partial sums
+ * and two softmax partials per work-item, in at most half the device's
+ * local memory (docs/perf-notes.md §30). `local` 0: not planned. */
+typedef struct split_plan {
+  size_t local;
+  size_t located_bytes, corner_bytes, partial_bytes;
+} split_plan;
+
+/* False where one head does not fit. */
+static bool plan_split(const dcnv4_context *ctx, cl_kernel kernel,
+                       const dcnv4_fda_params *p, int vec, bool idx64,
+                       size_t local_size, split_plan *plan) {
+  const size_t chunks = (size_t)p->group_channels / (size_t)vec;
+  const size_t lk = (size_t)p->levels * (size_t)p->points;
+  const size_t ref_bytes = idx64 ? 16 : 8;
+  const size_t slot_floats = (3 * lk + 1) * chunks;
+  const size_t per_head =
+      lk * (16 + ref_bytes) + (slot_floats + 2 * chunks) * sizeof(cl_float);
+  const size_t limit =
+      dcn_kernel_item_limit(ctx, kernel, ctx->max_work_group_size);
+  const size_t budget = (size_t)(ctx->local_mem_bytes / 2);
+  size_t heads = (local_size > 0 ? local_size : 64) / chunks;
+  if (heads < 1)
+    heads = 1;
+  while (heads > 0 && (heads * chunks > limit || heads * per_head > budget))
+    heads--;
+  if (heads == 0)
+    return false;
+  plan->local = heads * chunks;
+  plan->located_bytes = heads * lk * 16;
+  plan->corner_bytes = heads * lk * ref_bytes;
+  plan->partial_bytes =
+      (heads * slot_floats + 2 * plan->local) * sizeof(cl_float);
+  return true;
+}
+
 dcnv4_status dcnv4_fda_backward(dcnv4_context *ctx,
                                 const dcnv4_fda_params *params,
                                 const dcnv4_fda_backward_buffers *b,
@@ -520,8 +558,35 @@ dcnv4_status dcnv4_fda_backward(dcnv4_context *ctx,
     dcn_tuning_log_fallback(ctx, DCN_KERNEL_FDA_BACKWARD, &cfgs[0], &cfgs[1],
                             "does not build on this device");
   }
-  /* One work-item per (batch, query, head). */
+  /* split: D/vec work-items per head where its local memory fits (the
+   * same program holds both kernels), else one work-item per (batch,
+   * query, head). */
+  const int vec = dcn_vector_width(params->group_channels, cfg.max_vec);
+  split_plan plan = {0};
+  const char *name = "fda_backward";
+  if (cfg.split) {
+    cl_kernel split_kernel;
+    if ((st = dcn_get_kernel(ctx, "fda_backward", chosen, "fda_backward_split",
+                             &split_kernel)))
+      return st;
+    if (plan_split(ctx, split_kernel, params, vec, idx64, cfg.local_size,
+                   &plan)) {
+      kernel = split_kernel;
+      name = "fda_backward_split";
+    } else
+      dcn_log(ctx, DCN_LOG_INFO,
+              "fda_backward: a head's partial sums (%d levels x %d points, "
+              "%d channels) do not fit half of %lu bytes of local memory; "
+              "one work-item per head (split 0)",
+              (int)params->levels, (int)params->points,
+              (int)params->group_channels, (unsigned long)ctx->local_mem_bytes);
+  }
   uint64_t items = s.output_elements / (uint64_t)params->group_channels;
+  size_t local = cfg.local_size;
+  if (plan.local) {
+    items *= (uint64_t)(params->group_channels / vec);
+    local = plan.local;
+  }
   fda_geometry_arg geo = make_geometry(params);
   dcn_index_arg idx;
   const dcn_arg args[] = {DCN_ARG(b->value),
@@ -530,10 +595,12 @@ dcnv4_status dcnv4_fda_backward(dcnv4_context *ctx,
                           DCN_ARG(acc.buffer),
                           DCN_ARG(b->grad_sampling_loc_attn),
                           DCN_ARG(geo),
-                          dcn_index_arg_make(&idx, idx64, items)};
-  if ((st = dcn_set_args(ctx, kernel, args, 7, "fda_backward")))
+                          dcn_index_arg_make(&idx, idx64, items),
+                          DCN_LOCAL_ARG(plan.located_bytes),
+                          DCN_LOCAL_ARG(plan.corner_bytes),
+                          DCN_LOCAL_ARG(plan.partial_bytes)};
+  if ((st = dcn_set_args(ctx, kernel, args, plan.local ? 10 : 7, name)))
     return st;
-  const dcn_op_launch scatter = {kernel, "fda_backward", 0, items,
-                                 cfg.local_size};
+  const dcn_op_launch scatter = {kernel, name, 0, items, local};
   return dcn_op_accumulate(ctx, &c, &bb, &acc, &scatter, num_wait, wait, event);
 }
