@@ -373,11 +373,13 @@ static const dcn_tuning_row nvidia_sm90[] = {
      * §22; not measured on the H200). */
     FDA_FORWARD(1, .max_vec = 8, .local_size = 256, .stage = 2, .specialize = 1,
                 .max_regs = 32, .groups = 1),
-    /* H100, DETR encoder backward: 8 channels per step instead of 4, 256
-     * work-items instead of 128: fp32 3.96 -> 3.31 ms, fp16 3.12 -> 2.42 ms
-     * (register caps of 40 and 64 lost 15-80 %). The split kernel
-     * (docs/perf-notes.md §32) is not measured yet. */
-    FDA_BACKWARD(.max_vec = 8, .local_size = 256, .split = 0, .specialize = 1),
+    /* H100, DETR encoder backward (2x20000 queries): the split kernel, 4
+     * channels per work-item, 64 work-items, against one work-item per
+     * (query, head) with 8 channels per step and 256 work-items: fp32 3.30
+     * -> 0.97 ms, fp16 2.42 -> 0.95 ms; decoder (2x300, 2x900) fp32 0.21 ->
+     * 0.055 / 0.096 ms (128 work-items: within 1 %; docs/perf-notes.md
+     * §32). */
+    FDA_BACKWARD(.max_vec = 4, .local_size = 64, .split = 1, .specialize = 1),
     LAYER(256, 128),
     DCNV4_DETERMINISTIC(.local_size = 128, .unroll = 1, .specialize = 1),
     FDA_DETERMINISTIC(.local_size = 128, .specialize = 1),
@@ -445,6 +447,35 @@ static const dcn_tuning_row pocl[] = {
     LINEAR(1, 64, 32, 16, 4, 64, 1),
 };
 
+/* Intel's oneAPI CPU runtime (2026.2, AMD EPYC, 2 cores; dcnv4-tune at
+ * 1x56x56x128 G8xD16 and the DETR encoder at 1x2000, then dcnv4-bench
+ * against PoCL's rows on the same runtime, two alternating rounds on a
+ * busy machine): its vectorizer runs work-items in SIMD lanes itself, so
+ * small groups of one row of points per work-item win. DCNv4 forward fp32
+ * 50 -> 6-8 ms, fp16 12-18 -> 10 ms; backward fp32 199-247 -> 93-146 ms;
+ * FlashDeformAttn forward fp32 197-256 -> 107-168 ms, backward fp32
+ * 515-932 -> 418 ms (docs/perf-notes.md §33). */
+static const dcn_tuning_row intel_cpu[] = {
+    /* The last matching row wins: 16-bit rows after the general ones. */
+    DCNV4_FORWARD(0, 0, .max_vec = 8, .local_size = 64, .stage = 0,
+                  .unroll = 0, .specialize = 1, .rows = 2, .pieces = 2),
+    DCNV4_FORWARD(1, 0, .max_vec = 8, .local_size = 256, .stage = 3,
+                  .unroll = 0, .specialize = 1, .rows = 2, .groups = 4,
+                  .pieces = 1),
+    DCNV4_BACKWARD(0, .max_vec = 2, .local_size = 64, .split = 0, .unroll = 1,
+                   .specialize = 0, .rows = 8),
+    FDA_FORWARD(0, .max_vec = 4, .local_size = 128, .stage = 0,
+                .specialize = 0),
+    FDA_FORWARD(1, .max_vec = 8, .local_size = 512, .stage = 2,
+                .specialize = 0),
+    FDA_BACKWARD(.max_vec = 1, .local_size = 512, .split = 0, .specialize = 0),
+    LAYER(256, 256),
+    DCNV4_DETERMINISTIC(.local_size = 64, .unroll = 0, .specialize = 0),
+    FDA_DETERMINISTIC(.local_size = 64, .specialize = 0),
+    LINEAR(1, 64, 32, 16, 4, 64, 1),
+};
+
+
 #define NODE(vendor, arch, device, rows)                                       \
   { (vendor), (arch), (device), (rows), sizeof(rows) / sizeof(rows)[0] }
 
@@ -459,6 +490,7 @@ static const dcn_tuning_node nodes[] = {
     NODE(DCN_VENDOR_AMD, NULL, NULL, amd),
     NODE(DCN_VENDOR_INTEL_GPU, NULL, NULL, intel_gpu),
     NODE(DCN_VENDOR_CPU, "pocl", NULL, pocl),
+    NODE(DCN_VENDOR_CPU, "intel", NULL, intel_cpu),
     NODE(DCN_VENDOR_CPU, NULL, NULL, pocl),
 };
 

@@ -4,7 +4,8 @@
  *     global default, per kernel, dtype and group_channels;
  *   - the library's table gives each device class what it had when the
  *     table was keyed by vendor class only (NVIDIA's figures for every
- *     NVIDIA architecture, PoCL's for every CPU runtime);
+ *     NVIDIA architecture, PoCL's for CPU runtimes without their own
+ *     node; Intel's CPU runtime its own);
  *   - a parameter a kernel does not take, or a value outside the kernel's
  *     range, is rejected with a message naming it. */
 #include "tuning/tuning.h"
@@ -204,9 +205,10 @@ static void test_builtin_table(void) {
                   l);
     expect_config(d, DCN_KERNEL_LAYER_DWCONV, f32, 0, "local=128", l);
   }
-  /* CPUs: measured on PoCL; other runtimes (Intel's) take PoCL's values. */
-  const char *cpu[] = {"pocl", "intel", ""};
-  for (size_t i = 0; i < 3; i++) {
+  /* CPUs: PoCL's values for PoCL and unknown runtimes; Intel's runtime
+   * its own (measured) rows, the GEMM as PoCL's. */
+  const char *cpu[] = {"pocl", ""};
+  for (size_t i = 0; i < 2; i++) {
     dcn_device_class d = device(DCN_VENDOR_CPU, cpu[i], "some CPU");
     const int l = i == 0 ? 2 : 1;
     expect_config(d, DCN_KERNEL_DCNV4_FORWARD, f32, 16,
@@ -222,6 +224,21 @@ static void test_builtin_table(void) {
                   "tilek=16",
                   l);
   }
+  const dcn_device_class intel = device(DCN_VENDOR_CPU, "intel", "some CPU");
+  expect_config(intel, DCN_KERNEL_DCNV4_FORWARD, f32, 16,
+                "vec=8;local=64;stage=0;unroll=0;specialize=1;rows=2;"
+                "regs=0;groups=0;pieces=2",
+                2);
+  expect_config(intel, DCN_KERNEL_DCNV4_FORWARD, bf16, 32,
+                "vec=8;local=256;stage=3;unroll=0;specialize=1;rows=2;"
+                "regs=0;groups=4;pieces=1",
+                2);
+  expect_config(intel, DCN_KERNEL_FDA_BACKWARD, f16, 32,
+                "vec=1;local=512;split=0;specialize=0;regs=0", 2);
+  expect_config(intel, DCN_KERNEL_LINEAR, f32, 0,
+                "vec=4;local=64;unroll=1;backend=1;tilem=64;tilen=32;"
+                "tilek=16",
+                2);
   /* AMD and Intel GPUs: their vendor defaults whatever the architecture. */
   expect_config(device(DCN_VENDOR_AMD, "gfx90a", "AMD Instinct MI210"),
                 DCN_KERNEL_DCNV4_FORWARD, f16, 32,
