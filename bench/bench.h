@@ -35,7 +35,7 @@ enum {
 typedef struct row {
   char op[24], set[16], shape[40], config[16];
   dcnv4_dtype dtype;
-  double ms, bytes, gbps, fraction, upstream, verify_error, tolerance;
+  double ms, bytes, gbps, fraction, verify_error, tolerance;
   double images_per_s, share; /* FlashInternImage rows, else 0 */
   int sets, reps;
 } row;
@@ -47,13 +47,14 @@ typedef struct results {
   int failures;
 } results;
 
-/* What one row measured; `upstream` 0 when there is no anchor figure.
+/* What one row measured (the CUDA anchors are timed apart, by
+ * bench/anchor/op_anchor.py, and joined by bench/anchor/join.py).
  * tolerance 0: the operators' (DESIGN.md §1.4). images: per launch, for an
  * images-per-second figure; share: of the forward, for a model stage. */
 typedef struct measurement {
   const char *op, *set, *shape, *config;
   dcnv4_dtype dtype;
-  double ms, bytes, upstream, verify_error;
+  double ms, bytes, verify_error;
   int sets, reps;
   double tolerance;
   int images;
@@ -67,7 +68,8 @@ void record_row(results *res, const measurement *m);
 /* Number of input sets whose one pass is several times the device cache. */
 int input_sets(dcnv4_context *ctx, double bytes_per_set);
 
-/* The FlashDeformAttn operator on Deformable DETR's encoder shape. */
+/* The FlashDeformAttn operator on Deformable DETR's encoder and decoder
+ * shapes. */
 void bench_fda(dcnv4_context *ctx, const options *o, dcnv4_dtype dtype,
                int is_gpu, results *res);
 

@@ -1,9 +1,8 @@
 /* FlashDeformAttn rows of the benchmark: Deformable DETR's encoder (B=2,
  * Q=20000, levels 100x134, 50x67, 25x34, 13x17, 8 heads of 32 channels,
- * 4 points), forward and backward, against upstream's CUDA forward on an
- * H100 (0.46 ms fp32, 0.20 ms fp16), and the decoder's cross-attention
- * (Q=300 and 900 over the same levels). CPU devices get one image and a
- * tenth of the encoder's queries. */
+ * 4 points) and its decoder (Q=900 and 300 on the same levels), forward and
+ * backward. CPU devices get one image and a tenth of the encoder's
+ * queries. */
 #include "bench.h"
 #include "bench_timing.h"
 #include "cl_host.h"
@@ -113,13 +112,26 @@ static void release(fda_tensors *t) {
     host_release(all[i]);
 }
 
-/* One shape's rows: forward, backward, forward+backward. `upstream` is the
- * CUDA forward's time for the encoder row (0 for the others). */
-static void fda_rows(dcnv4_context *ctx, const options *o,
-                     const dcnv4_fda_params *pp, double upstream,
-                     results *res) {
-  dcnv4_fda_params p = *pp;
-  dcnv4_dtype dtype = p.dtype;
+static void bench_queries(dcnv4_context *ctx, const options *o,
+                          dcnv4_dtype dtype, int batch, int queries,
+                          results *res) {
+  static const int32_t levels[4][2] = {
+      {100, 134}, {50, 67}, {25, 34}, {13, 17}};
+  dcnv4_fda_params p;
+  dcnv4_fda_params_init(&p);
+  p.batch = batch;
+  p.queries = queries;
+  p.group = 8;
+  p.group_channels = 32;
+  p.levels = 4;
+  p.points = 4;
+  p.dtype = dtype;
+  for (int l = 0; l < 4; l++) {
+    p.spatial_shapes[l][0] = levels[l][0];
+    p.spatial_shapes[l][1] = levels[l][1];
+    p.level_start[l] = p.value_len;
+    p.value_len += levels[l][0] * levels[l][1];
+  }
   dcnv4_fda_shape s;
   if (dcnv4_fda_get_shape(&p, &s) != DCNV4_SUCCESS)
     return;
@@ -148,12 +160,12 @@ static void fda_rows(dcnv4_context *ctx, const options *o,
   char shape_text[40];
   snprintf(shape_text, sizeof shape_text, "%dx%dx4lvl", p.batch, p.queries);
   measurement rows[] = {
-      {"forward", "fda-detr", shape_text, "8x32", dtype, fwd_ms, fwd_bytes,
-       upstream, err, nsets, o->reps},
-      {"backward", "fda-detr", shape_text, "8x32", dtype, bwd_ms, bwd_bytes, 0,
+      {"forward", "fda-detr", shape_text, "8x32", dtype, fwd_ms, fwd_bytes, err,
+       nsets, o->reps},
+      {"backward", "fda-detr", shape_text, "8x32", dtype, bwd_ms, bwd_bytes,
        err, nsets, o->reps},
       {"forward+backward", "fda-detr", shape_text, "8x32", dtype,
-       fwd_ms + bwd_ms, fwd_bytes + bwd_bytes, 0, err, nsets, o->reps},
+       fwd_ms + bwd_ms, fwd_bytes + bwd_bytes, err, nsets, o->reps},
   };
   for (size_t i = 0; i < (o->backward ? 3u : 1u); i++)
     record_row(res, &rows[i]);
@@ -161,32 +173,14 @@ static void fda_rows(dcnv4_context *ctx, const options *o,
 
 void bench_fda(dcnv4_context *ctx, const options *o, dcnv4_dtype dtype,
                int is_gpu, results *res) {
-  static const int32_t levels[4][2] = {
-      {100, 134}, {50, 67}, {25, 34}, {13, 17}};
-  dcnv4_fda_params p;
-  dcnv4_fda_params_init(&p);
+  /* The encoder's queries (one per value pixel), then the decoder's:
+   * Deformable DETR's 300 object queries and DINO's 900. */
+  static const int gpu_queries[] = {20000, 900, 300};
+  static const int cpu_queries[] = {2000, 300};
   int full = is_gpu || o->full_size;
-  p.batch = full ? 2 : 1;
-  p.group = 8;
-  p.group_channels = 32;
-  p.levels = 4;
-  p.points = 4;
-  p.dtype = dtype;
-  for (int l = 0; l < 4; l++) {
-    p.spatial_shapes[l][0] = levels[l][0];
-    p.spatial_shapes[l][1] = levels[l][1];
-    p.level_start[l] = p.value_len;
-    p.value_len += levels[l][0] * levels[l][1];
-  }
-  /* The encoder: every pixel of the four levels is a query. */
-  p.queries = full ? 20000 : 2000;
-  double up = dtype == DCNV4_FLOAT32 ? 0.46 : dtype == DCNV4_FLOAT16 ? 0.20 : 0;
-  fda_rows(ctx, o, &p, full ? up : 0, res);
-  /* The decoder's cross-attention: 300 (Deformable DETR) and 900 (DINO)
-   * object queries over the same value levels. */
-  static const int32_t decoder_queries[] = {300, 900};
-  for (size_t i = 0; i < 2; i++) {
-    p.queries = decoder_queries[i];
-    fda_rows(ctx, o, &p, 0, res);
-  }
+  const int *q = full ? gpu_queries : cpu_queries;
+  size_t n = full ? sizeof gpu_queries / sizeof gpu_queries[0]
+                  : sizeof cpu_queries / sizeof cpu_queries[0];
+  for (size_t i = 0; i < n; i++)
+    bench_queries(ctx, o, dtype, full ? 2 : 1, q[i], res);
 }

@@ -273,7 +273,7 @@ static void bench_variant(dcnv4_context *ctx, const char *dir,
     char shape_text[40];
     snprintf(shape_text, sizeof shape_text, "%dx3x%dx%d", x->batch, x->size,
              x->size);
-    measurement fwd = {"fii forward", set, shape_text, "-", dtype,   -1, 0, 0,
+    measurement fwd = {"fii forward", set, shape_text, "-", dtype,   -1, 0,
                        err,           1,   reps,       tol, x->batch};
     if (!(err <= tol)) { /* failed (or NaN): reported, never timed */
       record_row(res, &fwd);

@@ -34,26 +34,6 @@ static const shape paper_shapes[] = {
     {"high-res", 1, 25, 40, 1024},  {"high-res", 1, 64, 64, 768},
 };
 
-/* Upstream CUDA forward times on an H100 (DESIGN.md §5), ms. */
-static const struct {
-  int n, h, w, c, d;
-  double fp32, fp16;
-} upstream[] = {
-    {64, 56, 56, 128, 16, 0.399, 0.248},  {64, 56, 56, 128, 32, 0.332, 0.240},
-    {64, 28, 28, 256, 16, 0.233, 0.130},  {1, 200, 320, 128, 16, 0.152, 0.102},
-    {1, 100, 160, 256, 16, 0.085, 0.049}, {1, 64, 64, 768, 16, 0.064, 0.041},
-};
-
-static double upstream_ms(const shape *s, int d, dcnv4_dtype t) {
-  for (size_t i = 0; i < sizeof upstream / sizeof upstream[0]; i++)
-    if (upstream[i].n == s->n && upstream[i].h == s->h &&
-        upstream[i].w == s->w && upstream[i].c == s->c && upstream[i].d == d)
-      return t == DCNV4_FLOAT32   ? upstream[i].fp32
-             : t == DCNV4_FLOAT16 ? upstream[i].fp16
-                                  : 0;
-  return 0;
-}
-
 static row *add_row(results *r) {
   if (r->count == r->capacity) {
     r->capacity = r->capacity ? 2 * r->capacity : 64;
@@ -217,20 +197,19 @@ static void bench_dcnv4(dcnv4_context *ctx, const options *o, const shape *sh,
   free(sets);
   const struct {
     const char *op;
-    double ms, bytes, upstream;
+    double ms, bytes;
     int want;
   } out[] = {
-      {"forward", fwd_ms, fwd_bytes, upstream_ms(&s, d, dtype), o->forward},
-      {"backward", bwd_ms, bwd_bytes, 0, backward},
-      {"forward+backward", fwd_ms + bwd_ms, fwd_bytes + bwd_bytes, 0,
+      {"forward", fwd_ms, fwd_bytes, o->forward},
+      {"backward", bwd_ms, bwd_bytes, backward},
+      {"forward+backward", fwd_ms + bwd_ms, fwd_bytes + bwd_bytes,
        backward && o->forward},
   };
   for (size_t i = 0; i < 3; i++) {
     if (!out[i].want)
       continue;
-    measurement m = {out[i].op, s.set,     shape_text,   config,
-                     dtype,     out[i].ms, out[i].bytes, out[i].upstream,
-                     err,       nsets,     o->reps};
+    measurement m = {out[i].op, s.set,        shape_text, config, dtype,
+                     out[i].ms, out[i].bytes, err,        nsets,  o->reps};
     record_row(res, &m);
   }
 }
@@ -260,7 +239,6 @@ void record_row(results *res, const measurement *m) {
   x->bytes = m->bytes;
   x->gbps = x->ms > 0 ? x->bytes / (x->ms * 1e-3) * 1e-9 : 0;
   x->fraction = res->copy_gbps > 0 ? x->gbps / res->copy_gbps : 0;
-  x->upstream = m->upstream;
   x->verify_error = m->verify_error;
   x->tolerance = m->tolerance > 0 ? m->tolerance : tolerance_for(m->dtype);
   x->images_per_s = m->images > 0 && x->ms > 0 ? m->images / (x->ms * 1e-3) : 0;
@@ -270,18 +248,13 @@ void record_row(results *res, const measurement *m) {
   int ok = x->verify_error <= x->tolerance && x->ms > 0;
   if (!ok)
     res->failures++;
-  char up[16] = "-", speedup[16] = "-";
-  if (x->upstream > 0 && x->ms > 0) {
-    snprintf(up, sizeof up, "%.3f", x->upstream);
-    snprintf(speedup, sizeof speedup, "%.2fx", x->upstream / x->ms);
-  }
   /* Model rows show images/s and a stage's share of the forward where the
    * operators show GB/s and the fraction of copy bandwidth. */
   int model = x->images_per_s > 0 || x->share > 0 || x->bytes == 0;
-  printf("%-17s %-9s %-16s %-6s %-8s %9.4f %9.1f %7.3f %8s %7s %9.2e%s\n",
-         x->op, x->set, x->shape, x->config, dcnv4_dtype_name(x->dtype), x->ms,
-         model ? x->images_per_s : x->gbps, model ? x->share : x->fraction, up,
-         speedup, x->verify_error, ok ? "" : " FAILED");
+  printf("%-17s %-9s %-16s %-6s %-8s %9.4f %9.1f %7.3f %9.2e%s\n", x->op,
+         x->set, x->shape, x->config, dcnv4_dtype_name(x->dtype), x->ms,
+         model ? x->images_per_s : x->gbps, model ? x->share : x->fraction,
+         x->verify_error, ok ? "" : " FAILED");
   fflush(stdout);
 }
 
@@ -292,17 +265,17 @@ static void write_csv(const char *path, const results *r) {
   if (!f)
     return;
   fprintf(f, "op,set,shape,groups_x_channels,dtype,median_ms,min_bytes,gbps,"
-             "fraction_of_copy,copy_gbps,upstream_ms,speedup,verify_error,"
+             "fraction_of_copy,copy_gbps,verify_error,"
              "tolerance,input_sets,launches,images_per_s,share_of_forward\n");
   for (int i = 0; i < r->count; i++) {
     const row *x = &r->rows[i];
     fprintf(f,
-            "%s,%s,%s,%s,%s,%.5f,%.0f,%.2f,%.4f,%.1f,%.3f,%.3f,%.3e,%.0e,%d,"
-            "%d,%.2f,%.4f\n",
+            "%s,%s,%s,%s,%s,%.5f,%.0f,%.2f,%.4f,%.1f,%.3e,%.0e,%d,%d,%.2f,"
+            "%.4f\n",
             x->op, x->set, x->shape, x->config, dcnv4_dtype_name(x->dtype),
-            x->ms, x->bytes, x->gbps, x->fraction, r->copy_gbps, x->upstream,
-            x->upstream > 0 ? x->upstream / x->ms : 0, x->verify_error,
-            x->tolerance, x->sets, x->reps, x->images_per_s, x->share);
+            x->ms, x->bytes, x->gbps, x->fraction, r->copy_gbps,
+            x->verify_error, x->tolerance, x->sets, x->reps, x->images_per_s,
+            x->share);
   }
   fclose(f);
 }
@@ -331,10 +304,6 @@ static void write_json(const char *path, const results *r,
     cJSON_AddNumberToObject(o, "min_bytes", x->bytes);
     cJSON_AddNumberToObject(o, "gbps", x->gbps);
     cJSON_AddNumberToObject(o, "fraction_of_copy", x->fraction);
-    if (x->upstream > 0) {
-      cJSON_AddNumberToObject(o, "upstream_ms", x->upstream);
-      cJSON_AddNumberToObject(o, "speedup_vs_upstream", x->upstream / x->ms);
-    }
     if (x->images_per_s > 0)
       cJSON_AddNumberToObject(o, "images_per_s", x->images_per_s);
     if (x->share > 0)
@@ -584,9 +553,8 @@ int main(int argc, char **argv) {
   if (!dev.is_gpu && !o.full_size)
     printf("CPU device: standard shapes at N=1, high-resolution at 1/4 size "
            "(--full-size for the paper's)\n");
-  printf("%-17s %-9s %-16s %-6s %-8s %9s %9s %7s %8s %7s %9s\n", "op", "set",
-         "shape NxHxWxC", "GxD", "dtype", "ms", "GB/s", "frac", "upstr.ms",
-         "speedup", "verify");
+  printf("%-17s %-9s %-16s %-6s %-8s %9s %9s %7s %9s\n", "op", "set",
+         "shape NxHxWxC", "GxD", "dtype", "ms", "GB/s", "frac", "verify");
 
   const shape *shapes = o.nshapes ? o.shapes : paper_shapes;
   size_t nshapes = o.nshapes ? (size_t)o.nshapes
