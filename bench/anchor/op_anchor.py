@@ -22,8 +22,9 @@ as dcnv4-bench draws them and rotated over several sets so that one pass is
 several times the L2 cache. Each extension's outputs (forward, and both
 gradients where a backward row is timed) are compared on the same inputs
 with a float64 PyTorch reference (this file's own, grid_sample based):
-verify_error is the worst relative L2; above --wrong-above the row's status
-is `wrong`. Each (checkout, shape) runs in its own process: a crash or a hang
+verify_error is the relative L2 of the output on forward rows, the worst of
+the two gradients' on backward rows, the worse of both on forward+backward
+rows; above --wrong-above the row's status is `wrong`. Each (checkout, shape) runs in its own process: a crash or a hang
 marks the rows it did not finish `crash` / `timeout`, and the rest go on.
 
 Usage (GPU machine; the build takes minutes, so keep the extensions):
@@ -740,19 +741,20 @@ def core_rows(args, spec, backend, timer, torch, dev, dtype):
                  draw(torch, (n, h, w, c), dev, dtype, gen, "value")
                  if backward else None) for _ in range(nsets)]
         forward, back = backend.dcnv4(n, h, w, g, d)
-        err = None
+        err = (None, None)
         if not args.no_verify:
             err = verify_core(torch, forward, back if backward else None,
                               sets[0], g, d)
         fwd = timing(timer, lambda i: forward(sets[i][0], sets[i][1]), nsets)
-        yield dict(common, op="forward", verify_error=err, input_sets=nsets,
-                   **fwd)
+        yield dict(common, op="forward", verify_error=err[0],
+                   input_sets=nsets, **fwd)
         if backward:
             bwd = timing(timer, lambda i: back(*sets[i]), nsets)
-            yield dict(common, op="backward", verify_error=err,
+            yield dict(common, op="backward", verify_error=err[1],
                        input_sets=nsets, **bwd)
-            yield dict(common, op="forward+backward", verify_error=err,
-                       input_sets=nsets, **add(fwd, bwd))
+            yield dict(common, op="forward+backward",
+                       verify_error=worst(err), input_sets=nsets,
+                       **add(fwd, bwd))
         del sets
     if "layer" in args.ops:
         yield dict(common, op="layer forward",
@@ -775,20 +777,27 @@ def add(a, b):
             "kernels_per_call": per}
 
 
+def worst(errors):
+    """The larger of (forward, backward) errors, None when not verified."""
+    known = [e for e in errors if e is not None]
+    return max(known) if known else None
+
+
 def verify_core(torch, forward, backward, tensors, g, d):
-    """Worst relative L2 of the extension's output (and gradients) against
-    the float64 reference on the same inputs."""
+    """Relative L2 of the extension's output and worst relative L2 of its
+    gradients (None without a backward) against the float64 reference on
+    the same inputs: (forward, backward)."""
     value, om, grad_out = tensors
     v64 = value.double().requires_grad_(backward is not None)
     o64 = om.double().requires_grad_(backward is not None)
     ref = dcnv4_reference(v64, o64, g, d)
-    errors = [relative_l2(forward(value, om), ref)]
+    fwd_err, bwd_err = relative_l2(forward(value, om), ref), None
     if backward is not None:
         ref.backward(grad_out.double())
         gi, gom = backward(value, om, grad_out)
-        errors += [relative_l2(gi, v64.grad), relative_l2(gom, o64.grad)]
+        bwd_err = max(relative_l2(gi, v64.grad), relative_l2(gom, o64.grad))
     del ref, v64, o64
-    return max(errors)
+    return fwd_err, bwd_err
 
 
 def layer_row(args, backend, timer, torch, dev, dtype, gen, n, h, w, c, g):
@@ -847,26 +856,28 @@ def fda_rows(args, spec, backend, timer, torch, dev, dtype):
         f0, b0 = forward, back
         forward = lambda v, sla: f0(v, sla, levels=lv)  # noqa: E731
         back = lambda v, sla, go: b0(v, sla, go, levels=lv)  # noqa: E731
-    err = None
+    err = (None, None)
     if not args.no_verify:
         value, sla, grad_out = sets[0]
         v64 = value.double().requires_grad_(backward)
         s64 = sla.double().requires_grad_(backward)
         ref = fda_reference(v64, lv, s64, p)
-        errors = [relative_l2(forward(value, sla), ref)]
+        fwd_err, bwd_err = relative_l2(forward(value, sla), ref), None
         if backward:
             ref.backward(grad_out.double())
             gv, gs = back(value, sla, grad_out)
-            errors += [relative_l2(gv, v64.grad), relative_l2(gs, s64.grad)]
-        err = max(errors)
+            bwd_err = max(relative_l2(gv, v64.grad),
+                          relative_l2(gs, s64.grad))
+        err = (fwd_err, bwd_err)
         del ref, v64, s64
     fwd = timing(timer, lambda i: forward(sets[i][0], sets[i][1]), nsets)
-    yield dict(common, op="forward", verify_error=err, input_sets=nsets, **fwd)
+    yield dict(common, op="forward", verify_error=err[0], input_sets=nsets,
+               **fwd)
     if backward:
         bwd = timing(timer, lambda i: back(*sets[i]), nsets)
-        yield dict(common, op="backward", verify_error=err, input_sets=nsets,
-                   **bwd)
-        yield dict(common, op="forward+backward", verify_error=err,
+        yield dict(common, op="backward", verify_error=err[1],
+                   input_sets=nsets, **bwd)
+        yield dict(common, op="forward+backward", verify_error=worst(err),
                    input_sets=nsets, **add(fwd, bwd))
 
 
