@@ -176,9 +176,10 @@ DCNV4_API dcnv4_status dcnv4_context_device_info(dcnv4_context *context,
 /* Waits until every command the library enqueued on the queue has finished. */
 DCNV4_API dcnv4_status dcnv4_context_finish(dcnv4_context *context);
 
-/* Frees the scratch memory the context manages for calls given no workspace.
- * Call only when no such call is in flight (e.g. after dcnv4_context_finish).
- */
+/* Frees the scratch memory the context manages for calls given no workspace
+ * (and the partial sums of split-K GEMMs, which it keeps whatever the call
+ * was given). Call only when no such call is in flight (e.g. after
+ * dcnv4_context_finish). */
 DCNV4_API dcnv4_status dcnv4_context_release_scratch(dcnv4_context *context);
 
 /* How the context obtained its kernel programs so far. */

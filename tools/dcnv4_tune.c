@@ -25,6 +25,10 @@
  * with a bias as the layers use it) on CLBlast with the winning sets against
  * this library's kernel (linear.cl) with each tile set of a curated
  * list; the faster is stored as the "linear" kernel entry (backend, tiles).
+ * On linear.cl, last, the few-tile parameters (split-K parts at most,
+ * work-groups per compute unit, k per part; coordinate search over the
+ * FlashInternImage MLP's shapes too, C x 4C and 4C x C, whose small-M
+ * products split).
  *
  * The file is merged: entries of kernels not tuned in this run are kept. */
 #include "bench_timing.h"
@@ -965,6 +969,8 @@ typedef struct linear_result {
   int set;     /* index in linear_sets when backend 1 */
   double ms_total, default_ms_total, clblast_ms_total;
   int tried, rejected;
+  /* linear.cl's few-tile parameters, where a set beat the tiles alone */
+  int split_found, ksplit, fill, kmin;
 } linear_result;
 
 static void linear_tuning_text(int set, char *out, size_t size) {
@@ -973,6 +979,68 @@ static void linear_tuning_text(int set, char *out, size_t size) {
            "linear.backend=1;linear.tilem=%d;linear.tilen=%d;linear.tilek=%d;"
            "linear.vec=%d;linear.local=%d;linear.unroll=1",
            t[0], t[1], t[2], t[3], t[4]);
+}
+
+/* The few-tile parameters on top of the tiles chosen (res; the built-in
+ * ones where none won): a coordinate search, ksplit then fill then kmin,
+ * each value kept where it beats the best score so far by 2 %. `base`: the
+ * built-in default's times; `best` the score to beat. */
+static void search_split(dcnv4_context *ctx, gemm_data *g, int n, int reps,
+                         double deadline, const double *base, double best,
+                         linear_result *res, int verbose) {
+  static const int values[3][5] = {
+      {1, 4, 8, 16, 32}, {1, 2, 4, 8, 0}, {32, 64, 128, 256, 0}};
+  static const char *const names[3] = {"ksplit", "fill", "kmin"};
+  char tiles[200] = "";
+  if (res->found)
+    linear_tuning_text(res->set, tiles, sizeof tiles);
+  /* the starting point: the device's built-in values */
+  char from[160];
+  int cur[3] = {1, 2, 64};
+  if (dcnv4_context_set_tuning(ctx, tiles) != DCNV4_SUCCESS ||
+      dcnv4_context_get_tuning(ctx, "linear", DCNV4_FLOAT32, 0, from,
+                               sizeof from, NULL) != DCNV4_SUCCESS ||
+      !strstr(from, "backend=1"))
+    return; /* CLBlast: nothing to split */
+  for (int p = 0; p < 3; p++) {
+    char key[16];
+    snprintf(key, sizeof key, "%s=", names[p]);
+    const char *at = strstr(from, key);
+    if (at)
+      cur[p] = atoi(at + strlen(key));
+  }
+  double *ms = calloc((size_t)n, sizeof *ms);
+  for (int p = 0; p < 3 && ms; p++)
+    for (int v = 0; v < 5 && values[p][v]; v++) {
+      if (p > 0 && cur[0] < 2)
+        break; /* unsplit: fill and kmin do nothing */
+      if (now_s() > deadline || values[p][v] == cur[p])
+        continue;
+      int trial[3] = {cur[0], cur[1], cur[2]};
+      trial[p] = values[p][v];
+      char tuning[320];
+      snprintf(tuning, sizeof tuning,
+               "%s%slinear.ksplit=%d;linear.fill=%d;linear.kmin=%d", tiles,
+               *tiles ? ";" : "", trial[0], trial[1], trial[2]);
+      double total = 0;
+      double score = linear_score(ctx, g, n, tuning, base, ms, reps, &total);
+      res->tried++;
+      if (!isfinite(score))
+        res->rejected++;
+      if (verbose)
+        printf("    linear %s: %s %.3f (%.3f ms)\n", tuning,
+               isfinite(score) ? "score" : "rejected", score, total);
+      if (score < best * 0.98) {
+        best = score;
+        memcpy(cur, trial, sizeof cur);
+        res->split_found = 1;
+        res->ksplit = trial[0];
+        res->fill = trial[1];
+        res->kmin = trial[2];
+        res->ms_total = total;
+      }
+    }
+  free(ms);
 }
 
 /* CLBlast (with the parameter sets now applied) against every tile set of
@@ -1031,6 +1099,9 @@ static void search_linear(dcnv4_context *ctx, gemm_data *g, int n, int reps,
       res->ms_total = total;
     }
   }
+  if (!res->found || res->backend)
+    search_split(ctx, g, n, reps, deadline, base, res->found ? best : 1.0, res,
+                 verbose);
 out:
   dcnv4_context_set_tuning(ctx, NULL);
   free(base);
@@ -1131,8 +1202,8 @@ static int write_file(const char *path, const dcnv4_device_info *dev,
     const cJSON *k = cJSON_GetObjectItemCaseSensitive(e, "kernel");
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(e, "dtype");
     const cJSON *g = cJSON_GetObjectItemCaseSensitive(e, "group_channels");
-    int replaced = linear && linear->found && cJSON_IsString(k) &&
-                   !strcmp(k->valuestring, "linear");
+    int replaced = linear && (linear->found || linear->split_found) &&
+                   cJSON_IsString(k) && !strcmp(k->valuestring, "linear");
     for (int i = 0; i < ntasks && !replaced; i++)
       replaced = tasks[i].done && cJSON_IsString(k) && cJSON_IsString(t) &&
                  cJSON_IsNumber(g) &&
@@ -1159,12 +1230,13 @@ static int write_file(const char *path, const dcnv4_device_info *dev,
     cJSON_AddItemToObject(e, "shapes", shape_list(tk->shapes, tk->nshapes));
     cJSON_AddItemToArray(kernels, e);
   }
-  if (linear && linear->found) {
+  if (linear && (linear->found || linear->split_found)) {
     cJSON *e = cJSON_CreateObject();
     cJSON_AddStringToObject(e, "kernel", "linear");
     cJSON *p = cJSON_AddObjectToObject(e, "params");
-    cJSON_AddNumberToObject(p, "backend", linear->backend);
-    if (linear->backend) {
+    if (linear->found)
+      cJSON_AddNumberToObject(p, "backend", linear->backend);
+    if (linear->found && linear->backend) {
       const int *t = linear_sets[linear->set];
       cJSON_AddNumberToObject(p, "tilem", t[0]);
       cJSON_AddNumberToObject(p, "tilen", t[1]);
@@ -1172,6 +1244,11 @@ static int write_file(const char *path, const dcnv4_device_info *dev,
       cJSON_AddNumberToObject(p, "vec", t[3]);
       cJSON_AddNumberToObject(p, "local", t[4]);
       cJSON_AddNumberToObject(p, "unroll", 1);
+    }
+    if (linear->split_found) {
+      cJSON_AddNumberToObject(p, "ksplit", linear->ksplit);
+      cJSON_AddNumberToObject(p, "fill", linear->fill);
+      cJSON_AddNumberToObject(p, "kmin", linear->kmin);
     }
     cJSON_AddNumberToObject(e, "ms", linear->ms_total);
     cJSON_AddNumberToObject(e, "default_ms", linear->default_ms_total);
@@ -1318,8 +1395,10 @@ int main(int argc, char **argv) {
         size_t m = (size_t)all[i].n * (size_t)all[i].h * (size_t)all[i].w;
         size_t c = (size_t)all[i].c;
         size_t om = ((size_t)(all[i].c / o.gcs[g]) * 27 + 7) / 8 * 8;
-        gemm_shape cand[2] = {{m, c, c}, {m, om, c}};
-        for (int k = 0; k < 2; k++) {
+        /* the layer's projections, then FlashInternImage's MLP (ratio 4) */
+        gemm_shape cand[4] = {
+            {m, c, c}, {m, om, c}, {m, 4 * c, c}, {m, c, 4 * c}};
+        for (int k = 0; k < 4; k++) {
           int dup = 0;
           for (int j = 0; j < ngemm && !dup; j++)
             dup = gshapes[j].m == cand[k].m && gshapes[j].n == cand[k].n &&
@@ -1474,10 +1553,15 @@ int main(int argc, char **argv) {
                lres.ms_total, lres.default_ms_total, lres.tried, lres.rejected);
       else if (lres.error)
         failures++;
-      else
+      else if (!lres.split_found)
         printf("  linear      the built-in default kept: %.3f ms (%d tried, "
                "%d rejected)\n",
                lres.default_ms_total, lres.tried, lres.rejected);
+      if (lres.split_found)
+        printf("  linear      few-tile GEMMs: ksplit %d, fill %d, kmin %d: "
+               "%.3f ms (built-in default %.3f ms)\n",
+               lres.ksplit, lres.fill, lres.kmin, lres.ms_total,
+               lres.default_ms_total);
     } else {
       fprintf(stderr, "dcnv4-tune: CLBlast's default SGEMM fails its check\n");
       failures++;

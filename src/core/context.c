@@ -301,6 +301,10 @@ dcnv4_status dcnv4_context_release_scratch(dcnv4_context *ctx) {
     clReleaseMemObject(ctx->scratch);
   ctx->scratch = NULL;
   ctx->scratch_bytes = 0;
+  if (ctx->gemm_partials)
+    clReleaseMemObject(ctx->gemm_partials);
+  ctx->gemm_partials = NULL;
+  ctx->gemm_partials_bytes = 0;
   for (int i = 0; i < DCN_SCRATCH_MAX_REGIONS; i++) {
     if (ctx->region[i])
       clReleaseMemObject(ctx->region[i]);

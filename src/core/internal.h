@@ -94,6 +94,11 @@ struct dcnv4_context {
    * OpenCL runs kernels on sub-buffers of one parent far slower). */
   cl_mem region[DCN_SCRATCH_MAX_REGIONS];
   size_t region_bytes[DCN_SCRATCH_MAX_REGIONS];
+  /* The split-K GEMMs' partial sums (linear.c), grown on demand: written
+   * and read by the two kernels of one GEMM on the in-order queue, so one
+   * buffer serves every GEMM, whatever workspace the call was given. */
+  cl_mem gemm_partials;
+  size_t gemm_partials_bytes;
 
   char error_fixed[1024]; /* used when error_dynamic could not be allocated */
   char *error_dynamic;    /* message plus build log, if any */

@@ -187,10 +187,18 @@ typedef struct dcn_gemm {
   cl_kernel linear;   /* own: the kernel (the context's) */
   cl_kernel bias;     /* CLBlast with biases: fp32 bias_store */
   int tile_m, tile_n; /* own: output tile of a work-group */
+  int tile_k;         /* own: K chunk (split-K parts are multiples) */
   size_t local;       /* own: work-items per group */
-  /* own, built-in tiles taller than 64 rows: the same kernel with 64-row
-   * tiles, for GEMMs whose tiles would not fill the device (or NULL). */
+  /* own, GEMMs with few tiles (linear.c, dcn_gemm_plan_for): the same
+   * kernel with tiles of short_m rows (tuning `shortm`; or NULL), and
+   * split-K: `partial` stores a part's sums (linear.cl without epilogue, the
+   * short tile where there is one), `reduce` adds the parts with the bias
+   * and epilogue (NULL: no split). */
   cl_kernel linear_short;
+  int short_m;
+  cl_kernel partial, reduce;
+  size_t reduce_local;
+  int ksplit, fill, kmin; /* the tuning's limits */
   /* What follows the product (dcn_gemm_prepare_epilogue): fused into
    * linear.cl, or CLBlast's pass `post` (fii_ops.cl) instead of `bias`. */
   dcn_gemm_epilogue_kind epilogue;
@@ -228,6 +236,19 @@ dcnv4_status dcn_gemm_linear_epilogue(dcnv4_context *ctx, const dcn_gemm *g,
                                       cl_mem a, cl_mem b, cl_mem bias, cl_mem c,
                                       const dcn_gemm_epilogue *e,
                                       cl_event *event, const char *what);
+
+/* How linear.cl runs one GEMM of `g` (own only): the tile rows and kernel,
+ * and the parts of K (1: unsplit; else `parts` parts of k_part, the last
+ * one shorter or equal). The choice depends only on the shape, the tuning
+ * and the device's compute units, so a GEMM gives the same bits on every
+ * run. */
+typedef struct dcn_gemm_plan {
+  cl_kernel kernel;
+  int tile_m;
+  uint64_t parts, k_part;
+} dcn_gemm_plan;
+dcn_gemm_plan dcn_gemm_plan_for(const dcnv4_context *ctx, const dcn_gemm *g,
+                                uint64_t m, uint64_t n, uint64_t k);
 
 /* ------------------------------------------------- small layer kernels */
 

@@ -19,7 +19,9 @@ static const char *const param_names[DCN_TUNING_PARAMS] = {
     [DCN_PARAM_TILE_M] = "tilem",  [DCN_PARAM_TILE_N] = "tilen",
     [DCN_PARAM_TILE_K] = "tilek",  [DCN_PARAM_HALO] = "halo",
     [DCN_PARAM_MAX_REGS] = "regs", [DCN_PARAM_GROUPS] = "groups",
-    [DCN_PARAM_PIECES] = "pieces",
+    [DCN_PARAM_PIECES] = "pieces", [DCN_PARAM_SHORT_M] = "shortm",
+    [DCN_PARAM_KSPLIT] = "ksplit", [DCN_PARAM_FILL] = "fill",
+    [DCN_PARAM_KMIN] = "kmin",
 };
 
 /* A parameter a kernel takes: its accepted values and its field in the
@@ -130,6 +132,11 @@ static const param_spec linear_params[] = {
     INT(linear_t, tile_m, DCN_PARAM_TILE_M, 4, 256, true),
     INT(linear_t, tile_n, DCN_PARAM_TILE_N, 4, 256, true),
     INT(linear_t, tile_k, DCN_PARAM_TILE_K, 4, 64, true),
+    {DCN_PARAM_SHORT_M, 0, 256, true, offsetof(linear_t, short_m), false,
+     (1ul << 1) | (1ul << 2), "0, or a power of two from 4 to 256"},
+    INT(linear_t, ksplit, DCN_PARAM_KSPLIT, 1, 64, false),
+    INT(linear_t, fill, DCN_PARAM_FILL, 1, 16, false),
+    INT(linear_t, kmin, DCN_PARAM_KMIN, 4, 8192, true),
 };
 
 #define KERNEL(name, params, type)                                             \
@@ -298,10 +305,15 @@ bool dcn_tuning_parse(const char *text, dcn_tuning_override *out, char *why,
 #define LAYER(elementwise, dwconv)                                             \
   ROW(DCN_KERNEL_LAYER_ELEMENTWISE, layer, 0, 0, .local_size = (elementwise)), \
       ROW(DCN_KERNEL_LAYER_DWCONV, layer, 0, 0, .local_size = (dwconv))
-#define LINEAR(backend_, tm, tn, tk, vec, local, unroll_)                      \
+/* The GEMM: tiles, then how GEMMs with few tiles run (short tile rows,
+ * split-K parts at most, work-groups per compute unit aimed at, k per part
+ * at least). */
+#define LINEAR(backend_, tm, tn, tk, vec, local, unroll_, shortm, ksplit_,     \
+               fill_, kmin_)                                                   \
   ROW(DCN_KERNEL_LINEAR, linear, 0, 0, .backend = (backend_), .tile_m = (tm),  \
       .tile_n = (tn), .tile_k = (tk), .max_vec = (vec), .local_size = (local), \
-      .unroll = (unroll_))
+      .unroll = (unroll_), .short_m = (shortm), .ksplit = (ksplit_),           \
+      .fill = (fill_), .kmin = (kmin_))
 
 /* NVIDIA's DCNv4 forward: `vec` channels per work-item, a register cap,
  * groups per work-group, 16-bit storage only or not, one group_channels or
@@ -390,8 +402,14 @@ static const dcn_tuning_row nvidia_sm90[] = {
      * pass) 0.61 ms for N 128 and 1.01 ms for N 216; 256x128x8 tiles of
      * 16x8 per work-item 0.19 and 0.37 ms, bias fused (128x128x16 of 8x8:
      * 0.21 and 0.42 ms); the fp32 layer forward 3.09 -> 1.10 ms
-     * (128x128x16). */
-    LINEAR(1, 256, 128, 8, 8, 256, 1),
+     * (128x128x16). GEMMs with at most half as many tiles as compute
+     * units take 64-row tiles (1x25x40x1024: 32 tiles of 256x128, 0.68 -> 0.37
+     * ms; at 104-250 tiles, e.g. 64x7x7x1024 or 1x200x320x128, 64-row tiles
+     * were 10-25 % slower), and are split along K into up to 32 parts of at
+     * least 64 k, about 2 work-groups per compute unit in all
+     * (docs/perf-notes.md §34: FlashInternImage-T batch 1's 14x14 and 7x7
+     * levels ran 4 to 32 work-groups over K up to 2048). */
+    LINEAR(1, 256, 128, 8, 8, 256, 1, 64, 32, 2, 64),
 };
 
 /* AMD GPUs (no architecture measured). */
@@ -406,7 +424,7 @@ static const dcn_tuning_row amd[] = {
     DCNV4_DETERMINISTIC(.local_size = 256, .unroll = 1, .specialize = 1),
     FDA_DETERMINISTIC(.local_size = 256, .specialize = 1),
     /* not measured: CLBlast */
-    LINEAR(0, 128, 128, 16, 8, 256, 1),
+    LINEAR(0, 128, 128, 16, 8, 256, 1, 0, 1, 2, 64),
 };
 
 /* Intel GPUs (no architecture measured). */
@@ -421,7 +439,7 @@ static const dcn_tuning_row intel_gpu[] = {
     DCNV4_DETERMINISTIC(.local_size = 128, .unroll = 1, .specialize = 1),
     FDA_DETERMINISTIC(.local_size = 128, .specialize = 1),
     /* not measured: CLBlast */
-    LINEAR(0, 64, 64, 16, 4, 256, 1),
+    LINEAR(0, 64, 64, 16, 4, 256, 1, 0, 1, 2, 64),
 };
 
 /* Measured on PoCL (AMD EPYC). PoCL's CPU device vectorises across
@@ -443,8 +461,9 @@ static const dcn_tuning_row pocl[] = {
     FDA_DETERMINISTIC(.local_size = 64, .specialize = 0),
     /* PoCL, 20000 rows: CLBlast 67-81 ms (N 128), 64x32x16 unrolled 28 ms
      * (rolled: 65 ms; linear.c keeps groups of more than 128 work-items
-     * rolled on CPUs: PoCL's stack). */
-    LINEAR(1, 64, 32, 16, 4, 64, 1),
+     * rolled on CPUs: PoCL's stack). A few cores are filled by a few tiles:
+     * no split. */
+    LINEAR(1, 64, 32, 16, 4, 64, 1, 0, 1, 2, 64),
 };
 
 /* Intel's oneAPI CPU runtime (2026.2, AMD EPYC, 2 cores; dcnv4-tune at
@@ -472,7 +491,7 @@ static const dcn_tuning_row intel_cpu[] = {
     LAYER(256, 256),
     DCNV4_DETERMINISTIC(.local_size = 64, .unroll = 0, .specialize = 0),
     FDA_DETERMINISTIC(.local_size = 64, .specialize = 0),
-    LINEAR(1, 64, 32, 16, 4, 64, 1),
+    LINEAR(1, 64, 32, 16, 4, 64, 1, 0, 1, 2, 64),
 };
 
 
@@ -506,7 +525,7 @@ static const dcn_tuning_row global_rows[] = {
     DCNV4_DETERMINISTIC(.local_size = 64, .unroll = 1, .specialize = 1),
     FDA_DETERMINISTIC(.local_size = 64, .specialize = 1),
     /* CLBlast; portable tiles if linear.cl is asked for */
-    LINEAR(0, 64, 32, 16, 4, 64, 1),
+    LINEAR(0, 64, 32, 16, 4, 64, 1, 0, 1, 2, 64),
 };
 
 const dcn_tuning_table dcn_builtin_tuning = {

@@ -49,6 +49,10 @@ typedef enum dcn_tuning_param {
   DCN_PARAM_MAX_REGS,
   DCN_PARAM_GROUPS,
   DCN_PARAM_PIECES,
+  DCN_PARAM_SHORT_M,
+  DCN_PARAM_KSPLIT,
+  DCN_PARAM_FILL,
+  DCN_PARAM_KMIN,
   DCN_TUNING_PARAMS
 } dcn_tuning_param;
 
@@ -140,6 +144,12 @@ typedef struct dcn_linear_tuning {
   int max_vec;       /* vec: columns per work-item */
   size_t local_size; /* local: work-items per work-group */
   int unroll;        /* unroll: 1 unrolls the k loop */
+  /* GEMMs with few tiles (fewer than half the compute units; linear.c): */
+  int short_m; /* shortm: rows of their tiles (0 or >= tilem: tilem) */
+  int ksplit;  /* ksplit: at most this many parts along K (1: no split) */
+  int fill;    /* fill: split so that about fill work-groups per compute
+                  unit run */
+  int kmin;    /* kmin: k per part at least (rounded up to tilek) */
   dcn_tuning_layer source;
 } dcn_linear_tuning;
 

@@ -2,7 +2,8 @@
  * FlashInternImage model's kernels (src/ops/fii/fii_ops.h): convolution
  * (both input layouts), LayerNorm (each epilogue), residual, average
  * pooling and the GEMM epilogues (on the default GEMM backend; the test
- * fii_faults_linear0 runs them on CLBlast and its epilogue pass).
+ * fii_faults_linear0 runs them on CLBlast and its epilogue pass,
+ * fii_faults_split split along K, with the partial sums' allocation).
  *
  * For each call, the whole life of a context (create_from_cl on a filled
  * program-binary cache, the call, finish) runs with the n-th allocation or
@@ -150,7 +151,7 @@ int main(void) {
     cases[7 + e].epilogue = (dcn_gemm_epilogue_kind)e;
     cases[7 + e].m = 9;
     cases[7 + e].n = 6;
-    cases[7 + e].k = 5;
+    cases[7 + e].k = 13; /* 2 parts where split (fii_faults_split) */
     cases[7 + e].with_bias = 1;
     cases[7 + e].with_scale = 1;
   }

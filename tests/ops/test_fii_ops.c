@@ -4,10 +4,11 @@
  * into linear.cl, a pass after CLBlast) against the float64 reference, on
  * random shapes with the corners: 1x1 images, odd sizes, channel counts
  * that are multiples of nothing, 1 to 4096 channels per LayerNorm row, the
- * output aliasing the input (LayerNorm) or the residual; then bad
- * arguments: a status, a message and the output untouched.
+ * output aliasing the input (LayerNorm) or the residual; the GEMMs split
+ * along K (deterministic: the same bits twice); then bad arguments: a status, a
+ * message and the output untouched.
  *
- * usage: test_fii_ops [--count N] [--only conv|norm|gemm|bad]
+ * usage: test_fii_ops [--count N] [--only conv|norm|gemm|split|bad]
  * Tolerance (DESIGN.md §1.4, fp32): relative L2 of each output against
  * the float64 reference <= 1e-5. */
 #include "fii_check.h"
@@ -143,6 +144,94 @@ static void gemms(dcnv4_context *ctx, rng *r, int count) {
     CHECK(dcnv4_context_tuning_fallbacks(ctx) == fallbacks,
           "%s fell back to another backend", backends[b]);
   }
+  dcnv4_context_set_tuning(ctx, "");
+}
+
+/* Split-K (linear.c's GEMMs with few tiles) on the default tiles, asked for
+ * on any device (up to 8 parts of at least 16 k, 16 work-groups per compute
+ * unit): every epilogue, with and without bias and scale, M 1..300, N and K
+ * up to 2048 (N halved until the plan splits: on a few compute units only
+ * narrow products do), against float64, and the same bits on a second
+ * run. Two large products run as planned, split or not. */
+#define SPLIT_GEMM OWN_GEMM ";linear.ksplit=8;linear.fill=16;linear.kmin=16"
+
+static int log_uniform(rng *r, int hi) {
+  return (int)floor(exp(rng_uniform(r, 0, log((double)hi + 1))));
+}
+
+static void split_gemms(dcnv4_context *ctx, rng *r, int count) {
+  CHECK(dcnv4_context_set_tuning(ctx, SPLIT_GEMM) == DCNV4_SUCCESS,
+        "set_tuning %s", SPLIT_GEMM);
+  const uint64_t fallbacks = dcnv4_context_tuning_fallbacks(ctx);
+  int split = 0, total = 0;
+  for (int i = 0; i < count + 2; i++) {
+    fii_case c;
+    memset(&c, 0, sizeof c);
+    c.op = FII_GEMM;
+    c.epilogue = (dcn_gemm_epilogue_kind)(i % 3);
+    c.with_bias = rng_int(r, 0, 1);
+    c.with_scale = rng_int(r, 0, 1);
+    dcn_gemm g;
+    if (dcn_gemm_prepare_epilogue(ctx, false, c.with_bias != 0, c.epilogue,
+                                  &g) != DCNV4_SUCCESS) {
+      CHECK(0, "prepare: %s", dcnv4_context_last_error(ctx));
+      break;
+    }
+    bool want_split = i >= 2;
+    if (!want_split) {
+      c.m = i ? 200 : 300;
+      c.n = i ? 1024 : 2048;
+      c.k = i ? 2047 : 2048;
+    } else {
+      c.m = rng_int(r, 1, 300);
+      c.k = 32 + log_uniform(r, 2016);
+      c.n = log_uniform(r, 2048) + 1;
+      while (c.n > 1 && dcn_gemm_plan_for(ctx, &g, (uint64_t)c.m, (uint64_t)c.n,
+                                          (uint64_t)c.k)
+                                .parts < 2)
+        c.n /= 2;
+    }
+    const dcn_gemm_plan p =
+        dcn_gemm_plan_for(ctx, &g, (uint64_t)c.m, (uint64_t)c.n, (uint64_t)c.k);
+    split += p.parts > 1;
+    total++;
+    char name[160];
+    fii_case_name(&c, name, sizeof name);
+    fii_case_setup(&c, ctx, r);
+    dcnv4_status st = fii_case_run(&c, ctx);
+    float *first = malloc(c.out_count * sizeof *first + 1);
+    if (st == DCNV4_SUCCESS)
+      st = dcnv4_context_finish(ctx);
+    CHECK(st == DCNV4_SUCCESS && first &&
+              host_read(ctx, c.out, first, c.out_count * sizeof *first) == 0,
+          "%s: %s", name, dcnv4_context_last_error(ctx));
+    const double e = fii_case_error(&c, ctx);
+    CHECK(e <= TOL_FP32, "%s in %llu parts of %llu: rel L2 %.3g > %.0e", name,
+          (unsigned long long)p.parts, (unsigned long long)p.k_part, e,
+          TOL_FP32);
+    fii_case_reset(&c, ctx);
+    st = fii_case_run(&c, ctx);
+    if (st == DCNV4_SUCCESS)
+      st = dcnv4_context_finish(ctx);
+    float *second = malloc(c.out_count * sizeof *second + 1);
+    CHECK(st == DCNV4_SUCCESS && first && second &&
+              host_read(ctx, c.out, second, c.out_count * sizeof *second) ==
+                  0 &&
+              !memcmp(first, second, c.out_count * sizeof *first),
+          "%s: a second run gave other bits", name);
+    if (getenv("TEST_VERBOSE"))
+      printf("  %-60s %llu parts  %.2e\n", name, (unsigned long long)p.parts,
+             e);
+    if (!(e <= worst[FII_GEMM]))
+      worst[FII_GEMM] = e;
+    cases[FII_GEMM]++;
+    free(first);
+    free(second);
+    fii_case_free(&c);
+  }
+  CHECK(split >= total - 2, "only %d of %d GEMMs split", split, total);
+  CHECK(dcnv4_context_tuning_fallbacks(ctx) == fallbacks,
+        "%s fell back to the default", SPLIT_GEMM);
   dcnv4_context_set_tuning(ctx, "");
 }
 
@@ -411,6 +500,8 @@ int main(int argc, char **argv) {
     norms(ctx, &r, count);
   if (PART("gemm"))
     gemms(ctx, &r, count);
+  if (PART("split"))
+    split_gemms(ctx, &r, count);
   static const char *const names[] = {"conv2d", "layernorm", "residual",
                                       "avgpool", "gemm epilogues"};
   for (int i = 0; i < 5; i++)

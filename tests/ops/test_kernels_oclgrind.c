@@ -649,6 +649,10 @@ static const char *const linear_variants[] = {
     "linear.vec=8;linear.local=64;linear.unroll=1",
     "linear.backend=1;linear.tilem=128;linear.tilen=64;linear.tilek=16;"
     "linear.vec=4;linear.local=256;linear.unroll=1",
+    /* split along K (parts of 2 chunks) and its reduction */
+    "linear.backend=1;linear.tilem=32;linear.tilen=32;linear.tilek=4;"
+    "linear.vec=4;linear.local=16;linear.unroll=0;linear.ksplit=4;"
+    "linear.fill=16;linear.kmin=8",
 };
 
 /* rows, out_features, in_features: 1 x 1 x 1, odd sizes (partial tiles
@@ -735,6 +739,34 @@ static int fii_gelu_pass(dcnv4_context *ctx, rng *r) {
   return 1;
 }
 
+/* Split along K: the parts' kernel and the reduction with each epilogue
+ * (K 17: two parts, the second shorter), in a context of their own: after
+ * other GEMMs in the same context Oclgrind 21.10 reported every store of
+ * the reduction as uninitialized, though every partial sum it reads had been
+ * written and was right (checked element by element against float64); in a
+ * fresh context it reports nothing. */
+static int run_fii_split(rng *r) {
+  dcnv4_context *ctx = oclgrind_context(
+      "linear.backend=1;linear.tilem=32;linear.tilen=32;linear.tilek=4;"
+      "linear.vec=4;linear.local=16;linear.unroll=0;linear.ksplit=4;"
+      "linear.fill=16;linear.kmin=8");
+  int done = 0;
+  for (int e = 0; e < 3; e++) {
+    fii_case c;
+    memset(&c, 0, sizeof c);
+    c.op = FII_GEMM;
+    c.epilogue = (dcn_gemm_epilogue_kind)e;
+    c.m = 33;
+    c.n = e == 1 ? 8 : 7;
+    c.k = 17;
+    c.with_bias = e != 0;
+    c.with_scale = 1;
+    done += fii_run(ctx, &c, r);
+  }
+  dcnv4_context_destroy(ctx);
+  return done;
+}
+
 static int run_fii(rng *r) {
   dcnv4_context *ctx = oclgrind_context(
       "linear.backend=1;linear.tilem=32;linear.tilen=32;linear.tilek=4;"
@@ -798,7 +830,7 @@ static int run_fii(rng *r) {
     }
   done += fii_gelu_pass(ctx, r);
   dcnv4_context_destroy(ctx);
-  return done;
+  return done + run_fii_split(r);
 }
 
 int main(int argc, char **argv) {

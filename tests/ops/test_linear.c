@@ -1,7 +1,8 @@
 /* The layers' GEMM (dcnv4_linear_forward: y = x W^T + b, fp32) against a
  * float64 product, for odd sizes (1, 7, 129, 216, ... rows, columns and
  * inner dimension, none a multiple of any tile), with and without a bias,
- * on every tile variant of linear.cl and on CLBlast; a tuned
+ * on every tile variant of linear.cl (split along K, short tiles) and on
+ * CLBlast; bad few-tile parameters are refused; a tuned
  * configuration the device cannot run falls back to the default; bad
  * arguments are rejected before anything is written.
  *
@@ -10,6 +11,7 @@
 #include "test_util.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,6 +36,17 @@ static const char *const variants[] = {
     "linear.vec=4;linear.local=256",
     "linear.backend=1;linear.tilem=32;linear.tilen=32;linear.tilek=4;"
     "linear.vec=4;linear.local=16",
+    /* Few-tile GEMMs (linear.c): split along K into up to 64 parts of one
+     * chunk and more, as many work-groups as 16 per compute unit (so that
+     * the products here split on any device); then 32-row short tiles,
+     * themselves split (on a few compute units only 1-tile products take
+     * them). */
+    "linear.backend=1;linear.tilem=32;linear.tilen=32;linear.tilek=4;"
+    "linear.vec=4;linear.local=16;linear.ksplit=64;linear.fill=16;"
+    "linear.kmin=4",
+    "linear.backend=1;linear.tilem=64;linear.tilen=32;linear.tilek=16;"
+    "linear.vec=4;linear.local=64;linear.shortm=32;linear.ksplit=8;"
+    "linear.fill=16;linear.kmin=16",
 };
 #define NVARIANTS (sizeof variants / sizeof variants[0])
 
@@ -131,6 +144,17 @@ static void bad_arguments(dcnv4_context *ctx) {
             DCNV4_SUCCESS,
         "a wait list count without a list");
   CHECK(dcnv4_context_last_error(ctx)[0] != '\0', "no message");
+  /* The few-tile parameters out of range: refused, named. */
+  const char *const bad_tuning[] = {"linear.ksplit=0", "linear.fill=0",
+                                    "linear.kmin=3", "linear.shortm=2"};
+  for (size_t i = 0; i < sizeof bad_tuning / sizeof *bad_tuning; i++) {
+    char param[16];
+    sscanf(bad_tuning[i], "linear.%15[a-z]", param);
+    CHECK(dcnv4_context_set_tuning(ctx, bad_tuning[i]) ==
+                  DCNV4_ERROR_INVALID_PARAMETER &&
+              strstr(dcnv4_context_last_error(ctx), param),
+          "%s: %s", bad_tuning[i], dcnv4_context_last_error(ctx));
+  }
   clReleaseMemObject(X);
   clReleaseMemObject(W);
   clReleaseMemObject(Y);

@@ -201,7 +201,7 @@ static void test_builtin_table(void) {
                   "vec=8;local=256;stage=2;specialize=1;regs=32;groups=1", l);
     expect_config(d, DCN_KERNEL_LINEAR, f32, 0,
                   "vec=8;local=256;unroll=1;backend=1;tilem=256;tilen=128;"
-                  "tilek=8",
+                  "tilek=8;shortm=64;ksplit=32;fill=2;kmin=64",
                   l);
     expect_config(d, DCN_KERNEL_LAYER_DWCONV, f32, 0, "local=128", l);
   }
@@ -221,7 +221,7 @@ static void test_builtin_table(void) {
                   l);
     expect_config(d, DCN_KERNEL_LINEAR, f32, 0,
                   "vec=4;local=64;unroll=1;backend=1;tilem=64;tilen=32;"
-                  "tilek=16",
+                  "tilek=16;shortm=0;ksplit=1;fill=2;kmin=64",
                   l);
   }
   const dcn_device_class intel = device(DCN_VENDOR_CPU, "intel", "some CPU");
@@ -237,7 +237,7 @@ static void test_builtin_table(void) {
                 "vec=1;local=512;split=0;specialize=0;regs=0", 2);
   expect_config(intel, DCN_KERNEL_LINEAR, f32, 0,
                 "vec=4;local=64;unroll=1;backend=1;tilem=64;tilen=32;"
-                "tilek=16",
+                "tilek=16;shortm=0;ksplit=1;fill=2;kmin=64",
                 2);
   /* AMD and Intel GPUs: their vendor defaults whatever the architecture. */
   expect_config(device(DCN_VENDOR_AMD, "gfx90a", "AMD Instinct MI210"),
@@ -248,7 +248,7 @@ static void test_builtin_table(void) {
   expect_config(device(DCN_VENDOR_AMD, "gfx1100", "x"), DCN_KERNEL_LINEAR, f32,
                 0,
                 "vec=8;local=256;unroll=1;backend=0;tilem=128;tilen=128;"
-                "tilek=16",
+                "tilek=16;shortm=0;ksplit=1;fill=2;kmin=64",
                 1);
   expect_config(device(DCN_VENDOR_INTEL_GPU, "ip_12.55.8", "Intel Arc"),
                 DCN_KERNEL_FDA_BACKWARD, f32, 32,
@@ -306,6 +306,18 @@ static void test_typed_parameters(void) {
   expect_rejected("dcnv4_forward.stage=5", "not accepted (0 or 3;");
   expect_rejected("dcnv4_forward.stage=2", "stages 1, 2 and 4 were removed");
   expect_rejected("linear.tilem=48", "a power of two");
+  /* The few-tile parameters (split-K and the short tile). */
+  expect_rejected("linear.ksplit=0",
+                  "linear.ksplit=0 is out of range (1 to 64)");
+  expect_rejected("linear.ksplit=65", "out of range (1 to 64)");
+  expect_rejected("linear.fill=0", "linear.fill=0 is out of range (1 to 16)");
+  expect_rejected("linear.fill=17", "out of range (1 to 16)");
+  expect_rejected("linear.kmin=48", "linear.kmin=48 is out of range (4 to "
+                                    "8192, a power of two)");
+  expect_rejected("linear.kmin=2", "out of range");
+  expect_rejected("linear.shortm=2", "not accepted (0, or a power of two");
+  expect_rejected("linear.shortm=24", "not accepted (0, or a power of two");
+  expect_rejected("linear.shortm=512", "not accepted");
   expect_rejected("dcnv4_forward.vec=3", "a power of two");
   /* The ones the kernels take. */
   dcn_tuning_override o;
@@ -313,7 +325,8 @@ static void test_typed_parameters(void) {
   const char *good =
       "dcnv4_forward.stage=3;dcnv4_forward.pieces=2;dcnv4_backward.halo=1;"
       "fda_forward.stage=2;fda_forward.groups=1;fda_backward.regs=64;"
-      "layer_dwconv.local=128;linear.tilem=64;"
+      "layer_dwconv.local=128;linear.tilem=64;linear.shortm=32;"
+      "linear.ksplit=1;linear.fill=16;linear.kmin=4;"
       "dcnv4_backward_deterministic.unroll=0;"
       "fda_backward_deterministic.specialize=0";
   CHECK(dcn_tuning_parse(good, &o, why, sizeof why), "rejected: %s", why);

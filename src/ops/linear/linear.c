@@ -6,8 +6,10 @@
  * Backend (tuning kernel "linear", parameter `backend`): 1 runs
  * linear.cl, tiled as the tuning table says, with the bias fused into
  * its epilogue; 0 runs CLBlast's SGEMM followed by a bias pass (bias_store,
- * in place). CLBlast's indirect GEMM pads and transposes the (large) input
- * around its kernel, so on NVIDIA the own kernel is several times faster
+ * in place). GEMMs with few tiles (small M) take the tuning's short tile
+ * and split K into parts, their sums reduced by a second kernel
+ * (dcn_gemm_plan_for). CLBlast's indirect GEMM pads and transposes the (large)
+ * input around its kernel, so on NVIDIA the own kernel is several times faster
  * for the layers' tall, narrow products. A tuned linear.cl configuration
  * that the device cannot run or build falls back to the built-in one, then
  * to CLBlast (logged under DCNV4_LOG=info).
@@ -111,12 +113,14 @@ static const char *linear_unusable(const dcnv4_context *ctx,
   return NULL;
 }
 
-/* Builds linear.cl for configuration `c`: DCNV4_SUCCESS,
+/* Builds linear.cl for configuration `c` and g->epilogue into g->linear
+ * (and its program's linear_reduce into *reduce, if asked): DCNV4_SUCCESS,
  * DCNV4_ERROR_BUILD_FAILED (also for a configuration the device cannot run,
  * with `why` set), or another failure to report. */
 static dcnv4_status linear_kernel(dcnv4_context *ctx,
                                   const dcn_linear_tuning *c, bool idx64,
-                                  dcn_gemm *g, char *why, size_t size) {
+                                  dcn_gemm *g, cl_kernel *reduce, char *why,
+                                  size_t size) {
   int rm;
   if (linear_unusable(ctx, c, &rm, why, size))
     return DCNV4_ERROR_BUILD_FAILED;
@@ -141,6 +145,8 @@ static dcnv4_status linear_kernel(dcnv4_context *ctx,
              (int)g->epilogue);
   cl_kernel k;
   dcnv4_status st = dcn_get_kernel(ctx, "linear", options, "linear", &k);
+  if (st == DCNV4_SUCCESS && reduce)
+    st = dcn_get_kernel(ctx, "linear", options, "linear_reduce", reduce);
   if (st == DCNV4_ERROR_BUILD_FAILED) {
     snprintf(why, size, "does not build on this device");
     return st;
@@ -157,7 +163,67 @@ static dcnv4_status linear_kernel(dcnv4_context *ctx,
   g->linear = k;
   g->tile_m = c->tile_m;
   g->tile_n = c->tile_n;
+  g->tile_k = c->tile_k;
   g->local = c->local_size;
+  return DCNV4_SUCCESS;
+}
+
+/* The few-tile kernels of the configuration `c` that built g->linear: the
+ * short tile, and split-K's partial and reduction kernels. A piece that
+ * does not build is left out (logged): the GEMMs still run, on the main
+ * tile or unsplit. */
+static dcnv4_status few_tile_kernels(dcnv4_context *ctx,
+                                     const dcn_linear_tuning *c, bool idx64,
+                                     dcn_gemm *g) {
+  char why[200];
+  dcn_linear_tuning tile = *c;
+  if (c->short_m > 0 && c->short_m < c->tile_m) {
+    tile.tile_m = c->short_m;
+    dcn_gemm s = *g;
+    dcnv4_status st =
+        linear_kernel(ctx, &tile, idx64, &s, NULL, why, sizeof why);
+    if (st == DCNV4_SUCCESS) {
+      g->linear_short = s.linear;
+      g->short_m = c->short_m;
+    } else if (st != DCNV4_ERROR_BUILD_FAILED)
+      return st;
+    else {
+      dcn_log(ctx, DCN_LOG_INFO, "linear: the short tile (%d rows) %s; none",
+              c->short_m, why);
+      tile.tile_m = c->tile_m;
+    }
+  }
+  if (c->ksplit < 2)
+    return DCNV4_SUCCESS;
+  /* The parts are stored by the kernel of the tile split GEMMs run on,
+   * without epilogue (the layers' program); the reduction kernel comes from
+   * the program of g's epilogue. */
+  dcn_gemm p = *g;
+  cl_kernel partial = g->short_m ? g->linear_short : g->linear, reduce;
+  dcnv4_status st = DCNV4_SUCCESS;
+  if (g->epilogue != DCN_GEMM_NONE) {
+    p.epilogue = DCN_GEMM_NONE;
+    st = linear_kernel(ctx, &tile, idx64, &p, NULL, why, sizeof why);
+    partial = p.linear;
+  }
+  if (st == DCNV4_SUCCESS) {
+    p = *g;
+    st = linear_kernel(ctx, c, idx64, &p, &reduce, why, sizeof why);
+  }
+  if (st == DCNV4_ERROR_BUILD_FAILED) {
+    dcn_log(ctx, DCN_LOG_INFO, "linear: split-K %s; GEMMs run unsplit", why);
+    return DCNV4_SUCCESS;
+  }
+  if (st != DCNV4_SUCCESS)
+    return st;
+  g->partial = partial;
+  g->reduce = reduce;
+  /* an elementwise pass (dcn_enqueue_1d fits it to the kernel's limit) */
+  g->reduce_local =
+      dcn_tuning_layer_ops(ctx, DCN_KERNEL_LAYER_ELEMENTWISE).local_size;
+  g->ksplit = c->ksplit;
+  g->fill = c->fill;
+  g->kmin = c->kmin;
   return DCNV4_SUCCESS;
 }
 
@@ -182,26 +248,11 @@ dcnv4_status dcn_gemm_prepare_epilogue(dcnv4_context *ctx, bool idx64,
     if (cfgs[i].backend == 0)
       break;
     char why[200];
-    dcnv4_status st = linear_kernel(ctx, &cfgs[i], idx64, g, why, sizeof why);
+    dcnv4_status st =
+        linear_kernel(ctx, &cfgs[i], idx64, g, NULL, why, sizeof why);
     if (st == DCNV4_SUCCESS) {
       g->own = true;
-      /* Built-in tiles are sized for N*H*W in the hundred thousands; a
-       * GEMM with fewer tiles than half the compute units takes 64-row
-       * tiles (H100, layer forward 1x25x40x1024: 32 tiles of 256x128,
-       * 0.68 -> 0.37 ms; at 104-250 tiles, e.g. 64x7x7x1024 or
-       * 1x200x320x128, 64-row tiles were 10-25 % slower). A tuned
-       * configuration is taken as given. */
-      if (cfgs[i].source == DCN_TUNING_BUILTIN && cfgs[i].tile_m > 64) {
-        dcn_linear_tuning shorter = cfgs[i];
-        shorter.tile_m = 64;
-        dcn_gemm s = *g;
-        st = linear_kernel(ctx, &shorter, idx64, &s, why, sizeof why);
-        if (st == DCNV4_SUCCESS)
-          g->linear_short = s.linear;
-        else if (st != DCNV4_ERROR_BUILD_FAILED)
-          return st;
-      }
-      return DCNV4_SUCCESS;
+      return few_tile_kernels(ctx, &cfgs[i], idx64, g);
     }
     if (st != DCNV4_ERROR_BUILD_FAILED)
       return st;
@@ -224,54 +275,148 @@ dcnv4_status dcn_gemm_prepare_epilogue(dcnv4_context *ctx, bool idx64,
   return DCNV4_SUCCESS;
 }
 
+static uint64_t ceil_div(uint64_t a, uint64_t b) { return (a + b - 1) / b; }
+
+/* Tiles are sized for N*H*W in the hundred thousands. A GEMM with few tiles,
+ * at most half as many as compute units (then at most one work-group per
+ * unit, or none), takes the short tile where the tuning has one (H100,
+ * layer forward 1x25x40x1024: 32 tiles of 256x128, 0.68 -> 0.37 ms with
+ * 64-row tiles; at 104-250 tiles, e.g. 64x7x7x1024, 64-row tiles were
+ * 10-25 % slower). Then, where its tiles are still fewer than `fill` per
+ * compute unit, K is split into parts of at least `kmin` (whole chunks) so
+ * that about fill work-groups per unit run, at most ksplit parts: small M
+ * (FlashInternImage-T's 7x7 level at batch 1: 4 tiles over K 2048).
+ * Without a short tile every GEMM may split; with one, only few-tile ones
+ * (big tiles hold a compute unit each: splitting them adds waves). */
+dcn_gemm_plan dcn_gemm_plan_for(const dcnv4_context *ctx, const dcn_gemm *g,
+                                uint64_t m, uint64_t n, uint64_t k) {
+  dcn_gemm_plan p = {g->linear, g->tile_m, 1, k};
+  if (!g->own)
+    return p;
+  const uint64_t cu = ctx->compute_units ? ctx->compute_units : 1;
+  const uint64_t tiles_n = ceil_div(n, (uint64_t)g->tile_n);
+  uint64_t tiles = ceil_div(m, (uint64_t)g->tile_m) * tiles_n;
+  const bool few = 2 * tiles <= cu;
+  if (g->linear_short && few) {
+    p.kernel = g->linear_short;
+    p.tile_m = g->short_m;
+    tiles = ceil_div(m, (uint64_t)p.tile_m) * tiles_n;
+  }
+  if (!g->reduce || (g->linear_short && !few))
+    return p;
+  const uint64_t chunk = (uint64_t)g->tile_k;
+  const uint64_t kmin = ceil_div((uint64_t)g->kmin, chunk) * chunk;
+  uint64_t parts = (uint64_t)g->fill * cu / tiles;
+  if (parts > (uint64_t)g->ksplit)
+    parts = (uint64_t)g->ksplit;
+  if (parts > k / kmin)
+    parts = k / kmin;
+  if (parts < 2)
+    return p;
+  /* Whole chunks per part; no part empty. */
+  const uint64_t k_part = ceil_div(ceil_div(k, parts), chunk) * chunk;
+  parts = ceil_div(k, k_part);
+  uint64_t rows = 0, sums = 0;
+  if (parts < 2 || !dcn_mul_u64(parts, m, &rows) ||
+      !dcn_mul_u64(rows, n, &sums) || (!g->idx64 && sums > INT32_MAX))
+    return p;
+  p.kernel = g->partial;
+  p.parts = parts;
+  p.k_part = k_part;
+  return p;
+}
+
+/* The context's buffer of split-K partial sums, grown to `bytes`. */
+static dcnv4_status partials_buffer(dcnv4_context *ctx, size_t bytes,
+                                    const char *what) {
+  if (ctx->gemm_partials_bytes >= bytes)
+    return DCNV4_SUCCESS;
+  cl_int err;
+  cl_mem grown =
+      dcn_clCreateBuffer(ctx->cl_ctx, CL_MEM_READ_WRITE, bytes, NULL, &err);
+  if (!grown)
+    return dcn_fail(ctx, DCNV4_ERROR_OPENCL,
+                    "GEMM %s: allocating %zu bytes for split-K partial sums "
+                    "failed: %s",
+                    what, bytes, dcn_cl_error_name(err));
+  /* The old buffer lives on until commands already using it finish. */
+  if (ctx->gemm_partials)
+    clReleaseMemObject(ctx->gemm_partials);
+  ctx->gemm_partials = grown;
+  ctx->gemm_partials_bytes = bytes;
+  return DCNV4_SUCCESS;
+}
+
 static dcnv4_status own_linear(dcnv4_context *ctx, const dcn_gemm *g,
                                uint64_t m, uint64_t n, uint64_t k, cl_mem a,
                                cl_mem b, cl_mem bias, cl_mem c,
                                const dcn_gemm_epilogue *e, cl_event *event,
                                const char *what) {
-  cl_kernel kernel = g->linear;
-  uint64_t tile_m = (uint64_t)g->tile_m;
+  const dcn_gemm_plan p = dcn_gemm_plan_for(ctx, g, m, n, k);
   const uint64_t tiles_n = (n + (uint64_t)g->tile_n - 1) / (uint64_t)g->tile_n;
-  if (g->linear_short &&
-      (m + tile_m - 1) / tile_m * tiles_n < (uint64_t)ctx->compute_units / 2) {
-    kernel = g->linear_short;
-    tile_m = 64;
-  }
-  const uint64_t tiles_m = (m + tile_m - 1) / tile_m;
-  uint64_t groups = 0, items = 0;
+  const uint64_t tiles_m = (m + (uint64_t)p.tile_m - 1) / (uint64_t)p.tile_m;
+  const bool split = p.parts > 1;
+  uint64_t groups = 0, items = 0, quads = 0;
+  size_t partial_bytes = 0;
+  /* (split: the plan checked parts * m * n) */
   if (n > INT32_MAX || k > INT32_MAX || (!g->idx64 && m > INT32_MAX) ||
       !dcn_mul_u64(tiles_m, tiles_n, &groups) ||
       !dcn_mul_u64(groups, (uint64_t)g->local, &items) || items > SIZE_MAX ||
-      (ctx->address_bits < 64 && items > 0xffffffffull))
+      (ctx->address_bits < 64 && items > 0xffffffffull) ||
+      (split &&
+       (!dcn_mul_u64(m, (n + 3) / 4, &quads) ||
+        !dcn_bytes(p.parts * m * n, sizeof(cl_float), &partial_bytes))))
     return dcn_fail(ctx, DCNV4_ERROR_SIZE_OVERFLOW,
                     "GEMM %s (%llu x %llu x %llu) is too large for one launch",
                     what, (unsigned long long)m, (unsigned long long)n,
                     (unsigned long long)k);
+  dcnv4_status st;
+  if (split && (st = partials_buffer(ctx, partial_bytes, what)))
+    return st;
   dcn_index_arg mm;
   const dcn_arg marg = dcn_index_arg_make(&mm, g->idx64, m);
-  const cl_int nn = (cl_int)n, kk = (cl_int)k, has_bias = bias ? 1 : 0;
+  const cl_int nn = (cl_int)n, kk = (cl_int)k, has_bias = bias ? 1 : 0,
+               no_bias = 0, k_part = (cl_int)p.k_part, parts = (cl_int)p.parts;
   cl_mem bias_arg = bias ? bias : b; /* not read without a bias */
   /* The residual epilogue accumulates into the residual, in c's place. */
   const bool res = g->epilogue == DCN_GEMM_RESIDUAL;
   cl_mem out = res ? e->residual : c;
   cl_mem scale_arg = res && e->scale ? e->scale : b;
   const cl_int has_scale = res && e->scale ? 1 : 0;
+  /* Split: the parts' sums into the partials, without bias or epilogue. */
+  cl_mem partials = ctx->gemm_partials;
   const dcn_arg args[] = {DCN_ARG(a),
                           DCN_ARG(b),
                           DCN_ARG(bias_arg),
-                          DCN_ARG(out),
+                          split ? DCN_ARG(partials) : DCN_ARG(out),
                           marg,
                           DCN_ARG(nn),
                           DCN_ARG(kk),
-                          DCN_ARG(has_bias),
+                          split ? DCN_ARG(no_bias) : DCN_ARG(has_bias),
+                          DCN_ARG(k_part),
                           DCN_ARG(scale_arg),
                           DCN_ARG(has_scale)};
-  const size_t count = sizeof args / sizeof args[0] - (res ? 0 : 2);
-  dcnv4_status st = dcn_set_args(ctx, kernel, args, count, what);
-  if (st != DCNV4_SUCCESS)
+  const size_t count = sizeof args / sizeof args[0] - (res && !split ? 0 : 2);
+  if ((st = dcn_set_args(ctx, p.kernel, args, count, what)))
     return st;
-  const size_t global = (size_t)items, local = g->local;
-  return dcn_enqueue_nd(ctx, kernel, 1, &global, &local, 0, NULL, event, what);
+  const size_t global[2] = {(size_t)items, (size_t)p.parts},
+               local[2] = {g->local, 1};
+  if (!split)
+    return dcn_enqueue_nd(ctx, p.kernel, 1, global, local, 0, NULL, event,
+                          what);
+  if ((st = dcn_enqueue_nd(ctx, p.kernel, 2, global, local, 0, NULL, NULL,
+                           what)))
+    return st;
+  const dcn_arg rargs[] = {DCN_ARG(partials), DCN_ARG(bias_arg),
+                           DCN_ARG(out),      marg,
+                           DCN_ARG(nn),       DCN_ARG(parts),
+                           DCN_ARG(has_bias), DCN_ARG(scale_arg),
+                           DCN_ARG(has_scale)};
+  const size_t rcount = sizeof rargs / sizeof rargs[0] - (res ? 0 : 2);
+  if ((st = dcn_set_args(ctx, g->reduce, rargs, rcount, what)))
+    return st;
+  return dcn_enqueue_1d(ctx, g->reduce, quads, g->reduce_local, 0, NULL, event,
+                        what);
 }
 
 dcnv4_status dcn_gemm_linear(dcnv4_context *ctx, const dcn_gemm *g, uint64_t m,

@@ -16,6 +16,14 @@
 // columns likewise. Group g computes the tile (g / tiles_n, g % tiles_n):
 // neighbouring groups share the rows of X.
 //
+// Split-K (linear.c, for GEMMs with too few tiles to fill the device): the
+// second dimension of the launch numbers the parts of K, k_part long each
+// (a multiple of TK; the last part may be shorter); group (g, s) sums k in
+// [s*k_part, (s+1)*k_part) and stores its tile without bias or epilogue in
+// slice s of Y, then (M, N) partial sums. linear_reduce adds the slices in
+// order, then the bias and the epilogue: the same bits on every run. An
+// unsplit launch has one part of k_part = K.
+//
 // Build-time defines (besides common.h's IDX64):
 //   TM, TN    tile rows and columns (multiples of 4*(TM/RM), 4*(TN/RN))
 //   TK        K chunk (multiple of 4)
@@ -30,8 +38,8 @@
 //             by the epilogues' code), 1 Y = GELU(Y), exact (erf) GELU,
 //             2 Y += scale * (X W^T + bias), Y then holding the residual
 //             (scale per column; not read where has_scale is 0)
-// M, N, K and whether there is a bias (has_bias; `bias` is not read
-// without) are run-time arguments: a new shape never recompiles.
+// M, N, K, k_part and whether there is a bias (has_bias; `bias` is not
+// read without) are run-time arguments: a new shape never recompiles.
 
 #define MT (TM / RM) // work-items along M
 #define NT (TN / RN) // work-items along N
@@ -72,9 +80,9 @@
 #ifndef EPILOGUE
 #define EPILOGUE 0
 #endif
-#if EPILOGUE
-// Stores 4 results v of row y at columns n.. (those below N): GELU'd, or
-// added to y times the columns' scales s.
+// Stores 4 results v of row y at columns n.. (those below N): as they are,
+// GELU'd, or added to y times the columns' scales s (EPILOGUE). `n4`: N is a
+// multiple of 4, so whole float4s are stored.
 inline void store_epilogue(__global float *restrict y, const int n, const int N,
                            const bool n4, float4 v, const float4 s) {
   if (n >= N)
@@ -97,8 +105,7 @@ inline void store_epilogue(__global float *restrict y, const int n, const int N,
   v.z = y[min(n + 2, N - 1)] + s.z * v.z;
   v.w = y[min(n + 3, N - 1)] + s.w * v.w;
 #endif
-  if (n < N)
-    y[n] = v.x;
+  y[n] = v.x;
   if (n + 1 < N)
     y[n + 1] = v.y;
   if (n + 2 < N)
@@ -106,11 +113,11 @@ inline void store_epilogue(__global float *restrict y, const int n, const int N,
   if (n + 3 < N)
     y[n + 3] = v.w;
 }
-#endif
 
 // The units (4 consecutive k of one row) of a TK chunk of rows [r0, r0+R)
-// of a (rows, K) matrix, into registers. `full`: the chunk is in range and
-// K is a multiple of 4, so whole float4s are read.
+// of a (rows, K) matrix, into registers; k from k_end on reads as zero.
+// `full`: the chunk is in range and K is a multiple of 4, so whole float4s
+// are read.
 #define LOAD_CHUNK(reg, LOADS, UNITS, src, r0, rows, k0, full)                 \
   for (int j = 0; j < LOADS; j++) {                                            \
     const int u = lid + j * LOCAL;                                             \
@@ -127,10 +134,10 @@ inline void store_epilogue(__global float *restrict y, const int n, const int N,
         const bool in = row < (rows);                                          \
         __global const float *p = src + EDGE_ROW(row, rows) * (idx_t)K;        \
         if (in) {                                                              \
-          v.x = kk < K ? p[EDGE_K(kk)] : 0.0f;                                 \
-          v.y = kk + 1 < K ? p[EDGE_K(kk + 1)] : 0.0f;                         \
-          v.z = kk + 2 < K ? p[EDGE_K(kk + 2)] : 0.0f;                         \
-          v.w = kk + 3 < K ? p[EDGE_K(kk + 3)] : 0.0f;                         \
+          v.x = kk < k_end ? p[EDGE_K(kk)] : 0.0f;                             \
+          v.y = kk + 1 < k_end ? p[EDGE_K(kk + 1)] : 0.0f;                     \
+          v.z = kk + 2 < k_end ? p[EDGE_K(kk + 2)] : 0.0f;                     \
+          v.w = kk + 3 < k_end ? p[EDGE_K(kk + 3)] : 0.0f;                     \
         }                                                                      \
       }                                                                        \
     }                                                                          \
@@ -153,7 +160,8 @@ inline void store_epilogue(__global float *restrict y, const int n, const int N,
 __kernel __attribute__((reqd_work_group_size(LOCAL, 1, 1))) void
 linear(__global const float *restrict X, __global const float *restrict W,
        __global const float *restrict bias, __global float *restrict Y,
-       const idx_t M, const int N, const int K, const int has_bias
+       const idx_t M, const int N, const int K, const int has_bias,
+       const int k_part
 #if EPILOGUE == 2
        ,
        __global const float *restrict scale, const int has_scale
@@ -172,6 +180,11 @@ linear(__global const float *restrict X, __global const float *restrict W,
   const int n0 = (int)(group % (idx_t)tiles_n) * TN;
   const bool k4 = K % 4 == 0;
   const bool full_m = m0 + (idx_t)TM <= M, full_n = n0 + TN <= N;
+  // This group's part of K, and its slice of Y (0 when unsplit).
+  const int part = (int)get_group_id(1);
+  const int k_begin = part * k_part;
+  const int k_end = min(K, k_begin + k_part);
+  Y += (idx_t)part * M * (idx_t)N;
 
   float acc[RM][RN];
   for (int i = 0; i < RM; i++)
@@ -179,11 +192,11 @@ linear(__global const float *restrict X, __global const float *restrict W,
       acc[i][j] = 0.0f;
 
   float4 ra[A_LOADS], rb[B_LOADS];
-  const int chunks = (K + TK - 1) / TK;
+  const int chunks = (k_end - k_begin + TK - 1) / TK;
   {
-    const bool full_k = k4 && TK <= K;
-    LOAD_CHUNK(ra, A_LOADS, A_UNITS, X, m0, M, 0, full_m && full_k)
-    LOAD_CHUNK(rb, B_LOADS, B_UNITS, W, (idx_t)n0, (idx_t)N, 0,
+    const bool full_k = k4 && k_begin + TK <= k_end;
+    LOAD_CHUNK(ra, A_LOADS, A_UNITS, X, m0, M, k_begin, full_m && full_k)
+    LOAD_CHUNK(rb, B_LOADS, B_UNITS, W, (idx_t)n0, (idx_t)N, k_begin,
                full_n && full_k)
     STORE_CHUNK(ra, A_LOADS, A_UNITS, as, PA)
     STORE_CHUNK(rb, B_LOADS, B_UNITS, bs, PB)
@@ -194,8 +207,8 @@ linear(__global const float *restrict X, __global const float *restrict W,
     const int buf = c & 1;
     const bool next = c + 1 < chunks;
     if (next) {
-      const int k0 = (c + 1) * TK;
-      const bool full_k = k4 && k0 + TK <= K;
+      const int k0 = k_begin + (c + 1) * TK;
+      const bool full_k = k4 && k0 + TK <= k_end;
       LOAD_CHUNK(ra, A_LOADS, A_UNITS, X, m0, M, k0, full_m && full_k)
       LOAD_CHUNK(rb, B_LOADS, B_UNITS, W, (idx_t)n0, (idx_t)N, k0,
                  full_n && full_k)
@@ -278,7 +291,6 @@ linear(__global const float *restrict X, __global const float *restrict W,
                                   acc[i][4 * q + 1] + bv[4 * q + 1],
                                   acc[i][4 * q + 2] + bv[4 * q + 2],
                                   acc[i][4 * q + 3] + bv[4 * q + 3]);
-#if EPILOGUE
 #if EPILOGUE == 2
         const float4 s =
             (float4)(sv[4 * q], sv[4 * q + 1], sv[4 * q + 2], sv[4 * q + 3]);
@@ -286,20 +298,50 @@ linear(__global const float *restrict X, __global const float *restrict W,
         const float4 s = (float4)(1.0f);
 #endif
         store_epilogue(y, n, N, n4, v, s);
-#else
-        if (n4 && n < N) {
-          *(__global float4 *)(y + n) = v;
-        } else {
-          if (n < N)
-            y[n] = v.x;
-          if (n + 1 < N)
-            y[n + 1] = v.y;
-          if (n + 2 < N)
-            y[n + 2] = v.z;
-          if (n + 3 < N)
-            y[n + 3] = v.w;
-        }
-#endif
       }
     }
+}
+
+// Split-K's second pass: Y (M, N) = epilogue(sum over the `parts` slices of
+// P (parts, M, N) in order + bias), one work-item per 4 columns of a row.
+__kernel void linear_reduce(__global const float *restrict P,
+                            __global const float *restrict bias,
+                            __global float *restrict Y, const idx_t M,
+                            const int N, const int parts, const int has_bias
+#if EPILOGUE == 2
+                            ,
+                            __global const float *restrict scale,
+                            const int has_scale
+#endif
+) {
+  const int quads = (N + 3) / 4;
+  const idx_t item = (idx_t)get_global_id(0);
+  const idx_t m = item / (idx_t)quads;
+  if (m >= M)
+    return;
+  const int n = (int)(item % (idx_t)quads) * 4;
+  const bool n4 = N % 4 == 0;
+  const idx_t slice = M * (idx_t)N;
+  // Columns past N read column N-1 (in range, as the edge tiles' loads) and
+  // are not stored.
+  const int n1 = min(n + 1, N - 1), n2 = min(n + 2, N - 1),
+            n3 = min(n + 3, N - 1);
+  __global const float *p = P + m * (idx_t)N;
+  float4 v = (float4)(0.0f);
+  if (n4)
+    for (int s = 0; s < parts; s++, p += slice)
+      v += *(__global const float4 *)(p + n);
+  else
+    for (int s = 0; s < parts; s++, p += slice)
+      v += (float4)(p[n], p[n1], p[n2], p[n3]);
+  if (has_bias)
+    v += (float4)(bias[n], bias[n1], bias[n2], bias[n3]);
+#if EPILOGUE == 2
+  const float4 sc = has_scale ? (float4)(scale[n], scale[n1], scale[n2],
+                                         scale[n3])
+                              : (float4)(1.0f);
+#else
+  const float4 sc = (float4)(1.0f);
+#endif
+  store_epilogue(Y + m * (idx_t)N, n, N, n4, v, sc);
 }
