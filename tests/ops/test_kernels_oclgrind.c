@@ -711,7 +711,9 @@ static int run_linear_mma(rng *r) {
   int done = 0;
   for (size_t v = 0; v < sizeof mma_variants / sizeof *mma_variants; v++) {
     dcnv4_context *ctx = oclgrind_context(mma_variants[v]);
-    for (size_t c = 0; c < sizeof combos / sizeof *combos; c++)
+    /* The ring of 3: bf16 -> bf16 with the residual only (Oclgrind runs
+     * the portable fragments' barriers slowly: 800 s for all of both). */
+    for (size_t c = v ? 2 : 0; c < sizeof combos / sizeof *combos; c++)
       for (size_t s = 0; s < sizeof mma_shapes / sizeof *mma_shapes; s++) {
         fii_case fc;
         memset(&fc, 0, sizeof fc);
