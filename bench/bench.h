@@ -29,7 +29,8 @@ enum {
   BENCH_OP_CORE = 1,
   BENCH_OP_LAYER = 2,
   BENCH_OP_FDA = 4,
-  BENCH_OP_FII = 8
+  BENCH_OP_FII = 8,
+  BENCH_OP_GEMM = 16
 };
 
 typedef struct row {
@@ -37,6 +38,7 @@ typedef struct row {
   dcnv4_dtype dtype;
   double ms, bytes, gbps, fraction, verify_error, tolerance;
   double images_per_s, share; /* FlashInternImage rows, else 0 */
+  double tflops;              /* GEMM rows, else 0 */
   int sets, reps;
 } row;
 
@@ -50,7 +52,8 @@ typedef struct results {
 /* What one row measured (the CUDA anchors are timed apart, by
  * bench/anchor/op_anchor.py, and joined by bench/anchor/join.py).
  * tolerance 0: the operators' (DESIGN.md §1.4). images: per launch, for an
- * images-per-second figure; share: of the forward, for a model stage. */
+ * images-per-second figure; share: of the forward, for a model stage;
+ * flops: per launch, for a TFLOP/s figure (GEMM rows). */
 typedef struct measurement {
   const char *op, *set, *shape, *config;
   dcnv4_dtype dtype;
@@ -59,6 +62,7 @@ typedef struct measurement {
   double tolerance;
   int images;
   double share;
+  double flops;
 } measurement;
 
 /* Adds the row (fraction of the copy bandwidth of this run), prints it, and
@@ -80,5 +84,9 @@ void bench_dcnv4_layer(dcnv4_context *ctx, const options *o, const shape *s,
 /* FlashInternImage-T/S/B/L forward (issue 31): throughput, batch-1
  * latency and the time of each stage. */
 void bench_fii(dcnv4_context *ctx, const options *o, int is_gpu, results *res);
+
+/* The layers' GEMM alone (issue 32) at FlashInternImage-T/B's projection
+ * and MLP shapes, batch 64: TFLOP/s in fp32, fp16 and bf16. */
+void bench_gemm(dcnv4_context *ctx, const options *o, int is_gpu, results *res);
 
 #endif

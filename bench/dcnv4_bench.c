@@ -243,6 +243,7 @@ void record_row(results *res, const measurement *m) {
   x->tolerance = m->tolerance > 0 ? m->tolerance : tolerance_for(m->dtype);
   x->images_per_s = m->images > 0 && x->ms > 0 ? m->images / (x->ms * 1e-3) : 0;
   x->share = m->share;
+  x->tflops = m->flops > 0 && x->ms > 0 ? m->flops / (x->ms * 1e-3) * 1e-12 : 0;
   x->sets = m->sets;
   x->reps = m->reps;
   int ok = x->verify_error <= x->tolerance && x->ms > 0;
@@ -251,10 +252,13 @@ void record_row(results *res, const measurement *m) {
   /* Model rows show images/s and a stage's share of the forward where the
    * operators show GB/s and the fraction of copy bandwidth. */
   int model = x->images_per_s > 0 || x->share > 0 || x->bytes == 0;
-  printf("%-17s %-9s %-16s %-6s %-8s %9.4f %9.1f %7.3f %9.2e%s\n", x->op,
+  char tflops[32] = "";
+  if (x->tflops > 0)
+    snprintf(tflops, sizeof tflops, " %.3g TFLOP/s", x->tflops);
+  printf("%-17s %-9s %-16s %-6s %-8s %9.4f %9.1f %7.3f %9.2e%s%s\n", x->op,
          x->set, x->shape, x->config, dcnv4_dtype_name(x->dtype), x->ms,
          model ? x->images_per_s : x->gbps, model ? x->share : x->fraction,
-         x->verify_error, ok ? "" : " FAILED");
+         x->verify_error, ok ? "" : " FAILED", tflops);
   fflush(stdout);
 }
 
@@ -266,16 +270,17 @@ static void write_csv(const char *path, const results *r) {
     return;
   fprintf(f, "op,set,shape,groups_x_channels,dtype,median_ms,min_bytes,gbps,"
              "fraction_of_copy,copy_gbps,verify_error,"
-             "tolerance,input_sets,launches,images_per_s,share_of_forward\n");
+             "tolerance,input_sets,launches,images_per_s,share_of_forward,"
+             "tflops\n");
   for (int i = 0; i < r->count; i++) {
     const row *x = &r->rows[i];
     fprintf(f,
             "%s,%s,%s,%s,%s,%.5f,%.0f,%.2f,%.4f,%.1f,%.3e,%.0e,%d,%d,%.2f,"
-            "%.4f\n",
+            "%.4f,%.2f\n",
             x->op, x->set, x->shape, x->config, dcnv4_dtype_name(x->dtype),
             x->ms, x->bytes, x->gbps, x->fraction, r->copy_gbps,
             x->verify_error, x->tolerance, x->sets, x->reps, x->images_per_s,
-            x->share);
+            x->share, x->tflops);
   }
   fclose(f);
 }
@@ -308,6 +313,8 @@ static void write_json(const char *path, const results *r,
       cJSON_AddNumberToObject(o, "images_per_s", x->images_per_s);
     if (x->share > 0)
       cJSON_AddNumberToObject(o, "share_of_forward", x->share);
+    if (x->tflops > 0)
+      cJSON_AddNumberToObject(o, "tflops", x->tflops);
     cJSON_AddNumberToObject(o, "verify_error", x->verify_error);
     cJSON_AddNumberToObject(o, "tolerance", x->tolerance);
     cJSON_AddNumberToObject(o, "input_sets", x->sets);
@@ -410,13 +417,15 @@ static void usage(void) {
       "                     default 16 and 32)\n"
       "  --shape NxHxWxC    this shape instead of the paper's (repeatable)\n"
       "  --forward-only     skip backward rows\n"
-      "  --ops LIST         what to time, of core,layer,fda,fii (default\n"
-      "                     all): the DCNv4 operator, the DCNv4 layer's\n"
-      "                     forward, FlashDeformAttn on Deformable DETR's\n"
-      "                     encoder and decoder, FlashInternImage-T/S/B/L's\n"
-      "                     forward\n"
-      "                     (fp32, fp16 and bf16 unless --dtype is given;\n"
-      "                     --quick: T only)\n"
+      "  --ops LIST         what to time, of core,layer,fda,fii,gemm\n"
+      "                     (default all): the DCNv4 operator, the DCNv4\n"
+      "                     layer's forward, FlashDeformAttn on Deformable\n"
+      "                     DETR's encoder and decoder, FlashInternImage-\n"
+      "                     T/S/B/L's forward (fp32, fp16 and bf16 unless\n"
+      "                     --dtype is given; --quick: T only), the layers'\n"
+      "                     GEMM alone at FlashInternImage-T/B's shapes,\n"
+      "                     batch 64 (TFLOP/s; fp32, fp16 and bf16 unless\n"
+      "                     --dtype)\n"
       "  --reps N           launches per row (default 50, quick 15; fii on\n"
       "                     CPU devices 2)\n"
       "  --full-size        paper sizes on CPU devices too (default: smaller;\n"
@@ -431,7 +440,8 @@ static int parse_options(int argc, char **argv, options *o) {
   o->out_dir = "bench-out";
   o->plot = 1;
   o->forward = o->backward = 1;
-  o->ops = BENCH_OP_CORE | BENCH_OP_LAYER | BENCH_OP_FDA | BENCH_OP_FII;
+  o->ops = BENCH_OP_CORE | BENCH_OP_LAYER | BENCH_OP_FDA | BENCH_OP_FII |
+           BENCH_OP_GEMM;
   o->reps = 0;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -457,6 +467,8 @@ static int parse_options(int argc, char **argv, options *o) {
           o->ops |= BENCH_OP_FDA;
         else if (!strcmp(t, "fii"))
           o->ops |= BENCH_OP_FII;
+        else if (!strcmp(t, "gemm"))
+          o->ops |= BENCH_OP_GEMM;
         else {
           fprintf(stderr, "dcnv4-bench: unknown op %s in --ops\n", t);
           return -1;
@@ -578,6 +590,8 @@ int main(int argc, char **argv) {
       bench_fda(ctx, &o, o.dtypes[t], dev.is_gpu, &res);
   if (o.ops & BENCH_OP_FII)
     bench_fii(ctx, &o, dev.is_gpu, &res);
+  if (o.ops & BENCH_OP_GEMM)
+    bench_gemm(ctx, &o, dev.is_gpu, &res);
 
   mkdir(o.out_dir, 0755);
   char path[4096];

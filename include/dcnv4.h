@@ -226,7 +226,7 @@ dcnv4_context_set_tuning_file_enabled(dcnv4_context *context, int enabled);
 /* The launch parameters the context uses for `kernel` ("dcnv4_forward",
  * "dcnv4_backward", "fda_forward", "fda_backward",
  * "dcnv4_backward_deterministic", "fda_backward_deterministic",
- * "layer_elementwise", "layer_dwconv", "linear") in `dtype` with
+ * "layer_elementwise", "layer_dwconv", "linear", "linear_mma") in `dtype` with
  * `group_channels` channels per group (0: any), written as the parameters
  * that kernel takes, in a fixed order per kernel (docs/tuning.md §3), e.g.
  * "vec=8;local=64;specialize=0;regs=0" for fda_backward, and the highest

@@ -5,8 +5,9 @@
  *  - scratch plans: regions of one workspace, bound as sub-buffers
  *    (layer.c);
  *  - the GEMM of the linear projections, y = x W^T + b, on this library's
- *    kernel (linear.cl) or CLBlast, as tuned (gemm.c, the one place that
- *    calls CLBlast, so tuning plugs in there);
+ *    kernels (linear.cl, linear_mma.cl for 16-bit storage) or CLBlast, as
+ *    tuned (src/ops/linear/linear.c, the one place that calls CLBlast, so
+ *    tuning plugs in there);
  *  - the small kernels around the GEMMs: dtype widening, bias epilogue,
  *    depthwise convolution, centre-feature-scale blend, masked value bias
  *    and the FlashDeformAttn layer's reference-point arithmetic
@@ -178,18 +179,54 @@ dcnv4_status dcn_layer_begin_enqueue(dcnv4_context *ctx, cl_mem workspace,
 
 /* --------------------------------------------------------------- GEMM */
 
-/* The backend of a layer call's GEMMs, chosen and built before anything is
- * enqueued (dcn_gemm_prepare): linear.cl (`own`, bias fused) or CLBlast
- * (with a bias pass when a GEMM has a bias). */
+/* The GEMMs of the layers and the model: c (m, n) = epilogue(a (m, k) b^T +
+ * bias), b (n, k), PyTorch's F.linear. a (activations) and b (weights) are
+ * in one storage dtype: fp32, fp16 or bf16; accumulation is fp32; c (and
+ * the residual of DCN_GEMM_RESIDUAL) is fp32 or that 16-bit dtype, each
+ * value rounded once (round to nearest even) after the epilogue. bias and
+ * the residual's scale are fp32 (n).
+ *
+ * Backends, chosen and built before anything is enqueued
+ * (dcn_gemm_prepare_spec):
+ *  - fp32 storage: linear.cl (`own`, tiles as the "linear" tuning says,
+ *    epilogue fused) or CLBlast's SGEMM (a bias/epilogue pass after it).
+ *    Exact fp32 products: no TF32.
+ *  - 16-bit storage: linear_mma.cl (`own`, `mma`): tensor-core products
+ *    (ldmatrix, mma.sync m16n8k16, cp.async) on NVIDIA devices of compute
+ *    capability 8 or later (`ptx`), the same kernel with portable
+ *    fragments elsewhere; tiles per shape class from the "linear_mma"
+ *    tuning. */
+typedef struct dcn_gemm_spec {
+  dcnv4_dtype dtype; /* a's and b's storage */
+  dcnv4_dtype out;   /* c's and the residual's: DCNV4_FLOAT32 or dtype */
+  dcn_gemm_epilogue_kind epilogue; /* every GEMM of the call takes it */
+  bool bias;                       /* some GEMM of the call has a bias */
+  bool idx64; /* some tensor of the call has 2^31 elements or more */
+} dcn_gemm_spec;
+
+/* linear_mma.cl built for one shape class. */
+typedef struct dcn_gemm_mma {
+  cl_kernel kernel; /* the context's; NULL: the class is not built */
+  int tile_m, tile_n;
+  size_t local;
+} dcn_gemm_mma;
+
+/* The shape classes of linear_mma.cl: GEMMs of at most
+ * DCN_GEMM_NARROW_COLUMNS output columns, and the others. */
+#define DCN_GEMM_NARROW_COLUMNS 64
+enum { DCN_GEMM_MMA_WIDE = 0, DCN_GEMM_MMA_NARROW, DCN_GEMM_MMA_CLASSES };
+
 typedef struct dcn_gemm {
-  bool own;
+  bool own;           /* linear.cl or linear_mma.cl, epilogue fused */
   bool idx64;         /* some tensor of the call has 2^31 elements or more */
-  cl_kernel linear;   /* own: the kernel (the context's) */
+  dcnv4_dtype dtype;  /* a's and b's storage */
+  dcnv4_dtype out;    /* c's and the residual's storage */
+  cl_kernel linear;   /* own, fp32: the kernel (the context's) */
   cl_kernel bias;     /* CLBlast with biases: fp32 bias_store */
-  int tile_m, tile_n; /* own: output tile of a work-group */
-  int tile_k;         /* own: K chunk (split-K parts are multiples) */
-  size_t local;       /* own: work-items per group */
-  /* own, GEMMs with few tiles (linear.c, dcn_gemm_plan_for): the same
+  int tile_m, tile_n; /* own, fp32: output tile of a work-group */
+  int tile_k;         /* own, fp32: K chunk (split-K parts are multiples) */
+  size_t local;       /* own, fp32: work-items per group */
+  /* own, fp32, GEMMs with few tiles (linear.c, dcn_gemm_plan_for): the same
    * kernel with tiles of short_m rows (tuning `shortm`; or NULL), and
    * split-K: `partial` stores a part's sums (linear.cl without epilogue, the
    * short tile where there is one), `reduce` adds the parts with the bias
@@ -199,25 +236,35 @@ typedef struct dcn_gemm {
   cl_kernel partial, reduce;
   size_t reduce_local;
   int ksplit, fill, kmin; /* the tuning's limits */
-  /* What follows the product (dcn_gemm_prepare_epilogue): fused into
-   * linear.cl, or CLBlast's pass `post` (fii_ops.cl) instead of `bias`. */
+  /* 16-bit storage: linear_mma.cl per shape class (`mma` set), and whether
+   * it is the tensor-core build (`ptx`) or the portable one. */
+  bool mma, ptx;
+  dcn_gemm_mma mma_class[DCN_GEMM_MMA_CLASSES];
+  /* What follows the product: fused into linear.cl / linear_mma.cl, or
+   * CLBlast's pass `post` (fii_ops.cl) instead of `bias`. */
   dcn_gemm_epilogue_kind epilogue;
   cl_kernel post;
 } dcn_gemm;
 
-/* Picks the backend from the tuning (kernel "linear") and builds what it
- * needs; `bias`: some GEMM of the call will have a bias. */
+/* Checks `spec` (a dtype the library knows, an output of fp32 or the
+ * storage dtype, 16-bit output only from 16-bit storage, a known epilogue;
+ * DCNV4_ERROR_INVALID_PARAMETER otherwise), picks the backend from the
+ * tuning and builds what it needs. */
+dcnv4_status dcn_gemm_prepare_spec(dcnv4_context *ctx,
+                                   const dcn_gemm_spec *spec, dcn_gemm *g);
+/* dcn_gemm_prepare_spec for fp32 storage and output, no epilogue; `bias`:
+ * some GEMM of the call will have a bias. */
 dcnv4_status dcn_gemm_prepare(dcnv4_context *ctx, bool idx64, bool bias,
                               dcn_gemm *g);
-/* The same for GEMMs with an epilogue of `kind` (DCN_GEMM_NONE: as
- * dcn_gemm_prepare); the GEMMs of `g` then all take that epilogue. */
+/* The same for fp32 GEMMs with an epilogue of `kind` (DCN_GEMM_NONE: as
+ * dcn_gemm_prepare). */
 dcnv4_status dcn_gemm_prepare_epilogue(dcnv4_context *ctx, bool idx64,
                                        bool bias, dcn_gemm_epilogue_kind kind,
                                        dcn_gemm *g);
 
-/* c (m, n) = a (m, k) @ b^T (+ bias) with b (n, k), bias (n) or NULL:
- * PyTorch's F.linear, fp32, row-major, contiguous (lda = k, ldb = k,
- * ldc = n), every buffer from offset 0; c must not alias a, b or bias.
+/* c (m, n) = a (m, k) @ b^T (+ bias) with b (n, k), bias (n) or NULL, in
+ * the storage `g` was prepared for, row-major, contiguous (lda = k, ldb =
+ * k, ldc = n), every buffer from offset 0; c must not alias a, b or bias.
  * Enqueued on the context's queue after the commands before it; `event`
  * (may be NULL) receives the completion event of the last command. */
 dcnv4_status dcn_gemm_linear(dcnv4_context *ctx, const dcn_gemm *g, uint64_t m,
@@ -227,10 +274,10 @@ dcnv4_status dcn_gemm_linear(dcnv4_context *ctx, const dcn_gemm *g, uint64_t m,
 /* dcn_gemm_linear followed by the epilogue `e` (fii_ops.h; NULL or
  * DCN_GEMM_NONE: none), which must be the kind `g` was prepared for.
  * DCN_GEMM_GELU: c = GELU(a b^T + bias). DCN_GEMM_RESIDUAL: e->residual
- * (m, n) += e->scale * (a b^T + bias), checked (size, no alias of a, b or
- * bias) before anything is enqueued; c is then scratch: CLBlast (g->own
- * false) writes the product there, linear.cl leaves it alone (c may be NULL
- * when g->own). */
+ * (m, n, g->out) += e->scale * (a b^T + bias), checked (size, no alias of
+ * a, b or bias) before anything is enqueued; c is then scratch: CLBlast
+ * (g->own false) writes the product there, linear.cl and linear_mma.cl
+ * leave it alone (c may be NULL when g->own). */
 dcnv4_status dcn_gemm_linear_epilogue(dcnv4_context *ctx, const dcn_gemm *g,
                                       uint64_t m, uint64_t n, uint64_t k,
                                       cl_mem a, cl_mem b, cl_mem bias, cl_mem c,

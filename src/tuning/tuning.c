@@ -21,7 +21,7 @@ static const char *const param_names[DCN_TUNING_PARAMS] = {
     [DCN_PARAM_MAX_REGS] = "regs", [DCN_PARAM_GROUPS] = "groups",
     [DCN_PARAM_PIECES] = "pieces", [DCN_PARAM_SHORT_M] = "shortm",
     [DCN_PARAM_KSPLIT] = "ksplit", [DCN_PARAM_FILL] = "fill",
-    [DCN_PARAM_KMIN] = "kmin",
+    [DCN_PARAM_KMIN] = "kmin", [DCN_PARAM_STAGES] = "stages",
 };
 
 /* A parameter a kernel takes: its accepted values and its field in the
@@ -139,6 +139,17 @@ static const param_spec linear_params[] = {
     INT(linear_t, kmin, DCN_PARAM_KMIN, 4, 8192, true),
 };
 
+/* Tiles of whole m16n8k16 fragments per warp: linear.c checks that the
+ * tile splits into the work-group's warps. */
+typedef dcn_linear_mma_tuning linear_mma_t;
+static const param_spec linear_mma_params[] = {
+    LOCAL(linear_mma_t),
+    INT(linear_mma_t, tile_m, DCN_PARAM_TILE_M, 16, 256, true),
+    INT(linear_mma_t, tile_n, DCN_PARAM_TILE_N, 16, 256, true),
+    INT(linear_mma_t, tile_k, DCN_PARAM_TILE_K, 16, 64, true),
+    INT(linear_mma_t, stages, DCN_PARAM_STAGES, 2, 4, false),
+};
+
 #define KERNEL(name, params, type)                                             \
   {                                                                            \
     (name), (params), sizeof(params) / sizeof(params)[0],                      \
@@ -163,6 +174,8 @@ static const kernel_spec kernels[DCN_KERNEL_COUNT] = {
     [DCN_KERNEL_FDA_BACKWARD_DETERMINISTIC] =
         KERNEL("fda_backward_deterministic", fda_det_params, fda_det),
     [DCN_KERNEL_LINEAR] = KERNEL("linear", linear_params, linear_t),
+    [DCN_KERNEL_LINEAR_MMA] =
+        KERNEL("linear_mma", linear_mma_params, linear_mma_t),
 };
 
 const char *dcn_kernel_name(dcn_kernel_id kernel) {
@@ -315,6 +328,12 @@ bool dcn_tuning_parse(const char *text, dcn_tuning_override *out, char *why,
       .unroll = (unroll_), .short_m = (shortm), .ksplit = (ksplit_),           \
       .fill = (fill_), .kmin = (kmin_))
 
+/* linear_mma.cl for shape class `cls` (0 or 64, see dcn_linear_mma_tuning). */
+#define LINEAR_MMA(cls, tm, tn, tk, local, stages_)                            \
+  ROW(DCN_KERNEL_LINEAR_MMA, linear_mma, 0, cls, .tile_m = (tm),               \
+      .tile_n = (tn), .tile_k = (tk), .local_size = (local),                   \
+      .stages = (stages_))
+
 /* NVIDIA's DCNv4 forward: `vec` channels per work-item, a register cap,
  * groups per work-group, 16-bit storage only or not, one group_channels or
  * all (0). */
@@ -410,6 +429,13 @@ static const dcn_tuning_row nvidia_sm90[] = {
      * (docs/perf-notes.md §34: FlashInternImage-T batch 1's 14x14 and 7x7
      * levels ran 4 to 32 work-groups over K up to 2048). */
     LINEAR(1, 256, 128, 8, 8, 256, 1, 64, 32, 2, 64),
+    /* 16-bit GEMMs (linear_mma.cl; tensor cores from compute capability
+     * 8): 128x128 tiles of 8 warps (64x32 each), K in chunks of 32 through
+     * 2 buffers (40 KiB of the 48 KiB of local memory); GEMMs of at most
+     * 64 columns 128x64 tiles of 4 warps, 3 buffers (45 KiB). Not yet
+     * measured (issue 32). */
+    LINEAR_MMA(0, 128, 128, 32, 256, 2),
+    LINEAR_MMA(64, 128, 64, 32, 128, 3),
 };
 
 /* AMD GPUs (no architecture measured). */
@@ -425,6 +451,8 @@ static const dcn_tuning_row amd[] = {
     FDA_DETERMINISTIC(.local_size = 256, .specialize = 1),
     /* not measured: CLBlast */
     LINEAR(0, 128, 128, 16, 8, 256, 1, 0, 1, 2, 64),
+    /* no tensor-core products: linear_mma.cl's portable build */
+    LINEAR_MMA(0, 64, 64, 32, 128, 2),
 };
 
 /* Intel GPUs (no architecture measured). */
@@ -440,6 +468,8 @@ static const dcn_tuning_row intel_gpu[] = {
     FDA_DETERMINISTIC(.local_size = 128, .specialize = 1),
     /* not measured: CLBlast */
     LINEAR(0, 64, 64, 16, 4, 256, 1, 0, 1, 2, 64),
+    /* no tensor-core products: linear_mma.cl's portable build */
+    LINEAR_MMA(0, 64, 64, 32, 128, 2),
 };
 
 /* Measured on PoCL (AMD EPYC). PoCL's CPU device vectorises across
@@ -464,6 +494,9 @@ static const dcn_tuning_row pocl[] = {
      * rolled on CPUs: PoCL's stack). A few cores are filled by a few tiles:
      * no split. */
     LINEAR(1, 64, 32, 16, 4, 64, 1, 0, 1, 2, 64),
+    /* linear_mma.cl's portable build (barriers around every fragment):
+     * small tiles of two warps */
+    LINEAR_MMA(0, 32, 32, 16, 64, 2),
 };
 
 /* Intel's oneAPI CPU runtime (2026.2, AMD EPYC, 2 cores; dcnv4-tune at
@@ -526,6 +559,7 @@ static const dcn_tuning_row global_rows[] = {
     FDA_DETERMINISTIC(.local_size = 64, .specialize = 1),
     /* CLBlast; portable tiles if linear.cl is asked for */
     LINEAR(0, 64, 32, 16, 4, 64, 1, 0, 1, 2, 64),
+    LINEAR_MMA(0, 32, 32, 16, 64, 2),
 };
 
 const dcn_tuning_table dcn_builtin_tuning = {
@@ -752,6 +786,9 @@ CANDIDATES(dcn_tuning_fda_forward, dcn_fda_forward_tuning, fda_forward,
            DCN_KERNEL_FDA_FORWARD)
 CANDIDATES(dcn_tuning_fda_backward, dcn_fda_backward_tuning, fda_backward,
            DCN_KERNEL_FDA_BACKWARD)
+
+CANDIDATES(dcn_tuning_linear_mma, dcn_linear_mma_tuning, linear_mma,
+           DCN_KERNEL_LINEAR_MMA)
 
 int dcn_tuning_linear(dcnv4_context *ctx, dcn_linear_tuning cfgs[2]) {
   dcn_kernel_tuning c[2];

@@ -98,6 +98,9 @@ int dcn_tuning_fda_backward(dcnv4_context *ctx, dcnv4_dtype dtype,
                             int group_channels,
                             dcn_fda_backward_tuning cfgs[2]);
 int dcn_tuning_linear(dcnv4_context *ctx, dcn_linear_tuning cfgs[2]);
+/* group_channels: the GEMM's shape class (dcn_linear_mma_tuning). */
+int dcn_tuning_linear_mma(dcnv4_context *ctx, dcnv4_dtype dtype,
+                          int group_channels, dcn_linear_mma_tuning cfgs[2]);
 dcn_dcnv4_backward_deterministic_tuning
 dcn_tuning_dcnv4_backward_deterministic(dcnv4_context *ctx, dcnv4_dtype dtype,
                                         int group_channels);

@@ -19,6 +19,8 @@ typedef enum dcn_kernel_id {
   DCN_KERNEL_FDA_BACKWARD_DETERMINISTIC,
   /* the layers' GEMMs (src/ops/linear/linear.c) */
   DCN_KERNEL_LINEAR,
+  /* the layers' GEMMs on 16-bit storage (src/ops/linear/linear_mma.cl) */
+  DCN_KERNEL_LINEAR_MMA,
   DCN_KERNEL_COUNT
 } dcn_kernel_id;
 
@@ -53,6 +55,7 @@ typedef enum dcn_tuning_param {
   DCN_PARAM_KSPLIT,
   DCN_PARAM_FILL,
   DCN_PARAM_KMIN,
+  DCN_PARAM_STAGES,
   DCN_TUNING_PARAMS
 } dcn_tuning_param;
 
@@ -153,6 +156,18 @@ typedef struct dcn_linear_tuning {
   dcn_tuning_layer source;
 } dcn_linear_tuning;
 
+/* The layers' GEMM on 16-bit storage (linear_mma.cl): tensor-core products
+ * of m16n8k16 fragments. Shape classes (the lookup's group_channels): 64
+ * for GEMMs of at most 64 output columns, 0 for the others. */
+typedef struct dcn_linear_mma_tuning {
+  int tile_m;        /* tilem: output rows per work-group */
+  int tile_n;        /* tilen: output columns per work-group */
+  int tile_k;        /* tilek: K chunk staged in local memory */
+  size_t local_size; /* local: work-items per work-group (whole warps) */
+  int stages;        /* stages: K chunks in flight (cp.async ring) */
+  dcn_tuning_layer source;
+} dcn_linear_mma_tuning;
+
 /* Any kernel's parameters: the member named after the kernel. The built-in
  * table and the merge engine hold configurations as this. */
 typedef union dcn_kernel_tuning {
@@ -164,6 +179,7 @@ typedef union dcn_kernel_tuning {
   dcn_fda_backward_deterministic_tuning fda_backward_deterministic;
   dcn_layer_tuning layer; /* layer_elementwise, layer_dwconv */
   dcn_linear_tuning linear;
+  dcn_linear_mma_tuning linear_mma;
 } dcn_kernel_tuning;
 
 /* Per-context overrides of the defaults, from DCNV4_TUNING at context

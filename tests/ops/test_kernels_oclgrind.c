@@ -10,6 +10,8 @@
  *           layer    layer_ops.cl and convert.cl, built directly
  *           linear   linear.cl through dcnv4_linear_forward, its tile
  *                    variants, full and partial tiles, with and without bias
+ *           linear_mma  linear_mma.cl's portable fragments: fp16 and bf16,
+ *                    fp32 and 16-bit output, each epilogue, two tilings
  *           fii      the FlashInternImage kernels (src/ops/fii): conv2d
  *                    (both layouts and tiles), LayerNorm (each epilogue,
  *                    aliased), residual, avgpool, the GEMM epilogues fused
@@ -692,6 +694,67 @@ static int run_linear(rng *r) {
   return done;
 }
 
+/* -------------------------------------------------------- linear_mma */
+
+/* linear_mma.cl's portable fragments: two warps of 16x32 through 2
+ * buffers (PoCL's default), four of 32x16 through a ring of 3 (within
+ * Oclgrind's 32 KiB of local memory). */
+static const char *const mma_variants[] = {
+    "linear_mma.tilem=32;linear_mma.tilen=32;linear_mma.tilek=16;"
+    "linear_mma.local=64;linear_mma.stages=2",
+    "linear_mma.tilem=64;linear_mma.tilen=32;linear_mma.tilek=32;"
+    "linear_mma.local=128;linear_mma.stages=3",
+};
+
+/* m, n, k: 1 x 1 x 1, odd sizes (K value by value), K a multiple of 8
+ * (16-byte copies) over several chunks with partial tiles. */
+static const int mma_shapes[][3] = {
+    {1, 1, 1}, {7, 5, 3}, {33, 20, 17}, {70, 40, 24}, {40, 34, 72}};
+
+static int run_linear_mma(rng *r) {
+  /* storage, output, epilogue: each dtype, output and epilogue once */
+  const struct {
+    dcnv4_dtype dtype, out;
+    dcn_gemm_epilogue_kind epilogue;
+  } combos[] = {{DCNV4_FLOAT16, DCNV4_FLOAT32, DCN_GEMM_NONE},
+                {DCNV4_FLOAT16, DCNV4_FLOAT16, DCN_GEMM_GELU},
+                {DCNV4_BFLOAT16, DCNV4_BFLOAT16, DCN_GEMM_RESIDUAL}};
+  int done = 0;
+  for (size_t v = 0; v < sizeof mma_variants / sizeof *mma_variants; v++) {
+    dcnv4_context *ctx = oclgrind_context(mma_variants[v]);
+    /* The ring of 3: bf16 -> bf16 with the residual only (Oclgrind runs
+     * the portable fragments' barriers slowly: 800 s for all of both). */
+    for (size_t c = v ? 2 : 0; c < sizeof combos / sizeof *combos; c++)
+      for (size_t s = 0; s < sizeof mma_shapes / sizeof *mma_shapes; s++) {
+        fii_case fc;
+        memset(&fc, 0, sizeof fc);
+        fc.op = FII_GEMM;
+        fc.dtype = combos[c].dtype;
+        fc.out_dtype = combos[c].out;
+        fc.epilogue = combos[c].epilogue;
+        fc.m = mma_shapes[s][0];
+        fc.n = mma_shapes[s][1];
+        fc.k = mma_shapes[s][2];
+        fc.with_bias = (int)(s % 2);
+        fc.with_scale = (int)(s % 2);
+        char what[200];
+        fii_case_name(&fc, what, sizeof what);
+        dcnv4_status st;
+        const double e = fii_check(&fc, ctx, r, &st);
+        if (st != DCNV4_SUCCESS)
+          CHECK(0, "%s: %s", what, dcnv4_context_last_error(ctx));
+        else
+          CHECK(e <= tolerance_for(fc.dtype), "%s: error %.3g", what, e);
+        CHECK(dcnv4_context_tuning_fallbacks(ctx) == 0,
+              "%s: fell back to the default", what);
+        check_log(what);
+        done++;
+      }
+    dcnv4_context_destroy(ctx);
+  }
+  return done;
+}
+
 /* ------------------------------------------------------------ fii */
 
 static int fii_run(dcnv4_context *ctx, fii_case *c, rng *r) {
@@ -837,7 +900,7 @@ int main(int argc, char **argv) {
   if (argc != 3) {
     fprintf(stderr,
             "usage: oclgrind --log LOG ... %s CL_DIR "
-            "dcnv4:V|fda:V|layer|linear|fii\n",
+            "dcnv4:V|fda:V|layer|linear|linear_mma|fii\n",
             argv[0]);
     return 2;
   }
@@ -862,6 +925,8 @@ int main(int argc, char **argv) {
     done = run_layer(argv[1], &r);
   else if (!strcmp(part, "linear"))
     done = run_linear(&r);
+  else if (!strcmp(part, "linear_mma"))
+    done = run_linear_mma(&r);
   else if (!strcmp(part, "fii"))
     done = run_fii(&r);
   else {

@@ -6,16 +6,36 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* n random values in [lo, hi), as floats and as the doubles they are. */
-static cl_mem random_buffer(dcnv4_context *ctx, rng *r, size_t n, double lo,
-                            double hi, double **values) {
+/* n random values in [lo, hi) rounded to `dtype`, on the device in that
+ * dtype and as the doubles they are. */
+static cl_mem random_buffer_dtype(dcnv4_context *ctx, rng *r, size_t n,
+                                  double lo, double hi, dcnv4_dtype dtype,
+                                  double **values) {
   float *f = malloc(n * sizeof *f + 1);
   for (size_t i = 0; i < n; i++)
-    f[i] = (float)rng_uniform(r, lo, hi);
-  cl_mem m = upload_values(ctx, f, n, DCNV4_FLOAT32);
+    f[i] = round_to_dtype((float)rng_uniform(r, lo, hi), dtype);
+  cl_mem m = upload_values(ctx, f, n, dtype);
   *values = to_doubles(f, n);
   free(f);
   return m;
+}
+
+static cl_mem random_buffer(dcnv4_context *ctx, rng *r, size_t n, double lo,
+                            double hi, double **values) {
+  return random_buffer_dtype(ctx, r, n, lo, hi, DCNV4_FLOAT32, values);
+}
+
+/* The output's storage: a GEMM's out_dtype, else fp32. */
+static dcnv4_dtype out_dtype(const fii_case *c) {
+  return c->op == FII_GEMM ? c->out_dtype : DCNV4_FLOAT32;
+}
+
+/* out_init as the output's bytes (malloc'd, `*bytes` long). */
+static void *packed_init(const fii_case *c, size_t *bytes) {
+  *bytes = c->out_count * dcnv4_dtype_size(out_dtype(c));
+  void *p = malloc(*bytes + 1);
+  pack_dtype(c->out_init, p, c->out_count, out_dtype(c));
+  return p;
 }
 
 static float *floats_of(const double *v, size_t n) {
@@ -109,14 +129,15 @@ static void setup_avgpool(fii_case *c, dcnv4_context *ctx, rng *r) {
 static void setup_gemm(fii_case *c, dcnv4_context *ctx, rng *r) {
   const size_t m = (size_t)c->m, n = (size_t)c->n, k = (size_t)c->k;
   double *a, *b, *bias, *s, *res = NULL;
-  c->in[0] = random_buffer(ctx, r, m * k, -1, 1, &a);
-  c->in[1] = random_buffer(ctx, r, n * k, -1, 1, &b);
+  c->in[0] = random_buffer_dtype(ctx, r, m * k, -1, 1, c->dtype, &a);
+  c->in[1] = random_buffer_dtype(ctx, r, n * k, -1, 1, c->dtype, &b);
   c->in[2] = random_buffer(ctx, r, n, -1, 1, &bias);
   c->in[3] = random_buffer(ctx, r, n, 0.5, 1.5, &s);
   c->out_count = m * n;
   c->ref = malloc(m * n * sizeof *c->ref + 1);
   if (c->epilogue == DCN_GEMM_RESIDUAL) {
-    host_release(random_buffer(ctx, r, m * n, -1, 1, &res));
+    /* The residual's values as its dtype holds them. */
+    host_release(random_buffer_dtype(ctx, r, m * n, -1, 1, c->out_dtype, &res));
     c->out_init = floats_of(res, m * n);
     c->scratch = poisoned_buffer(ctx, m * n, DCNV4_FLOAT32);
   } else
@@ -143,11 +164,15 @@ void fii_case_setup(fii_case *c, dcnv4_context *ctx, rng *r) {
   case FII_AVGPOOL: setup_avgpool(c, ctx, r); break;
   case FII_GEMM: setup_gemm(c, ctx, r); break;
   }
-  c->out = upload_values(ctx, c->out_init, c->out_count, DCNV4_FLOAT32);
+  c->out = upload_values(ctx, c->out_init, c->out_count, out_dtype(c));
 }
 
 void fii_case_reset(const fii_case *c, dcnv4_context *ctx) {
-  if (host_write(ctx, c->out, c->out_init, c->out_count * sizeof(float))) {
+  size_t bytes;
+  void *init = packed_init(c, &bytes);
+  const int failed = host_write(ctx, c->out, init, bytes);
+  free(init);
+  if (failed) {
     fprintf(stderr, "cannot write a device buffer\n");
     exit(1);
   }
@@ -174,8 +199,9 @@ dcnv4_status fii_case_run(const fii_case *c, dcnv4_context *ctx) {
                                c->in[0], c->out, NULL);
   case FII_GEMM: {
     dcn_gemm g;
-    dcnv4_status st = dcn_gemm_prepare_epilogue(ctx, false, c->with_bias != 0,
-                                                c->epilogue, &g);
+    const dcn_gemm_spec spec = {c->dtype, c->out_dtype, c->epilogue,
+                                c->with_bias != 0, false};
+    dcnv4_status st = dcn_gemm_prepare_spec(ctx, &spec, &g);
     if (st != DCNV4_SUCCESS)
       return st;
     const bool res = c->epilogue == DCN_GEMM_RESIDUAL;
@@ -191,18 +217,19 @@ dcnv4_status fii_case_run(const fii_case *c, dcnv4_context *ctx) {
 }
 
 double fii_case_error(const fii_case *c, dcnv4_context *ctx) {
-  double *got = download_values(ctx, c->out, c->out_count, DCNV4_FLOAT32);
+  double *got = download_values(ctx, c->out, c->out_count, out_dtype(c));
   double e = rel_l2(got, c->ref, c->out_count);
   free(got);
   return e;
 }
 
 int fii_case_untouched(const fii_case *c, dcnv4_context *ctx) {
-  const size_t bytes = c->out_count * sizeof(float);
-  float *now = malloc(bytes + 1);
-  int same = host_read(ctx, c->out, now, bytes) == 0 &&
-             memcmp(now, c->out_init, bytes) == 0;
+  size_t bytes;
+  void *init = packed_init(c, &bytes), *now = malloc(bytes + 1);
+  int same =
+      host_read(ctx, c->out, now, bytes) == 0 && memcmp(now, init, bytes) == 0;
   free(now);
+  free(init);
   return same;
 }
 
@@ -247,9 +274,10 @@ void fii_case_name(const fii_case *c, char *out, size_t size) {
              (unsigned long long)c->positions, c->ln.channels);
     break;
   case FII_GEMM:
-    snprintf(out, size, "gemm %dx%dx%d %s%s%s", c->m, c->n, c->k,
+    snprintf(out, size, "gemm %dx%dx%d %s%s%s %s->%s", c->m, c->n, c->k,
              gemms[c->epilogue], c->with_bias ? " +bias" : "",
-             c->with_scale ? " +scale" : "");
+             c->with_scale ? " +scale" : "", dcnv4_dtype_name(c->dtype),
+             dcnv4_dtype_name(c->out_dtype));
     break;
   }
 }

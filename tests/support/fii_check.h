@@ -28,8 +28,11 @@ typedef struct fii_case {
   /* FII_AVGPOOL */
   int batch;
   uint64_t positions;
-  /* FII_GEMM: c (m, n) = a (m, k) b^T + bias, then epilogue */
+  /* FII_GEMM: c (m, n) = a (m, k) b^T + bias, then epilogue; a and b in
+   * `dtype`, c (or the residual) in `out_dtype` (0: fp32 both), bias and
+   * scale fp32 */
   dcn_gemm_epilogue_kind epilogue;
+  dcnv4_dtype dtype, out_dtype;
   int m, n, k;
   int with_bias, with_scale;
   /* FII_LAYERNORM: x is out (PLAIN, GELU) or residual is out (RESIDUAL) */

@@ -14,9 +14,14 @@
  * that the device cannot run or build falls back to the built-in one, then
  * to CLBlast (logged under DCNV4_LOG=info).
  *
- * Every projection is fp32 SGEMM, whatever the layer's dtype: CLBlast's half
- * GEMM needs cl_khr_fp16, which NVIDIA's OpenCL lacks; fp16/bf16 layers
- * widen their data to fp32 scratch instead (see layer.h).
+ * GEMMs on 16-bit storage (dcn_gemm_prepare_spec with an fp16 or bf16
+ * dtype) run linear_mma.cl: tensor-core products through inline PTX on
+ * NVIDIA devices of compute capability 8 or later (NVIDIA's OpenCL has no
+ * cl_khr_fp16, so CLBlast's half GEMM cannot run there), the same kernel
+ * with portable fragments elsewhere; tiles per shape class from the
+ * "linear_mma" tuning, a tuned configuration that cannot run falling back
+ * to the built-in one. The layers' projections still run in fp32 on
+ * widened copies (see layer.h).
  *
  * Tuned parameters: the tuning file's "gemm" entries go to
  * CLBlastOverrideParameters at context creation
@@ -227,21 +232,9 @@ static dcnv4_status few_tile_kernels(dcnv4_context *ctx,
   return DCNV4_SUCCESS;
 }
 
-dcnv4_status dcn_gemm_prepare(dcnv4_context *ctx, bool idx64, bool bias,
-                              dcn_gemm *g) {
-  return dcn_gemm_prepare_epilogue(ctx, idx64, bias, DCN_GEMM_NONE, g);
-}
-
-dcnv4_status dcn_gemm_prepare_epilogue(dcnv4_context *ctx, bool idx64,
-                                       bool bias, dcn_gemm_epilogue_kind kind,
-                                       dcn_gemm *g) {
-  memset(g, 0, sizeof *g);
-  if (kind != DCN_GEMM_NONE && kind != DCN_GEMM_GELU &&
-      kind != DCN_GEMM_RESIDUAL)
-    return dcn_fail(ctx, DCNV4_ERROR_INVALID_PARAMETER,
-                    "GEMM: unknown epilogue %d", (int)kind);
-  g->idx64 = idx64;
-  g->epilogue = kind;
+/* fp32 storage: linear.cl as tuned, else CLBlast. */
+static dcnv4_status prepare_f32(dcnv4_context *ctx, bool idx64, bool bias,
+                                dcn_gemm_epilogue_kind kind, dcn_gemm *g) {
   dcn_linear_tuning cfgs[2];
   int n = dcn_tuning_linear(ctx, cfgs);
   for (int i = 0; i < n; i++) {
@@ -291,7 +284,7 @@ static uint64_t ceil_div(uint64_t a, uint64_t b) { return (a + b - 1) / b; }
 dcn_gemm_plan dcn_gemm_plan_for(const dcnv4_context *ctx, const dcn_gemm *g,
                                 uint64_t m, uint64_t n, uint64_t k) {
   dcn_gemm_plan p = {g->linear, g->tile_m, 1, k};
-  if (!g->own)
+  if (!g->own || g->mma) /* linear_mma.cl: own_linear picks the class */
     return p;
   const uint64_t cu = ctx->compute_units ? ctx->compute_units : 1;
   const uint64_t tiles_n = ceil_div(n, (uint64_t)g->tile_n);
@@ -347,13 +340,223 @@ static dcnv4_status partials_buffer(dcnv4_context *ctx, size_t bytes,
   return DCNV4_SUCCESS;
 }
 
+/* ------------------------------------------------ linear_mma.cl */
+
+/* The warps of a tile_m x tile_n tile: wm x wn = local / 32 warps, each a
+ * block of whole 16x16 pieces, as square as the tile allows (fewer, taller
+ * warps on ties); false if none splits it. */
+static bool mma_warps(int tile_m, int tile_n, int warps, int *wm, int *wn) {
+  int best = -1;
+  for (int m = 1; m <= warps; m++) {
+    const int n = warps / m;
+    if (warps % m || tile_m % (16 * m) || tile_n % (16 * n))
+      continue;
+    const int d = tile_m / m - tile_n / n, score = d < 0 ? -d : d;
+    if (best < 0 || score < best) {
+      best = score;
+      *wm = m;
+      *wn = n;
+    }
+  }
+  return best >= 0;
+}
+
+/* Local memory of a configuration (bytes): the ring of staged tiles (rows
+ * of tile_k + 8 16-bit values), and the portable fragments' exchange (6
+ * words per lane). */
+static cl_ulong mma_local_bytes(const dcn_linear_mma_tuning *c, bool ptx) {
+  const cl_ulong ring = (cl_ulong)c->stages *
+                        (cl_ulong)(c->tile_m + c->tile_n) *
+                        (cl_ulong)(c->tile_k + 8) * 2;
+  return ring + (ptx ? 0 : (cl_ulong)c->local_size * 6 * 4);
+}
+
+/* Why a linear_mma configuration cannot run on the device, or NULL; fills
+ * the warp grid. */
+static const char *mma_unusable(const dcnv4_context *ctx,
+                                const dcn_linear_mma_tuning *c, bool ptx,
+                                int *wm, int *wn, char *why, size_t size) {
+  const size_t local = c->local_size;
+  if (local % 32 || local < 32 ||
+      !mma_warps(c->tile_m, c->tile_n, (int)(local / 32), wm, wn)) {
+    snprintf(why, size,
+             "a %dx%d tile does not split into %zu work-items of whole "
+             "warps (32) of 16x16 pieces",
+             c->tile_m, c->tile_n, local);
+    return why;
+  }
+  if (c->tile_k % 16 || c->stages < 2 || c->stages > 4) {
+    snprintf(why, size, "tilek %d (a multiple of 16) or stages %d (2 to 4)",
+             c->tile_k, c->stages);
+    return why;
+  }
+  if (local > ctx->max_work_group_size) {
+    snprintf(why, size, "work-groups of %zu items, more than the device's %zu",
+             local, ctx->max_work_group_size);
+    return why;
+  }
+  const cl_ulong bytes = mma_local_bytes(c, ptx);
+  if (bytes > ctx->local_mem_bytes) {
+    snprintf(
+        why, size, "%llu bytes of local memory, more than the device's %llu",
+        (unsigned long long)bytes, (unsigned long long)ctx->local_mem_bytes);
+    return why;
+  }
+  return NULL;
+}
+
+/* Whether the device runs linear_mma.cl's PTX (ldmatrix, mma.sync with
+ * bf16, cp.async: compute capability 8 or later). */
+static bool mma_has_ptx(const dcnv4_context *ctx) {
+  return ctx->vendor == DCN_VENDOR_NVIDIA && ctx->nv_compute_major >= 8;
+}
+
+/* Builds linear_mma.cl for configuration `c` into `out`: DCNV4_SUCCESS,
+ * DCNV4_ERROR_BUILD_FAILED (also for a configuration the device cannot
+ * run, with `why` set), or another failure to report. On devices with the
+ * PTX, the tensor-core build first, then the portable one (*ptx tells). */
+static dcnv4_status mma_kernel(dcnv4_context *ctx,
+                               const dcn_linear_mma_tuning *c,
+                               const dcn_gemm *g, dcn_gemm_mma *out, bool *ptx,
+                               char *why, size_t size) {
+  const bool try_ptx = mma_has_ptx(ctx);
+  int wm = 0, wn = 0;
+  /* The portable build needs more local memory: checked when it is the
+   * one tried first, else only the PTX build's need. */
+  if (mma_unusable(ctx, c, try_ptx, &wm, &wn, why, size))
+    return DCNV4_ERROR_BUILD_FAILED;
+  char portable[256], tensor[280];
+  snprintf(portable, sizeof portable,
+           "-DIDX64=%d -DDTYPE=%d -DOUT_DTYPE=%d -DEPILOGUE=%d -DTM=%d "
+           "-DTN=%d -DTK=%d -DWM=%d -DWN=%d -DSTAGES=%d",
+           g->idx64 ? 1 : 0, (int)g->dtype, (int)g->out, (int)g->epilogue,
+           c->tile_m, c->tile_n, c->tile_k, wm, wn, c->stages);
+  snprintf(tensor, sizeof tensor, "%s -DWARP_MMA_PTX=1", portable);
+  const char *const list[] = {tensor, portable};
+  /* The portable build's local memory was not checked on PTX devices. */
+  const int count =
+      try_ptx && mma_local_bytes(c, false) <= ctx->local_mem_bytes ? 2 : 1;
+  int chosen = 0;
+  cl_kernel k;
+  dcnv4_status st =
+      try_ptx ? dcn_get_kernel_first(ctx, "linear_mma", list, count,
+                                     "linear_mma", &k, &chosen)
+              : dcn_get_kernel(ctx, "linear_mma", portable, "linear_mma", &k);
+  if (st == DCNV4_ERROR_BUILD_FAILED) {
+    snprintf(why, size, "does not build on this device");
+    return st;
+  }
+  if (st != DCNV4_SUCCESS)
+    return st;
+  /* The compiler may allow fewer work-items than asked (registers). */
+  const size_t limit = dcn_kernel_item_limit(ctx, k, c->local_size);
+  if (limit < c->local_size) {
+    snprintf(why, size, "allows %zu work-items per group, not %zu", limit,
+             c->local_size);
+    return DCNV4_ERROR_BUILD_FAILED;
+  }
+  out->kernel = k;
+  out->tile_m = c->tile_m;
+  out->tile_n = c->tile_n;
+  out->local = c->local_size;
+  *ptx = try_ptx && chosen == 0;
+  return DCNV4_SUCCESS;
+}
+
+/* 16-bit storage: linear_mma.cl for each shape class, the tuned
+ * configuration or else the built-in one. */
+static dcnv4_status prepare_mma(dcnv4_context *ctx, dcn_gemm *g) {
+  static const int classes[DCN_GEMM_MMA_CLASSES] = {
+      [DCN_GEMM_MMA_WIDE] = 0, [DCN_GEMM_MMA_NARROW] = DCN_GEMM_NARROW_COLUMNS};
+  g->own = true;
+  g->mma = true;
+  for (int cls = 0; cls < DCN_GEMM_MMA_CLASSES; cls++) {
+    dcn_linear_mma_tuning cfgs[2];
+    const int n = dcn_tuning_linear_mma(ctx, g->dtype, classes[cls], cfgs);
+    dcnv4_status st = DCNV4_ERROR_BUILD_FAILED;
+    char why[200] = "";
+    for (int i = 0; i < n && st == DCNV4_ERROR_BUILD_FAILED; i++) {
+      bool ptx = false;
+      st = mma_kernel(ctx, &cfgs[i], g, &g->mma_class[cls], &ptx, why,
+                      sizeof why);
+      if (st == DCNV4_SUCCESS)
+        g->ptx = ptx;
+      else if (st == DCNV4_ERROR_BUILD_FAILED && i + 1 < n)
+        dcn_tuning_log_fallback(ctx, DCN_KERNEL_LINEAR_MMA, &cfgs[i],
+                                &cfgs[i + 1], why);
+    }
+    if (st == DCNV4_ERROR_BUILD_FAILED)
+      return dcn_fail(ctx, DCNV4_ERROR_BUILD_FAILED,
+                      "GEMM on %s storage: linear_mma.cl (tile %dx%dx%d, "
+                      "local %zu, stages %d) %s",
+                      dcnv4_dtype_name(g->dtype), cfgs[n - 1].tile_m,
+                      cfgs[n - 1].tile_n, cfgs[n - 1].tile_k,
+                      cfgs[n - 1].local_size, cfgs[n - 1].stages, why);
+    if (st != DCNV4_SUCCESS)
+      return st;
+  }
+  return DCNV4_SUCCESS;
+}
+
+dcnv4_status dcn_gemm_prepare_spec(dcnv4_context *ctx,
+                                   const dcn_gemm_spec *spec, dcn_gemm *g) {
+  memset(g, 0, sizeof *g);
+  const dcn_gemm_epilogue_kind kind = spec->epilogue;
+  if (kind != DCN_GEMM_NONE && kind != DCN_GEMM_GELU &&
+      kind != DCN_GEMM_RESIDUAL)
+    return dcn_fail(ctx, DCNV4_ERROR_INVALID_PARAMETER,
+                    "GEMM: unknown epilogue %d", (int)kind);
+  if (dcnv4_dtype_size(spec->dtype) == 0)
+    return dcn_fail(ctx, DCNV4_ERROR_INVALID_PARAMETER,
+                    "GEMM: unknown storage dtype %d", (int)spec->dtype);
+  if (spec->out != DCNV4_FLOAT32 && spec->out != spec->dtype)
+    return dcn_fail(ctx, DCNV4_ERROR_INVALID_PARAMETER,
+                    "GEMM: output dtype %d with %s storage (fp32 or %s)",
+                    (int)spec->out, dcnv4_dtype_name(spec->dtype),
+                    dcnv4_dtype_name(spec->dtype));
+  g->idx64 = spec->idx64;
+  g->epilogue = kind;
+  g->dtype = spec->dtype;
+  g->out = spec->out;
+  if (spec->dtype != DCNV4_FLOAT32)
+    return prepare_mma(ctx, g);
+  return prepare_f32(ctx, spec->idx64, spec->bias, kind, g);
+}
+
+dcnv4_status dcn_gemm_prepare(dcnv4_context *ctx, bool idx64, bool bias,
+                              dcn_gemm *g) {
+  return dcn_gemm_prepare_epilogue(ctx, idx64, bias, DCN_GEMM_NONE, g);
+}
+
+dcnv4_status dcn_gemm_prepare_epilogue(dcnv4_context *ctx, bool idx64,
+                                       bool bias, dcn_gemm_epilogue_kind kind,
+                                       dcn_gemm *g) {
+  const dcn_gemm_spec spec = {DCNV4_FLOAT32, DCNV4_FLOAT32, kind, bias, idx64};
+  return dcn_gemm_prepare_spec(ctx, &spec, g);
+}
+
+/* linear.cl or linear_mma.cl (their arguments are the same). */
 static dcnv4_status own_linear(dcnv4_context *ctx, const dcn_gemm *g,
                                uint64_t m, uint64_t n, uint64_t k, cl_mem a,
                                cl_mem b, cl_mem bias, cl_mem c,
                                const dcn_gemm_epilogue *e, cl_event *event,
                                const char *what) {
-  const dcn_gemm_plan p = dcn_gemm_plan_for(ctx, g, m, n, k);
-  const uint64_t tiles_n = (n + (uint64_t)g->tile_n - 1) / (uint64_t)g->tile_n;
+  dcn_gemm_plan p = dcn_gemm_plan_for(ctx, g, m, n, k);
+  uint64_t tile_n = (uint64_t)g->tile_n;
+  size_t local = g->local;
+  if (g->mma) {
+    /* The narrow class where built (the wide one serves every shape); no
+     * split-K. */
+    const dcn_gemm_mma *v = &g->mma_class[DCN_GEMM_MMA_WIDE];
+    if (n <= DCN_GEMM_NARROW_COLUMNS &&
+        g->mma_class[DCN_GEMM_MMA_NARROW].kernel)
+      v = &g->mma_class[DCN_GEMM_MMA_NARROW];
+    p.kernel = v->kernel;
+    p.tile_m = v->tile_m;
+    tile_n = (uint64_t)v->tile_n;
+    local = v->local;
+  }
+  const uint64_t tiles_n = (n + tile_n - 1) / tile_n;
   const uint64_t tiles_m = (m + (uint64_t)p.tile_m - 1) / (uint64_t)p.tile_m;
   const bool split = p.parts > 1;
   uint64_t groups = 0, items = 0, quads = 0;
@@ -361,7 +564,7 @@ static dcnv4_status own_linear(dcnv4_context *ctx, const dcn_gemm *g,
   /* (split: the plan checked parts * m * n) */
   if (n > INT32_MAX || k > INT32_MAX || (!g->idx64 && m > INT32_MAX) ||
       !dcn_mul_u64(tiles_m, tiles_n, &groups) ||
-      !dcn_mul_u64(groups, (uint64_t)g->local, &items) || items > SIZE_MAX ||
+      !dcn_mul_u64(groups, (uint64_t)local, &items) || items > SIZE_MAX ||
       (ctx->address_bits < 64 && items > 0xffffffffull) ||
       (split &&
        (!dcn_mul_u64(m, (n + 3) / 4, &quads) ||
@@ -400,11 +603,11 @@ static dcnv4_status own_linear(dcnv4_context *ctx, const dcn_gemm *g,
   if ((st = dcn_set_args(ctx, p.kernel, args, count, what)))
     return st;
   const size_t global[2] = {(size_t)items, (size_t)p.parts},
-               local[2] = {g->local, 1};
+               local_size[2] = {local, 1};
   if (!split)
-    return dcn_enqueue_nd(ctx, p.kernel, 1, global, local, 0, NULL, event,
+    return dcn_enqueue_nd(ctx, p.kernel, 1, global, local_size, 0, NULL, event,
                           what);
-  if ((st = dcn_enqueue_nd(ctx, p.kernel, 2, global, local, 0, NULL, NULL,
+  if ((st = dcn_enqueue_nd(ctx, p.kernel, 2, global, local_size, 0, NULL, NULL,
                            what)))
     return st;
   const dcn_arg rargs[] = {DCN_ARG(partials), DCN_ARG(bias_arg),
@@ -444,7 +647,7 @@ static dcnv4_status check_epilogue(dcnv4_context *ctx, const dcn_gemm *g,
   uint64_t elems = 0;
   size_t bytes = 0, n_bytes = 0;
   if (n > INT32_MAX || !dcn_mul_u64(m, n, &elems) ||
-      !dcn_bytes(elems, sizeof(cl_float), &bytes) ||
+      !dcn_bytes(elems, dcnv4_dtype_size(g->out), &bytes) ||
       !dcn_bytes(n, sizeof(cl_float), &n_bytes))
     return dcn_fail(ctx, DCNV4_ERROR_SIZE_OVERFLOW,
                     "GEMM %s: %llu x %llu overflows", what,

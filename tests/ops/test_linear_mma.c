@@ -1,0 +1,216 @@
+/* The GEMM on 16-bit storage (linear_mma.cl through dcn_gemm_prepare_spec
+ * and dcn_gemm_linear_epilogue, src/layers/layer.h): fp16 and bf16 inputs,
+ * fp32 or 16-bit output, every epilogue (none, GELU, residual with and
+ * without a scale), with and without a bias, against the float64 product
+ * of the same (rounded) inputs, on random sizes with the corners: 1 x 1 x
+ * 1, M, N and K multiples of no tile, K a multiple of 8 (16-byte copies)
+ * and not (value by value), N odd (no paired stores), N at most 64 (the
+ * narrow shape class). Then a tuned tile the device cannot run (falls
+ * back to the built-in one, counted), and bad specs and buffers (a status,
+ * a message, nothing written).
+ *
+ * On devices without tensor-core PTX this checks the portable fragments,
+ * which compute what ldmatrix and mma.sync compute, fragment for fragment;
+ * on NVIDIA devices of compute capability 8 or later, the PTX build (the
+ * line "tensor cores: yes" says which ran). PoCL compiles each program at
+ * its first launch: the combinations below cover each dtype, output and
+ * epilogue with few programs.
+ *
+ * usage: test_linear_mma [--count N] [--all | --few]
+ *   --all: every combination of dtype, output and epilogue (12 programs);
+ *   --few: two (fp16 -> fp16 residual, bf16 -> fp32 GELU), for tile
+ *          variants (DCNV4_TUNING)
+ * Tolerance (DESIGN.md §1.4, relative L2 of each output against the
+ * float64 reference): fp16 1e-3, bf16 8e-3, whether the output is 16-bit
+ * (rounded once) or fp32. */
+#include "fii_check.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct combo {
+  dcnv4_dtype dtype, out;
+  dcn_gemm_epilogue_kind epilogue;
+} combo;
+
+static const char *const epilogue_names[] = {"none", "gelu", "residual"};
+
+static void random_gemms(dcnv4_context *ctx, rng *r, const combo *c,
+                         int count) {
+  static const int sizes_m[] = {1, 7, 33, 129, 300};
+  static const int sizes_nk[] = {1, 3, 8, 16, 27, 40, 64, 72, 129};
+  /* Which build runs (the cases prepare their own). */
+  const dcn_gemm_spec spec = {c->dtype, c->out, c->epilogue, true, false};
+  dcn_gemm g;
+  dcnv4_status st = dcn_gemm_prepare_spec(ctx, &spec, &g);
+  CHECK(st == DCNV4_SUCCESS, "prepare %s -> %s%s: %s",
+        dcnv4_dtype_name(c->dtype), dcnv4_dtype_name(c->out),
+        epilogue_names[c->epilogue], dcnv4_context_last_error(ctx));
+  if (st != DCNV4_SUCCESS)
+    return;
+  const double tol = tolerance_for(c->dtype);
+  double worst = 0;
+  for (int i = 0; i < count + 3; i++) {
+    fii_case fc;
+    memset(&fc, 0, sizeof fc);
+    fc.op = FII_GEMM;
+    fc.dtype = c->dtype;
+    fc.out_dtype = c->out;
+    fc.epilogue = c->epilogue;
+    if (i == 0)
+      fc.m = fc.n = fc.k = 1;
+    else if (i == 1) { /* partial tiles everywhere, K by 16-byte copies */
+      fc.m = 129;
+      fc.n = 72;
+      fc.k = 136;
+    } else if (i == 2) { /* odd N, K value by value over several chunks */
+      fc.m = 300;
+      fc.n = 129;
+      fc.k = 129;
+    } else {
+      fc.m =
+          sizes_m[rng_int(r, 0, (int)(sizeof sizes_m / sizeof *sizes_m) - 1)];
+      fc.n = sizes_nk[rng_int(r, 0,
+                              (int)(sizeof sizes_nk / sizeof *sizes_nk) - 1)];
+      fc.k = sizes_nk[rng_int(r, 0,
+                              (int)(sizeof sizes_nk / sizeof *sizes_nk) - 1)];
+    }
+    fc.with_bias = rng_int(r, 0, 1);
+    fc.with_scale = c->epilogue == DCN_GEMM_RESIDUAL && rng_int(r, 0, 1);
+    char name[160];
+    fii_case_name(&fc, name, sizeof name);
+    const double err = fii_check(&fc, ctx, r, &st);
+    CHECK(err <= tol, "%s: rel L2 %.3g > %.0e (%s)", name, err, tol,
+          st == DCNV4_SUCCESS ? "ran" : dcnv4_context_last_error(ctx));
+    if (err > worst)
+      worst = err;
+  }
+  printf("%-8s -> %-8s %-9s tensor cores: %s  worst rel L2 %.2e\n",
+         dcnv4_dtype_name(c->dtype), dcnv4_dtype_name(c->out),
+         epilogue_names[c->epilogue], g.ptx ? "yes" : "no", worst);
+}
+
+/* A tuned tile that does not split into its warps falls back to the
+ * built-in configuration, counted and still right. */
+static void fallback(dcnv4_context *ctx, rng *r) {
+  CHECK(dcnv4_context_set_tuning(ctx,
+                                 "linear_mma.tilem=16;linear_mma.tilen="
+                                 "16;linear_mma.local=256") == DCNV4_SUCCESS,
+        "set_tuning");
+  const uint64_t before = dcnv4_context_tuning_fallbacks(ctx);
+  fii_case fc;
+  memset(&fc, 0, sizeof fc);
+  fc.op = FII_GEMM;
+  fc.dtype = DCNV4_FLOAT16;
+  fc.m = 33;
+  fc.n = 20;
+  fc.k = 17;
+  fc.with_bias = 1;
+  dcnv4_status st;
+  const double err = fii_check(&fc, ctx, r, &st);
+  CHECK(err <= TOL_FP16, "fallback: rel L2 %.3g (%s)", err,
+        st == DCNV4_SUCCESS ? "ran" : dcnv4_context_last_error(ctx));
+  CHECK(dcnv4_context_tuning_fallbacks(ctx) > before,
+        "an unusable tile was not counted as a fallback");
+  dcnv4_context_set_tuning(ctx, "");
+}
+
+/* A failed call: the status, a message. */
+#define REJECTS(call, want, what)                                              \
+  do {                                                                         \
+    dcnv4_status got_ = (call);                                                \
+    CHECK(got_ == (want), "%s: %s, expected %s", what,                         \
+          dcnv4_status_string(got_), dcnv4_status_string(want));               \
+    CHECK(dcnv4_context_last_error(ctx)[0] != '\0', "%s: no message", what);   \
+  } while (0)
+
+static void bad_arguments(dcnv4_context *ctx) {
+  dcn_gemm g;
+  const dcn_gemm_spec bad_specs[] = {
+      {(dcnv4_dtype)7, DCNV4_FLOAT32, DCN_GEMM_NONE, false, false},
+      {DCNV4_BFLOAT16, DCNV4_FLOAT16, DCN_GEMM_NONE, false, false},
+      {DCNV4_FLOAT32, DCNV4_FLOAT16, DCN_GEMM_NONE, false, false},
+      {DCNV4_FLOAT16, DCNV4_FLOAT16, (dcn_gemm_epilogue_kind)5, false, false},
+  };
+  const char *const what[] = {"unknown dtype", "bf16 -> fp16", "fp32 -> fp16",
+                              "unknown epilogue"};
+  for (size_t i = 0; i < sizeof bad_specs / sizeof *bad_specs; i++)
+    REJECTS(dcn_gemm_prepare_spec(ctx, &bad_specs[i], &g),
+            DCNV4_ERROR_INVALID_PARAMETER, what[i]);
+  REJECTS(dcnv4_context_set_tuning(ctx, "linear_mma.stages=5"),
+          DCNV4_ERROR_INVALID_PARAMETER, "stages 5");
+  REJECTS(dcnv4_context_set_tuning(ctx, "linear_mma.vec=4"),
+          DCNV4_ERROR_INVALID_PARAMETER, "linear_mma.vec");
+  /* A residual of fp16 values sized as 6 x 4 (the GEMM is 6 x 5), and the
+   * residual aliasing an operand: nothing is written. */
+  const dcn_gemm_spec spec = {DCNV4_FLOAT16, DCNV4_FLOAT16, DCN_GEMM_RESIDUAL,
+                              true, false};
+  if (dcn_gemm_prepare_spec(ctx, &spec, &g) != DCNV4_SUCCESS) {
+    CHECK(0, "prepare residual: %s", dcnv4_context_last_error(ctx));
+    return;
+  }
+  float ones[30];
+  for (int i = 0; i < 30; i++)
+    ones[i] = 1.0f;
+  cl_mem a = upload_values(ctx, ones, 24, DCNV4_FLOAT16),
+         b = upload_values(ctx, ones, 20, DCNV4_FLOAT16),
+         small = upload_values(ctx, ones, 24, DCNV4_FLOAT16);
+  dcn_gemm_epilogue e = {DCN_GEMM_RESIDUAL, small, NULL};
+  REJECTS(dcn_gemm_linear_epilogue(ctx, &g, 6, 5, 4, a, b, NULL, NULL, &e, NULL,
+                                   "test"),
+          DCNV4_ERROR_BUFFER_TOO_SMALL, "residual too small");
+  e.residual = a;
+  REJECTS(dcn_gemm_linear_epilogue(ctx, &g, 6, 4, 4, a, b, NULL, NULL, &e, NULL,
+                                   "test"),
+          DCNV4_ERROR_INVALID_BUFFER, "residual aliasing a");
+  dcnv4_context_finish(ctx);
+  double *v = download_values(ctx, small, 24, DCNV4_FLOAT16);
+  int same = 1;
+  for (int i = 0; i < 24; i++)
+    same &= v[i] == 1.0;
+  CHECK(same, "a rejected call wrote its residual");
+  free(v);
+  clReleaseMemObject(a);
+  clReleaseMemObject(b);
+  clReleaseMemObject(small);
+}
+
+int main(int argc, char **argv) {
+  int count = 6;
+  bool all = false, few = false;
+  for (int i = 1; i < argc; i++)
+    if (!strcmp(argv[i], "--count") && i + 1 < argc)
+      count = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--all"))
+      all = true;
+    else if (!strcmp(argv[i], "--few"))
+      few = true;
+  rng r = {test_seed(0x3ac16)};
+  dcnv4_context *ctx = test_context();
+  const dcnv4_dtype f16 = DCNV4_FLOAT16, b16 = DCNV4_BFLOAT16,
+                    f32 = DCNV4_FLOAT32;
+  /* Each dtype with each output and each epilogue, in six programs. */
+  const combo six[] = {
+      {f16, f32, DCN_GEMM_NONE},     {f16, f16, DCN_GEMM_GELU},
+      {f16, f16, DCN_GEMM_RESIDUAL}, {b16, b16, DCN_GEMM_NONE},
+      {b16, f32, DCN_GEMM_GELU},     {b16, f32, DCN_GEMM_RESIDUAL},
+  };
+  if (all) {
+    for (int d = 0; d < 2; d++)
+      for (int o = 0; o < 2; o++)
+        for (int e = 0; e < 3; e++) {
+          const dcnv4_dtype dt = d ? b16 : f16;
+          const combo c = {dt, o ? dt : f32, (dcn_gemm_epilogue_kind)e};
+          random_gemms(ctx, &r, &c, count);
+        }
+  } else {
+    for (size_t i = 0; i < sizeof six / sizeof *six; i++)
+      if (!few || i == 2 || i == 4)
+        random_gemms(ctx, &r, &six[i], count);
+  }
+  fallback(ctx, &r);
+  bad_arguments(ctx);
+  dcnv4_context_destroy(ctx);
+  return test_finish("linear_mma");
+}
