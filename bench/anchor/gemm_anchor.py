@@ -69,6 +69,10 @@ def time_one(torch, m, n, k, dtype, reps, warmup, device):
         return statistics.median(times)
     events = [torch.cuda.Event(enable_timing=True) for _ in range(reps + 1)]
     torch.cuda.synchronize(device)
+    # A spin kernel first, so that every call is queued before the GPU
+    # reaches it: the events then time cuBLAS's kernels back to back, not
+    # Python's dispatch (about 30 us a call, longer than the small GEMMs).
+    torch.cuda._sleep(100_000_000)
     events[0].record()
     for i in range(reps):
         torch.matmul(a[i % sets], b.t(), out=out)
