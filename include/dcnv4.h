@@ -507,13 +507,18 @@ DCNV4_API dcnv4_status dcnv4_fda_backward(
  * depthwise convolution, remaining bias epilogues, gating and dtype
  * conversions are kernels of this library, the deformable sampling is the
  * core operator.
- * Whatever the layer's dtype, intermediates (value, offsets and mask, the
- * core output, gates) are fp32 and accumulation is fp32: fp16 and bf16
- * layers widen their input to fp32 once, run the same fp32 GEMMs (so no
- * cl_khr_fp16 and no half-precision GEMM is needed: NVIDIA's OpenCL has
- * neither) and round only the output to the dtype. Weights are rounded to the
- * layer's dtype when set (as PyTorch's module.half() / .bfloat16() would) and
- * held on the device as fp32 values.
+ * Accumulation is always fp32. In a DCNv4 layer of fp16 or bf16 the
+ * intermediates (value, depthwise output, offsets and mask, the core
+ * output, the gate's logits and the gated features) are stored in the
+ * layer's dtype, each rounded once (to nearest even) as it is written, as
+ * PyTorch's module in half precision rounds them: the projections are 16-bit
+ * GEMMs (fp32 sums, bias added before the rounding; tensor cores on NVIDIA
+ * devices of compute capability 8 or later, this library's linear kernel
+ * widening its 16-bit loads elsewhere, so no cl_khr_fp16 is needed). The
+ * FlashDeformAttn layer (below) still keeps fp32 intermediates. Weights are
+ * rounded to the layer's dtype when set (as PyTorch's module.half() /
+ * .bfloat16() would) and held on the device as fp32 values, with a copy of
+ * each matrix in the dtype for the 16-bit GEMMs.
  *
  * CLBlast (when used) compiles its GEMM kernels on the first call for a
  * device in the process (about a second on a GPU, several seconds on PoCL) and

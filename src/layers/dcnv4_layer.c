@@ -1,18 +1,21 @@
 /* The DCNv4 layer (DESIGN.md §1.3): upstream's PyTorch module, forward.
  *
- * With M = N*H*W rows, X the input as fp32 (the input itself, or widened):
+ * With M = N*H*W rows, X the input:
  *   V  = X @ value_proj.weight^T + bias            GEMM with bias
  *        (V = X without_pointwise)
  *   Xo = dwconv(X) with offset_mask_dw, or X       kernel
  *   OM = Xo @ offset_mask.weight^T + bias          GEMM with bias
- *   Y  = dcnv4_core(V, OM)                         core operator, fp32
+ *   Y  = dcnv4_core(V, OM)                         core operator
  *   with center_feature_scale:
  *   L  = Y @ center_feature_scale_proj_weight^T    GEMM (M, G)
  *   Y  = Y*(1-s) + V*s, s = sigmoid(L + bias)      kernel, in place
  *   out = Y @ output_proj.weight^T (+ bias)        GEMM (+ bias or convert)
  *        (out = Y without_pointwise)
- * Every intermediate is fp32 in regions of one workspace; fp16/bf16 layers
- * round only the output to their dtype. */
+ * Every intermediate is in the layer's dtype, in regions of one workspace:
+ * fp16/bf16 layers run 16-bit GEMMs (fp32 sums, dcn_gemm_spec), the core
+ * operator and the small kernels in their dtype, each step rounding its
+ * output once, as PyTorch's module in half precision; the model's entry
+ * (f32_io) computes in fp32 whatever the dtype. */
 #include "layers/layer.h"
 #include "ops/fii/fii_ops.h"
 
@@ -155,9 +158,10 @@ typedef struct forward_plan {
   int32_t C, G, D, S;
   size_t io_bytes; /* input and output, in the layer's dtype */
   bool f32, pointwise, dw, cfs, idx64;
+  dcnv4_dtype act; /* the intermediates' (and the GEMMs') storage */
   dcn_scratch_plan scratch;
   /* Scratch regions (-1: none). */
-  int r_x32, r_v, r_dw, r_om, r_y;
+  int r_v, r_dw, r_om, r_y;
 } forward_plan;
 
 /* f32_io: input and output are fp32 whatever the layer's dtype (the
@@ -192,6 +196,9 @@ static dcnv4_status make_plan(dcnv4_layer *layer, int32_t batch, int32_t height,
   f->D = c->channels / c->group;
   f->S = s.offset_mask_stride;
   f->f32 = f32_io || layer->dtype == DCNV4_FLOAT32;
+  f->act = f->f32 ? DCNV4_FLOAT32 : layer->dtype;
+  f->core.dtype = f->act;
+  const size_t asize = dcnv4_dtype_size(f->act);
   f->pointwise = !c->without_pointwise;
   f->dw = c->dw_kernel_size > 0;
   f->cfs = c->center_feature_scale != 0;
@@ -204,30 +211,28 @@ static dcnv4_status make_plan(dcnv4_layer *layer, int32_t batch, int32_t height,
       !dcn_bytes(f->rows * (uint64_t)f->C,
                  f32_io ? sizeof(cl_float) : dcnv4_dtype_size(layer->dtype),
                  &f->io_bytes) ||
-      !dcn_bytes(elements, sizeof(cl_float), &rs4))
+      !dcn_bytes(elements, asize, &rs4))
     return dcn_fail(ctx, DCNV4_ERROR_SIZE_OVERFLOW,
                     "tensor sizes overflow (batch %d, %dx%d, %d channels)",
                     (int)batch, (int)height, (int)width, (int)f->C);
-  rc4 = (size_t)(f->rows * (uint64_t)f->C * sizeof(cl_float));
-  rs4 = (size_t)(f->rows * (uint64_t)f->S * sizeof(cl_float));
+  rc4 = (size_t)(f->rows * (uint64_t)f->C * asize);
+  rs4 = (size_t)(f->rows * (uint64_t)f->S * asize);
   f->idx64 = elements >= ((uint64_t)1 << 31);
 
   dcn_scratch_plan *p = &f->scratch;
   dcn_scratch_init(p, layer->align);
-  f->r_x32 = f->r_v = f->r_dw = f->r_om = f->r_y = -1;
+  f->r_v = f->r_dw = f->r_om = f->r_y = -1;
   bool ok = true;
-  if (!f->f32)
-    ok = ok && (f->r_x32 = dcn_scratch_add(p, rc4)) >= 0;
   if (f->pointwise)
     ok = ok && (f->r_v = dcn_scratch_add(p, rc4)) >= 0;
   if (f->dw)
     ok = ok && (f->r_dw = dcn_scratch_add(p, rc4)) >= 0;
   ok = ok && (f->r_om = dcn_scratch_add(p, rs4)) >= 0;
-  /* The core output reuses the depthwise result (dead by then); an fp32
-   * layer without projections writes it straight into the output. */
-  if (!(f->f32 && !f->pointwise))
+  /* The core output reuses the depthwise result (dead by then); a layer
+   * without projections writes it straight into the output. */
+  if (f->pointwise)
     f->r_y = f->dw ? f->r_dw : (ok ? dcn_scratch_add(p, rc4) : -1);
-  if (!ok || (!(f->f32 && !f->pointwise) && f->r_y < 0))
+  if (!ok || (f->pointwise && f->r_y < 0))
     return dcn_fail(ctx, DCNV4_ERROR_SIZE_OVERFLOW,
                     "the workspace size overflows");
   return DCNV4_SUCCESS;
@@ -248,7 +253,7 @@ dcnv4_status dcnv4_layer_dcnv4_workspace_size(const dcnv4_layer *layer,
 
 /* The kernels of one call, built before anything is enqueued. */
 typedef struct forward_kernels {
-  cl_kernel to_float, dwconv, cfs, final;
+  cl_kernel dwconv, cfs;
   dcn_gemm gemm;
   dcn_gemm gemm_ep; /* the output projection's, with an epilogue */
 } forward_kernels;
@@ -258,23 +263,17 @@ static dcnv4_status prepare_kernels(dcnv4_layer *layer, const forward_plan *f,
   dcnv4_context *ctx = layer->ctx;
   memset(k, 0, sizeof *k);
   dcnv4_status st;
-  if (!f->f32 && (st = dcn_layer_kernel(ctx, DCN_LK_TO_FLOAT, layer->dtype, 0,
-                                        f->idx64, &k->to_float)))
-    return st;
   /* Every call has offset_mask's bias. */
-  if ((st = dcn_gemm_prepare(ctx, f->idx64, true, &k->gemm)))
+  const dcn_gemm_spec spec = {f->act, f->act,   DCN_GEMM_NONE,
+                              true,   f->idx64, false};
+  if ((st = dcn_gemm_prepare_spec(ctx, &spec, &k->gemm)))
     return st;
-  if (f->dw && (st = dcn_layer_kernel(ctx, DCN_LK_DWCONV, DCNV4_FLOAT32,
+  if (f->dw && (st = dcn_layer_kernel(ctx, DCN_LK_DWCONV, f->act,
                                       layer->config.dcnv4.dw_kernel_size,
                                       f->idx64, &k->dwconv)))
     return st;
-  if (f->cfs && (st = dcn_layer_kernel(ctx, DCN_LK_CFS_BLEND, DCNV4_FLOAT32,
-                                       f->D, f->idx64, &k->cfs)))
-    return st;
-  bool out_bias = f->pointwise && layer->config.dcnv4.output_bias;
-  if (!f->f32 && (st = dcn_layer_kernel(
-                      ctx, out_bias ? DCN_LK_BIAS_STORE : DCN_LK_CONVERT_ONLY,
-                      layer->dtype, 0, f->idx64, &k->final)))
+  if (f->cfs && (st = dcn_layer_kernel(ctx, DCN_LK_CFS_BLEND, f->act, f->D,
+                                       f->idx64, &k->cfs)))
     return st;
   return dcn_dcnv4_forward_prepare(ctx, &f->core);
 }
@@ -291,19 +290,15 @@ static dcnv4_status enqueue_forward(dcnv4_layer *layer, const forward_plan *f,
   const uint64_t M = f->rows;
   dcnv4_status st;
 #define W(key) dcn_layer_weight_buffer(layer, key)
+  /* The GEMMs' matrices in the intermediates' storage. */
+#define GW(key) dcn_layer_gemm_weight(layer, key, f->act)
 
   cl_mem X = input;
-  if (!f->f32) {
-    X = r[f->r_x32];
-    if ((st = dcn_run_to_float(ctx, k->to_float, f->idx64, input, X,
-                               M * (uint64_t)f->C, NULL)))
-      return st;
-  }
   cl_mem V = X;
   if (f->pointwise) {
     V = r[f->r_v];
     if ((st = dcn_gemm_linear(ctx, &k->gemm, M, (uint64_t)f->C, (uint64_t)f->C,
-                              X, W("value_proj.weight"), W("value_proj.bias"),
+                              X, GW("value_proj.weight"), W("value_proj.bias"),
                               V, NULL, "value_proj")))
       return st;
   }
@@ -318,13 +313,13 @@ static dcnv4_status enqueue_forward(dcnv4_layer *layer, const forward_plan *f,
   }
   cl_mem OM = r[f->r_om];
   if ((st = dcn_gemm_linear(ctx, &k->gemm, M, (uint64_t)f->S, (uint64_t)f->C,
-                            Xo, W("offset_mask.weight"), W("offset_mask.bias"),
+                            Xo, GW("offset_mask.weight"), W("offset_mask.bias"),
                             OM, NULL, "offset_mask")))
     return st;
 
   /* Which step is last, so that it gets the caller's event. */
-  const bool core_last = f->f32 && !f->pointwise && !f->cfs;
-  const bool cfs_last = f->f32 && !f->pointwise && f->cfs;
+  const bool core_last = !f->pointwise && !f->cfs;
+  const bool cfs_last = !f->pointwise && f->cfs;
   cl_mem Y = f->r_y >= 0 ? r[f->r_y] : output;
   if ((st = dcnv4_forward(ctx, &f->core, V, OM, Y, 0, NULL,
                           core_last ? event : NULL)))
@@ -333,38 +328,28 @@ static dcnv4_status enqueue_forward(dcnv4_layer *layer, const forward_plan *f,
     /* The (M, G) logits reuse the offsets' region, dead by now. */
     cl_mem L = OM;
     if ((st = dcn_gemm_linear(ctx, &k->gemm, M, (uint64_t)f->G, (uint64_t)f->C,
-                              Y, W("center_feature_scale_proj_weight"), NULL, L,
-                              NULL, "center_feature_scale_proj")) ||
+                              Y, GW("center_feature_scale_proj_weight"), NULL,
+                              L, NULL, "center_feature_scale_proj")) ||
         (st = dcn_run_cfs_blend(ctx, k->cfs, f->idx64, Y, V, L,
                                 W("center_feature_scale_proj_bias"), M, f->G,
                                 f->D, cfs_last ? event : NULL)))
       return st;
   }
   if (f->pointwise) {
-    /* fp32: straight into the output, bias included; else into V's
-     * region (dead now), then bias and rounding to the dtype in one pass. */
-    cl_mem P = f->f32 ? output : V;
-    cl_mem bias = f->f32 && out_bias ? W("output_proj.bias") : NULL;
+    /* Straight into the output, bias included. */
+    cl_mem bias = out_bias ? W("output_proj.bias") : NULL;
     /* V's region (dead now) is the epilogue's scratch. */
     if (ep && ep->kind != DCN_GEMM_NONE)
       return dcn_gemm_linear_epilogue(
           ctx, &k->gemm_ep, M, (uint64_t)f->C, (uint64_t)f->C, Y,
-          W("output_proj.weight"), bias, ep->kind == DCN_GEMM_RESIDUAL ? V : P,
-          ep, event, "output_proj");
-    if ((st = dcn_gemm_linear(ctx, &k->gemm, M, (uint64_t)f->C, (uint64_t)f->C,
-                              Y, W("output_proj.weight"), bias, P,
-                              f->f32 ? event : NULL, "output_proj")))
-      return st;
-    if (!f->f32)
-      return dcn_run_bias_store(ctx, k->final, f->idx64, P,
-                                out_bias ? W("output_proj.bias") : NULL, output,
-                                M, f->C, event);
-    return DCNV4_SUCCESS;
+          GW("output_proj.weight"), bias,
+          ep->kind == DCN_GEMM_RESIDUAL ? V : output, ep, event, "output_proj");
+    return dcn_gemm_linear(ctx, &k->gemm, M, (uint64_t)f->C, (uint64_t)f->C, Y,
+                           GW("output_proj.weight"), bias, output, event,
+                           "output_proj");
   }
-  if (!f->f32)
-    return dcn_run_bias_store(ctx, k->final, f->idx64, Y, NULL, output, M, f->C,
-                              event);
   return DCNV4_SUCCESS;
+#undef GW
 #undef W
 }
 

@@ -35,9 +35,12 @@ dcnv4_status dcn_layer_alloc(dcnv4_context *ctx, dcnv4_layer_kind kind,
 void dcnv4_layer_destroy(dcnv4_layer *layer) {
   if (!layer)
     return;
-  for (size_t i = 0; i < layer->weight_count; i++)
+  for (size_t i = 0; i < layer->weight_count; i++) {
     if (layer->weights[i].buffer)
       clReleaseMemObject(layer->weights[i].buffer);
+    if (layer->weights[i].buffer16)
+      clReleaseMemObject(layer->weights[i].buffer16);
+  }
   dcn_free(layer);
 }
 
@@ -90,7 +93,17 @@ dcnv4_status dcn_layer_add_weight(dcnv4_layer *layer, const char *key, int ndim,
     return dcn_fail(ctx, DCNV4_ERROR_OPENCL,
                     "allocating %zu bytes for the weight %s failed: %s", bytes,
                     key, dcn_cl_error_name(err));
+  /* Counted now, so that destroy releases what was allocated. */
   layer->weight_count++;
+  if (ndim == 2 && layer->dtype != DCNV4_FLOAT32) {
+    const size_t half_bytes = bytes / 2;
+    w->buffer16 = dcn_clCreateBuffer(ctx->cl_ctx, CL_MEM_READ_ONLY, half_bytes,
+                                     NULL, &err);
+    if (!w->buffer16)
+      return dcn_fail(ctx, DCNV4_ERROR_OPENCL,
+                      "allocating %zu bytes for the weight %s failed: %s",
+                      half_bytes, key, dcn_cl_error_name(err));
+  }
   return DCNV4_SUCCESS;
 }
 
@@ -104,6 +117,12 @@ dcn_weight *dcn_layer_find_weight(dcnv4_layer *layer, const char *key) {
 cl_mem dcn_layer_weight_buffer(dcnv4_layer *layer, const char *key) {
   dcn_weight *w = dcn_layer_find_weight(layer, key);
   return w ? w->buffer : NULL;
+}
+
+cl_mem dcn_layer_gemm_weight(dcnv4_layer *layer, const char *key,
+                             dcnv4_dtype dtype) {
+  dcn_weight *w = dcn_layer_find_weight(layer, key);
+  return !w ? NULL : dtype == DCNV4_FLOAT32 ? w->buffer : w->buffer16;
 }
 
 const char *dcnv4_layer_missing_weight(const dcnv4_layer *layer) {
@@ -181,8 +200,31 @@ static float round_to_bf16(float f) {
   return f;
 }
 
+/* The fp16 bits of a float that is an fp16 value (round_to_half's). */
+static uint16_t half_bits(float f) {
+  uint32_t x;
+  memcpy(&x, &f, 4);
+  const uint16_t sign = (uint16_t)((x >> 16) & 0x8000u);
+  const uint32_t ax = x & 0x7fffffffu;
+  if (ax >= 0x7f800000u) /* infinity, or a quiet NaN */
+    return (uint16_t)(sign | 0x7c00u | (ax > 0x7f800000u ? 0x200u : 0u));
+  if (ax < 0x38800000u) { /* subnormal or zero: multiples of 2^-24 */
+    float a;
+    memcpy(&a, &ax, 4);
+    return (uint16_t)(sign | (uint16_t)ldexpf(a, 24));
+  }
+  return (uint16_t)(sign | (((ax >> 23) - 112u) << 10) | ((ax >> 13) & 0x3ffu));
+}
+
+/* The bf16 bits of a float that is a bf16 value (NaN stays NaN). */
+static uint16_t bf16_bits(float f) {
+  uint32_t x;
+  memcpy(&x, &f, 4);
+  return (uint16_t)((x >> 16) | ((x & 0x7fffffffu) > 0x7f800000u ? 0x40u : 0u));
+}
+
 /* Rounds `data` to the layer's dtype, packs it into the device layout and
- * writes it (blocking). */
+ * writes it (blocking), and its 16-bit copy where it has one. */
 static dcnv4_status write_weight(dcnv4_layer *layer, dcn_weight *w,
                                  const float *data) {
   dcnv4_context *ctx = layer->ctx;
@@ -200,9 +242,24 @@ static dcnv4_status write_weight(dcnv4_layer *layer, dcn_weight *w,
                                                   : data[i];
   if (w->pack)
     w->pack(w, rounded, packed);
-  cl_int err =
-      dcn_clEnqueueWriteBuffer(ctx->queue, w->buffer, CL_TRUE, 0, bytes,
-                               packed ? packed : rounded, 0, NULL, NULL);
+  const float *values = packed ? packed : rounded;
+  cl_int err = dcn_clEnqueueWriteBuffer(ctx->queue, w->buffer, CL_TRUE, 0,
+                                        bytes, values, 0, NULL, NULL);
+  uint16_t *bits = NULL;
+  if (err == CL_SUCCESS && w->buffer16) {
+    if (!(bits = dcn_malloc(bytes / 2))) {
+      dcn_free(rounded);
+      dcn_free(packed);
+      return dcn_fail(ctx, DCNV4_ERROR_OUT_OF_HOST_MEMORY,
+                      "out of host memory");
+    }
+    for (uint64_t i = 0; i < w->elements; i++)
+      bits[i] = layer->dtype == DCNV4_FLOAT16 ? half_bits(values[i])
+                                              : bf16_bits(values[i]);
+    err = dcn_clEnqueueWriteBuffer(ctx->queue, w->buffer16, CL_TRUE, 0,
+                                   bytes / 2, bits, 0, NULL, NULL);
+  }
+  dcn_free(bits);
   dcn_free(rounded);
   dcn_free(packed);
   if (err != CL_SUCCESS)

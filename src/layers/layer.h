@@ -1,7 +1,8 @@
 /* Layers (DESIGN.md §1.3): the pieces every layer kind shares. Not installed.
  *
  *  - the weight table: PyTorch state-dict keys with their shapes, one fp32
- *    device buffer per weight (layer.c);
+ *    device buffer per weight, and for fp16/bf16 layers a copy of each
+ *    matrix in the dtype for the 16-bit GEMMs (layer.c);
  *  - scratch plans: regions of one workspace, bound as sub-buffers
  *    (layer.c);
  *  - the GEMM of the linear projections, y = x W^T + b, on this library's
@@ -40,6 +41,9 @@ struct dcn_weight {
   uint64_t elements;
   bool set;
   cl_mem buffer; /* elements fp32 values in the device layout */
+  /* fp16/bf16 layers' matrices (2-d weights, the GEMMs' b): the same
+   * values in the layer's dtype; else NULL. */
+  cl_mem buffer16;
   dcn_weight_pack_fn pack;
 };
 
@@ -72,6 +76,10 @@ dcnv4_status dcn_layer_add_weight(dcnv4_layer *layer, const char *key, int ndim,
 dcn_weight *dcn_layer_find_weight(dcnv4_layer *layer, const char *key);
 /* The device buffer of a declared weight (NULL if the layer has none). */
 cl_mem dcn_layer_weight_buffer(dcnv4_layer *layer, const char *key);
+/* The matrix `key` as a GEMM's b in `dtype` storage: the fp32 buffer, or
+ * the layer-dtype copy of a 16-bit layer (NULL if there is none). */
+cl_mem dcn_layer_gemm_weight(dcnv4_layer *layer, const char *key,
+                             dcnv4_dtype dtype);
 /* DCNV4_ERROR_MISSING_WEIGHT naming the first weight never set. */
 dcnv4_status dcn_layer_check_complete(dcnv4_layer *layer);
 /* "(64, 1, 3, 3)" */
@@ -193,15 +201,20 @@ dcnv4_status dcn_layer_begin_enqueue(dcnv4_context *ctx, cl_mem workspace,
  *    Exact fp32 products: no TF32.
  *  - 16-bit storage: linear_mma.cl (`own`, `mma`): tensor-core products
  *    (ldmatrix, mma.sync m16n8k16, cp.async) on NVIDIA devices of compute
- *    capability 8 or later (`ptx`), the same kernel with portable
- *    fragments elsewhere; tiles per shape class from the "linear_mma"
- *    tuning. */
+ *    capability 8 or later (`ptx`), tiles per shape class from the
+ *    "linear_mma" tuning; elsewhere linear.cl (`own`) widening a and b to
+ *    fp32 as it loads them, with the "linear" tuning's tiles and split-K
+ *    (fp32 parts, rounded once by the reduction), falling back to
+ *    linear_mma.cl's portable fragments (also what `mma` in the spec
+ *    asks for) if it does not build. */
 typedef struct dcn_gemm_spec {
   dcnv4_dtype dtype; /* a's and b's storage */
   dcnv4_dtype out;   /* c's and the residual's: DCNV4_FLOAT32 or dtype */
   dcn_gemm_epilogue_kind epilogue; /* every GEMM of the call takes it */
   bool bias;                       /* some GEMM of the call has a bias */
   bool idx64; /* some tensor of the call has 2^31 elements or more */
+  bool mma;   /* 16-bit storage: linear_mma.cl even without the PTX (its
+                 tests and benchmark rows) */
 } dcn_gemm_spec;
 
 /* linear_mma.cl built for one shape class. */
@@ -221,13 +234,13 @@ typedef struct dcn_gemm {
   bool idx64;         /* some tensor of the call has 2^31 elements or more */
   dcnv4_dtype dtype;  /* a's and b's storage */
   dcnv4_dtype out;    /* c's and the residual's storage */
-  cl_kernel linear;   /* own, fp32: the kernel (the context's) */
+  cl_kernel linear;   /* own, linear.cl: the kernel (the context's) */
   cl_kernel bias;     /* CLBlast with biases: fp32 bias_store */
-  int tile_m, tile_n; /* own, fp32: output tile of a work-group */
-  int tile_k;         /* own, fp32: K chunk (split-K parts are multiples) */
-  size_t local;       /* own, fp32: work-items per group */
-  /* own, fp32, GEMMs with few tiles (linear.c, dcn_gemm_plan_for): the same
-   * kernel with tiles of short_m rows (tuning `shortm`; or NULL), and
+  int tile_m, tile_n; /* own, linear.cl: output tile of a work-group */
+  int tile_k;         /* own, linear.cl: K chunk (split-K parts multiples) */
+  size_t local;       /* own, linear.cl: work-items per group */
+  /* own, linear.cl, GEMMs with few tiles (linear.c, dcn_gemm_plan_for): the
+   * same kernel with tiles of short_m rows (tuning `shortm`; or NULL), and
    * split-K: `partial` stores a part's sums (linear.cl without epilogue, the
    * short tile where there is one), `reduce` adds the parts with the bias
    * and epilogue (NULL: no split). */

@@ -1,4 +1,5 @@
-/* The GEMM on 16-bit storage (linear_mma.cl through dcn_gemm_prepare_spec
+/* The GEMM on 16-bit storage (linear_mma.cl, and linear.cl's 16-bit build
+ * where the device has no tensor-core PTX, through dcn_gemm_prepare_spec
  * and dcn_gemm_linear_epilogue, src/layers/layer.h): fp16 and bf16 inputs,
  * fp32 or 16-bit output, every epilogue (none, GELU, residual with and
  * without a scale), with and without a bias, against the float64 product
@@ -12,9 +13,11 @@
  * On devices without tensor-core PTX this checks the portable fragments,
  * which compute what ldmatrix and mma.sync compute, fragment for fragment;
  * on NVIDIA devices of compute capability 8 or later, the PTX build (the
- * line "tensor cores: yes" says which ran). PoCL compiles each program at
- * its first launch: the combinations below cover each dtype, output and
- * epilogue with few programs.
+ * line "tensor cores: yes" says which ran). The default choice without the
+ * PTX, linear.cl loading 16-bit values into fp32 tiles (split-K included),
+ * runs three of the combinations (lines "linear.cl"). PoCL compiles each
+ * program at its first launch: the combinations below cover each dtype,
+ * output and epilogue with few programs.
  *
  * usage: test_linear_mma [--count N] [--all | --few]
  *   --all: every combination of dtype, output and epilogue (12 programs);
@@ -36,12 +39,13 @@ typedef struct combo {
 
 static const char *const epilogue_names[] = {"none", "gelu", "residual"};
 
-static void random_gemms(dcnv4_context *ctx, rng *r, const combo *c,
-                         int count) {
+/* `mma`: linear_mma.cl whatever the device; else the default choice. */
+static void random_gemms(dcnv4_context *ctx, rng *r, const combo *c, int count,
+                         bool mma) {
   static const int sizes_m[] = {1, 7, 33, 129, 300};
   static const int sizes_nk[] = {1, 3, 8, 16, 27, 40, 64, 72, 129};
   /* Which build runs (the cases prepare their own). */
-  const dcn_gemm_spec spec = {c->dtype, c->out, c->epilogue, true, false};
+  const dcn_gemm_spec spec = {c->dtype, c->out, c->epilogue, true, false, mma};
   dcn_gemm g;
   dcnv4_status st = dcn_gemm_prepare_spec(ctx, &spec, &g);
   CHECK(st == DCNV4_SUCCESS, "prepare %s -> %s%s: %s",
@@ -58,6 +62,7 @@ static void random_gemms(dcnv4_context *ctx, rng *r, const combo *c,
     fc.dtype = c->dtype;
     fc.out_dtype = c->out;
     fc.epilogue = c->epilogue;
+    fc.mma = mma;
     if (i == 0)
       fc.m = fc.n = fc.k = 1;
     else if (i == 1) { /* partial tiles everywhere, K by 16-byte copies */
@@ -86,9 +91,12 @@ static void random_gemms(dcnv4_context *ctx, rng *r, const combo *c,
     if (err > worst)
       worst = err;
   }
-  printf("%-8s -> %-8s %-9s tensor cores: %s  worst rel L2 %.2e\n",
+  printf("%-8s -> %-8s %-9s %s  worst rel L2 %.2e\n",
          dcnv4_dtype_name(c->dtype), dcnv4_dtype_name(c->out),
-         epilogue_names[c->epilogue], g.ptx ? "yes" : "no", worst);
+         epilogue_names[c->epilogue],
+         g.mma ? (g.ptx ? "tensor cores: yes" : "tensor cores: no")
+               : "linear.cl        ",
+         worst);
 }
 
 /* A tuned tile that does not split into its warps falls back to the
@@ -103,6 +111,7 @@ static void fallback(dcnv4_context *ctx, rng *r) {
   memset(&fc, 0, sizeof fc);
   fc.op = FII_GEMM;
   fc.dtype = DCNV4_FLOAT16;
+  fc.mma = 1;
   fc.m = 33;
   fc.n = 20;
   fc.k = 17;
@@ -202,13 +211,18 @@ int main(int argc, char **argv) {
         for (int e = 0; e < 3; e++) {
           const dcnv4_dtype dt = d ? b16 : f16;
           const combo c = {dt, o ? dt : f32, (dcn_gemm_epilogue_kind)e};
-          random_gemms(ctx, &r, &c, count);
+          random_gemms(ctx, &r, &c, count, true);
         }
   } else {
     for (size_t i = 0; i < sizeof six / sizeof *six; i++)
       if (!few || i == 2 || i == 4)
-        random_gemms(ctx, &r, &six[i], count);
+        random_gemms(ctx, &r, &six[i], count, true);
   }
+  /* The default choice (linear.cl where there is no PTX): both dtypes,
+   * both outputs, every epilogue. */
+  if (!few)
+    for (size_t i = 2; i < 5; i++)
+      random_gemms(ctx, &r, &six[i], count, false);
   fallback(ctx, &r);
   bad_arguments(ctx);
   dcnv4_context_destroy(ctx);

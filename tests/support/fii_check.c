@@ -199,8 +199,8 @@ dcnv4_status fii_case_run(const fii_case *c, dcnv4_context *ctx) {
                                c->in[0], c->out, NULL);
   case FII_GEMM: {
     dcn_gemm g;
-    const dcn_gemm_spec spec = {c->dtype, c->out_dtype, c->epilogue,
-                                c->with_bias != 0, false};
+    const dcn_gemm_spec spec = {c->dtype,          c->out_dtype, c->epilogue,
+                                c->with_bias != 0, false,        c->mma != 0};
     dcnv4_status st = dcn_gemm_prepare_spec(ctx, &spec, &g);
     if (st != DCNV4_SUCCESS)
       return st;

@@ -35,6 +35,7 @@ typedef struct fii_case {
   dcnv4_dtype dtype, out_dtype;
   int m, n, k;
   int with_bias, with_scale;
+  int mma; /* FII_GEMM on 16-bit storage: linear_mma.cl whatever the device */
   /* FII_LAYERNORM: x is out (PLAIN, GELU) or residual is out (RESIDUAL) */
   int alias;
   /* filled by fii_case_setup */

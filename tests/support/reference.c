@@ -7,6 +7,7 @@
  * sums over the corners come first, then the products with m and
  * grad_output, grouped as the kernels group them. */
 #include "reference.h"
+#include "host_dtype.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -341,9 +342,25 @@ static void linear(const double *x, long M, int in, const double *weight,
     }
 }
 
+/* Rounds n values to `dtype` (through fp32; nothing for fp32). */
+static void round_doubles(double *a, size_t n, dcnv4_dtype dtype) {
+  if (dtype == DCNV4_FLOAT32)
+    return;
+  for (size_t i = 0; i < n; i++)
+    a[i] = round_to_dtype((float)a[i], dtype);
+}
+
 int ref_dcnv4_layer_forward(const dcnv4_layer_dcnv4_config *c, int N, int H,
                             int W, const ref_weight *weights, size_t count,
                             const double *input, double *output) {
+  return ref_dcnv4_layer_forward_dtype(c, DCNV4_FLOAT32, N, H, W, weights,
+                                       count, input, output);
+}
+
+int ref_dcnv4_layer_forward_dtype(const dcnv4_layer_dcnv4_config *c,
+                                  dcnv4_dtype dtype, int N, int H, int W,
+                                  const ref_weight *weights, size_t count,
+                                  const double *input, double *output) {
   const int C = c->channels, G = c->group, D = C / G;
   const int K = c->kernel_size * c->kernel_size - c->remove_center;
   const int S = (G * K * 3 + 7) / 8 * 8;
@@ -374,9 +391,10 @@ int ref_dcnv4_layer_forward(const dcnv4_layer_dcnv4_config *c, int N, int H,
   double *s = malloc(sizeof *s * (size_t)G);
 
   /* 1. value projection */
-  if (pointwise)
+  if (pointwise) {
     linear(input, M, C, wv, bv, C, v);
-  else
+    round_doubles(v, (size_t)(M * C), dtype);
+  } else
     memcpy(v, input, sizeof *v * (size_t)(M * C));
   /* 2. depthwise convolution (cross-correlation, zero padding) */
   if (c->dw_kernel_size) {
@@ -396,10 +414,12 @@ int ref_dcnv4_layer_forward(const dcnv4_layer_dcnv4_config *c, int N, int H,
               }
             omin[(((long)n * H + h) * W + w) * C + ch] = acc;
           }
+    round_doubles(omin, (size_t)(M * C), dtype);
   } else
     memcpy(omin, input, sizeof *omin * (size_t)(M * C));
   /* 3. offsets and mask */
   linear(omin, M, C, wom, bom, S, om);
+  round_doubles(om, (size_t)(M * S), dtype);
   /* 4. the core operator */
   dcnv4_params p;
   dcnv4_params_init(&p);
@@ -416,20 +436,23 @@ int ref_dcnv4_layer_forward(const dcnv4_layer_dcnv4_config *c, int N, int H,
   p.remove_center = c->remove_center;
   p.offset_mask_stride = S;
   ref_dcnv4_forward(&p, v, om, x);
+  round_doubles(x, (size_t)(M * C), dtype);
   /* 5. centre feature scale: one gate per (pixel, group) from the whole
    * row of x, all computed before x changes */
   if (c->center_feature_scale)
     for (long m = 0; m < M; m++) {
       for (int g = 0; g < G; g++) {
-        double logit = bc[g];
+        double logit = 0;
         for (int ch = 0; ch < C; ch++)
           logit += x[m * C + ch] * wc[(long)g * C + ch];
-        s[g] = 1 / (1 + exp(-logit));
+        round_doubles(&logit, 1, dtype);
+        s[g] = 1 / (1 + exp(-(logit + bc[g])));
       }
       for (int ch = 0; ch < C; ch++) {
         double sg = s[ch / D];
         x[m * C + ch] = x[m * C + ch] * (1 - sg) + v[m * C + ch] * sg;
       }
+      round_doubles(x + m * C, (size_t)C, dtype);
     }
   /* 6. output projection */
   if (pointwise)

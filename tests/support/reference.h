@@ -38,6 +38,16 @@ typedef struct ref_weight {
 int ref_dcnv4_layer_forward(const dcnv4_layer_dcnv4_config *c, int N, int H,
                             int W, const ref_weight *weights, size_t count,
                             const double *input, double *output);
+/* The same with the intermediates of an fp16/bf16 layer rounded to `dtype`
+ * where the library stores them (value, depthwise and offset/mask
+ * projection outputs, the core output, the gate logits before their bias,
+ * the gated features; sums in float64): the layer's 16-bit rounding, so
+ * that its tests can hold it to the operator tolerance. The output itself
+ * is not rounded. DCNV4_FLOAT32: ref_dcnv4_layer_forward. */
+int ref_dcnv4_layer_forward_dtype(const dcnv4_layer_dcnv4_config *c,
+                                  dcnv4_dtype dtype, int N, int H, int W,
+                                  const ref_weight *weights, size_t count,
+                                  const double *input, double *output);
 
 /* FlashDeformAttn layer forward (DESIGN.md §1.3, Deformable-DETR's
  * MSDeformAttn): output (N, Lq, d_model) from query (N, Lq, d_model),

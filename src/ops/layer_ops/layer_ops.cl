@@ -1,9 +1,11 @@
 // Small kernels of the layers (DESIGN.md §1.3): the work around the GEMMs.
 //
-// The layers compute in fp32 whatever their storage dtype: `to_float` widens
-// an fp16/bf16 input once, GEMMs and these kernels work on fp32 scratch, and
-// `bias_store` adds a projection's bias and writes the result in the storage
-// type (DTYPE, see common.h) of its destination.
+// Every kernel computes in fp32. `to_float` widens 16-bit storage (DTYPE,
+// see common.clh), `bias_store` adds a projection's bias and writes the
+// result in the storage type of its destination; dwconv and cfs_blend read
+// and write DTYPE activations (fp16/bf16 layers keep their intermediates in
+// their dtype, rounded once per kernel, as PyTorch's half modules), with
+// fp32 weights and biases.
 //
 // Build-time defines (besides common.h):
 //   HAS_BIAS  bias_store: 1 adds bias[column], 0 only converts
@@ -52,10 +54,10 @@ typedef struct image_geometry {
 // The weight is held as (DW_K, DW_K, C) so that neighbouring work-items
 // (neighbouring channels) read neighbouring weights. One work-item per
 // output element.
-__kernel void dwconv(__global const float *restrict src,
+__kernel void dwconv(__global const storage_t *restrict src,
                      __global const float *restrict weight,
                      __global const float *restrict bias,
-                     __global float *restrict dst, const image_geometry g,
+                     __global storage_t *restrict dst, const image_geometry g,
                      const idx_t count) {
   const idx_t i = (idx_t)get_global_id(0);
   if (i >= count)
@@ -79,10 +81,10 @@ __kernel void dwconv(__global const float *restrict src,
       if (x < 0 || x >= g.width)
         continue;
       acc += weight[(ki * DW_K + kj) * C + c] *
-             src[(row + (idx_t)x) * (idx_t)C + (idx_t)c];
+             LOAD1(src, (row + (idx_t)x) * (idx_t)C + (idx_t)c);
     }
   }
-  dst[i] = acc;
+  STORE1(acc, dst, i);
 }
 #endif
 
@@ -90,8 +92,9 @@ __kernel void dwconv(__global const float *restrict src,
 // Centre feature scale (DCNv4 module): with logits (rows, G) = x @ W^T,
 // s = sigmoid(logit + bias[g]) for the group g of each channel and
 // x = x * (1 - s) + v * s. Element-wise, so x may be updated in place.
-__kernel void cfs_blend(__global float *x, __global const float *restrict v,
-                        __global const float *restrict logits,
+__kernel void cfs_blend(__global storage_t *x,
+                        __global const storage_t *restrict v,
+                        __global const storage_t *restrict logits,
                         __global const float *restrict bias, const int group,
                         const idx_t count) {
   const idx_t i = (idx_t)get_global_id(0);
@@ -100,9 +103,10 @@ __kernel void cfs_blend(__global float *x, __global const float *restrict v,
   const int C = group * GROUP_CHANNELS;
   const idx_t pixel = i / (idx_t)C;
   const int g = (int)(i % (idx_t)C) / GROUP_CHANNELS;
-  const float s =
-      1.0f / (1.0f + exp(-(logits[pixel * (idx_t)group + (idx_t)g] + bias[g])));
-  x[i] = x[i] * (1.0f - s) + v[i] * s;
+  const float s = 1.0f / (1.0f + exp(-(LOAD1(logits, pixel * (idx_t)group +
+                                                     (idx_t)g) +
+                                       bias[g])));
+  STORE1(LOAD1(x, i) * (1.0f - s) + LOAD1(v, i) * s, x, i);
 }
 #endif
 

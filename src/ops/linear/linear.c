@@ -138,7 +138,7 @@ static dcnv4_status linear_kernel(dcnv4_context *ctx,
    * the guard: the edge tiles clamp their addresses there
    * (linear.cl). */
   const bool clamp = ctx->vendor == DCN_VENDOR_CPU;
-  char options[208];
+  char options[256];
   int used = snprintf(options, sizeof options,
                       "-DIDX64=%d -DTM=%d -DTN=%d -DTK=%d -DRM=%d -DRN=%d "
                       "-DUNROLL=%d -DCLAMP_EDGE_LOADS=%d",
@@ -146,8 +146,11 @@ static dcnv4_status linear_kernel(dcnv4_context *ctx,
                       c->max_vec, unroll ? 1 : 0, clamp ? 1 : 0);
   /* Without an epilogue the options stay those of the layers' program. */
   if (g->epilogue != DCN_GEMM_NONE && used > 0 && (size_t)used < sizeof options)
-    snprintf(options + used, sizeof options - (size_t)used, " -DEPILOGUE=%d",
-             (int)g->epilogue);
+    used += snprintf(options + used, sizeof options - (size_t)used,
+                     " -DEPILOGUE=%d", (int)g->epilogue);
+  if (g->dtype != DCNV4_FLOAT32 && used > 0 && (size_t)used < sizeof options)
+    snprintf(options + used, sizeof options - (size_t)used,
+             " -DDTYPE=%d -DOUT_DTYPE=%d", (int)g->dtype, (int)g->out);
   cl_kernel k;
   dcnv4_status st = dcn_get_kernel(ctx, "linear", options, "linear", &k);
   if (st == DCNV4_SUCCESS && reduce)
@@ -201,13 +204,15 @@ static dcnv4_status few_tile_kernels(dcnv4_context *ctx,
   if (c->ksplit < 2)
     return DCNV4_SUCCESS;
   /* The parts are stored by the kernel of the tile split GEMMs run on,
-   * without epilogue (the layers' program); the reduction kernel comes from
-   * the program of g's epilogue. */
+   * without epilogue (the layers' program) and in fp32; the reduction
+   * kernel comes from the program of g's epilogue and output, and rounds
+   * once to a 16-bit output. */
   dcn_gemm p = *g;
   cl_kernel partial = g->short_m ? g->linear_short : g->linear, reduce;
   dcnv4_status st = DCNV4_SUCCESS;
-  if (g->epilogue != DCN_GEMM_NONE) {
+  if (g->epilogue != DCN_GEMM_NONE || g->out != DCNV4_FLOAT32) {
     p.epilogue = DCN_GEMM_NONE;
+    p.out = DCNV4_FLOAT32;
     st = linear_kernel(ctx, &tile, idx64, &p, NULL, why, sizeof why);
     partial = p.linear;
   }
@@ -498,6 +503,33 @@ static dcnv4_status prepare_mma(dcnv4_context *ctx, dcn_gemm *g) {
   return DCNV4_SUCCESS;
 }
 
+/* 16-bit storage without the tensor-core PTX: linear.cl widening its loads
+ * (the portable linear_mma.cl fragments are several times slower on CPUs,
+ * docs/perf-notes.md §35), the tuned "linear" tiles whatever their backend
+ * (CLBlast has no 16-bit GEMM on every device); linear_mma.cl's portable
+ * build if none builds. */
+static dcnv4_status prepare_linear16(dcnv4_context *ctx, dcn_gemm *g) {
+  dcn_linear_tuning cfgs[2];
+  const int n = dcn_tuning_linear(ctx, cfgs);
+  for (int i = 0; i < n; i++) {
+    char why[200];
+    dcnv4_status st =
+        linear_kernel(ctx, &cfgs[i], g->idx64, g, NULL, why, sizeof why);
+    if (st == DCNV4_SUCCESS) {
+      g->own = true;
+      return few_tile_kernels(ctx, &cfgs[i], g->idx64, g);
+    }
+    if (st != DCNV4_ERROR_BUILD_FAILED)
+      return st;
+    dcn_log(ctx, DCN_LOG_INFO,
+            "linear: %s storage: linear.cl (tile %dx%dx%d, vec %d, local "
+            "%zu) %s",
+            dcnv4_dtype_name(g->dtype), cfgs[i].tile_m, cfgs[i].tile_n,
+            cfgs[i].tile_k, cfgs[i].max_vec, cfgs[i].local_size, why);
+  }
+  return prepare_mma(ctx, g);
+}
+
 dcnv4_status dcn_gemm_prepare_spec(dcnv4_context *ctx,
                                    const dcn_gemm_spec *spec, dcn_gemm *g) {
   memset(g, 0, sizeof *g);
@@ -519,7 +551,8 @@ dcnv4_status dcn_gemm_prepare_spec(dcnv4_context *ctx,
   g->dtype = spec->dtype;
   g->out = spec->out;
   if (spec->dtype != DCNV4_FLOAT32)
-    return prepare_mma(ctx, g);
+    return spec->mma || mma_has_ptx(ctx) ? prepare_mma(ctx, g)
+                                         : prepare_linear16(ctx, g);
   return prepare_f32(ctx, spec->idx64, spec->bias, kind, g);
 }
 

@@ -1,6 +1,9 @@
-// The layers' linear projections: PyTorch's Linear on row-major fp32 data,
+// The layers' linear projections: PyTorch's Linear on row-major data,
 //   Y[m][n] = sum_k X[m][k] * W[n][k] (+ bias[n]),
-// X (M, K), W (N, K), Y (M, N), all contiguous. M is large (pixels or
+// X (M, K), W (N, K), Y (M, N), all contiguous. X and W are fp32 or 16-bit
+// storage (DTYPE, common.clh; widened to fp32 as they are loaded into the
+// local tiles), the sums fp32, Y fp32 or DTYPE (OUT_DTYPE, linear_out.clh:
+// rounded once, after the bias and the epilogue). M is large (pixels or
 // queries), N and K small (channels) and not multiples of anything.
 //
 // One work-group computes a TM x TN tile of Y with LOCAL = (TM/RM)*(TN/RN)
@@ -24,7 +27,8 @@
 // order, then the bias and the epilogue: the same bits on every run. An
 // unsplit launch has one part of k_part = K.
 //
-// Build-time defines (besides common.h's IDX64):
+// Build-time defines (besides common.clh's IDX64 and DTYPE, and
+// linear_out.clh's OUT_DTYPE; split-K's parts are fp32, OUT_DTYPE 0):
 //   TM, TN    tile rows and columns (multiples of 4*(TM/RM), 4*(TN/RN))
 //   TK        K chunk (multiple of 4)
 //   RM, RN    rows and columns per work-item (multiples of 4)
@@ -82,37 +86,60 @@
 #endif
 // Stores 4 results v of row y at columns n.. (those below N): as they are,
 // GELU'd, or added to y times the columns' scales s (EPILOGUE). `n4`: N is a
-// multiple of 4, so whole float4s are stored.
-inline void store_epilogue(__global float *restrict y, const int n, const int N,
-                           const bool n4, float4 v, const float4 s) {
+// multiple of 4, so whole quads are stored (one float4, or two pairs).
+inline void store_epilogue(__global out_t *restrict y, const int n,
+                           const int N, const bool n4, float4 v,
+                           const float4 s) {
   if (n >= N)
     return; // no column of this work-item's (its clamped reads would race)
 #if EPILOGUE == 1
   v = 0.5f * v * (1.0f + erf(v * M_SQRT1_2_F));
 #endif
   if (n4) {
+#if OUT_DTYPE == 0
 #if EPILOGUE == 2
     v = *(__global float4 *)(y + n) + s * v;
 #endif
     *(__global float4 *)(y + n) = v;
+#else
+#if EPILOGUE == 2
+    v = (float4)(out_load2(y + n), out_load2(y + n + 2)) + s * v;
+#endif
+    out_store2(y + n, v.xy);
+    out_store2(y + n + 2, v.zw);
+#endif
     return;
   }
 #if EPILOGUE == 2
   // Reads clamped into this work-item's columns of the row (n < N), as the
   // loads of the edge tiles.
-  v.x = y[min(n, N - 1)] + s.x * v.x;
-  v.y = y[min(n + 1, N - 1)] + s.y * v.y;
-  v.z = y[min(n + 2, N - 1)] + s.z * v.z;
-  v.w = y[min(n + 3, N - 1)] + s.w * v.w;
+  v.x = out_load(y + min(n, N - 1)) + s.x * v.x;
+  v.y = out_load(y + min(n + 1, N - 1)) + s.y * v.y;
+  v.z = out_load(y + min(n + 2, N - 1)) + s.z * v.z;
+  v.w = out_load(y + min(n + 3, N - 1)) + s.w * v.w;
 #endif
-  y[n] = v.x;
+  out_store(y + n, v.x);
   if (n + 1 < N)
-    y[n + 1] = v.y;
+    out_store(y + n + 1, v.y);
   if (n + 2 < N)
-    y[n + 2] = v.z;
+    out_store(y + n + 2, v.z);
   if (n + 3 < N)
-    y[n + 3] = v.w;
+    out_store(y + n + 3, v.w);
 }
+
+// 4 consecutive values at p as fp32 (p 4-element aligned).
+#if DTYPE == 0
+#define LOAD4(p) (*(__global const float4 *)(p))
+#elif DTYPE == 1
+#define LOAD4(p) vload_half4(0, (const __global half *)(p))
+#else
+inline float4 load4_bf16(__global const ushort *p) {
+  const ushort4 u = vload4(0, p);
+  return (float4)(BITS_TO_FLOAT((uint)u.x), BITS_TO_FLOAT((uint)u.y),
+                  BITS_TO_FLOAT((uint)u.z), BITS_TO_FLOAT((uint)u.w));
+}
+#define LOAD4(p) load4_bf16(p)
+#endif
 
 // The units (4 consecutive k of one row) of a TK chunk of rows [r0, r0+R)
 // of a (rows, K) matrix, into registers; k from k_end on reads as zero.
@@ -127,17 +154,17 @@ inline void store_epilogue(__global float *restrict y, const int n, const int N,
       const idx_t row = (r0) + (idx_t)r;                                       \
       const int kk = (k0) + kq;                                                \
       if (full) {                                                              \
-        v = *(__global const float4 *)(src + row * (idx_t)K + kk);             \
+        v = LOAD4(src + row * (idx_t)K + kk);                                  \
       } else {                                                                 \
         /* The address outside the guard: inside it a compiler may fold        \
          * EDGE_ROW's clamp away. */                                           \
         const bool in = row < (rows);                                          \
-        __global const float *p = src + EDGE_ROW(row, rows) * (idx_t)K;        \
+        __global const storage_t *p = src + EDGE_ROW(row, rows) * (idx_t)K;    \
         if (in) {                                                              \
-          v.x = kk < k_end ? p[EDGE_K(kk)] : 0.0f;                             \
-          v.y = kk + 1 < k_end ? p[EDGE_K(kk + 1)] : 0.0f;                     \
-          v.z = kk + 2 < k_end ? p[EDGE_K(kk + 2)] : 0.0f;                     \
-          v.w = kk + 3 < k_end ? p[EDGE_K(kk + 3)] : 0.0f;                     \
+          v.x = kk < k_end ? LOAD1(p, EDGE_K(kk)) : 0.0f;                      \
+          v.y = kk + 1 < k_end ? LOAD1(p, EDGE_K(kk + 1)) : 0.0f;              \
+          v.z = kk + 2 < k_end ? LOAD1(p, EDGE_K(kk + 2)) : 0.0f;              \
+          v.w = kk + 3 < k_end ? LOAD1(p, EDGE_K(kk + 3)) : 0.0f;              \
         }                                                                      \
       }                                                                        \
     }                                                                          \
@@ -158,8 +185,9 @@ inline void store_epilogue(__global float *restrict y, const int n, const int N,
   }
 
 __kernel __attribute__((reqd_work_group_size(LOCAL, 1, 1))) void
-linear(__global const float *restrict X, __global const float *restrict W,
-       __global const float *restrict bias, __global float *restrict Y,
+linear(__global const storage_t *restrict X,
+       __global const storage_t *restrict W, __global const float *restrict bias,
+       __global out_t *restrict Y,
        const idx_t M, const int N, const int K, const int has_bias,
        const int k_part
 #if EPILOGUE == 2
@@ -283,7 +311,7 @@ linear(__global const float *restrict X, __global const float *restrict W,
       const idx_t m = m0 + (idx_t)(p * 4 * MT + ty * 4 + e);
       if (m >= M)
         continue;
-      __global float *const y = Y + m * (idx_t)N;
+      __global out_t *const y = Y + m * (idx_t)N;
 #pragma unroll
       for (int q = 0; q < RN / 4; q++) {
         const int n = n0 + q * 4 * NT + tx * 4;
@@ -306,7 +334,7 @@ linear(__global const float *restrict X, __global const float *restrict W,
 // P (parts, M, N) in order + bias), one work-item per 4 columns of a row.
 __kernel void linear_reduce(__global const float *restrict P,
                             __global const float *restrict bias,
-                            __global float *restrict Y, const idx_t M,
+                            __global out_t *restrict Y, const idx_t M,
                             const int N, const int parts, const int has_bias
 #if EPILOGUE == 2
                             ,

@@ -25,7 +25,7 @@
 //   TK         K chunk, a multiple of 16
 //   WM, WN     warps along M and N (the work-group is 32*WM*WN items)
 //   STAGES     buffers of the ring, 2 to 4
-//   OUT_DTYPE  Y's storage: 0 fp32, else DTYPE
+//   OUT_DTYPE  Y's storage: 0 fp32, else DTYPE (linear_out.clh)
 //   EPILOGUE   as linear.cl's: 0 none, 1 GELU (erf), 2 Y += scale * (...)
 //              with Y holding the residual (scale fp32 per column; not read
 //              where has_scale is 0)
@@ -51,62 +51,6 @@
 #ifndef EPILOGUE
 #define EPILOGUE 0
 #endif
-#ifndef OUT_DTYPE
-#define OUT_DTYPE 0
-#endif
-#if OUT_DTYPE != 0 && OUT_DTYPE != DTYPE
-#error "linear_mma: OUT_DTYPE must be 0 (fp32) or DTYPE"
-#endif
-
-// -------------------------------------------------------- output storage
-
-#if OUT_DTYPE == 0
-typedef float out_t;
-inline float out_load(__global const out_t *p) { return *p; }
-inline void out_store(__global out_t *p, float v) { *p = v; }
-// Two values at p (8-byte aligned).
-inline float2 out_load2(__global const out_t *p) {
-  return *(__global const float2 *)p;
-}
-inline void out_store2(__global out_t *p, float2 v) {
-  *(__global float2 *)p = v;
-}
-#else
-typedef ushort out_t;
-inline float out_bits_to_float(uint b) {
-#if OUT_DTYPE == 1
-  const ushort h = (ushort)b;
-  return vload_half(0, (const __private half *)&h);
-#else
-  return bf16_bits_to_float(b);
-#endif
-}
-// Round to nearest even, as PyTorch's conversions.
-inline uint out_float_to_bits(float v) {
-#if OUT_DTYPE == 1
-  ushort h;
-  vstore_half_rte(v, 0, (__private half *)&h);
-  return h;
-#else
-  return float_to_bf16_bits(v);
-#endif
-}
-inline float out_load(__global const out_t *p) {
-  return out_bits_to_float(*p);
-}
-inline void out_store(__global out_t *p, float v) {
-  *p = (ushort)out_float_to_bits(v);
-}
-// Two values at p (4-byte aligned), one 32-bit access.
-inline float2 out_load2(__global const out_t *p) {
-  const uint w = *(__global const uint *)p;
-  return (float2)(out_bits_to_float(w & 0xffffu), out_bits_to_float(w >> 16));
-}
-inline void out_store2(__global out_t *p, float2 v) {
-  *(__global uint *)p = out_float_to_bits(v.x) | out_float_to_bits(v.y) << 16;
-}
-#endif
-
 // Stores values v of row y at columns n, n+1 (those below N) after the
 // epilogue; `pair`: N is even (n is), so both go as one aligned access.
 inline void store_pair(__global out_t *restrict y, const int n, const int N,
