@@ -23,6 +23,8 @@ typedef struct options {
   int ops;          /* BENCH_OP_* bits */
   shape shapes[16]; /* --shape: instead of the paper's */
   int nshapes;
+  int queries[8]; /* --queries: FlashDeformAttn rows instead of the default */
+  int nqueries;
 } options;
 
 enum {

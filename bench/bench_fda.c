@@ -181,6 +181,10 @@ void bench_fda(dcnv4_context *ctx, const options *o, dcnv4_dtype dtype,
   const int *q = full ? gpu_queries : cpu_queries;
   size_t n = full ? sizeof gpu_queries / sizeof gpu_queries[0]
                   : sizeof cpu_queries / sizeof cpu_queries[0];
+  if (o->nqueries) { /* --queries */
+    q = o->queries;
+    n = (size_t)o->nqueries;
+  }
   for (size_t i = 0; i < n; i++)
     bench_queries(ctx, o, dtype, full ? 2 : 1, q[i], res);
 }

@@ -417,6 +417,8 @@ static void usage(void) {
       "                     default 16 and 32)\n"
       "  --shape NxHxWxC    this shape instead of the paper's (repeatable)\n"
       "  --forward-only     skip backward rows\n"
+      "  --queries Q        FlashDeformAttn rows at Q queries per image\n"
+      "                     (repeatable; default 20000, 900, 300 on GPUs)\n"
       "  --ops LIST         what to time, of core,layer,fda,fii,gemm\n"
       "                     (default all): the DCNv4 operator, the DCNv4\n"
       "                     layer's forward, FlashDeformAttn on Deformable\n"
@@ -502,6 +504,12 @@ static int parse_options(int argc, char **argv, options *o) {
         if (paper_shapes[k].n == x->n && paper_shapes[k].h == x->h &&
             paper_shapes[k].w == x->w && paper_shapes[k].c == x->c)
           x->set = paper_shapes[k].set;
+    } else if (v && !strcmp(a, "--queries") && o->nqueries < 8) {
+      o->queries[o->nqueries] = atoi(argv[++i]);
+      if (o->queries[o->nqueries++] < 1) {
+        fprintf(stderr, "dcnv4-bench: bad --queries\n");
+        return -1;
+      }
     } else if (v && !strcmp(a, "--group-channels") && o->nd < 4) {
       o->group_channels[o->nd++] = atoi(argv[++i]);
       if (o->group_channels[o->nd - 1] < 1) {

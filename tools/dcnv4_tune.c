@@ -10,12 +10,13 @@
  * local {32..512}, stage {0,3} (FlashDeformAttn {0,1,2}),
  * rows {1..8}, groups per work-group {all,1,2,4}, vectors per work-item
  * (pieces {1,2}), register caps and the kernel's 0/1 switches (split,
- * unroll, specialize). Each candidate is applied with dcnv4_context_set_tuning
- * (the same mechanism as DCNV4_TUNING), first checked against the float64
- * reference on a small problem (a candidate that does not build or gives a
- * wrong result is rejected), then timed on every shape: median of several
- * launches with profiling events, warm-up excluded. Score: the mean over
- * shapes of time / default time.
+ * unroll, specialize); the forward kernels' small-launch rule as the default
+ * has it or off (small 0; its values are not searched). Each candidate is
+ * applied with dcnv4_context_set_tuning (the same mechanism as DCNV4_TUNING),
+ * first checked against the float64 reference on a small problem (a candidate
+ * that does not build or gives a wrong result is rejected), then timed on every
+ * shape: median of several launches with profiling events, warm-up excluded.
+ * Score: the mean over shapes of time / default time.
  *
  * GEMM: the layers' projections (M = N*H*W rows; C x C value and output
  * projections, C x ceil(3*K*G/8)*8 offset_mask projection) with a curated
@@ -259,10 +260,10 @@ static int run_shapes(const options *o, int fda, int is_gpu, shape *out) {
 
 /* ------------------------------------------------- kernel parameters */
 
-#define NPARAMS 11
+#define NPARAMS 12
 static const char *const param_names[NPARAMS] = {
     "vec",  "local", "stage", "split",  "unroll", "specialize",
-    "rows", "halo",  "regs",  "groups", "pieces"};
+    "rows", "halo",  "regs",  "groups", "pieces", "small"};
 /* What the device allows the search: work-group size, and whether register
  * caps exist (cl_nv_compiler_options; elsewhere `regs` has no effect and is
  * not searched). */
@@ -368,6 +369,11 @@ static int param_values(int op, int p, int gc, const search_limits *lim,
     out[n++] = 1;
     if (gc % 2 == 0)
       out[n++] = 2;
+  } else if (p == 11) {
+    /* small: the forward kernels' small-launch rule as the default has it,
+     * or off (0), so that the values written are the ones measured on
+     * these shapes; its small* values are not searched */
+    out[n++] = 0;
   } else if (p == 9) {
     /* groups (heads) per work-group: all, or 1, 2, 4 (a work-group then
      * spans more pixels or queries of fewer groups) */

@@ -12,16 +12,31 @@
 /* ------------------------------------------- parameters of each kernel */
 
 static const char *const param_names[DCN_TUNING_PARAMS] = {
-    [DCN_PARAM_VEC] = "vec",       [DCN_PARAM_LOCAL] = "local",
-    [DCN_PARAM_STAGE] = "stage",   [DCN_PARAM_SPLIT] = "split",
-    [DCN_PARAM_UNROLL] = "unroll", [DCN_PARAM_SPECIALIZE] = "specialize",
-    [DCN_PARAM_ROWS] = "rows",     [DCN_PARAM_BACKEND] = "backend",
-    [DCN_PARAM_TILE_M] = "tilem",  [DCN_PARAM_TILE_N] = "tilen",
-    [DCN_PARAM_TILE_K] = "tilek",  [DCN_PARAM_HALO] = "halo",
-    [DCN_PARAM_MAX_REGS] = "regs", [DCN_PARAM_GROUPS] = "groups",
-    [DCN_PARAM_PIECES] = "pieces", [DCN_PARAM_SHORT_M] = "shortm",
-    [DCN_PARAM_KSPLIT] = "ksplit", [DCN_PARAM_FILL] = "fill",
-    [DCN_PARAM_KMIN] = "kmin", [DCN_PARAM_STAGES] = "stages",
+    [DCN_PARAM_VEC] = "vec",
+    [DCN_PARAM_LOCAL] = "local",
+    [DCN_PARAM_STAGE] = "stage",
+    [DCN_PARAM_SPLIT] = "split",
+    [DCN_PARAM_UNROLL] = "unroll",
+    [DCN_PARAM_SPECIALIZE] = "specialize",
+    [DCN_PARAM_ROWS] = "rows",
+    [DCN_PARAM_BACKEND] = "backend",
+    [DCN_PARAM_TILE_M] = "tilem",
+    [DCN_PARAM_TILE_N] = "tilen",
+    [DCN_PARAM_TILE_K] = "tilek",
+    [DCN_PARAM_HALO] = "halo",
+    [DCN_PARAM_MAX_REGS] = "regs",
+    [DCN_PARAM_GROUPS] = "groups",
+    [DCN_PARAM_PIECES] = "pieces",
+    [DCN_PARAM_SHORT_M] = "shortm",
+    [DCN_PARAM_KSPLIT] = "ksplit",
+    [DCN_PARAM_FILL] = "fill",
+    [DCN_PARAM_KMIN] = "kmin",
+    [DCN_PARAM_STAGES] = "stages",
+    [DCN_PARAM_SMALL] = "small",
+    [DCN_PARAM_SMALL_LOCAL] = "smalllocal",
+    [DCN_PARAM_SMALL_VEC] = "smallvec",
+    [DCN_PARAM_SMALL_PIECES] = "smallpieces",
+    [DCN_PARAM_SMALL_REGS] = "smallregs",
 };
 
 /* A parameter a kernel takes: its accepted values and its field in the
@@ -53,11 +68,20 @@ typedef struct kernel_spec {
     (param), (lo), (hi), false, offsetof(type, field), false, (gaps),          \
         (accepted)                                                             \
   }
-#define LOCAL(type)                                                            \
-  { DCN_PARAM_LOCAL, 1, 4096, false, offsetof(type, local_size), true, 0, NULL }
+#define SIZE(type, field, param, lo)                                           \
+  { (param), (lo), 4096, false, offsetof(type, field), true, 0, NULL }
+#define LOCAL(type) SIZE(type, local_size, DCN_PARAM_LOCAL, 1)
 #define VEC(type) INT(type, max_vec, DCN_PARAM_VEC, 1, 8, true)
 #define SWITCH(type, field, param) INT(type, field, param, 0, 1, false)
 #define REGS(type) INT(type, max_regs, DCN_PARAM_MAX_REGS, 0, 255, false)
+/* The small-launch values (dcn_small_tuning; 0 keeps the tuned value):
+ * below, local and vec, then (DCNv4) pieces, then regs. */
+#define SMALL(type)                                                            \
+  INT(type, small.below, DCN_PARAM_SMALL, 0, 1024, false),                     \
+      SIZE(type, small.local_size, DCN_PARAM_SMALL_LOCAL, 0),                  \
+      INT(type, small.max_vec, DCN_PARAM_SMALL_VEC, 0, 8, true)
+#define SMALL_REGS(type)                                                       \
+  INT(type, small.max_regs, DCN_PARAM_SMALL_REGS, 0, 255, false)
 
 typedef dcn_dcnv4_forward_tuning dcnv4_fwd;
 /* stage: 0 (every GPU's) or 3 (CPUs'); stages 1, 2 and 4 were no device's
@@ -73,6 +97,9 @@ static const param_spec dcnv4_forward_params[] = {
     REGS(dcnv4_fwd),
     INT(dcnv4_fwd, groups, DCN_PARAM_GROUPS, 0, 64, false),
     INT(dcnv4_fwd, pieces, DCN_PARAM_PIECES, 1, 4, true),
+    SMALL(dcnv4_fwd),
+    INT(dcnv4_fwd, small.pieces, DCN_PARAM_SMALL_PIECES, 0, 4, true),
+    SMALL_REGS(dcnv4_fwd),
 };
 
 typedef dcn_dcnv4_backward_tuning dcnv4_bwd;
@@ -95,6 +122,8 @@ static const param_spec fda_forward_params[] = {
     SWITCH(fda_fwd, specialize, DCN_PARAM_SPECIALIZE),
     REGS(fda_fwd),
     INT(fda_fwd, groups, DCN_PARAM_GROUPS, 0, 64, false),
+    SMALL(fda_fwd),
+    SMALL_REGS(fda_fwd),
 };
 
 typedef dcn_fda_backward_tuning fda_bwd;
@@ -333,14 +362,20 @@ bool dcn_tuning_parse(const char *text, dcn_tuning_override *out, char *why,
   ROW(DCN_KERNEL_LINEAR_MMA, linear_mma, 0, cls, .tile_m = (tm),               \
       .tile_n = (tn), .tile_k = (tk), .local_size = (local),                   \
       .stages = (stages_))
+/* The small-launch rule of a forward row (dcn_small_tuning): below that
+ * many work-groups per compute unit, these work-items per work-group,
+ * vector width, pieces and register cap (0: the row's). */
+#define SMALL_LAUNCH(below_, local_, vec_, pieces_, regs_)                     \
+  .small = {(below_), (local_), (vec_), (pieces_), (regs_)}
 
 /* NVIDIA's DCNv4 forward: `vec` channels per work-item, a register cap,
  * groups per work-group, 16-bit storage only or not, one group_channels or
- * all (0). */
-#define NVIDIA_FORWARD(vec, pieces_, regs, groups_, half_only, gc)             \
+ * all (0), the small-launch rule (SMALL_LAUNCH). */
+#define NVIDIA_FORWARD(vec, pieces_, regs, groups_, half_only, gc, small_)     \
   DCNV4_FORWARD(half_only, gc, .max_vec = (vec), .local_size = 256,            \
                 .stage = 0, .unroll = 1, .specialize = 1, .rows = 4,           \
-                .max_regs = (regs), .groups = (groups_), .pieces = (pieces_))
+                .max_regs = (regs), .groups = (groups_), .pieces = (pieces_),  \
+                small_)
 
 #define NVIDIA_TILED_BACKWARD(gc)                                              \
   DCNV4_BACKWARD(gc, .max_vec = 4, .local_size = 256, .split = 1, .unroll = 1, \
@@ -362,8 +397,12 @@ static const dcn_tuning_row nvidia_sm90[] = {
      * takes 48 (the cap of 40 spilled 8 bytes): H200, 19 of the 20 fp32
      * paper rows 1-6 % faster than with 40 (docs/perf-notes.md §8),
      * 64x56x56x128 G8 0.258 -> 0.257 ms, G4xD32 0.254 -> 0.248 ms. */
-    NVIDIA_FORWARD(4, 1, 48, 2, 0, 0),
-    NVIDIA_FORWARD(8, 1, 40, 4, 1, 0),
+    NVIDIA_FORWARD(4, 1, 48, 2, 0, 0, SMALL_LAUNCH(0, 0, 0, 0, 0)),
+    /* The small-launch rule stays off until a GPU sweep measures it
+     * (docs/perf-notes.md §36: issue 34 had the small fp16 rows at x0.75-0.90
+     * of upstream's CUDA kernel; the candidate is 4 channels per work-item
+     * below 8 work-groups per SM). */
+    NVIDIA_FORWARD(8, 1, 40, 4, 1, 0, SMALL_LAUNCH(0, 0, 0, 0, 0)),
     /* group_channels 32: 16-bit storage capped at 40 registers (from about
      * 56; 6 work-groups of 256 per SM): forward x0.94 on the geometric mean
      * of the 10 paper rows (x0.89 to x1.06). Then two pieces of 8 channels
@@ -372,8 +411,10 @@ static const dcn_tuning_row nvidia_sm90[] = {
      * x0.78 to x1.06 per row; bf16, which shares the row, 0.182 -> 0.214,
      * x0.73 to x0.93 (docs/perf-notes.md §9). fp32
      * lost 30-45 % with two pieces of 4, whatever the cap. */
-    NVIDIA_FORWARD(4, 1, 48, 2, 0, 32),
-    NVIDIA_FORWARD(8, 2, 0, 2, 1, 32),
+    NVIDIA_FORWARD(4, 1, 48, 2, 0, 32, SMALL_LAUNCH(0, 0, 0, 0, 0)),
+    /* Small-launch rule off until measured (candidate: one piece, 4
+     * work-items per (pixel, group) instead of 2; docs/perf-notes.md §36). */
+    NVIDIA_FORWARD(8, 2, 0, 2, 1, 32, SMALL_LAUNCH(0, 0, 0, 0, 0)),
     DCNV4_BACKWARD(0, .max_vec = 4, .local_size = 128, .split = 1, .unroll = 1,
                    .specialize = 1, .rows = 1),
     /* The tiled backward (fixed-point region accumulators in local memory)
@@ -403,7 +444,13 @@ static const dcn_tuning_row nvidia_sm90[] = {
      * of queries instead of two, 0.155 -> 0.149 ms (docs/perf-notes.md
      * §22; not measured on the H200). */
     FDA_FORWARD(1, .max_vec = 8, .local_size = 256, .stage = 2, .specialize = 1,
-                .max_regs = 32, .groups = 1),
+                .max_regs = 32, .groups = 1,
+                /* Small-launch rule off until measured (candidate for the
+                 * decoder, 2x300 queries = 75 work-groups of 256 on 132
+                 * SMs: fp32's shape, 8 work-items per head in groups of 128
+                 * capped at 40 registers; fp32 ran 2x300 in 0.020 ms, fp16
+                 * 0.034; docs/perf-notes.md §36). */
+                SMALL_LAUNCH(0, 0, 0, 0, 0)),
     /* H100, DETR encoder backward (2x20000 queries): the split kernel, 4
      * channels per work-item, 64 work-items, against one work-item per
      * (query, head) with 8 channels per step and 256 work-items: fp32 3.30
@@ -509,8 +556,8 @@ static const dcn_tuning_row pocl[] = {
  * 515-932 -> 418 ms (docs/perf-notes.md §33). */
 static const dcn_tuning_row intel_cpu[] = {
     /* The last matching row wins: 16-bit rows after the general ones. */
-    DCNV4_FORWARD(0, 0, .max_vec = 8, .local_size = 64, .stage = 0,
-                  .unroll = 0, .specialize = 1, .rows = 2, .pieces = 2),
+    DCNV4_FORWARD(0, 0, .max_vec = 8, .local_size = 64, .stage = 0, .unroll = 0,
+                  .specialize = 1, .rows = 2, .pieces = 2),
     DCNV4_FORWARD(1, 0, .max_vec = 8, .local_size = 256, .stage = 3,
                   .unroll = 0, .specialize = 1, .rows = 2, .groups = 4,
                   .pieces = 1),
@@ -526,7 +573,6 @@ static const dcn_tuning_row intel_cpu[] = {
     FDA_DETERMINISTIC(.local_size = 64, .specialize = 0),
     LINEAR(1, 64, 32, 16, 4, 64, 1, 0, 1, 2, 64),
 };
-
 
 #define NODE(vendor, arch, device, rows)                                       \
   { (vendor), (arch), (device), (rows), sizeof(rows) / sizeof(rows)[0] }
@@ -845,7 +891,7 @@ dcn_tuning_layer dcn_tuning_source(dcn_kernel_id kernel, const void *cfg) {
 void dcn_tuning_log_fallback(dcnv4_context *ctx, dcn_kernel_id kernel,
                              const void *tuned, const void *fallback_cfg,
                              const char *why) {
-  char a[160], b[160];
+  char a[256], b[256];
   dcn_tuning_format(kernel, tuned, a, sizeof a);
   dcn_tuning_format(kernel, fallback_cfg, b, sizeof b);
   dcn_tuning_layer src = dcn_tuning_source(kernel, tuned);
@@ -855,6 +901,27 @@ void dcn_tuning_log_fallback(dcnv4_context *ctx, dcn_kernel_id kernel,
           "the built-in default (%s)",
           dcn_kernel_name(kernel), a,
           src == DCN_TUNING_FILE ? "tuning file" : "override", why, b);
+}
+
+bool dcn_small_apply(const dcnv4_context *ctx, const dcn_small_tuning *small,
+                     uint64_t items, size_t *local, int *max_vec, int *pieces,
+                     int *max_regs) {
+  const uint64_t cu = ctx->compute_units ? ctx->compute_units : 1;
+  if (small->below <= 0 || *local == 0 ||
+      (items + *local - 1) / *local >= (uint64_t)small->below * cu)
+    return false;
+  /* A work-group the device cannot run keeps the tuned size, as in
+   * dcn_tuning_lookup. */
+  if (small->local_size > 0 && (!ctx->max_work_group_size ||
+                                small->local_size <= ctx->max_work_group_size))
+    *local = small->local_size;
+  if (small->max_vec > 0)
+    *max_vec = small->max_vec;
+  if (pieces && small->pieces > 0)
+    *pieces = small->pieces;
+  if (small->max_regs > 0)
+    *max_regs = small->max_regs;
+  return true;
 }
 
 int dcn_vector_width(int channels, int max_vec) {

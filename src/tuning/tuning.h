@@ -125,6 +125,16 @@ void dcn_tuning_log_fallback(dcnv4_context *ctx, dcn_kernel_id kernel,
                              const void *tuned, const void *fallback,
                              const char *why);
 
+/* The small-launch rule of the forward kernels (docs/tuning.md §3.9): where
+ * `items` work-items in work-groups of *local make fewer than small->below
+ * work-groups per compute unit, replaces *local, *max_vec, *pieces (may be
+ * NULL) and *max_regs by small's values that are set (> 0) and returns
+ * true; else changes nothing. The caller counts `items` at the tuned vector
+ * width and pieces. */
+bool dcn_small_apply(const dcnv4_context *ctx, const dcn_small_tuning *small,
+                     uint64_t items, size_t *local, int *max_vec, int *pieces,
+                     int *max_regs);
+
 /* The widest of 8, 4, 2, 1 that divides `channels` and is <= max_vec. */
 int dcn_vector_width(int channels, int max_vec);
 

@@ -56,6 +56,11 @@ typedef enum dcn_tuning_param {
   DCN_PARAM_FILL,
   DCN_PARAM_KMIN,
   DCN_PARAM_STAGES,
+  DCN_PARAM_SMALL,
+  DCN_PARAM_SMALL_LOCAL,
+  DCN_PARAM_SMALL_VEC,
+  DCN_PARAM_SMALL_PIECES,
+  DCN_PARAM_SMALL_REGS,
   DCN_TUNING_PARAMS
 } dcn_tuning_param;
 
@@ -64,6 +69,18 @@ typedef enum dcn_tuning_param {
  * tuning names onto them). Adding a parameter: a field here, a row in that
  * table, its use in the operator. `source` is not a parameter: set by the
  * lookup. */
+
+/* Launches with few work-groups (the forward kernels; tuning.c,
+ * dcn_small_apply): a launch that the tuned values would give fewer than
+ * `below` work-groups per compute unit takes these values instead; 0 keeps
+ * the tuned one. */
+typedef struct dcn_small_tuning {
+  int below;         /* small: work-groups per compute unit (0: never) */
+  size_t local_size; /* smalllocal: work-items per work-group */
+  int max_vec;       /* smallvec: widest vector of channels */
+  int pieces;        /* smallpieces: vectors per work-item (DCNv4) */
+  int max_regs;      /* smallregs: register cap (255: none in effect) */
+} dcn_small_tuning;
 
 /* DCNv4 forward (dcnv4_forward.cl). */
 typedef struct dcn_dcnv4_forward_tuning {
@@ -77,6 +94,8 @@ typedef struct dcn_dcnv4_forward_tuning {
   int max_regs;      /* regs: register cap (NVIDIA), 0 the compiler's */
   int groups;        /* groups: at most this many groups per work-group */
   int pieces;        /* pieces: vectors per work-item (stage 0) */
+  dcn_small_tuning small; /* small, smalllocal, smallvec, smallpieces,
+                             smallregs */
   dcn_tuning_layer source;
 } dcn_dcnv4_forward_tuning;
 
@@ -95,12 +114,13 @@ typedef struct dcn_dcnv4_backward_tuning {
 
 /* FlashDeformAttn forward (fda_forward.cl). */
 typedef struct dcn_fda_forward_tuning {
-  int max_vec;       /* vec: widest vector of channels per work-item */
-  size_t local_size; /* local: work-items per work-group */
-  int stage;         /* stage: 0 per work-item, 1/2 shared per head */
-  int specialize;    /* specialize: 1 compiles shape constants in */
-  int max_regs;      /* regs: register cap (NVIDIA), 0 the compiler's */
-  int groups;        /* groups: heads per block of queries (0: all) */
+  int max_vec;            /* vec: widest vector of channels per work-item */
+  size_t local_size;      /* local: work-items per work-group */
+  int stage;              /* stage: 0 per work-item, 1/2 shared per head */
+  int specialize;         /* specialize: 1 compiles shape constants in */
+  int max_regs;           /* regs: register cap (NVIDIA), 0 the compiler's */
+  int groups;             /* groups: heads per block of queries (0: all) */
+  dcn_small_tuning small; /* small, smalllocal, smallvec, smallregs */
   dcn_tuning_layer source;
 } dcn_fda_forward_tuning;
 

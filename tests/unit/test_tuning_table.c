@@ -7,7 +7,9 @@
  *     NVIDIA architecture, PoCL's for CPU runtimes without their own
  *     node; Intel's CPU runtime its own);
  *   - a parameter a kernel does not take, or a value outside the kernel's
- *     range, is rejected with a message naming it. */
+ *     range, is rejected with a message naming it;
+ *   - the forward kernels' small-launch rule (dcn_small_apply) applies
+ *     below its threshold of work-groups per compute unit only. */
 #include "tuning/tuning.h"
 
 #include <stdio.h>
@@ -177,15 +179,18 @@ static void test_builtin_table(void) {
     const int l = nv[i].level;
     expect_config(d, DCN_KERNEL_DCNV4_FORWARD, f32, 16,
                   "vec=4;local=256;stage=0;unroll=1;specialize=1;rows=4;"
-                  "regs=48;groups=2;pieces=1",
+                  "regs=48;groups=2;pieces=1;small=0;smalllocal=0;smallvec=0;"
+                  "smallpieces=0;smallregs=0",
                   l);
     expect_config(d, DCN_KERNEL_DCNV4_FORWARD, f16, 16,
                   "vec=8;local=256;stage=0;unroll=1;specialize=1;rows=4;"
-                  "regs=40;groups=4;pieces=1",
+                  "regs=40;groups=4;pieces=1;small=0;smalllocal=0;smallvec=0;"
+                  "smallpieces=0;smallregs=0",
                   l);
     expect_config(d, DCN_KERNEL_DCNV4_FORWARD, bf16, 32,
                   "vec=8;local=256;stage=0;unroll=1;specialize=1;rows=4;"
-                  "regs=0;groups=2;pieces=2",
+                  "regs=0;groups=2;pieces=2;small=0;smalllocal=0;smallvec=0;"
+                  "smallpieces=0;smallregs=0",
                   l);
     expect_config(d, DCN_KERNEL_DCNV4_BACKWARD, f32, 8,
                   "vec=4;local=128;split=1;unroll=1;specialize=1;rows=1;"
@@ -196,9 +201,13 @@ static void test_builtin_table(void) {
                   "halo=1;regs=64",
                   l);
     expect_config(d, DCN_KERNEL_FDA_FORWARD, f32, 32,
-                  "vec=4;local=128;stage=2;specialize=1;regs=40;groups=1", l);
+                  "vec=4;local=128;stage=2;specialize=1;regs=40;groups=1;"
+                  "small=0;smalllocal=0;smallvec=0;smallregs=0",
+                  l);
     expect_config(d, DCN_KERNEL_FDA_FORWARD, f16, 32,
-                  "vec=8;local=256;stage=2;specialize=1;regs=32;groups=1", l);
+                  "vec=8;local=256;stage=2;specialize=1;regs=32;groups=1;"
+                  "small=0;smalllocal=0;smallvec=0;smallregs=0",
+                  l);
     expect_config(d, DCN_KERNEL_LINEAR, f32, 0,
                   "vec=8;local=256;unroll=1;backend=1;tilem=256;tilen=128;"
                   "tilek=8;shortm=64;ksplit=32;fill=2;kmin=64",
@@ -213,7 +222,8 @@ static void test_builtin_table(void) {
     const int l = i == 0 ? 2 : 1;
     expect_config(d, DCN_KERNEL_DCNV4_FORWARD, f32, 16,
                   "vec=8;local=256;stage=3;unroll=0;specialize=0;rows=1;"
-                  "regs=0;groups=0;pieces=1",
+                  "regs=0;groups=0;pieces=1;small=0;smalllocal=0;smallvec=0;"
+                  "smallpieces=0;smallregs=0",
                   l);
     expect_config(d, DCN_KERNEL_DCNV4_BACKWARD, f16, 16,
                   "vec=8;local=64;split=0;unroll=0;specialize=0;rows=1;"
@@ -227,11 +237,13 @@ static void test_builtin_table(void) {
   const dcn_device_class intel = device(DCN_VENDOR_CPU, "intel", "some CPU");
   expect_config(intel, DCN_KERNEL_DCNV4_FORWARD, f32, 16,
                 "vec=8;local=64;stage=0;unroll=0;specialize=1;rows=2;"
-                "regs=0;groups=0;pieces=2",
+                "regs=0;groups=0;pieces=2;small=0;smalllocal=0;smallvec=0;"
+                "smallpieces=0;smallregs=0",
                 2);
   expect_config(intel, DCN_KERNEL_DCNV4_FORWARD, bf16, 32,
                 "vec=8;local=256;stage=3;unroll=0;specialize=1;rows=2;"
-                "regs=0;groups=4;pieces=1",
+                "regs=0;groups=4;pieces=1;small=0;smalllocal=0;smallvec=0;"
+                "smallpieces=0;smallregs=0",
                 2);
   expect_config(intel, DCN_KERNEL_FDA_BACKWARD, f16, 32,
                 "vec=1;local=512;split=0;specialize=0;regs=0", 2);
@@ -243,7 +255,8 @@ static void test_builtin_table(void) {
   expect_config(device(DCN_VENDOR_AMD, "gfx90a", "AMD Instinct MI210"),
                 DCN_KERNEL_DCNV4_FORWARD, f16, 32,
                 "vec=4;local=256;stage=0;unroll=1;specialize=1;rows=1;"
-                "regs=0;groups=0;pieces=1",
+                "regs=0;groups=0;pieces=1;small=0;smalllocal=0;smallvec=0;"
+                "smallpieces=0;smallregs=0",
                 1);
   expect_config(device(DCN_VENDOR_AMD, "gfx1100", "x"), DCN_KERNEL_LINEAR, f32,
                 0,
@@ -288,7 +301,8 @@ static void test_typed_parameters(void) {
   /* Names another kernel takes: named with what this one takes. */
   expect_rejected("fda_forward.split=1",
                   "fda_forward does not take \"split\" (it takes vec, local, "
-                  "stage, specialize, regs, groups)");
+                  "stage, specialize, regs, groups, small, smalllocal, "
+                  "smallvec, smallregs)");
   expect_rejected("fda_backward.unroll=1", "fda_backward does not take");
   expect_rejected("dcnv4_forward.halo=1", "dcnv4_forward does not take");
   expect_rejected("dcnv4_backward.pieces=2", "dcnv4_backward does not take");
@@ -319,6 +333,14 @@ static void test_typed_parameters(void) {
   expect_rejected("linear.shortm=24", "not accepted (0, or a power of two");
   expect_rejected("linear.shortm=512", "not accepted");
   expect_rejected("dcnv4_forward.vec=3", "a power of two");
+  /* The small-launch rule of the forward kernels. */
+  expect_rejected("dcnv4_forward.small=1025", "out of range (0 to 1024)");
+  expect_rejected("dcnv4_forward.smallvec=3", "a power of two");
+  expect_rejected("dcnv4_forward.smallpieces=3", "a power of two");
+  expect_rejected("dcnv4_forward.smallregs=256", "out of range (0 to 255)");
+  expect_rejected("fda_forward.smalllocal=4097", "out of range (0 to 4096)");
+  expect_rejected("fda_forward.smallpieces=1", "fda_forward does not take");
+  expect_rejected("dcnv4_backward.small=4", "dcnv4_backward does not take");
   /* The ones the kernels take. */
   dcn_tuning_override o;
   char why[256] = "";
@@ -328,7 +350,10 @@ static void test_typed_parameters(void) {
       "layer_dwconv.local=128;linear.tilem=64;linear.shortm=32;"
       "linear.ksplit=1;linear.fill=16;linear.kmin=4;"
       "dcnv4_backward_deterministic.unroll=0;"
-      "fda_backward_deterministic.specialize=0";
+      "fda_backward_deterministic.specialize=0;dcnv4_forward.small=0;"
+      "dcnv4_forward.smalllocal=64;dcnv4_forward.smallvec=0;"
+      "dcnv4_forward.smallpieces=1;dcnv4_forward.smallregs=255;"
+      "fda_forward.small=1024;fda_forward.smallvec=4;fda_forward.smallregs=0";
   CHECK(dcn_tuning_parse(good, &o, why, sizeof why), "rejected: %s", why);
   CHECK(o.set[DCN_KERNEL_FDA_FORWARD][DCN_PARAM_GROUPS] &&
             o.value[DCN_KERNEL_FDA_FORWARD][DCN_PARAM_GROUPS] == 1 &&
@@ -340,10 +365,63 @@ static void test_typed_parameters(void) {
         "linear.backend=1: %s", why);
 }
 
+/* ------------------------------------------------ small launches */
+
+static void test_small_launch(void) {
+  dcnv4_context *ctx = calloc(1, sizeof *ctx);
+  if (!ctx) {
+    CHECK(0, "out of memory");
+    return;
+  }
+  ctx->compute_units = 10;
+  const dcn_small_tuning rule = {4, 64, 4, 1, 255};
+  size_t local = 256;
+  int vec = 8, pieces = 2, regs = 40;
+  /* 40 work-groups of 256 on 10 units: 4 per unit, not small. */
+  CHECK(!dcn_small_apply(ctx, &rule, 40 * 256, &local, &vec, &pieces, &regs) &&
+            local == 256 && vec == 8 && pieces == 2 && regs == 40,
+        "40 work-groups taken as small");
+  /* One work-item fewer: 40 work-groups still (the last one partial). */
+  CHECK(
+      !dcn_small_apply(ctx, &rule, 39 * 256 + 1, &local, &vec, &pieces, &regs),
+      "39 and a part work-groups taken as small");
+  CHECK(dcn_small_apply(ctx, &rule, 39 * 256, &local, &vec, &pieces, &regs) &&
+            local == 64 && vec == 4 && pieces == 1 && regs == 255,
+        "39 work-groups: local %zu vec %d pieces %d regs %d", local, vec,
+        pieces, regs);
+  /* Zeros keep the tuned values; no pieces for FlashDeformAttn. */
+  const dcn_small_tuning keep = {4, 0, 0, 0, 0};
+  local = 128;
+  vec = 8;
+  regs = 32;
+  CHECK(dcn_small_apply(ctx, &keep, 1, &local, &vec, NULL, &regs) &&
+            local == 128 && vec == 8 && regs == 32,
+        "zeros changed the tuned values");
+  /* below 0: never. */
+  const dcn_small_tuning off = {0, 64, 4, 1, 255};
+  CHECK(!dcn_small_apply(ctx, &off, 1, &local, &vec, NULL, &regs),
+        "small=0 applied");
+  /* A work-group larger than the device's keeps the tuned size. */
+  ctx->max_work_group_size = 32;
+  local = 256;
+  CHECK(dcn_small_apply(ctx, &rule, 1, &local, &vec, NULL, &regs) &&
+            local == 256,
+        "local %zu above the device's 32", local);
+  ctx->max_work_group_size = 0;
+  /* No compute units known: counted as one. */
+  ctx->compute_units = 0;
+  local = 256;
+  CHECK(!dcn_small_apply(ctx, &rule, 4 * 256, &local, &vec, NULL, &regs) &&
+            dcn_small_apply(ctx, &rule, 3 * 256, &local, &vec, NULL, &regs),
+        "compute_units 0");
+  free(ctx);
+}
+
 int main(void) {
   test_fallback_chain();
   test_builtin_table();
   test_typed_parameters();
+  test_small_launch();
   if (failures) {
     fprintf(stderr, "test_tuning_table: %d failures\n", failures);
     return 1;

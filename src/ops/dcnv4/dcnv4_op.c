@@ -489,6 +489,18 @@ forward_kernel(dcnv4_context *ctx, const dcnv4_params *params,
                               kernel, NULL);
 }
 
+/* The vector width and pieces of `cfg` for `stage`: pieces at stage 0 only,
+ * and only where they divide the group's chunks. */
+static void forward_width(const dcnv4_params *params,
+                          const dcn_dcnv4_forward_tuning *cfg, int stage,
+                          int *vec, int *pieces) {
+  *vec = dcn_vector_width(params->group_channels, cfg->max_vec);
+  *pieces = stage == 0 && cfg->pieces > 1 &&
+                    params->group_channels % (*vec * cfg->pieces) == 0
+                ? cfg->pieces
+                : 1;
+}
+
 /* The forward kernel of a validated call and its range: the tuned
  * configuration, with its stage (3 needs 32-bit indices and local memory for
  * the footprints; without them, or if that build is rejected, stage 0), then
@@ -503,18 +515,25 @@ static dcnv4_status select_forward(dcnv4_context *ctx,
                                       (int)params->group_channels, cfgs);
   dcnv4_status st = DCNV4_ERROR_BUILD_FAILED;
   for (int i = 0; i < ncfg; i++) {
-    const dcn_dcnv4_forward_tuning *cfg = &cfgs[i];
     /* The asked stage, then plain global loads. */
-    for (int stage = cfg->stage; stage >= 0; stage = stage ? 0 : -1) {
-      const int vec = dcn_vector_width(params->group_channels, cfg->max_vec);
+    for (int stage = cfgs[i].stage; stage >= 0; stage = stage ? 0 : -1) {
       if (stage == 3 && needs_64bit_indices(s))
         continue;
-      /* Pieces: stage 0, and only where they divide the group's chunks. */
-      const int pieces =
-          stage == 0 && cfg->pieces > 1 &&
-                  params->group_channels % (vec * cfg->pieces) == 0
-              ? cfg->pieces
-              : 1;
+      dcn_dcnv4_forward_tuning small = cfgs[i];
+      const dcn_dcnv4_forward_tuning *cfg = &cfgs[i];
+      int vec, pieces;
+      forward_width(params, cfg, stage, &vec, &pieces);
+      /* A launch of few work-groups takes the small-launch values
+       * (docs/tuning.md §3.9). */
+      const uint64_t pixels = s->output_elements / (uint64_t)s->channels;
+      const uint64_t items =
+          pixels * (uint64_t)params->group *
+          (uint64_t)(params->group_channels / (vec * pieces));
+      if (dcn_small_apply(ctx, &small.small, items, &small.local_size,
+                          &small.max_vec, &small.pieces, &small.max_regs)) {
+        cfg = &small;
+        forward_width(params, cfg, stage, &vec, &pieces);
+      }
       st = forward_kernel(ctx, params, s, cfg, stage, vec, pieces, kernel);
       if (st == DCNV4_ERROR_BUILD_FAILED)
         continue;

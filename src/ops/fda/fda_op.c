@@ -329,8 +329,9 @@ static bool plan_staged(const dcnv4_context *ctx, cl_kernel kernel,
 }
 
 /* The forward kernel: the tuned configuration, then the built-in default if
- * it differs and the tuned one does not build (logged). `plain` builds
- * stage 0 whatever the configuration says; cfg->stage is the stage built. */
+ * it differs and the tuned one does not build (logged); each with its
+ * small-launch values where the launch is small. `plain` builds stage 0
+ * whatever the configuration says; cfg->stage is the stage built. */
 static dcnv4_status forward_kernel(dcnv4_context *ctx,
                                    const dcnv4_fda_params *params,
                                    const dcnv4_fda_shape *s, bool plain,
@@ -343,6 +344,13 @@ static dcnv4_status forward_kernel(dcnv4_context *ctx,
   char options[2][256];
   const char *list[2];
   for (int c = 0; c < ncfg; c++) {
+    /* A launch of few work-groups takes the small-launch values
+     * (docs/tuning.md §3.9). */
+    const uint64_t items =
+        s->output_elements /
+        (uint64_t)dcn_vector_width(params->group_channels, cfgs[c].max_vec);
+    dcn_small_apply(ctx, &cfgs[c].small, items, &cfgs[c].local_size,
+                    &cfgs[c].max_vec, NULL, &cfgs[c].max_regs);
     cfgs[c].stage = forward_stage(&cfgs[c], params, *idx64, plain);
     kernel_options(ctx, params,
                    dcn_vector_width(params->group_channels, cfgs[c].max_vec),
