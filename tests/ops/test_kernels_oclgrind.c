@@ -12,6 +12,8 @@
  *                    variants, full and partial tiles, with and without bias
  *           linear_mma  linear_mma.cl's portable fragments: fp16 and bf16,
  *                    fp32 and 16-bit output, each epilogue, two tilings
+ *           linear16 linear.cl on 16-bit storage (the same cases, small
+ *                    tiles; CMake runs it without --uninitialized)
  *           fii      the FlashInternImage kernels (src/ops/fii): conv2d
  *                    (both layouts and tiles), LayerNorm (each epilogue,
  *                    aliased), residual, avgpool, the GEMM epilogues fused
@@ -711,7 +713,10 @@ static const char *const mma_variants[] = {
 static const int mma_shapes[][3] = {
     {1, 1, 1}, {7, 5, 3}, {33, 20, 17}, {70, 40, 24}, {40, 34, 72}};
 
-static int run_linear_mma(rng *r) {
+/* 16-bit GEMMs: linear_mma.cl's portable fragments (mma_variants; part
+ * linear_mma), or linear.cl's 16-bit loads and stores on small tiles (what
+ * devices without the PTX run; part linear16). */
+static int run_linear_mma(rng *r, bool linear16) {
   /* storage, output, epilogue: each dtype, output and epilogue once */
   const struct {
     dcnv4_dtype dtype, out;
@@ -719,16 +724,22 @@ static int run_linear_mma(rng *r) {
   } combos[] = {{DCNV4_FLOAT16, DCNV4_FLOAT32, DCN_GEMM_NONE},
                 {DCNV4_FLOAT16, DCNV4_FLOAT16, DCN_GEMM_GELU},
                 {DCNV4_BFLOAT16, DCNV4_BFLOAT16, DCN_GEMM_RESIDUAL}};
+  const size_t variants = sizeof mma_variants / sizeof *mma_variants;
   int done = 0;
-  for (size_t v = 0; v < sizeof mma_variants / sizeof *mma_variants; v++) {
-    dcnv4_context *ctx = oclgrind_context(mma_variants[v]);
+  for (size_t v = linear16 ? variants : 0; v < variants + linear16; v++) {
+    dcnv4_context *ctx = oclgrind_context(
+        v < variants ? mma_variants[v]
+                     : "linear.backend=1;linear.tilem=32;linear.tilen=32;"
+                       "linear.tilek=4;linear.vec=4;linear.local=16;"
+                       "linear.unroll=0");
     /* The ring of 3: bf16 -> bf16 with the residual only (Oclgrind runs
      * the portable fragments' barriers slowly: 800 s for all of both). */
-    for (size_t c = v ? 2 : 0; c < sizeof combos / sizeof *combos; c++)
+    for (size_t c = v == 1 ? 2 : 0; c < sizeof combos / sizeof *combos; c++)
       for (size_t s = 0; s < sizeof mma_shapes / sizeof *mma_shapes; s++) {
         fii_case fc;
         memset(&fc, 0, sizeof fc);
         fc.op = FII_GEMM;
+        fc.mma = v < variants; /* else the device's choice: linear.cl */
         fc.dtype = combos[c].dtype;
         fc.out_dtype = combos[c].out;
         fc.epilogue = combos[c].epilogue;
@@ -900,7 +911,7 @@ int main(int argc, char **argv) {
   if (argc != 3) {
     fprintf(stderr,
             "usage: oclgrind --log LOG ... %s CL_DIR "
-            "dcnv4:V|fda:V|layer|linear|linear_mma|fii\n",
+            "dcnv4:V|fda:V|layer|linear|linear_mma|linear16|fii\n",
             argv[0]);
     return 2;
   }
@@ -926,7 +937,9 @@ int main(int argc, char **argv) {
   else if (!strcmp(part, "linear"))
     done = run_linear(&r);
   else if (!strcmp(part, "linear_mma"))
-    done = run_linear_mma(&r);
+    done = run_linear_mma(&r, false);
+  else if (!strcmp(part, "linear16"))
+    done = run_linear_mma(&r, true);
   else if (!strcmp(part, "fii"))
     done = run_fii(&r);
   else {

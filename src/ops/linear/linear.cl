@@ -282,14 +282,20 @@ linear(__global const storage_t *restrict X,
   }
 
   // Epilogue: bias, then float4 stores where the row holds whole float4s.
+  // Without a bias (scale) the argument is some other buffer, possibly
+  // shorter (16-bit weights of K 1): read only under the uniform flag, the
+  // index clamped as in LOAD_CHUNK.
   float bv[RN];
 #pragma unroll
   for (int q = 0; q < RN / 4; q++)
 #pragma unroll
     for (int e = 0; e < 4; e++) {
       const int n = n0 + q * 4 * NT + tx * 4 + e;
-      const float b = bias[min(n, N - 1)]; /* clamped as in LOAD_CHUNK */
-      bv[4 * q + e] = has_bias && n < N ? b : 0.0f;
+      bv[4 * q + e] = 0.0f;
+      if (has_bias) {
+        const float b = bias[min(n, N - 1)];
+        bv[4 * q + e] = n < N ? b : 0.0f;
+      }
     }
 #if EPILOGUE == 2
   float sv[RN];
@@ -298,8 +304,11 @@ linear(__global const storage_t *restrict X,
 #pragma unroll
     for (int e = 0; e < 4; e++) {
       const int n = n0 + q * 4 * NT + tx * 4 + e;
-      const float s = scale[min(n, N - 1)];
-      sv[4 * q + e] = has_scale && n < N ? s : 1.0f;
+      sv[4 * q + e] = 1.0f;
+      if (has_scale) {
+        const float s = scale[min(n, N - 1)];
+        sv[4 * q + e] = n < N ? s : 1.0f;
+      }
     }
 #endif
   const bool n4 = N % 4 == 0;
