@@ -118,6 +118,27 @@ static const char *linear_unusable(const dcnv4_context *ctx,
   return NULL;
 }
 
+/* The outcome of building a GEMM kernel of `local` work-items per group:
+ * DCNV4_ERROR_BUILD_FAILED with `why` where it did not build or the
+ * compiler allows fewer work-items (registers), else `st`. */
+static dcnv4_status built_usable(dcnv4_context *ctx, dcnv4_status st,
+                                 cl_kernel k, size_t local, char *why,
+                                 size_t size) {
+  if (st == DCNV4_ERROR_BUILD_FAILED) {
+    snprintf(why, size, "does not build on this device");
+    return st;
+  }
+  if (st != DCNV4_SUCCESS)
+    return st;
+  const size_t limit = dcn_kernel_item_limit(ctx, k, local);
+  if (limit < local) {
+    snprintf(why, size, "allows %zu work-items per group, not %zu", limit,
+             local);
+    return DCNV4_ERROR_BUILD_FAILED;
+  }
+  return DCNV4_SUCCESS;
+}
+
 /* Builds linear.cl for configuration `c` and g->epilogue into g->linear
  * (and its program's linear_reduce into *reduce, if asked): DCNV4_SUCCESS,
  * DCNV4_ERROR_BUILD_FAILED (also for a configuration the device cannot run,
@@ -155,19 +176,8 @@ static dcnv4_status linear_kernel(dcnv4_context *ctx,
   dcnv4_status st = dcn_get_kernel(ctx, "linear", options, "linear", &k);
   if (st == DCNV4_SUCCESS && reduce)
     st = dcn_get_kernel(ctx, "linear", options, "linear_reduce", reduce);
-  if (st == DCNV4_ERROR_BUILD_FAILED) {
-    snprintf(why, size, "does not build on this device");
+  if ((st = built_usable(ctx, st, k, c->local_size, why, size)))
     return st;
-  }
-  if (st != DCNV4_SUCCESS)
-    return st;
-  /* The compiler may allow fewer work-items than asked (registers). */
-  const size_t limit = dcn_kernel_item_limit(ctx, k, c->local_size);
-  if (limit < c->local_size) {
-    snprintf(why, size, "allows %zu work-items per group, not %zu", limit,
-             c->local_size);
-    return DCNV4_ERROR_BUILD_FAILED;
-  }
   g->linear = k;
   g->tile_m = c->tile_m;
   g->tile_n = c->tile_n;
@@ -447,19 +457,8 @@ static dcnv4_status mma_kernel(dcnv4_context *ctx,
       try_ptx ? dcn_get_kernel_first(ctx, "linear_mma", list, count,
                                      "linear_mma", &k, &chosen)
               : dcn_get_kernel(ctx, "linear_mma", portable, "linear_mma", &k);
-  if (st == DCNV4_ERROR_BUILD_FAILED) {
-    snprintf(why, size, "does not build on this device");
+  if ((st = built_usable(ctx, st, k, c->local_size, why, size)))
     return st;
-  }
-  if (st != DCNV4_SUCCESS)
-    return st;
-  /* The compiler may allow fewer work-items than asked (registers). */
-  const size_t limit = dcn_kernel_item_limit(ctx, k, c->local_size);
-  if (limit < c->local_size) {
-    snprintf(why, size, "allows %zu work-items per group, not %zu", limit,
-             c->local_size);
-    return DCNV4_ERROR_BUILD_FAILED;
-  }
   out->kernel = k;
   out->tile_m = c->tile_m;
   out->tile_n = c->tile_n;
