@@ -293,6 +293,20 @@ static int forward_stage(const dcn_fda_forward_tuning *cfg,
   return cfg->stage;
 }
 
+/* Heads per work-group of `chunks` work-items each: as many as the tuned
+ * size (`local`, 0: 64) holds, at least one, within the kernel's work-item
+ * limit and `budget` bytes of local memory at `per_head` each; 0 if not
+ * even one fits. */
+static size_t heads_per_group(size_t local, size_t chunks, size_t limit,
+                              size_t per_head, size_t budget) {
+  size_t heads = (local > 0 ? local : 64) / chunks;
+  if (heads < 1)
+    heads = 1;
+  while (heads > 0 && (heads * chunks > limit || heads * per_head > budget))
+    heads--;
+  return heads;
+}
+
 /* Stages 1 and 2 need whole heads per work-group (a multiple of D/vec
  * work-items) and L*K located points per head (stage 1: 4 floats and an
  * offset and mask pair of the index type; stage 2: 16 bytes), plus two
@@ -312,12 +326,8 @@ static bool plan_staged(const dcnv4_context *ctx, cl_kernel kernel,
    * exactly its 48 KiB, padding between them not counted here, and a
    * work-group that fills it leaves one per multiprocessor. */
   const size_t budget = (size_t)(ctx->local_mem_bytes / 2);
-  /* Heads per work-group: as many as the tuned size holds, at least one. */
-  size_t heads = (cfg->local_size > 0 ? cfg->local_size : 64) / chunks;
-  if (heads < 1)
-    heads = 1;
-  while (heads > 0 && (heads * chunks > limit || heads * per_head > budget))
-    heads--;
+  const size_t heads =
+      heads_per_group(cfg->local_size, chunks, limit, per_head, budget);
   if (heads == 0)
     return false;
   const size_t local = heads * chunks;
@@ -507,11 +517,8 @@ static bool plan_split(const dcnv4_context *ctx, cl_kernel kernel,
   const size_t limit =
       dcn_kernel_item_limit(ctx, kernel, ctx->max_work_group_size);
   const size_t budget = (size_t)(ctx->local_mem_bytes / 2);
-  size_t heads = (local_size > 0 ? local_size : 64) / chunks;
-  if (heads < 1)
-    heads = 1;
-  while (heads > 0 && (heads * chunks > limit || heads * per_head > budget))
-    heads--;
+  const size_t heads =
+      heads_per_group(local_size, chunks, limit, per_head, budget);
   if (heads == 0)
     return false;
   plan->local = heads * chunks;
