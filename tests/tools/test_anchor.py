@@ -25,6 +25,9 @@ import sys
 import tarfile
 import tempfile
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from checks import check, summary  # noqa: E402
+
 ANCHOR = os.path.abspath(sys.argv[1])
 RUNNER = os.path.join(ANCHOR, "op_anchor.py")
 JOIN = os.path.join(ANCHOR, "join.py")
@@ -34,16 +37,6 @@ for i, a in enumerate(sys.argv):
         BENCH = sys.argv[i + 1]
     if a == "--golden":
         GOLDEN = sys.argv[i + 1]
-failures = []
-checks = 0
-
-
-def check(cond, what):
-    global checks
-    checks += 1
-    if not cond:
-        failures.append(what)
-        print("FAILED: " + what)
 
 
 def run(cmd, **kw):
@@ -451,8 +444,7 @@ def main():
             anchor_csv = test_runner_cpu(tmp)
         if BENCH:
             test_bench(tmp, anchor_csv)
-    print(f"{checks} checks, {len(failures)} failed")
-    return 1 if failures else 0
+    return summary()
 
 
 if __name__ == "__main__":

@@ -32,20 +32,13 @@ except ImportError as exc:
     sys.exit(77)
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from checks import check, summary  # noqa: E402
 from fii_skeleton import BASE, random_state_dict  # noqa: E402
 
 CLASSIFY, CONVERTER, DCNV4_RUN, PREP_DUMP = sys.argv[1:5]
 SIZE = 64
-failures, checks = [], 0
 LINE = re.compile(r"^  (\d\.\d{4})  (\d+)(?:  (.*))?$")
 
-
-def check(cond, what):
-    global checks
-    checks += 1
-    if not cond:
-        failures.append(what)
-        print("FAILED: " + what)
 
 
 def run(cmd):
@@ -241,8 +234,7 @@ def main():
         convert(tmp, random_state_dict(BASE, 8, scale=0.2), "tiny")
         test_classify(tmp)
         test_errors(tmp)
-    print("%d passed, %d failed" % (checks - len(failures), len(failures)))
-    return 1 if failures else 0
+    return summary()
 
 
 if __name__ == "__main__":

@@ -31,20 +31,12 @@ except ImportError as exc:
     sys.exit(77)
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from checks import check, summary  # noqa: E402
 from fii_skeleton import BASE, Model, random_state_dict  # noqa: E402
 
 CONVERTER = os.path.abspath(sys.argv[1])
 GOLDEN = sys.argv[2] if len(sys.argv) > 2 else None
-failures = []
-checks = 0
 
-
-def check(cond, what):
-    global checks
-    checks += 1
-    if not cond:
-        failures.append(what)
-        print("FAILED: " + what)
 
 
 # ------------------------------------------------------------ helpers
@@ -351,8 +343,7 @@ def main():
         test_flags(tmp)
         test_ema_and_layouts(tmp)
         test_errors(tmp)
-    print("%d passed, %d failed" % (checks - len(failures), len(failures)))
-    return 1 if failures else 0
+    return summary()
 
 
 if __name__ == "__main__":

@@ -30,17 +30,12 @@ try:
 except ImportError:
     T = None
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from checks import check, summary  # noqa: E402
+
 PREP_DUMP = sys.argv[1]
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-failures, checks = [], 0
 
-
-def check(cond, what):
-    global checks
-    checks += 1
-    if not cond:
-        failures.append(what)
-        print("FAILED: " + what)
 
 
 def expected_torchvision(img, size, ratio):
@@ -169,8 +164,7 @@ def main():
         got, msg = prep(os.path.join(tmp, "absent.jpg"), 8, 1.0, tmp)
         check(got is None and "cannot read" in msg and "No such file" in msg,
               "missing file: 'cannot read ... No such file' (%s)" % msg)
-    print("%d passed, %d failed" % (checks - len(failures), len(failures)))
-    return 1 if failures else 0
+    return summary()
 
 
 if __name__ == "__main__":
