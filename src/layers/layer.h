@@ -320,7 +320,7 @@ typedef enum dcn_layer_kernel_id {
   DCN_LK_CONVERT_ONLY, /* fp32 -> storage dtype */
   DCN_LK_DWCONV,       /* fp32 depthwise convolution, arg: kernel size */
   DCN_LK_CFS_BLEND,    /* centre feature scale, arg: group channels */
-  DCN_LK_BIAS_MASK,    /* fp32 bias in place, rows zeroed by a byte mask */
+  DCN_LK_MASK_ROWS,    /* rows zeroed by a byte mask, in place */
   DCN_LK_FDA_SAMPLING  /* FDA layer: offsets + logits -> sampling_loc_attn,
                           dtype: of the reference points */
 } dcn_layer_kernel_id;
@@ -349,11 +349,11 @@ dcnv4_status dcn_run_cfs_blend(dcnv4_context *ctx, cl_kernel k, bool idx64,
                                uint64_t rows, int32_t group,
                                int32_t group_channels, cl_event *event);
 
-/* x[r, c] = mask[r] ? 0 : x[r, c] + bias[c] (fp32, in place; mask bytes,
- * non-zero = padded): PyTorch's masked_fill after a Linear. */
-dcnv4_status dcn_run_bias_mask(dcnv4_context *ctx, cl_kernel k, bool idx64,
-                               cl_mem x, cl_mem bias, cl_mem mask,
-                               uint64_t rows, int32_t cols, cl_event *event);
+/* x[r, c] = 0 where mask[r] (in place, x in the kernel's dtype; mask
+ * bytes, non-zero = padded): PyTorch's masked_fill after a Linear. */
+dcnv4_status dcn_run_mask_rows(dcnv4_context *ctx, cl_kernel k, bool idx64,
+                               cl_mem x, cl_mem mask, uint64_t rows,
+                               int32_t cols, cl_event *event);
 
 /* The FlashDeformAttn layer's level geometry for its sampling kernel. */
 typedef struct dcn_fda_sampling_geometry {
