@@ -514,8 +514,9 @@ DCNV4_API dcnv4_status dcnv4_fda_backward(
  * PyTorch's module in half precision rounds them: the projections are 16-bit
  * GEMMs (fp32 sums, bias added before the rounding; tensor cores on NVIDIA
  * devices of compute capability 8 or later, this library's linear kernel
- * widening its 16-bit loads elsewhere, so no cl_khr_fp16 is needed). The
- * FlashDeformAttn layer (below) still keeps fp32 intermediates. Weights are
+ * widening its 16-bit loads elsewhere, so no cl_khr_fp16 is needed). An
+ * fp16/bf16 FlashDeformAttn layer (below) stores its value and its core
+ * output so, and keeps its offsets, logits and locations in fp32. Weights are
  * rounded to the layer's dtype when set (as PyTorch's module.half() /
  * .bfloat16() would) and held on the device as fp32 values, with a copy of
  * each matrix in the dtype for the 16-bit GEMMs.
@@ -635,9 +636,9 @@ DCNV4_API dcnv4_status dcnv4_layer_load_safetensors(dcnv4_layer *layer,
 DCNV4_API const char *dcnv4_layer_missing_weight(const dcnv4_layer *layer);
 
 /* Bytes of device scratch dcnv4_layer_dcnv4_forward needs for this input size
- * (DCNv4 layers): its fp32 intermediates, N*H*W * (j*C + S) * 4 bytes plus
- * alignment, j from 0 (fp32 without_pointwise) to 3 (fp16/bf16 with
- * projections). */
+ * (DCNv4 layers): its intermediates in the layer's dtype, N*H*W * (j*C + S)
+ * * size bytes plus alignment (size: the dtype's bytes), j from 0
+ * (without_pointwise and dw_kernel_size) to 2 (with projections). */
 DCNV4_API dcnv4_status
 dcnv4_layer_dcnv4_workspace_size(const dcnv4_layer *layer, int32_t batch,
                                  int32_t height, int32_t width, size_t *bytes);
@@ -710,10 +711,9 @@ typedef struct dcnv4_layer_fda_shape {
 DCNV4_API void dcnv4_layer_fda_shape_init(dcnv4_layer_fda_shape *shape);
 
 /* Bytes of device scratch dcnv4_layer_fda_forward needs for these sizes:
- * its fp32 intermediates, about
- * (N*Len_in*C + N*Lq*(C + 6P)) * 4 bytes plus alignment, and
- * (N*Len_in + N*Lq) * C * 4 more for fp16/bf16 layers (their widened
- * inputs). */
+ * its intermediates, about (N*Len_in + N*Lq) * C * size + N*Lq*6P * 4
+ * bytes plus alignment (size: the dtype's bytes; the offsets, logits and
+ * locations are fp32). */
 DCNV4_API dcnv4_status dcnv4_layer_fda_workspace_size(
     const dcnv4_layer *layer, const dcnv4_layer_fda_shape *shape,
     size_t *bytes);
@@ -735,12 +735,15 @@ DCNV4_API dcnv4_status dcnv4_layer_fda_workspace_size(
  *   workspace        a read-write buffer (or sub-buffer) of at least
  *                    dcnv4_layer_fda_workspace_size() bytes, or NULL to let
  *                    the context manage it.
- * query and input_flatten may be the same buffer. Locations are computed
- * and kept in fp32 (upstream rounds them to fp16 before its kernel; this
- * layer does not, whatever its dtype); every intermediate is fp32 and only
- * the output is rounded to the dtype. The commands are enqueued on the
- * context's queue after the wait list; `event` (may be NULL) completes when
- * the output is written. A weight never set gives
+ * query and input_flatten may be the same buffer. The offsets, logits and
+ * locations are computed and kept in fp32 whatever the dtype (upstream
+ * rounds the locations to fp16 before its kernel, and its module in half
+ * precision computes them in half; this layer does not). In fp16/bf16
+ * layers the value (after its bias and the mask) and the core output are
+ * stored in the dtype, each rounded once, as PyTorch's module in half
+ * precision; the projections are 16-bit GEMMs with fp32 sums. The commands
+ * are enqueued on the context's queue after the wait list; `event` (may be
+ * NULL) completes when the output is written. A weight never set gives
  * DCNV4_ERROR_MISSING_WEIGHT naming it. Every check happens before anything
  * is enqueued; should the device fail afterwards (an OpenCL or CLBlast
  * error), the output's content is unspecified. */
@@ -826,9 +829,13 @@ DCNV4_API dcnv4_status dcnv4_fii_config_preset(dcnv4_fii_config *config,
                                                const char *name);
 
 /* Creates a model with every weight rounded to `dtype` at load (a 16-bit
- * model computes with the weights the 16-bit checkpoint holds); activations
- * and the DCNv4 core operator run in fp32 for now, and every reduction
- * accumulates in fp32. A configuration outside upstream's (or the DCNv4
+ * model computes with the weights the 16-bit checkpoint holds). The
+ * activations between operators (residual stream, norms' outputs, MLP
+ * hidden features, the DCNv4 layers' inputs, outputs and intermediates) are
+ * stored in `dtype`, each rounded once, as PyTorch's model.half() (or
+ * bfloat16) computes; every sum and reduction (GEMMs, convolutions, norms,
+ * pooling) accumulates in fp32, and images, logits and features stay fp32
+ * (see dcnv4_fii_forward). A configuration outside upstream's (or the DCNv4
  * layer's) limits gives DCNV4_ERROR_INVALID_PARAMETER naming the option.
  * Weights start unset: load them with dcnv4_fii_load_safetensors. */
 DCNV4_API dcnv4_status dcnv4_fii_create(dcnv4_context *context,
@@ -877,7 +884,7 @@ DCNV4_API int32_t dcnv4_fii_output_width(const dcnv4_fii *model);
 
 /* Bytes of device scratch dcnv4_fii_forward needs for this batch and image
  * size: about N * (stem + the widest level's activations, MLP hidden and
- * DCNv4 intermediates) * 4, plus alignment. */
+ * DCNv4 intermediates) * size, plus alignment (size: the dtype's bytes). */
 DCNV4_API dcnv4_status dcnv4_fii_workspace_size(const dcnv4_fii *model,
                                                 int32_t batch, int32_t height,
                                                 int32_t width, size_t *bytes);

@@ -306,8 +306,18 @@ dcnv4_status dcn_enqueue_zero(dcnv4_context *ctx, cl_mem buffer, size_t bytes,
  * every step before enqueueing the first). */
 dcnv4_status dcn_dcnv4_forward_prepare(dcnv4_context *ctx,
                                        const dcnv4_params *params);
-/* The same for the FlashDeformAttn forward (dcnv4_fda_forward). */
+/* The same for the FlashDeformAttn forward (dcn_fda_forward_rows). */
 dcnv4_status dcn_fda_forward_prepare(dcnv4_context *ctx,
-                                     const dcnv4_fda_params *params);
+                                     const dcnv4_fda_params *params,
+                                     dcnv4_dtype rows);
+/* dcnv4_fda_forward with sampling_loc_attn stored as `rows`: params->dtype,
+ * or fp32 beside 16-bit value and output (the FlashDeformAttn layer keeps
+ * its locations in fp32, DESIGN.md §1.3). */
+dcnv4_status dcn_fda_forward_rows(dcnv4_context *ctx,
+                                  const dcnv4_fda_params *params,
+                                  dcnv4_dtype rows, cl_mem value,
+                                  cl_mem sampling_loc_attn, cl_mem output,
+                                  cl_uint num_wait, const cl_event *wait,
+                                  cl_event *event);
 
 #endif /* DCNV4_INTERNAL_H */

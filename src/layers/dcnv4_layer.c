@@ -14,8 +14,9 @@
  * Every intermediate is in the layer's dtype, in regions of one workspace:
  * fp16/bf16 layers run 16-bit GEMMs (fp32 sums, dcn_gemm_spec), the core
  * operator and the small kernels in their dtype, each step rounding its
- * output once, as PyTorch's module in half precision; the model's entry
- * (f32_io) computes in fp32 whatever the dtype. */
+ * output once, as PyTorch's module in half precision. The model's entry
+ * (dcn_dcnv4_layer_forward_model) is the same forward on the model's
+ * regions, with the output projection's epilogue. */
 #include "layers/layer.h"
 #include "ops/fii/fii_ops.h"
 
@@ -164,10 +165,8 @@ typedef struct forward_plan {
   int r_v, r_dw, r_om, r_y;
 } forward_plan;
 
-/* f32_io: input and output are fp32 whatever the layer's dtype (the
- * model's entry, dcn_dcnv4_layer_forward_f32). */
 static dcnv4_status make_plan(dcnv4_layer *layer, int32_t batch, int32_t height,
-                              int32_t width, bool f32_io, forward_plan *f) {
+                              int32_t width, forward_plan *f) {
   dcnv4_context *ctx = layer->ctx;
   const dcnv4_layer_dcnv4_config *c = &layer->config.dcnv4;
   memset(f, 0, sizeof *f);
@@ -195,8 +194,8 @@ static dcnv4_status make_plan(dcnv4_layer *layer, int32_t batch, int32_t height,
   f->G = c->group;
   f->D = c->channels / c->group;
   f->S = s.offset_mask_stride;
-  f->f32 = f32_io || layer->dtype == DCNV4_FLOAT32;
-  f->act = f->f32 ? DCNV4_FLOAT32 : layer->dtype;
+  f->f32 = layer->dtype == DCNV4_FLOAT32;
+  f->act = layer->dtype;
   f->core.dtype = f->act;
   const size_t asize = dcnv4_dtype_size(f->act);
   f->pointwise = !c->without_pointwise;
@@ -208,8 +207,7 @@ static dcnv4_status make_plan(dcnv4_layer *layer, int32_t batch, int32_t height,
   uint64_t elements = 0;
   if (!dcn_product_u64(dims, 3, &f->rows) ||
       !dcn_mul_u64(f->rows, widest, &elements) ||
-      !dcn_bytes(f->rows * (uint64_t)f->C,
-                 f32_io ? sizeof(cl_float) : dcnv4_dtype_size(layer->dtype),
+      !dcn_bytes(f->rows * (uint64_t)f->C, dcnv4_dtype_size(layer->dtype),
                  &f->io_bytes) ||
       !dcn_bytes(elements, asize, &rs4))
     return dcn_fail(ctx, DCNV4_ERROR_SIZE_OVERFLOW,
@@ -245,7 +243,7 @@ dcnv4_status dcnv4_layer_dcnv4_workspace_size(const dcnv4_layer *layer,
   forward_plan f;
   /* make_plan only reads the layer (and writes messages to the context). */
   if (st != DCNV4_SUCCESS ||
-      (st = make_plan((dcnv4_layer *)layer, batch, height, width, false, &f)))
+      (st = make_plan((dcnv4_layer *)layer, batch, height, width, &f)))
     return st;
   *bytes = f.scratch.total;
   return DCNV4_SUCCESS;
@@ -279,7 +277,7 @@ static dcnv4_status prepare_kernels(dcnv4_layer *layer, const forward_plan *f,
 }
 
 /* Enqueues the steps; `event` goes to the last one. `ep` (NULL: none) is
- * the output projection's epilogue (fp32 plans with projections only). */
+ * the output projection's epilogue (plans with projections only). */
 static dcnv4_status enqueue_forward(dcnv4_layer *layer, const forward_plan *f,
                                     const forward_kernels *k, cl_mem input,
                                     cl_mem output, const dcn_gemm_epilogue *ep,
@@ -361,7 +359,7 @@ dcnv4_status dcnv4_layer_dcnv4_forward(dcnv4_layer *layer, int32_t batch,
   dcnv4_status st = dcn_layer_check_kind(layer, DCNV4_LAYER_DCNV4);
   forward_plan f;
   if (st != DCNV4_SUCCESS ||
-      (st = make_plan(layer, batch, height, width, false, &f)) ||
+      (st = make_plan(layer, batch, height, width, &f)) ||
       (st = dcn_layer_check_ready(layer, num_wait, wait)))
     return st;
   dcnv4_context *ctx = layer->ctx;
@@ -385,40 +383,42 @@ dcnv4_status dcnv4_layer_dcnv4_forward(dcnv4_layer *layer, int32_t batch,
 
 /* ------------------------------------------------- the model's entry */
 
-dcnv4_status dcn_dcnv4_layer_f32_scratch(dcnv4_layer *layer, int32_t batch,
-                                         int32_t height, int32_t width,
-                                         dcn_scratch_plan *plan) {
+dcnv4_status dcn_dcnv4_layer_model_scratch(dcnv4_layer *layer, int32_t batch,
+                                           int32_t height, int32_t width,
+                                           dcn_scratch_plan *plan) {
   forward_plan f;
   dcnv4_status st;
   if ((st = dcn_layer_check_kind(layer, DCNV4_LAYER_DCNV4)) ||
-      (st = make_plan(layer, batch, height, width, true, &f)))
+      (st = make_plan(layer, batch, height, width, &f)))
     return st;
   *plan = f.scratch;
   return DCNV4_SUCCESS;
 }
 
-/* The kernels of an fp32 call with an epilogue of `kind`. */
-static dcnv4_status prepare_f32(dcnv4_layer *layer, const forward_plan *f,
-                                dcn_gemm_epilogue_kind kind,
-                                forward_kernels *k) {
+/* The kernels of a model's call with an epilogue of `kind` (its residual
+ * in the activations' storage). */
+static dcnv4_status prepare_model(dcnv4_layer *layer, const forward_plan *f,
+                                  dcn_gemm_epilogue_kind kind,
+                                  forward_kernels *k) {
+  const dcn_gemm_spec spec = {f->act,   f->act,
+                              kind,     layer->config.dcnv4.output_bias != 0,
+                              f->idx64, false};
   dcnv4_status st = prepare_kernels(layer, f, k);
   if (st == DCNV4_SUCCESS && kind != DCN_GEMM_NONE)
-    st = dcn_gemm_prepare_epilogue(layer->ctx, f->idx64,
-                                   layer->config.dcnv4.output_bias != 0, kind,
-                                   &k->gemm_ep);
+    st = dcn_gemm_prepare_spec(layer->ctx, &spec, &k->gemm_ep);
   return st;
 }
 
-dcnv4_status dcn_dcnv4_layer_f32_prepare(dcnv4_layer *layer, int32_t batch,
-                                         int32_t height, int32_t width,
-                                         dcn_gemm_epilogue_kind kind) {
+dcnv4_status dcn_dcnv4_layer_model_prepare(dcnv4_layer *layer, int32_t batch,
+                                           int32_t height, int32_t width,
+                                           dcn_gemm_epilogue_kind kind) {
   forward_plan f;
   forward_kernels k;
   dcnv4_status st;
   if ((st = dcn_layer_check_kind(layer, DCNV4_LAYER_DCNV4)) ||
-      (st = make_plan(layer, batch, height, width, true, &f)) ||
+      (st = make_plan(layer, batch, height, width, &f)) ||
       (st = dcn_layer_check_complete(layer)) ||
-      (st = prepare_f32(layer, &f, kind, &k)))
+      (st = prepare_model(layer, &f, kind, &k)))
     return st;
   if (!f.pointwise)
     return dcn_fail(layer->ctx, DCNV4_ERROR_INVALID_PARAMETER,
@@ -426,18 +426,18 @@ dcnv4_status dcn_dcnv4_layer_f32_prepare(dcnv4_layer *layer, int32_t batch,
   return DCNV4_SUCCESS;
 }
 
-dcnv4_status dcn_dcnv4_layer_forward_f32(dcnv4_layer *layer, int32_t batch,
-                                         int32_t height, int32_t width,
-                                         cl_mem input, cl_mem output,
-                                         const dcn_gemm_epilogue *ep,
-                                         const cl_mem *regions,
-                                         cl_event *event) {
+dcnv4_status dcn_dcnv4_layer_forward_model(dcnv4_layer *layer, int32_t batch,
+                                           int32_t height, int32_t width,
+                                           cl_mem input, cl_mem output,
+                                           const dcn_gemm_epilogue *ep,
+                                           const cl_mem *regions,
+                                           cl_event *event) {
   forward_plan f;
   forward_kernels k;
   dcnv4_status st;
-  /* Both succeeded in dcn_dcnv4_layer_f32_prepare: kernels are cached. */
-  if ((st = make_plan(layer, batch, height, width, true, &f)) ||
-      (st = prepare_f32(layer, &f, ep ? ep->kind : DCN_GEMM_NONE, &k)))
+  /* Both succeeded in dcn_dcnv4_layer_model_prepare: kernels are cached. */
+  if ((st = make_plan(layer, batch, height, width, &f)) ||
+      (st = prepare_model(layer, &f, ep ? ep->kind : DCN_GEMM_NONE, &k)))
     return st;
   return enqueue_forward(layer, &f, &k, input, output, ep, regions, event);
 }

@@ -2,18 +2,22 @@
  * (Deformable-DETR's MSDeformAttn), forward.
  *
  * With Mq = N*Lq query rows, Mv = N*Len_in value rows, P = G*L*K, Q and X
- * the query and input_flatten as fp32 (the inputs themselves, or widened):
- *   V   = X @ value_proj.weight^T + bias, rows of    GEMM with bias (+ mask)
- *         padded positions zeroed                    (bias_mask with a mask)
- *   OFF = Q @ sampling_offsets.weight^T              GEMM (Mq, 2P)
- *   A   = Q @ attention_weights.weight^T             GEMM (Mq, P)
- *   SLA = locations from OFF + bias and the          kernel (fda_sampling)
- *         reference points, then A + bias
- *   Y   = flash_deform_attn_core(V, SLA)             core operator, fp32
- *   out = Y @ output_proj.weight^T + bias            GEMM + bias (+ convert)
- * Every intermediate is fp32 in regions of one workspace; fp16/bf16 layers
- * round only the output to their dtype. The sampling locations stay fp32
- * (upstream rounds them to fp16 before its kernel). */
+ * the query and input_flatten:
+ *   V   = X @ value_proj.weight^T + bias, rows of    GEMM with bias
+ *         padded positions zeroed                    (+ mask_rows)
+ *   OFF = Q @ sampling_offsets.weight^T              GEMM (Mq, 2P), fp32 out
+ *   A   = Q @ attention_weights.weight^T             GEMM (Mq, P), fp32 out
+ *   SLA = locations from OFF + bias and the          kernel (fda_sampling),
+ *         reference points, then A + bias            fp32
+ *   Y   = flash_deform_attn_core(V, SLA)             core operator
+ *   out = Y @ output_proj.weight^T + bias            GEMM with bias
+ * The intermediates live in regions of one workspace. V and Y are in the
+ * layer's dtype: fp16/bf16 layers run 16-bit GEMMs (fp32 sums, rounded
+ * once) and the core operator on 16-bit value and output, as PyTorch's
+ * module in half precision. The sampling locations and logits (OFF, A,
+ * SLA) stay fp32 in every dtype (DESIGN.md §1.3: upstream rounds the
+ * locations to fp16 before its kernel, and a half module computes them in
+ * half; this library keeps them in the compute precision). */
 #include "layers/layer.h"
 
 #include <stdio.h>
@@ -103,9 +107,10 @@ typedef struct forward_plan {
   /* Bytes of the caller's buffers. */
   size_t query_bytes, ref_bytes, input_bytes, mask_bytes, output_bytes;
   bool f32, idx64;
+  dcnv4_dtype act; /* V's and Y's storage (and the GEMMs' a and b) */
   dcn_scratch_plan scratch;
-  /* Scratch regions (-1: none). */
-  int r_q32, r_x32, r_v, r_off, r_att, r_sla, r_y;
+  /* Scratch regions. */
+  int r_v, r_off, r_att, r_sla, r_y;
 } forward_plan;
 
 static dcnv4_status make_plan(dcnv4_layer *layer,
@@ -142,7 +147,7 @@ static dcnv4_status make_plan(dcnv4_layer *layer,
     p->spatial_shapes[l][1] = shape->spatial_shapes[l][1];
     p->level_start[l] = shape->level_start[l];
   }
-  p->dtype = DCNV4_FLOAT32;
+  p->dtype = layer->dtype;
   char why[256];
   dcnv4_fda_shape s;
   dcnv4_status st = dcnv4_fda_check_params(p, why, sizeof why);
@@ -161,10 +166,11 @@ static dcnv4_status make_plan(dcnv4_layer *layer,
   f->C = c->d_model;
   f->P = c->n_heads * c->n_levels * c->n_points;
   f->f32 = layer->dtype == DCNV4_FLOAT32;
+  f->act = layer->dtype;
   const size_t esize = dcnv4_dtype_size(layer->dtype);
   const uint64_t C = (uint64_t)f->C, P = (uint64_t)f->P;
   uint64_t qc = 0, vc = 0, q3p = 0, refs = 0;
-  size_t qc4 = 0, vc4 = 0, q2p4 = 0, qp4 = 0, q3p4 = 0;
+  size_t qcs = 0, vcs = 0, q2p4 = 0, qp4 = 0, q3p4 = 0;
   if (!dcn_mul_u64((uint64_t)shape->batch, (uint64_t)shape->queries,
                    &f->q_rows) ||
       !dcn_mul_u64((uint64_t)shape->batch, (uint64_t)shape->input_len,
@@ -178,10 +184,8 @@ static dcnv4_status make_plan(dcnv4_layer *layer,
       !dcn_bytes(qc, esize, &f->output_bytes) ||
       !dcn_bytes(vc, esize, &f->input_bytes) ||
       !dcn_bytes(refs, esize, &f->ref_bytes) ||
-      !dcn_bytes(f->v_rows, 1, &f->mask_bytes) ||
-      !dcn_bytes(qc, sizeof(cl_float), &qc4) ||
-      !dcn_bytes(vc, sizeof(cl_float), &vc4) ||
-      !dcn_bytes(q3p, sizeof(cl_float), &q3p4))
+      !dcn_bytes(f->v_rows, 1, &f->mask_bytes) || !dcn_bytes(qc, esize, &qcs) ||
+      !dcn_bytes(vc, esize, &vcs) || !dcn_bytes(q3p, sizeof(cl_float), &q3p4))
     return dcn_fail(ctx, DCNV4_ERROR_SIZE_OVERFLOW,
                     "tensor sizes overflow (batch %d, queries %d, input_len "
                     "%d, d_model %d, %lld sampling points per query)",
@@ -195,17 +199,11 @@ static dcnv4_status make_plan(dcnv4_layer *layer,
 
   dcn_scratch_plan *sp = &f->scratch;
   dcn_scratch_init(sp, layer->align);
-  f->r_q32 = f->r_x32 = -1;
-  bool ok = true;
-  if (!f->f32) {
-    ok = ok && (f->r_q32 = dcn_scratch_add(sp, qc4)) >= 0;
-    ok = ok && (f->r_x32 = dcn_scratch_add(sp, vc4)) >= 0;
-  }
-  ok = ok && (f->r_v = dcn_scratch_add(sp, vc4)) >= 0;
+  bool ok = (f->r_v = dcn_scratch_add(sp, vcs)) >= 0;
   ok = ok && (f->r_off = dcn_scratch_add(sp, q2p4)) >= 0;
   ok = ok && (f->r_att = dcn_scratch_add(sp, qp4)) >= 0;
   ok = ok && (f->r_sla = dcn_scratch_add(sp, q3p4)) >= 0;
-  ok = ok && (f->r_y = dcn_scratch_add(sp, qc4)) >= 0;
+  ok = ok && (f->r_y = dcn_scratch_add(sp, qcs)) >= 0;
   if (!ok)
     return dcn_fail(ctx, DCNV4_ERROR_SIZE_OVERFLOW,
                     "the workspace size overflows");
@@ -227,8 +225,9 @@ dcnv4_status dcnv4_layer_fda_workspace_size(const dcnv4_layer *layer,
 
 /* The kernels of one call, built before anything is enqueued. */
 typedef struct forward_kernels {
-  cl_kernel to_float, bias_mask, sampling, final;
-  dcn_gemm gemm;
+  cl_kernel mask_rows, sampling;
+  dcn_gemm gemm;      /* output in the layer's dtype */
+  dcn_gemm gemm_rows; /* fp32 output (OFF, A); 16-bit layers only */
 } forward_kernels;
 
 static dcnv4_status prepare_kernels(dcnv4_layer *layer, const forward_plan *f,
@@ -236,21 +235,20 @@ static dcnv4_status prepare_kernels(dcnv4_layer *layer, const forward_plan *f,
   dcnv4_context *ctx = layer->ctx;
   memset(k, 0, sizeof *k);
   dcnv4_status st;
-  if (!f->f32 && (st = dcn_layer_kernel(ctx, DCN_LK_TO_FLOAT, layer->dtype, 0,
-                                        f->idx64, &k->to_float)))
+  const dcn_gemm_spec spec = {f->act, f->act,   DCN_GEMM_NONE,
+                              true,   f->idx64, false};
+  const dcn_gemm_spec rows = {f->act, DCNV4_FLOAT32, DCN_GEMM_NONE,
+                              false,  f->idx64,      false};
+  if ((st = dcn_gemm_prepare_spec(ctx, &spec, &k->gemm)) ||
+      (!f->f32 && (st = dcn_gemm_prepare_spec(ctx, &rows, &k->gemm_rows))))
     return st;
-  if ((st = dcn_gemm_prepare(ctx, f->idx64, !masked || f->f32, &k->gemm)))
-    return st;
-  if (masked && (st = dcn_layer_kernel(ctx, DCN_LK_BIAS_MASK, DCNV4_FLOAT32, 0,
-                                       f->idx64, &k->bias_mask)))
+  if (masked && (st = dcn_layer_kernel(ctx, DCN_LK_MASK_ROWS, f->act, 0,
+                                       f->idx64, &k->mask_rows)))
     return st;
   if ((st = dcn_layer_kernel(ctx, DCN_LK_FDA_SAMPLING, layer->dtype, 0,
                              f->idx64, &k->sampling)))
     return st;
-  if (!f->f32 && (st = dcn_layer_kernel(ctx, DCN_LK_BIAS_STORE, layer->dtype, 0,
-                                        f->idx64, &k->final)))
-    return st;
-  return dcn_fda_forward_prepare(ctx, &f->core);
+  return dcn_fda_forward_prepare(ctx, &f->core, DCNV4_FLOAT32);
 }
 
 /* Enqueues the steps; `event` goes to the last one. */
@@ -264,33 +262,24 @@ static dcnv4_status enqueue_forward(dcnv4_layer *layer, const forward_plan *f,
                  P = (uint64_t)f->P;
   dcnv4_status st;
 #define W(key) dcn_layer_weight_buffer(layer, key)
+  /* The GEMMs' matrices in the activations' storage. */
+#define GW(key) dcn_layer_gemm_weight(layer, key, f->act)
+  const dcn_gemm *g_rows = f->f32 ? &k->gemm : &k->gemm_rows;
 
-  cl_mem Q = query, X = input;
-  if (!f->f32) {
-    Q = r[f->r_q32];
-    X = r[f->r_x32];
-    if ((st = dcn_run_to_float(ctx, k->to_float, f->idx64, query, Q, Mq * C,
-                               NULL)) ||
-        (st = dcn_run_to_float(ctx, k->to_float, f->idx64, input, X, Mv * C,
-                               NULL)))
-      return st;
-  }
   cl_mem V = r[f->r_v];
-  /* The bias in the GEMM, or with the padding mask in one pass after it. */
-  if ((st = dcn_gemm_linear(ctx, &k->gemm, Mv, C, C, X, W("value_proj.weight"),
-                            mask ? NULL : W("value_proj.bias"), V, NULL,
-                            "value_proj")))
+  if ((st = dcn_gemm_linear(ctx, &k->gemm, Mv, C, C, input,
+                            GW("value_proj.weight"), W("value_proj.bias"), V,
+                            NULL, "value_proj")))
     return st;
-  if (mask &&
-      (st = dcn_run_bias_mask(ctx, k->bias_mask, f->idx64, V,
-                              W("value_proj.bias"), mask, Mv, f->C, NULL)))
+  if (mask && (st = dcn_run_mask_rows(ctx, k->mask_rows, f->idx64, V, mask, Mv,
+                                      f->C, NULL)))
     return st;
   cl_mem OFF = r[f->r_off], A = r[f->r_att], SLA = r[f->r_sla];
-  if ((st = dcn_gemm_linear(ctx, &k->gemm, Mq, 2 * P, C, Q,
-                            W("sampling_offsets.weight"), NULL, OFF, NULL,
+  if ((st = dcn_gemm_linear(ctx, g_rows, Mq, 2 * P, C, query,
+                            GW("sampling_offsets.weight"), NULL, OFF, NULL,
                             "sampling_offsets")) ||
-      (st = dcn_gemm_linear(ctx, &k->gemm, Mq, P, C, Q,
-                            W("attention_weights.weight"), NULL, A, NULL,
+      (st = dcn_gemm_linear(ctx, g_rows, Mq, P, C, query,
+                            GW("attention_weights.weight"), NULL, A, NULL,
                             "attention_weights")) ||
       (st = dcn_run_fda_sampling(ctx, k->sampling, f->idx64, OFF,
                                  W("sampling_offsets.bias"), A,
@@ -298,18 +287,12 @@ static dcnv4_status enqueue_forward(dcnv4_layer *layer, const forward_plan *f,
                                  SLA, &f->geo, Mq, NULL)))
     return st;
   cl_mem Y = r[f->r_y];
-  if ((st = dcnv4_fda_forward(ctx, &f->core, V, SLA, Y, 0, NULL, NULL)))
+  if ((st = dcn_fda_forward_rows(ctx, &f->core, DCNV4_FLOAT32, V, SLA, Y, 0,
+                                 NULL, NULL)))
     return st;
-  /* fp32: straight into the output, bias included; else into the widened
-   * query's region (dead now), then bias and rounding in one pass. */
-  if (f->f32)
-    return dcn_gemm_linear(ctx, &k->gemm, Mq, C, C, Y, W("output_proj.weight"),
-                           W("output_proj.bias"), output, event, "output_proj");
-  if ((st = dcn_gemm_linear(ctx, &k->gemm, Mq, C, C, Y, W("output_proj.weight"),
-                            NULL, Q, NULL, "output_proj")))
-    return st;
-  return dcn_run_bias_store(ctx, k->final, f->idx64, Q, W("output_proj.bias"),
-                            output, Mq, f->C, event);
+  return dcn_gemm_linear(ctx, &k->gemm, Mq, C, C, Y, GW("output_proj.weight"),
+                         W("output_proj.bias"), output, event, "output_proj");
+#undef GW
 #undef W
 }
 

@@ -223,6 +223,25 @@ static uint16_t bf16_bits(float f) {
   return (uint16_t)((x >> 16) | ((x & 0x7fffffffu) > 0x7f800000u ? 0x40u : 0u));
 }
 
+dcnv4_status dcn_write_16bit(dcnv4_context *ctx, cl_mem buffer,
+                             dcnv4_dtype dtype, const float *values,
+                             uint64_t count) {
+  uint16_t *bits = dcn_malloc((size_t)count * sizeof *bits + 1);
+  if (!bits)
+    return dcn_fail(ctx, DCNV4_ERROR_OUT_OF_HOST_MEMORY, "out of host memory");
+  for (uint64_t i = 0; i < count; i++)
+    bits[i] =
+        dtype == DCNV4_FLOAT16 ? half_bits(values[i]) : bf16_bits(values[i]);
+  cl_int err = dcn_clEnqueueWriteBuffer(ctx->queue, buffer, CL_TRUE, 0,
+                                        (size_t)count * sizeof *bits, bits, 0,
+                                        NULL, NULL);
+  dcn_free(bits);
+  if (err != CL_SUCCESS)
+    return dcn_fail_cl(ctx, err,
+                       "writing a weight's 16-bit copy (clEnqueueWriteBuffer)");
+  return DCNV4_SUCCESS;
+}
+
 /* Rounds `data` to the layer's dtype, packs it into the device layout and
  * writes it (blocking), and its 16-bit copy where it has one. */
 static dcnv4_status write_weight(dcnv4_layer *layer, dcn_weight *w,
@@ -245,27 +264,16 @@ static dcnv4_status write_weight(dcnv4_layer *layer, dcn_weight *w,
   const float *values = packed ? packed : rounded;
   cl_int err = dcn_clEnqueueWriteBuffer(ctx->queue, w->buffer, CL_TRUE, 0,
                                         bytes, values, 0, NULL, NULL);
-  uint16_t *bits = NULL;
-  if (err == CL_SUCCESS && w->buffer16) {
-    if (!(bits = dcn_malloc(bytes / 2))) {
-      dcn_free(rounded);
-      dcn_free(packed);
-      return dcn_fail(ctx, DCNV4_ERROR_OUT_OF_HOST_MEMORY,
-                      "out of host memory");
-    }
-    for (uint64_t i = 0; i < w->elements; i++)
-      bits[i] = layer->dtype == DCNV4_FLOAT16 ? half_bits(values[i])
-                                              : bf16_bits(values[i]);
-    err = dcn_clEnqueueWriteBuffer(ctx->queue, w->buffer16, CL_TRUE, 0,
-                                   bytes / 2, bits, 0, NULL, NULL);
-  }
-  dcn_free(bits);
+  dcnv4_status st = DCNV4_SUCCESS;
+  if (err != CL_SUCCESS)
+    st = dcn_fail_cl(ctx, err, "writing a weight (clEnqueueWriteBuffer)");
+  else if (w->buffer16)
+    st = dcn_write_16bit(ctx, w->buffer16, layer->dtype, values, w->elements);
   dcn_free(rounded);
   dcn_free(packed);
-  if (err != CL_SUCCESS)
-    return dcn_fail_cl(ctx, err, "writing a weight (clEnqueueWriteBuffer)");
-  w->set = true;
-  return DCNV4_SUCCESS;
+  if (st == DCNV4_SUCCESS)
+    w->set = true;
+  return st;
 }
 
 /* "a, b, c" (the layer's keys) for messages. */

@@ -80,6 +80,11 @@ cl_mem dcn_layer_weight_buffer(dcnv4_layer *layer, const char *key);
  * the layer-dtype copy of a 16-bit layer (NULL if there is none). */
 cl_mem dcn_layer_gemm_weight(dcnv4_layer *layer, const char *key,
                              dcnv4_dtype dtype);
+/* Writes `count` floats that are values of the 16-bit `dtype` into
+ * `buffer` in that storage (blocking): the GEMMs' 16-bit weight copies. */
+dcnv4_status dcn_write_16bit(dcnv4_context *ctx, cl_mem buffer,
+                             dcnv4_dtype dtype, const float *values,
+                             uint64_t count);
 /* DCNV4_ERROR_MISSING_WEIGHT naming the first weight never set. */
 dcnv4_status dcn_layer_check_complete(dcnv4_layer *layer);
 /* "(64, 1, 3, 3)" */
@@ -320,7 +325,7 @@ typedef enum dcn_layer_kernel_id {
   DCN_LK_CONVERT_ONLY, /* fp32 -> storage dtype */
   DCN_LK_DWCONV,       /* fp32 depthwise convolution, arg: kernel size */
   DCN_LK_CFS_BLEND,    /* centre feature scale, arg: group channels */
-  DCN_LK_BIAS_MASK,    /* fp32 bias in place, rows zeroed by a byte mask */
+  DCN_LK_MASK_ROWS,    /* rows zeroed by a byte mask, in place */
   DCN_LK_FDA_SAMPLING  /* FDA layer: offsets + logits -> sampling_loc_attn,
                           dtype: of the reference points */
 } dcn_layer_kernel_id;
@@ -349,11 +354,11 @@ dcnv4_status dcn_run_cfs_blend(dcnv4_context *ctx, cl_kernel k, bool idx64,
                                uint64_t rows, int32_t group,
                                int32_t group_channels, cl_event *event);
 
-/* x[r, c] = mask[r] ? 0 : x[r, c] + bias[c] (fp32, in place; mask bytes,
- * non-zero = padded): PyTorch's masked_fill after a Linear. */
-dcnv4_status dcn_run_bias_mask(dcnv4_context *ctx, cl_kernel k, bool idx64,
-                               cl_mem x, cl_mem bias, cl_mem mask,
-                               uint64_t rows, int32_t cols, cl_event *event);
+/* x[r, c] = 0 where mask[r] (in place, x in the kernel's dtype; mask
+ * bytes, non-zero = padded): PyTorch's masked_fill after a Linear. */
+dcnv4_status dcn_run_mask_rows(dcnv4_context *ctx, cl_kernel k, bool idx64,
+                               cl_mem x, cl_mem mask, uint64_t rows,
+                               int32_t cols, cl_event *event);
 
 /* The FlashDeformAttn layer's level geometry for its sampling kernel. */
 typedef struct dcn_fda_sampling_geometry {
@@ -375,34 +380,34 @@ dcnv4_status dcn_run_fda_sampling(dcnv4_context *ctx, cl_kernel k, bool idx64,
 
 /* ------------------------------------ the DCNv4 layer inside a model */
 
-/* The FlashInternImage model (src/model/) runs its DCNv4 layers on fp32
- * activations whatever the layer's dtype (the weights are still rounded to
- * it), on scratch regions it binds itself, with the output projection's
- * epilogue fused (the block's residual with its layer scale); fii_ops.h
- * defines the epilogues. */
+/* The FlashInternImage model (src/model/) runs its DCNv4 layers on its
+ * activations, stored in the layer's dtype as the layer's own forward
+ * keeps them, on scratch regions it binds itself, with the output
+ * projection's epilogue fused (the block's residual with its layer scale,
+ * the residual in the same dtype); fii_ops.h defines the epilogues. */
 
 /* The scratch regions of one such call (sizes for these dimensions; the
  * region list depends only on the layer's configuration). */
-dcnv4_status dcn_dcnv4_layer_f32_scratch(dcnv4_layer *layer, int32_t batch,
-                                         int32_t height, int32_t width,
-                                         dcn_scratch_plan *plan);
+dcnv4_status dcn_dcnv4_layer_model_scratch(dcnv4_layer *layer, int32_t batch,
+                                           int32_t height, int32_t width,
+                                           dcn_scratch_plan *plan);
 /* Every check and kernel build of such a call with an epilogue of `kind`,
  * so that the call itself cannot fail but on the device: the dimensions,
  * every weight set. */
-dcnv4_status dcn_dcnv4_layer_f32_prepare(dcnv4_layer *layer, int32_t batch,
-                                         int32_t height, int32_t width,
-                                         dcn_gemm_epilogue_kind kind);
-/* output (N*H*W, C) fp32 = layer(input (N*H*W, C) fp32), or with `ep` (may
+dcnv4_status dcn_dcnv4_layer_model_prepare(dcnv4_layer *layer, int32_t batch,
+                                           int32_t height, int32_t width,
+                                           dcn_gemm_epilogue_kind kind);
+/* output (N*H*W, C) = layer(input (N*H*W, C)), in the dtype, or with `ep` (may
  * be NULL) the epilogue's update instead (DCN_GEMM_RESIDUAL: output is not
  * written and may be NULL). `regions`: buffers of at least the sizes of
- * dcn_dcnv4_layer_f32_scratch's plan, in its order. Enqueued after the
+ * dcn_dcnv4_layer_model_scratch's plan, in its order. Enqueued after the
  * commands before it; `event` (may be NULL) completes with the last. */
-dcnv4_status dcn_dcnv4_layer_forward_f32(dcnv4_layer *layer, int32_t batch,
-                                         int32_t height, int32_t width,
-                                         cl_mem input, cl_mem output,
-                                         const dcn_gemm_epilogue *ep,
-                                         const cl_mem *regions,
-                                         cl_event *event);
+dcnv4_status dcn_dcnv4_layer_forward_model(dcnv4_layer *layer, int32_t batch,
+                                           int32_t height, int32_t width,
+                                           cl_mem input, cl_mem output,
+                                           const dcn_gemm_epilogue *ep,
+                                           const cl_mem *regions,
+                                           cl_event *event);
 
 /* ------------------------------------------------ safetensors files */
 

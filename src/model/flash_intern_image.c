@@ -18,7 +18,16 @@
  *   head      Hb = GELU(X @ (BN-folded 1x1 conv)^T + b); T = avgpool(Hb);
  *             logits = head(T)
  * (g = 1 without layer scale.) The DCNv4 layers' regions and X, T, Hb are
- * the regions of one scratch plan. */
+ * the regions of one scratch plan.
+ *
+ * X, T, Hb and every activation between operators (the DCNv4 layers'
+ * included) are stored in the model's dtype: an fp16/bf16 model rounds
+ * each operator's output once to its dtype, as PyTorch's model.half() (or
+ * bfloat16) does, with fp32 sums in the GEMMs, convolutions, norms and the
+ * pooling, and 16-bit copies of the GEMMs' matrices. The image, the logits
+ * and the features stay fp32 (the API's): the first convolution reads the
+ * image, the head's GEMM writes fp32 logits, and features are widened from
+ * the model's dtype (exactly). */
 #include "core/fault.h"
 #include "layers/layer.h"
 #include "ops/fii/fii_ops.h"
@@ -48,7 +57,8 @@ typedef struct fii_weight {
   int64_t shape[4];
   uint64_t elements;
   weight_kind kind;
-  cl_mem buffer;         /* W_DEVICE (owned) */
+  cl_mem buffer;         /* W_DEVICE (owned): fp32, or a GEMM's matrix in
+                            a 16-bit model's dtype (gemm_matrix) */
   dcnv4_layer *layer;    /* W_LAYER */
   const char *layer_key; /* W_LAYER: the layer's own key */
   int head_slot;         /* W_HEAD */
@@ -82,7 +92,8 @@ struct dcnv4_fii {
   cl_mem stem_c1_w, stem_c1_b, stem_n1_w, stem_n1_b;
   cl_mem stem_c2_w, stem_c2_b, stem_n2_w, stem_n2_b;
   fii_level levels[DCNV4_FII_LEVELS];
-  cl_mem head_w, head_b; /* the BN-folded 1x1 convolution (owned) */
+  cl_mem head_w, head_b; /* the BN-folded 1x1 convolution (owned); head_w
+                            in the activations' dtype, a GEMM's matrix */
   cl_mem fc_w, fc_b;     /* the linear head, num_classes > 0 */
 };
 
@@ -254,11 +265,17 @@ static dcnv4_status add_entry(dcnv4_fii *m, fii_weight **out, weight_kind kind,
   return DCNV4_SUCCESS;
 }
 
-static cl_mem new_buffer(dcnv4_context *ctx, uint64_t floats,
+/* Whether a weight of `ndim` dimensions is a GEMM's matrix stored in a
+ * 16-bit model's dtype (the MLPs' and the head's linear layers). */
+static bool gemm_matrix(const dcnv4_fii *m, int ndim) {
+  return ndim == 2 && m->dtype != DCNV4_FLOAT32;
+}
+
+static cl_mem new_buffer(dcnv4_context *ctx, uint64_t values, size_t size,
                          dcnv4_status *st) {
   cl_int err;
   size_t bytes;
-  if (!dcn_bytes(floats, sizeof(cl_float), &bytes)) {
+  if (!dcn_bytes(values, size, &bytes)) {
     *st = dcn_fail(ctx, DCNV4_ERROR_SIZE_OVERFLOW, "a weight is too large");
     return NULL;
   }
@@ -277,7 +294,11 @@ static cl_mem new_buffer(dcnv4_context *ctx, uint64_t floats,
     fii_weight *w_;                                                            \
     if ((st = add_entry(m, &w_, W_DEVICE, ndim, shape, __VA_ARGS__)))          \
       return st;                                                               \
-    if (!(w_->buffer = new_buffer(m->ctx, w_->elements, &st)))                 \
+    if (!(w_->buffer =                                                         \
+              new_buffer(m->ctx, w_->elements,                                 \
+                         gemm_matrix(m, ndim) ? dcnv4_dtype_size(m->dtype)     \
+                                              : sizeof(cl_float),              \
+                         &st)))                                                \
       return st;                                                               \
     *(slot) = w_->buffer;                                                      \
   } while (0)
@@ -417,8 +438,9 @@ static dcnv4_status build(dcnv4_fii *m) {
       return st;
     w->head_slot = HEAD_BN_W + i;
   }
-  if (!(m->head_w = new_buffer(m->ctx, (uint64_t)Hw * (uint64_t)F, &st)) ||
-      !(m->head_b = new_buffer(m->ctx, (uint64_t)Hw, &st)))
+  if (!(m->head_w = new_buffer(m->ctx, (uint64_t)Hw * (uint64_t)F,
+                               dcnv4_dtype_size(m->dtype), &st)) ||
+      !(m->head_b = new_buffer(m->ctx, (uint64_t)Hw, sizeof(cl_float), &st)))
     return st;
   if (c->num_classes > 0) {
     const int64_t K = c->num_classes, kh[] = {K, Hw};
@@ -599,7 +621,8 @@ static dcnv4_status write_buffer(dcnv4_fii *m, cl_mem b, const float *v,
 }
 
 /* BatchNorm folded into the 1x1 convolution before it, in double:
- * s = gamma / sqrt(var + eps), W' = s W, b' = beta - s mean. */
+ * s = gamma / sqrt(var + eps), W' = s W, b' = beta - s mean; a 16-bit
+ * model's W' rounded to its dtype (the GEMM's matrix). */
 static dcnv4_status fold_head(dcnv4_fii *m, float *const *v) {
   const uint64_t F = 8 * (uint64_t)m->config.channels,
                  Hw = (uint64_t)m->head_width;
@@ -615,7 +638,13 @@ static dcnv4_status fold_head(dcnv4_fii *m, float *const *v) {
       w[o * F + i] = (float)(s * (double)v[HEAD_CONV][o * F + i]);
     b[o] = (float)((double)v[HEAD_BN_B][o] - s * (double)v[HEAD_BN_MEAN][o]);
   }
-  if (st == DCNV4_SUCCESS && !(st = write_buffer(m, m->head_w, w, Hw * F)))
+  if (st == DCNV4_SUCCESS && m->dtype != DCNV4_FLOAT32) {
+    for (uint64_t i = 0; i < Hw * F; i++)
+      w[i] = round_dtype(w[i], m->dtype);
+    st = dcn_write_16bit(m->ctx, m->head_w, m->dtype, w, Hw * F);
+  } else if (st == DCNV4_SUCCESS)
+    st = write_buffer(m, m->head_w, w, Hw * F);
+  if (st == DCNV4_SUCCESS)
     st = write_buffer(m, m->head_b, b, Hw);
   dcn_free(w);
   dcn_free(b);
@@ -652,7 +681,9 @@ dcnv4_status dcnv4_fii_load_safetensors(dcnv4_fii *m, const char *path) {
       head[w->head_slot] = v;
       continue;
     }
-    if (w->kind == W_DEVICE)
+    if (w->kind == W_DEVICE && gemm_matrix(m, w->ndim))
+      st = dcn_write_16bit(ctx, w->buffer, m->dtype, v, w->elements);
+    else if (w->kind == W_DEVICE)
       st = write_buffer(m, w->buffer, v, w->elements);
     else
       st = dcnv4_layer_set_weight(w->layer, w->layer_key, v, w->shape, w->ndim);
@@ -745,7 +776,7 @@ typedef struct fii_plan {
   bool idx64;
   dcn_scratch_plan scratch;
   size_t dcn_regions; /* the DCNv4 layers' regions come first */
-  int r_x, r_t, r_h;
+  int r_x, r_t, r_h;  /* in the model's dtype */
 } fii_plan;
 
 static dcnv4_status make_plan(dcnv4_fii *m, int32_t batch, int32_t height,
@@ -785,8 +816,8 @@ static dcnv4_status make_plan(dcnv4_fii *m, int32_t batch, int32_t height,
     hb = v > hb ? v : hb;
     /* The layers of a level differ only in their weights. */
     dcn_scratch_plan dp;
-    dcnv4_status st = dcn_dcnv4_layer_f32_scratch(lv->blocks[0].dcn, batch,
-                                                  p->h[l], p->w[l], &dp);
+    dcnv4_status st = dcn_dcnv4_layer_model_scratch(lv->blocks[0].dcn, batch,
+                                                    p->h[l], p->w[l], &dp);
     if (st != DCNV4_SUCCESS)
       return st;
     dcn_max.count = dp.count;
@@ -801,11 +832,12 @@ static dcnv4_status make_plan(dcnv4_fii *m, int32_t batch, int32_t height,
   largest = x > hb ? x : hb;
   largest = image > largest ? image : largest;
   size_t xb = 0, tb = 0, hbb = 0;
+  const size_t asize = dcnv4_dtype_size(m->dtype);
   ok = ok && dcn_bytes(image, sizeof(float), &p->image_bytes) &&
        dcn_bytes(N * (uint64_t)dcnv4_fii_output_width(m), sizeof(float),
                  &p->logits_bytes) &&
-       dcn_bytes(x, sizeof(float), &xb) && dcn_bytes(t, sizeof(float), &tb) &&
-       dcn_bytes(hb, sizeof(float), &hbb);
+       dcn_bytes(x, asize, &xb) && dcn_bytes(t, asize, &tb) &&
+       dcn_bytes(hb, asize, &hbb);
   if (!ok)
     return dcn_fail(ctx, DCNV4_ERROR_SIZE_OVERFLOW,
                     "tensor sizes overflow (batch %d, %dx%d)", (int)batch,
@@ -854,6 +886,8 @@ typedef struct fii_run {
   dcnv4_fii *m;
   const fii_plan *p;
   dcn_gemm gemm[3]; /* by dcn_gemm_epilogue_kind */
+  dcn_gemm logits;  /* 16-bit models' head: fp32 output */
+  cl_kernel widen;  /* 16-bit models: to_float (features, pooled logits) */
   const cl_mem *r;  /* bound regions */
   cl_mem X, T, Hb;
   cl_event *stages; /* dcnv4_fii_forward_profiled's markers, or NULL */
@@ -874,7 +908,7 @@ static dcnv4_status mark(fii_run *run, int i) {
 static dcnv4_status ln(fii_run *run, uint64_t rows, int32_t ch,
                        dcn_norm_epilogue ep, cl_mem x, cl_mem w, cl_mem b,
                        cl_mem scale, cl_mem residual, cl_mem out) {
-  dcn_layernorm_desc d = {rows, ch, LN_EPS, ep};
+  dcn_layernorm_desc d = {rows, ch, LN_EPS, ep, run->m->dtype};
   return dcn_layernorm_forward(run->m->ctx, &d, x, w, b, scale, residual, out,
                                NULL);
 }
@@ -900,8 +934,8 @@ static dcnv4_status block_forward(fii_run *run, int l, const fii_block *blk) {
   cl_mem X = run->X, T = run->T, Hb = run->Hb;
   dcnv4_status st;
   if (c->post_norm) {
-    if ((st = dcn_dcnv4_layer_forward_f32(blk->dcn, p->batch, p->h[l], p->w[l],
-                                          X, T, NULL, run->r, NULL)) ||
+    if ((st = dcn_dcnv4_layer_forward_model(
+             blk->dcn, p->batch, p->h[l], p->w[l], X, T, NULL, run->r, NULL)) ||
         (st = ln(run, M, C, DCN_NORM_RESIDUAL, T, blk->norm1_w, blk->norm1_b,
                  blk->gamma1, X, X)) ||
         (st = gemm(run, M, Hd, C, X, blk->fc1_w, blk->fc1_b, Hb, DCN_GEMM_GELU,
@@ -917,8 +951,9 @@ static dcnv4_status block_forward(fii_run *run, int l, const fii_block *blk) {
     return st;
   if (c->res_post_norm && !c->layer_scale) {
     /* upstream's layer-scale branch ignores res_post_norm */
-    if ((st = dcn_dcnv4_layer_forward_f32(blk->dcn, p->batch, p->h[l], p->w[l],
-                                          T, Hb, NULL, run->r, NULL)) ||
+    if ((st =
+             dcn_dcnv4_layer_forward_model(blk->dcn, p->batch, p->h[l], p->w[l],
+                                           T, Hb, NULL, run->r, NULL)) ||
         (st = ln(run, M, C, DCN_NORM_RESIDUAL, Hb, blk->rpn1_w, blk->rpn1_b,
                  NULL, X, X)) ||
         (st = ln(run, M, C, DCN_NORM_PLAIN, X, blk->norm2_w, blk->norm2_b, NULL,
@@ -932,8 +967,8 @@ static dcnv4_status block_forward(fii_run *run, int l, const fii_block *blk) {
               X, X);
   }
   dcn_gemm_epilogue ep = {DCN_GEMM_RESIDUAL, X, blk->gamma1};
-  if ((st = dcn_dcnv4_layer_forward_f32(blk->dcn, p->batch, p->h[l], p->w[l], T,
-                                        NULL, &ep, run->r, NULL)) ||
+  if ((st = dcn_dcnv4_layer_forward_model(blk->dcn, p->batch, p->h[l], p->w[l],
+                                          T, NULL, &ep, run->r, NULL)) ||
       (st = ln(run, M, C, DCN_NORM_PLAIN, X, blk->norm2_w, blk->norm2_b, NULL,
                NULL, T)) ||
       (st = gemm(run, M, Hd, C, T, blk->fc1_w, blk->fc1_b, Hb, DCN_GEMM_GELU,
@@ -953,16 +988,25 @@ static dcnv4_status enqueue_head(fii_run *run, cl_mem out, cl_mem logits) {
   const dcnv4_fii_config *c = &m->config;
   dcnv4_status st;
   const int32_t F = m->levels[3].channels, Hw = m->head_width;
-  cl_mem pooled = c->num_classes > 0 ? run->T : logits;
+  const bool f32 = m->dtype == DCNV4_FLOAT32;
+  /* Pooled into the logits where they are the output and fp32. */
+  cl_mem pooled = c->num_classes > 0 || !f32 ? run->T : logits;
   if ((st = gemm(run, p->rows[3], Hw, F, out, m->head_w, m->head_b, run->Hb,
                  DCN_GEMM_GELU, NULL, NULL, "conv_head")) ||
       (st = dcn_avgpool_forward(ctx, p->batch,
                                 (uint64_t)p->h[3] * (uint64_t)p->w[3], Hw,
-                                run->Hb, pooled, NULL)))
+                                m->dtype, run->Hb, pooled, NULL)))
     return st;
   if (c->num_classes > 0)
-    return gemm(run, (uint64_t)p->batch, c->num_classes, Hw, run->T, m->fc_w,
-                m->fc_b, logits, DCN_GEMM_NONE, NULL, NULL, "head");
+    return f32 ? gemm(run, (uint64_t)p->batch, c->num_classes, Hw, run->T,
+                      m->fc_w, m->fc_b, logits, DCN_GEMM_NONE, NULL, NULL,
+                      "head")
+               : dcn_gemm_linear(ctx, &run->logits, (uint64_t)p->batch,
+                                 (uint64_t)c->num_classes, (uint64_t)Hw, run->T,
+                                 m->fc_w, m->fc_b, logits, NULL, "head");
+  if (!f32)
+    return dcn_run_to_float(ctx, run->widen, p->idx64, run->T, logits,
+                            (uint64_t)p->batch * (uint64_t)Hw, NULL);
   return DCNV4_SUCCESS;
 }
 
@@ -974,7 +1018,8 @@ static dcnv4_status enqueue_forward(fii_run *run, cl_mem image, cl_mem logits,
   const dcnv4_fii_config *c = &m->config;
   dcnv4_status st;
   const int32_t half = c->channels / 2;
-  dcn_conv2d_shape s = {p->batch, p->height, p->width, 3, half, 3, 2, 1, true};
+  dcn_conv2d_shape s = {p->batch, p->height, p->width, 3,    half,
+                        3,        2,         1,        true, m->dtype};
   const uint64_t stem_rows = (uint64_t)p->batch *
                              (uint64_t)dcn_conv2d_out_size(p->height, 3, 2, 1) *
                              (uint64_t)dcn_conv2d_out_size(p->width, 3, 2, 1);
@@ -992,7 +1037,8 @@ static dcnv4_status enqueue_forward(fii_run *run, cl_mem image, cl_mem logits,
                          3,
                          2,
                          1,
-                         false};
+                         false,
+                         m->dtype};
   if ((st = dcn_conv2d_forward(ctx, &s, run->Hb, m->stem_c2_w, m->stem_c2_b,
                                run->X, NULL)) ||
       (st = ln(run, p->rows[0], c->channels, DCN_NORM_PLAIN, run->X,
@@ -1012,11 +1058,17 @@ static dcnv4_status enqueue_forward(fii_run *run, cl_mem image, cl_mem logits,
         return st;
     }
     cl_mem feat = features ? features[l] : NULL;
-    out = feat ? feat : run->X;
+    /* fp32: the level's norm straight into the feature; 16-bit: into X,
+     * then widened into the feature. */
+    const bool widen = feat && m->dtype != DCNV4_FLOAT32;
+    out = feat && !widen ? feat : run->X;
     if (lv->norm_w)
       st = ln(run, p->rows[l], lv->channels, DCN_NORM_PLAIN, run->X, lv->norm_w,
               lv->norm_b, NULL, NULL, out);
-    else if (feat) {
+    if (st == DCNV4_SUCCESS && widen)
+      st = dcn_run_to_float(ctx, run->widen, p->idx64, run->X, feat,
+                            p->rows[l] * (uint64_t)lv->channels, NULL);
+    else if (st == DCNV4_SUCCESS && feat && !lv->norm_w) {
       cl_int err = clEnqueueCopyBuffer(ctx->queue, run->X, feat, 0, 0,
                                        p->feature_bytes[l], 0, NULL, NULL);
       if (err != CL_SUCCESS)
@@ -1031,7 +1083,7 @@ static dcnv4_status enqueue_forward(fii_run *run, cl_mem image, cl_mem logits,
     }
     s = (dcn_conv2d_shape){
         p->batch, p->h[l], p->w[l], lv->channels, 2 * lv->channels,
-        3,        2,       1,       false};
+        3,        2,       1,       false,        m->dtype};
     if ((st = dcn_conv2d_forward(ctx, &s, out, lv->down_w, NULL, run->T,
                                  NULL)) ||
         (st = ln(run, p->rows[l + 1], 2 * lv->channels, DCN_NORM_PLAIN, run->T,
@@ -1106,14 +1158,24 @@ static dcnv4_status forward(dcnv4_fii *m, int32_t batch, int32_t height,
       m->config.post_norm || (m->config.res_post_norm && !m->config.layer_scale)
           ? DCN_GEMM_NONE
           : DCN_GEMM_RESIDUAL;
-  for (int k = DCN_GEMM_NONE; k <= DCN_GEMM_RESIDUAL; k++)
-    if ((st = dcn_gemm_prepare_epilogue(
-             ctx, p.idx64, true, (dcn_gemm_epilogue_kind)k, &run.gemm[k])))
+  for (int k = DCN_GEMM_NONE; k <= DCN_GEMM_RESIDUAL; k++) {
+    const dcn_gemm_spec spec = {m->dtype, m->dtype, (dcn_gemm_epilogue_kind)k,
+                                true,     p.idx64,  false};
+    if ((st = dcn_gemm_prepare_spec(ctx, &spec, &run.gemm[k])))
       return st;
+  }
+  if (m->dtype != DCNV4_FLOAT32) {
+    const dcn_gemm_spec head = {m->dtype, DCNV4_FLOAT32, DCN_GEMM_NONE,
+                                true,     p.idx64,       false};
+    if ((st = dcn_gemm_prepare_spec(ctx, &head, &run.logits)) ||
+        (st = dcn_layer_kernel(ctx, DCN_LK_TO_FLOAT, m->dtype, 0, p.idx64,
+                               &run.widen)))
+      return st;
+  }
   for (int l = 0; l < DCNV4_FII_LEVELS; l++)
     for (int b = 0; b < m->levels[l].depth; b++)
-      if ((st = dcn_dcnv4_layer_f32_prepare(m->levels[l].blocks[b].dcn, batch,
-                                            p.h[l], p.w[l], dcn_ep)))
+      if ((st = dcn_dcnv4_layer_model_prepare(m->levels[l].blocks[b].dcn, batch,
+                                              p.h[l], p.w[l], dcn_ep)))
         return st;
   cl_mem regions[DCN_SCRATCH_MAX_REGIONS];
   if ((st = dcn_scratch_bind(ctx, workspace, &p.scratch, regions)))

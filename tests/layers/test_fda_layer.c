@@ -161,6 +161,9 @@ static void describe(const fl_problem *p, char *out, size_t size) {
     snprintf(out + used, size - (size_t)used, "]");
 }
 
+/* The float64 reference output (malloc'd), with a 16-bit layer's value and
+ * core output rounded to its dtype where the layer stores them, so that
+ * the operator tolerance checked here holds the layer to its own rounding. */
 static double *reference_output(const fl_problem *p) {
   ref_weight w[NW];
   double *store[NW];
@@ -173,8 +176,8 @@ static double *reference_output(const fl_problem *p) {
   double *rp = to_doubles(p->ref, n_ref(p));
   double *in = to_doubles(p->input, n_input(p));
   double *out = malloc(n_query(p) * sizeof *out + 1);
-  if (ref_fda_layer_forward(&p->c, &p->s, w, NW, q, rp, in,
-                            p->masked ? p->mask : NULL, out) != 0) {
+  if (ref_fda_layer_forward_dtype(&p->c, p->dtype, &p->s, w, NW, q, rp, in,
+                                  p->masked ? p->mask : NULL, out) != 0) {
     fprintf(stderr, "reference: a weight is missing\n");
     exit(1);
   }

@@ -8,9 +8,14 @@
  * along K (deterministic: the same bits twice); then bad arguments: a status, a
  * message and the output untouched.
  *
- * usage: test_fii_ops [--count N] [--only conv|norm|gemm|split|bad]
- * Tolerance (DESIGN.md §1.4, fp32): relative L2 of each output against
- * the float64 reference <= 1e-5. */
+ * The convolution, LayerNorm and pooling also on 16-bit activations (a few
+ * fixed cases per dtype, at the model's shapes: each is a kernel variant).
+ *
+ * usage: test_fii_ops [--count N] [--only conv|norm|gemm|split|half|bad]
+ * Tolerance (DESIGN.md §1.4): relative L2 of each output against the
+ * float64 reference <= 1e-5 (fp32), 1e-3 (fp16), 8e-3 (bf16); 16-bit
+ * outputs are rounded once, from fp32 sums, against an unrounded
+ * reference. */
 #include "fii_check.h"
 
 #include <math.h>
@@ -27,7 +32,8 @@ static void expect(fii_case *c, dcnv4_context *ctx, rng *r) {
   double e = fii_check(c, ctx, r, &st);
   CHECK(st == DCNV4_SUCCESS, "%s: %s: %s", name, dcnv4_status_string(st),
         dcnv4_context_last_error(ctx));
-  CHECK(e <= TOL_FP32, "%s: rel L2 %.3g > %.0e", name, e, TOL_FP32);
+  const double tol = tolerance_for(c->dtype);
+  CHECK(e <= tol, "%s: rel L2 %.3g > %.0e", name, e, tol);
   if (getenv("TEST_VERBOSE"))
     printf("  %-60s %.2e\n", name, e);
   if (!(e <= worst[c->op]))
@@ -110,6 +116,45 @@ static void norms(dcnv4_context *ctx, rng *r, int count) {
     c.batch = rng_int(r, 1, 3);
     c.positions = (uint64_t)(i == 0 ? 1 : rng_int(r, 1, 200));
     c.ln.channels = rng_int(r, 1, 300);
+    expect(&c, ctx, r);
+  }
+}
+
+/* 16-bit activations: the stem's convolutions (fp32 image in), the
+ * downsampling, LayerNorm's three forms and the pooling, per dtype. */
+static void halves(dcnv4_context *ctx, rng *r) {
+  static const dcnv4_dtype dtypes[] = {DCNV4_FLOAT16, DCNV4_BFLOAT16};
+  for (int d = 0; d < 2; d++) {
+    fii_case conv[] = {
+        conv_case(2, 17, 15, 3, 32, 3, 2, 1, 1, 1),
+        conv_case(1, 9, 9, 32, 64, 3, 2, 1, 0, 1),
+        conv_case(2, 7, 5, 64, 128, 3, 2, 1, 0, 0),
+    };
+    for (size_t i = 0; i < sizeof conv / sizeof *conv; i++) {
+      conv[i].dtype = dtypes[d];
+      expect(&conv[i], ctx, r);
+    }
+    /* plain, GELU, residual with and without its scale */
+    for (int e = 0; e < 4; e++) {
+      fii_case c;
+      memset(&c, 0, sizeof c);
+      c.op = FII_LAYERNORM;
+      c.dtype = dtypes[d];
+      c.ln.channels = 64;
+      c.ln.rows = (uint64_t)rng_int(r, 1, 300);
+      c.ln.eps = 1e-6f;
+      c.ln.epilogue = (dcn_norm_epilogue)(e < 2 ? e : 2);
+      c.with_scale = e == 2;
+      c.alias = e != 1;
+      expect(&c, ctx, r);
+    }
+    fii_case c;
+    memset(&c, 0, sizeof c);
+    c.op = FII_AVGPOOL;
+    c.dtype = dtypes[d];
+    c.batch = 2;
+    c.positions = 49;
+    c.ln.channels = 96;
     expect(&c, ctx, r);
   }
 }
@@ -303,6 +348,10 @@ static void bad_conv2d(dcnv4_context *ctx) {
             DCNV4_ERROR_INVALID_SHAPE, y, shapes[i].what);
   }
   s = ok;
+  s.dtype = (dcnv4_dtype)7;
+  REJECTS(dcn_conv2d_forward(ctx, &s, x, w, b, y, NULL),
+          DCNV4_ERROR_INVALID_SHAPE, y, "conv2d dtype 7");
+  s = ok;
   REJECTS(dcn_conv2d_forward(ctx, &s, NULL, w, b, y, NULL),
           DCNV4_ERROR_NULL_POINTER, y, "conv2d NULL input");
   REJECTS(dcn_conv2d_forward(ctx, &s, x, NULL, b, y, NULL),
@@ -361,6 +410,10 @@ static void bad_norms(dcnv4_context *ctx) {
   REJECTS(dcn_layernorm_forward(ctx, &d, x, w, b, s, res, y, NULL),
           DCNV4_ERROR_INVALID_PARAMETER, y, "layernorm epilogue 7");
   d = ok;
+  d.dtype = (dcnv4_dtype)7;
+  REJECTS(dcn_layernorm_forward(ctx, &d, x, w, b, s, res, y, NULL),
+          DCNV4_ERROR_INVALID_PARAMETER, y, "layernorm dtype 7");
+  d = ok;
   REJECTS(dcn_layernorm_forward(ctx, &d, x, NULL, b, s, res, y, NULL),
           DCNV4_ERROR_NULL_POINTER, y, "layernorm NULL weight");
   REJECTS(dcn_layernorm_forward(ctx, &d, x, w, b, s, NULL, y, NULL),
@@ -394,21 +447,24 @@ static void bad_norms(dcnv4_context *ctx) {
   REJECTS(dcn_residual_forward(ctx, 6, 5, y, s, y, NULL),
           DCNV4_ERROR_INVALID_BUFFER, y, "residual input is inout");
 
-  REJECTS_NO_CONTEXT(dcn_avgpool_forward(NULL, 2, 3, 5, x, y, NULL), y,
-                     "avgpool NULL context");
-  REJECTS(dcn_avgpool_forward(ctx, 0, 3, 5, x, y, NULL),
+  REJECTS_NO_CONTEXT(
+      dcn_avgpool_forward(NULL, 2, 3, 5, DCNV4_FLOAT32, x, y, NULL), y,
+      "avgpool NULL context");
+  REJECTS(dcn_avgpool_forward(ctx, 0, 3, 5, DCNV4_FLOAT32, x, y, NULL),
           DCNV4_ERROR_INVALID_SHAPE, y, "avgpool batch 0");
-  REJECTS(dcn_avgpool_forward(ctx, 2, 0, 5, x, y, NULL),
+  REJECTS(dcn_avgpool_forward(ctx, 2, 0, 5, DCNV4_FLOAT32, x, y, NULL),
           DCNV4_ERROR_INVALID_SHAPE, y, "avgpool 0 positions");
-  REJECTS(dcn_avgpool_forward(ctx, 2, 3, -5, x, y, NULL),
+  REJECTS(dcn_avgpool_forward(ctx, 2, 3, -5, DCNV4_FLOAT32, x, y, NULL),
           DCNV4_ERROR_INVALID_SHAPE, y, "avgpool -5 channels");
-  REJECTS(dcn_avgpool_forward(ctx, 2, 4, 5, x, y, NULL),
+  REJECTS(dcn_avgpool_forward(ctx, 2, 4, 5, DCNV4_FLOAT32, x, y, NULL),
           DCNV4_ERROR_BUFFER_TOO_SMALL, y, "avgpool input too small");
-  REJECTS(dcn_avgpool_forward(ctx, 2, 3, 5, x, small, NULL),
+  REJECTS(dcn_avgpool_forward(ctx, 2, 3, 5, DCNV4_FLOAT32, x, small, NULL),
           DCNV4_ERROR_BUFFER_TOO_SMALL, small, "avgpool output too small");
-  REJECTS(dcn_avgpool_forward(ctx, 2, 3, 5, x, NULL, NULL),
+  REJECTS(dcn_avgpool_forward(ctx, 2, 3, 5, DCNV4_FLOAT32, x, NULL, NULL),
           DCNV4_ERROR_NULL_POINTER, y, "avgpool NULL output");
-  REJECTS(dcn_avgpool_forward(ctx, 1, 3, 5, y, y, NULL),
+  REJECTS(dcn_avgpool_forward(ctx, 2, 3, 5, (dcnv4_dtype)7, x, y, NULL),
+          DCNV4_ERROR_INVALID_PARAMETER, y, "avgpool dtype 7");
+  REJECTS(dcn_avgpool_forward(ctx, 1, 3, 5, DCNV4_FLOAT32, y, y, NULL),
           DCNV4_ERROR_INVALID_BUFFER, y, "avgpool output is input");
   host_release(x);
   host_release(w);
@@ -502,6 +558,8 @@ int main(int argc, char **argv) {
     gemms(ctx, &r, count);
   if (PART("split"))
     split_gemms(ctx, &r, count);
+  if (PART("half"))
+    halves(ctx, &r);
   static const char *const names[] = {"conv2d", "layernorm", "residual",
                                       "avgpool", "gemm epilogues"};
   for (int i = 0; i < 5; i++)

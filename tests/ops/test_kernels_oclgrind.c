@@ -619,6 +619,41 @@ static void layer_cfs_blend(const cl_env *env, int rows, int group, int D,
   free(ref);
 }
 
+/* mask_rows: rows of a padded position zeroed in place, in the storage
+ * dtype (the FlashDeformAttn layer's value); NaN in a padded row too. */
+static void layer_mask_rows(const cl_env *env, dcnv4_dtype dtype, rng *r) {
+  enum { ROWS = 6, COLS = 5 };
+  const size_t n = (size_t)ROWS * COLS;
+  float x[ROWS * COLS];
+  double ref[ROWS * COLS];
+  const cl_uchar mask[ROWS] = {0, 1, 0, 0, 1, 1};
+  random_values(r, x, n, dtype);
+  x[COLS + 2] = NAN;
+  for (size_t i = 0; i < n; i++)
+    ref[i] = mask[i / COLS] ? 0.0 : x[i];
+  char opts[128], what[128];
+  snprintf(opts, sizeof opts, "-DDTYPE=%d -DIDX64=0 -DHAS_BIAS=1", (int)dtype);
+  cl_kernel k =
+      build_kernel(env, "ops/layer_ops/layer_ops.cl", opts, "mask_rows");
+  cl_mem d_x = upload_values(env->ctx, x, n, dtype);
+  cl_int err;
+  cl_mem d_m = clCreateBuffer(env->cl, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR,
+                              sizeof mask, (void *)mask, &err);
+  cl_int count = (cl_int)n, c = COLS;
+  set_arg(k, 0, sizeof d_x, &d_x);
+  set_arg(k, 1, sizeof d_m, &d_m);
+  set_arg(k, 2, sizeof count, &count);
+  set_arg(k, 3, sizeof c, &c);
+  launch_1d(env, k, n, 16);
+  snprintf(what, sizeof what, "mask_rows %s", dcnv4_dtype_name(dtype));
+  CHECK(err == CL_SUCCESS, "%s: mask buffer", what);
+  expect(env, d_x, ref, n, dtype, what);
+  check_log(what);
+  clReleaseKernel(k);
+  host_release(d_x);
+  clReleaseMemObject(d_m);
+}
+
 static int run_layer(const char *dir, rng *r) {
   cl_env env;
   env.ctx = oclgrind_context("");
@@ -635,8 +670,10 @@ static int run_layer(const char *dir, rng *r) {
   layer_cfs_blend(&env, 3, 2, 3, r);
   layer_cfs_blend(&env, 1, 1, 1, r);
   layer_cfs_blend(&env, 2, 3, 8, r);
+  layer_mask_rows(&env, DCNV4_FLOAT32, r);
+  layer_mask_rows(&env, DCNV4_FLOAT16, r);
   dcnv4_context_destroy(env.ctx);
-  return 3 * 5 + 1 + 4 + 3;
+  return 3 * 5 + 1 + 4 + 3 + 2;
 }
 
 /* ------------------------------------------------------------ linear */
@@ -776,7 +813,7 @@ static int fii_run(dcnv4_context *ctx, fii_case *c, rng *r) {
   if (st != DCNV4_SUCCESS)
     CHECK(0, "%s: %s", what, dcnv4_context_last_error(ctx));
   else
-    CHECK(e <= TOL_FP32, "%s: error %.3g", what, e);
+    CHECK(e <= tolerance_for(c->dtype), "%s: error %.3g", what, e);
   check_log(what);
   return 1;
 }
@@ -883,6 +920,33 @@ static int run_fii(rng *r) {
   done += fii_run(ctx, &c, r);
   memset(&c, 0, sizeof c);
   c.op = FII_AVGPOOL;
+  c.batch = 2;
+  c.positions = 5;
+  c.ln.channels = 3;
+  done += fii_run(ctx, &c, r);
+  /* 16-bit activations (16-bit models): the stem's convolution from the
+   * fp32 image in fp16, a channels-last one in bf16, LayerNorm's residual
+   * form in fp16 (aliased), the pooling in bf16. */
+  const dcn_conv2d_shape convs16[] = {{1, 5, 4, 3, 6, 3, 2, 1, true},
+                                      {2, 3, 3, 5, 70, 3, 2, 1, false}};
+  for (size_t i = 0; i < 2; i++) {
+    memset(&c, 0, sizeof c);
+    c.op = FII_CONV2D;
+    c.dtype = i ? DCNV4_BFLOAT16 : DCNV4_FLOAT16;
+    c.conv = convs16[i];
+    c.with_bias = 1;
+    done += fii_run(ctx, &c, r);
+  }
+  memset(&c, 0, sizeof c);
+  c.op = FII_LAYERNORM;
+  c.dtype = DCNV4_FLOAT16;
+  c.ln = (dcn_layernorm_desc){9, 70, 1e-6f, DCN_NORM_RESIDUAL};
+  c.with_scale = 1;
+  c.alias = 1;
+  done += fii_run(ctx, &c, r);
+  memset(&c, 0, sizeof c);
+  c.op = FII_AVGPOOL;
+  c.dtype = DCNV4_BFLOAT16;
   c.batch = 2;
   c.positions = 5;
   c.ln.channels = 3;

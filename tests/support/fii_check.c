@@ -25,9 +25,12 @@ static cl_mem random_buffer(dcnv4_context *ctx, rng *r, size_t n, double lo,
   return random_buffer_dtype(ctx, r, n, lo, hi, DCNV4_FLOAT32, values);
 }
 
-/* The output's storage: a GEMM's out_dtype, else fp32. */
+/* The output's storage: a GEMM's out_dtype, the residual pass's fp32, else
+ * the activations' dtype. */
 static dcnv4_dtype out_dtype(const fii_case *c) {
-  return c->op == FII_GEMM ? c->out_dtype : DCNV4_FLOAT32;
+  return c->op == FII_GEMM       ? c->out_dtype
+         : c->op == FII_RESIDUAL ? DCNV4_FLOAT32
+                                 : c->dtype;
 }
 
 /* out_init as the output's bytes (malloc'd, `*bytes` long). */
@@ -53,6 +56,7 @@ static float *nans(size_t n) {
 }
 
 static void setup_conv2d(fii_case *c, dcnv4_context *ctx, rng *r) {
+  c->conv.dtype = c->dtype;
   const dcn_conv2d_shape *s = &c->conv;
   const int ho =
                 dcn_conv2d_out_size(s->in_height, s->kernel, s->stride, s->pad),
@@ -62,7 +66,9 @@ static void setup_conv2d(fii_case *c, dcnv4_context *ctx, rng *r) {
                nw = (size_t)s->out_channels * s->in_channels * s->kernel *
                     s->kernel;
   double *x, *w, *b;
-  c->in[0] = random_buffer(ctx, r, nin, -1, 1, &x);
+  /* The image (NCHW) is fp32 whatever the dtype. */
+  c->in[0] = random_buffer_dtype(ctx, r, nin, -1, 1,
+                                 s->input_nchw ? DCNV4_FLOAT32 : c->dtype, &x);
   c->in[1] = random_buffer(ctx, r, nw, -1, 1, &w);
   c->in[2] = random_buffer(ctx, r, (size_t)s->out_channels, -1, 1, &b);
   c->out_count = (size_t)s->batch * ho * wo * s->out_channels;
@@ -77,17 +83,18 @@ static void setup_conv2d(fii_case *c, dcnv4_context *ctx, rng *r) {
 }
 
 static void setup_layernorm(fii_case *c, dcnv4_context *ctx, rng *r) {
+  c->ln.dtype = c->dtype;
   const size_t C = (size_t)c->ln.channels, n = c->ln.rows * C;
   double *x, *w, *b, *s, *res = NULL;
   /* An offset per case, so that |mean| may exceed the spread. */
   const double shift = rng_uniform(r, -3, 3);
-  c->in[0] = random_buffer(ctx, r, n, shift - 1, shift + 1, &x);
+  c->in[0] = random_buffer_dtype(ctx, r, n, shift - 1, shift + 1, c->dtype, &x);
   c->in[1] = random_buffer(ctx, r, C, 0.5, 1.5, &w);
   c->in[2] = random_buffer(ctx, r, C, -1, 1, &b);
   c->in[3] = random_buffer(ctx, r, C, 0.5, 1.5, &s);
   const bool residual = c->ln.epilogue == DCN_NORM_RESIDUAL;
   if (residual)
-    c->in[4] = random_buffer(ctx, r, n, -1, 1, &res);
+    c->in[4] = random_buffer_dtype(ctx, r, n, -1, 1, c->dtype, &res);
   c->out_count = n;
   c->ref = malloc(n * sizeof *c->ref + 1);
   ref_layernorm(c->ln.rows, c->ln.channels, c->ln.eps, (int)c->ln.epilogue, x,
@@ -117,8 +124,8 @@ static void setup_residual(fii_case *c, dcnv4_context *ctx, rng *r) {
 static void setup_avgpool(fii_case *c, dcnv4_context *ctx, rng *r) {
   const size_t C = (size_t)c->ln.channels;
   double *x;
-  c->in[0] =
-      random_buffer(ctx, r, (size_t)c->batch * c->positions * C, -1, 1, &x);
+  c->in[0] = random_buffer_dtype(ctx, r, (size_t)c->batch * c->positions * C,
+                                 -1, 1, c->dtype, &x);
   c->out_count = (size_t)c->batch * C;
   c->ref = malloc(c->out_count * sizeof *c->ref + 1);
   ref_avgpool(c->batch, (size_t)c->positions, c->ln.channels, x, c->ref);
@@ -196,7 +203,7 @@ dcnv4_status fii_case_run(const fii_case *c, dcnv4_context *ctx) {
                                 c->with_scale ? c->in[1] : NULL, c->out, NULL);
   case FII_AVGPOOL:
     return dcn_avgpool_forward(ctx, c->batch, c->positions, c->ln.channels,
-                               c->in[0], c->out, NULL);
+                               c->dtype, c->in[0], c->out, NULL);
   case FII_GEMM: {
     dcn_gemm g;
     const dcn_gemm_spec spec = {c->dtype,          c->out_dtype, c->epilogue,
@@ -253,25 +260,26 @@ void fii_case_name(const fii_case *c, char *out, size_t size) {
   static const char *const gemms[] = {"none", "gelu", "residual"};
   switch (c->op) {
   case FII_CONV2D:
-    snprintf(out, size, "conv2d %dx%dx%dx%d->%d k%d s%d p%d %s%s",
+    snprintf(out, size, "conv2d %dx%dx%dx%d->%d k%d s%d p%d %s%s %s",
              c->conv.batch, c->conv.in_height, c->conv.in_width,
              c->conv.in_channels, c->conv.out_channels, c->conv.kernel,
              c->conv.stride, c->conv.pad, c->conv.input_nchw ? "nchw" : "nhwc",
-             c->with_bias ? " +bias" : "");
+             c->with_bias ? " +bias" : "", dcnv4_dtype_name(c->dtype));
     break;
   case FII_LAYERNORM:
-    snprintf(out, size, "layernorm %llux%d %s%s%s",
+    snprintf(out, size, "layernorm %llux%d %s%s%s %s",
              (unsigned long long)c->ln.rows, c->ln.channels,
              norms[c->ln.epilogue], c->with_scale ? " +scale" : "",
-             c->alias ? " aliased" : "");
+             c->alias ? " aliased" : "", dcnv4_dtype_name(c->dtype));
     break;
   case FII_RESIDUAL:
     snprintf(out, size, "residual %llux%d%s", (unsigned long long)c->ln.rows,
              c->ln.channels, c->with_scale ? " +scale" : "");
     break;
   case FII_AVGPOOL:
-    snprintf(out, size, "avgpool %dx%llux%d", c->batch,
-             (unsigned long long)c->positions, c->ln.channels);
+    snprintf(out, size, "avgpool %dx%llux%d %s", c->batch,
+             (unsigned long long)c->positions, c->ln.channels,
+             dcnv4_dtype_name(c->dtype));
     break;
   case FII_GEMM:
     snprintf(out, size, "gemm %dx%dx%d %s%s%s %s->%s", c->m, c->n, c->k,

@@ -30,7 +30,9 @@ typedef struct fii_case {
   uint64_t positions;
   /* FII_GEMM: c (m, n) = a (m, k) b^T + bias, then epilogue; a and b in
    * `dtype`, c (or the residual) in `out_dtype` (0: fp32 both), bias and
-   * scale fp32 */
+   * scale fp32. FII_CONV2D, FII_LAYERNORM, FII_AVGPOOL: the activations'
+   * storage (conv.dtype and ln.dtype are set from it; an NCHW image stays
+   * fp32), weights fp32. FII_RESIDUAL: fp32 only. */
   dcn_gemm_epilogue_kind epilogue;
   dcnv4_dtype dtype, out_dtype;
   int m, n, k;

@@ -342,8 +342,7 @@ static void linear(const double *x, long M, int in, const double *weight,
     }
 }
 
-/* Rounds n values to `dtype` (through fp32; nothing for fp32). */
-static void round_doubles(double *a, size_t n, dcnv4_dtype dtype) {
+void ref_round(double *a, size_t n, dcnv4_dtype dtype) {
   if (dtype == DCNV4_FLOAT32)
     return;
   for (size_t i = 0; i < n; i++)
@@ -393,7 +392,7 @@ int ref_dcnv4_layer_forward_dtype(const dcnv4_layer_dcnv4_config *c,
   /* 1. value projection */
   if (pointwise) {
     linear(input, M, C, wv, bv, C, v);
-    round_doubles(v, (size_t)(M * C), dtype);
+    ref_round(v, (size_t)(M * C), dtype);
   } else
     memcpy(v, input, sizeof *v * (size_t)(M * C));
   /* 2. depthwise convolution (cross-correlation, zero padding) */
@@ -414,12 +413,12 @@ int ref_dcnv4_layer_forward_dtype(const dcnv4_layer_dcnv4_config *c,
               }
             omin[(((long)n * H + h) * W + w) * C + ch] = acc;
           }
-    round_doubles(omin, (size_t)(M * C), dtype);
+    ref_round(omin, (size_t)(M * C), dtype);
   } else
     memcpy(omin, input, sizeof *omin * (size_t)(M * C));
   /* 3. offsets and mask */
   linear(omin, M, C, wom, bom, S, om);
-  round_doubles(om, (size_t)(M * S), dtype);
+  ref_round(om, (size_t)(M * S), dtype);
   /* 4. the core operator */
   dcnv4_params p;
   dcnv4_params_init(&p);
@@ -436,7 +435,7 @@ int ref_dcnv4_layer_forward_dtype(const dcnv4_layer_dcnv4_config *c,
   p.remove_center = c->remove_center;
   p.offset_mask_stride = S;
   ref_dcnv4_forward(&p, v, om, x);
-  round_doubles(x, (size_t)(M * C), dtype);
+  ref_round(x, (size_t)(M * C), dtype);
   /* 5. centre feature scale: one gate per (pixel, group) from the whole
    * row of x, all computed before x changes */
   if (c->center_feature_scale)
@@ -445,14 +444,14 @@ int ref_dcnv4_layer_forward_dtype(const dcnv4_layer_dcnv4_config *c,
         double logit = 0;
         for (int ch = 0; ch < C; ch++)
           logit += x[m * C + ch] * wc[(long)g * C + ch];
-        round_doubles(&logit, 1, dtype);
+        ref_round(&logit, 1, dtype);
         s[g] = 1 / (1 + exp(-(logit + bc[g])));
       }
       for (int ch = 0; ch < C; ch++) {
         double sg = s[ch / D];
         x[m * C + ch] = x[m * C + ch] * (1 - sg) + v[m * C + ch] * sg;
       }
-      round_doubles(x + m * C, (size_t)C, dtype);
+      ref_round(x + m * C, (size_t)C, dtype);
     }
   /* 6. output projection */
   if (pointwise)
@@ -473,6 +472,17 @@ int ref_fda_layer_forward(const dcnv4_layer_fda_config *c,
                           const double *query, const double *ref,
                           const double *input, const unsigned char *mask,
                           double *output) {
+  return ref_fda_layer_forward_dtype(c, DCNV4_FLOAT32, s, weights, count, query,
+                                     ref, input, mask, output);
+}
+
+int ref_fda_layer_forward_dtype(const dcnv4_layer_fda_config *c,
+                                dcnv4_dtype dtype,
+                                const dcnv4_layer_fda_shape *s,
+                                const ref_weight *weights, size_t count,
+                                const double *query, const double *ref,
+                                const double *input, const unsigned char *mask,
+                                double *output) {
   const int C = c->d_model, G = c->n_heads, L = c->n_levels, K = c->n_points;
   const int P = G * L * K, R = s->reference_dim;
   const long Mq = (long)s->batch * s->queries,
@@ -498,6 +508,7 @@ int ref_fda_layer_forward(const dcnv4_layer_fda_config *c,
 
   /* value = value_proj(input_flatten), masked_fill(mask[..., None], 0) */
   linear(input, Mv, C, wv, bv, C, value);
+  ref_round(value, (size_t)(Mv * C), dtype);
   if (mask)
     for (long m = 0; m < Mv; m++)
       if (mask[m])
@@ -546,6 +557,7 @@ int ref_fda_layer_forward(const dcnv4_layer_fda_config *c,
     p.level_start[l] = s->level_start[l];
   }
   ref_fda_forward(&p, value, sla, x);
+  ref_round(x, (size_t)(Mq * C), dtype);
   /* output projection */
   linear(x, Mq, C, wo, bo, C, output);
   free(value);

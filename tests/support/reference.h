@@ -49,6 +49,10 @@ int ref_dcnv4_layer_forward_dtype(const dcnv4_layer_dcnv4_config *c,
                                   const ref_weight *weights, size_t count,
                                   const double *input, double *output);
 
+/* Rounds n values to `dtype` (through fp32; nothing for fp32): where a
+ * 16-bit layer or model stores a tensor. */
+void ref_round(double *a, size_t n, dcnv4_dtype dtype);
+
 /* FlashDeformAttn layer forward (DESIGN.md §1.3, Deformable-DETR's
  * MSDeformAttn): output (N, Lq, d_model) from query (N, Lq, d_model),
  * reference_points (N, Lq, n_levels, reference_dim), input_flatten
@@ -61,6 +65,16 @@ int ref_fda_layer_forward(const dcnv4_layer_fda_config *c,
                           const double *query, const double *reference_points,
                           const double *input_flatten,
                           const unsigned char *padding_mask, double *output);
+/* The same with the intermediates of an fp16/bf16 layer rounded to `dtype`
+ * where the library stores them (the value projection's output and the
+ * core output; the locations and logits stay unrounded, sums in float64).
+ * The output itself is not rounded. DCNV4_FLOAT32: ref_fda_layer_forward. */
+int ref_fda_layer_forward_dtype(
+    const dcnv4_layer_fda_config *c, dcnv4_dtype dtype,
+    const dcnv4_layer_fda_shape *s, const ref_weight *weights, size_t count,
+    const double *query, const double *reference_points,
+    const double *input_flatten, const unsigned char *padding_mask,
+    double *output);
 
 /* ------------------------------------------- FlashInternImage pieces */
 

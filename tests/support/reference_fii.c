@@ -156,6 +156,7 @@ typedef struct weights {
   const ref_weight *w;
   size_t count;
   int missing;
+  dcnv4_dtype dtype; /* the activations' rounding (ref_fii_forward_dtype) */
 } weights;
 
 static const double *get(weights *ws, const char *fmt, ...) {
@@ -256,7 +257,7 @@ static int dcn(const dcnv4_fii_config *c, int l, weights *ws, const char *p,
   dc.offset_scale = c->offset_scale;
   dc.dw_kernel_size = c->dw_kernel_size;
   dc.output_bias = c->dcn_output_bias;
-  return ref_dcnv4_layer_forward(&dc, N, h, w, rw, n, in, out);
+  return ref_dcnv4_layer_forward_dtype(&dc, ws->dtype, N, h, w, rw, n, in, out);
 }
 
 /* One InternImageLayer on x (rows, C) in place. */
@@ -286,45 +287,66 @@ static int block(const dcnv4_fii_config *c, int l, int b, weights *ws, int N,
     r2b = get(ws, "%s.res_post_norm2.0.bias", p);
   }
   int rc = ws->missing || !t || !u || !hb ? -1 : 0;
-  /* mlp(in) -> out, through hb */
+  const size_t n = rows * (size_t)C;
+  /* Rounds a tensor of the block to the activations' dtype where the
+   * library stores it (a residual update, fused, rounds once). */
+#define R(a, count) ref_round(a, count, ws->dtype)
+  /* mlp(in) -> out, through hb (fc2's output unrounded: the caller rounds
+   * where the library stores it) */
 #define MLP(in, out)                                                           \
   do {                                                                         \
     linear(in, rows, C, Hd, f1w, f1b, hb);                                     \
     for (size_t i_ = 0; i_ < rows * Hd; i_++)                                  \
       hb[i_] = gelu(hb[i_]);                                                   \
+    R(hb, rows *Hd);                                                           \
     linear(hb, rows, Hd, C, f2w, f2b, out);                                    \
   } while (0)
   const size_t bytes = rows * C * sizeof *t;
   if (rc == 0 && c->post_norm) {
     /* x + g1 * norm1(dcn(x)); x + g2 * norm2(mlp(x)) */
     rc = dcn(c, l, ws, p, N, h, w, x, t);
+    R(t, n);
     layernorm(t, rows, C, n1w, n1b);
     residual(x, t, rows, C, g1);
+    R(x, n);
     MLP(x, t);
+    R(t, n);
     layernorm(t, rows, C, n2w, n2b);
     residual(x, t, rows, C, g2);
+    R(x, n);
   } else if (rc == 0 && c->res_post_norm && !c->layer_scale) {
     memcpy(t, x, bytes);
     layernorm(t, rows, C, n1w, n1b);
+    R(t, n);
     rc = dcn(c, l, ws, p, N, h, w, t, u);
+    R(u, n);
     layernorm(u, rows, C, r1w, r1b);
     residual(x, u, rows, C, NULL);
+    R(x, n);
     memcpy(t, x, bytes);
     layernorm(t, rows, C, n2w, n2b);
+    R(t, n);
     MLP(t, u);
+    R(u, n);
     layernorm(u, rows, C, r2w, r2b);
     residual(x, u, rows, C, NULL);
+    R(x, n);
   } else if (rc == 0) {
     memcpy(t, x, bytes);
     layernorm(t, rows, C, n1w, n1b);
+    R(t, n);
     rc = dcn(c, l, ws, p, N, h, w, t, u);
     residual(x, u, rows, C, g1);
+    R(x, n);
     memcpy(t, x, bytes);
     layernorm(t, rows, C, n2w, n2b);
+    R(t, n);
     MLP(t, u);
     residual(x, u, rows, C, g2);
+    R(x, n);
   }
 #undef MLP
+#undef R
   free(t);
   free(u);
   free(hb);
@@ -334,7 +356,16 @@ static int block(const dcnv4_fii_config *c, int l, int b, weights *ws, int N,
 int ref_fii_forward(const dcnv4_fii_config *c, int N, int H, int W,
                     const ref_weight *weights_in, size_t count,
                     const double *image, double *logits, double **features) {
-  weights ws = {weights_in, count, 0};
+  return ref_fii_forward_dtype(c, DCNV4_FLOAT32, N, H, W, weights_in, count,
+                               image, logits, features);
+}
+
+int ref_fii_forward_dtype(const dcnv4_fii_config *c, dcnv4_dtype dtype, int N,
+                          int H, int W, const ref_weight *weights_in,
+                          size_t count, const double *image, double *logits,
+                          double **features) {
+  weights ws = {weights_in, count, 0, dtype};
+#define R(a, count) ref_round(a, count, dtype)
   const int C = c->channels, half = C / 2;
   int h = conv_out(H), w = conv_out(W);
   /* NCHW -> NHWC */
@@ -358,14 +389,20 @@ int ref_fii_forward(const dcnv4_fii_config *c, int N, int H, int W,
     free(s1);
     return -1;
   }
+  const size_t n1 = (size_t)N * h * w * half;
   conv3s2(img, N, H, W, 3, half, c1w, c1b, s1);
+  R(s1, n1);
   layernorm(s1, (size_t)N * h * w, half, n1w, n1b);
-  for (size_t i = 0; i < (size_t)N * h * w * half; i++)
+  for (size_t i = 0; i < n1; i++)
     s1[i] = gelu(s1[i]);
+  R(s1, n1);
   int h0 = conv_out(h), w0 = conv_out(w);
-  double *x = malloc((size_t)N * h0 * w0 * C * sizeof *x);
+  const size_t n2 = (size_t)N * h0 * w0 * C;
+  double *x = malloc(n2 * sizeof *x);
   conv3s2(s1, N, h, w, half, C, c2w, c2b, x);
+  R(x, n2);
   layernorm(x, (size_t)N * h0 * w0, C, n2w, n2b);
+  R(x, n2);
   free(img);
   free(s1);
   h = h0;
@@ -383,8 +420,10 @@ int ref_fii_forward(const dcnv4_fii_config *c, int N, int H, int W,
                          *pb = get(&ws, "levels.2.post_norms.%d.0.bias", k);
             if (ws.missing)
               rc = -1;
-            else
+            else {
               layernorm(x, rows, Cl, pw, pb);
+              R(x, rows * Cl);
+            }
             break;
           }
     }
@@ -393,8 +432,10 @@ int ref_fii_forward(const dcnv4_fii_config *c, int N, int H, int W,
                    *nb = get(&ws, "levels.%d.norm.0.bias", l);
       if (ws.missing)
         rc = -1;
-      else
+      else {
         layernorm(x, rows, Cl, nw, nb);
+        R(x, rows * Cl);
+      }
     }
     if (rc != 0)
       break;
@@ -411,8 +452,11 @@ int ref_fii_forward(const dcnv4_fii_config *c, int N, int H, int W,
     }
     int hn = conv_out(h), wn = conv_out(w);
     double *y = malloc((size_t)N * hn * wn * 2 * Cl * sizeof *y);
+    const size_t ny = (size_t)N * hn * wn * 2 * Cl;
     conv3s2(x, N, h, w, Cl, 2 * Cl, dw, NULL, y);
+    R(y, ny);
     layernorm(y, (size_t)N * hn * wn, 2 * Cl, dnw, dnb);
+    R(y, ny);
     free(x);
     x = y;
     h = hn;
@@ -434,18 +478,39 @@ int ref_fii_forward(const dcnv4_fii_config *c, int N, int H, int W,
     else {
       double *y = malloc(rows * Hw * sizeof *y);
       double *pooled = calloc((size_t)N * Hw, sizeof *pooled);
-      linear(x, rows, F, Hw, cw, NULL, y);
-      for (size_t r = 0; r < rows; r++)
+      if (dtype == DCNV4_FLOAT32) {
+        linear(x, rows, F, Hw, cw, NULL, y);
+        for (size_t r = 0; r < rows; r++)
+          for (int o = 0; o < Hw; o++) {
+            double v = y[r * Hw + o];
+            v = (v - bm[o]) / sqrt(bv[o] + 1e-5) * bw[o] + bb[o];
+            y[r * Hw + o] = gelu(v);
+          }
+      } else {
+        /* The BatchNorm folded into the convolution, the folded matrix
+         * rounded to the dtype (the library's 16-bit GEMM operand). */
+        double *fw = malloc((size_t)Hw * F * sizeof *fw);
+        double *fb = malloc((size_t)Hw * sizeof *fb);
         for (int o = 0; o < Hw; o++) {
-          double v = y[r * Hw + o];
-          v = (v - bm[o]) / sqrt(bv[o] + 1e-5) * bw[o] + bb[o];
-          y[r * Hw + o] = gelu(v);
+          const double sc = bw[o] / sqrt(bv[o] + 1e-5);
+          for (int i = 0; i < F; i++)
+            fw[(size_t)o * F + i] = (float)(sc * cw[(size_t)o * F + i]);
+          fb[o] = (float)(bb[o] - sc * bm[o]);
         }
+        R(fw, (size_t)Hw * F);
+        linear(x, rows, F, Hw, fw, fb, y);
+        for (size_t i = 0; i < rows * Hw; i++)
+          y[i] = gelu(y[i]);
+        free(fw);
+        free(fb);
+      }
+      R(y, rows * Hw);
       for (int n = 0; n < N; n++)
         for (int i = 0; i < h * w; i++)
           for (int o = 0; o < Hw; o++)
             pooled[(size_t)n * Hw + o] +=
                 y[((size_t)n * h * w + i) * Hw + o] / (h * w);
+      R(pooled, (size_t)N * Hw);
       if (K > 0)
         linear(pooled, (size_t)N, Hw, K, hw, hbias, logits);
       else
@@ -456,6 +521,7 @@ int ref_fii_forward(const dcnv4_fii_config *c, int N, int H, int W,
   }
   free(x);
   return rc;
+#undef R
 }
 
 double ref_fii_random_value(struct rng *r, const ref_fii_key *k,

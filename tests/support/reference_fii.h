@@ -55,5 +55,15 @@ int ref_fii_output_width(const dcnv4_fii_config *c);
 int ref_fii_forward(const dcnv4_fii_config *c, int N, int H, int W,
                     const ref_weight *weights, size_t count,
                     const double *image, double *logits, double **features);
+/* The same with an fp16/bf16 model's activations rounded to `dtype` where
+ * the library stores them (each operator's output, a fused residual update
+ * once, the DCNv4 layers' intermediates as ref_dcnv4_layer_forward_dtype;
+ * sums in float64; the logits of a linear head unrounded), and the head's
+ * BatchNorm folded into its convolution as the library folds it, the
+ * folded matrix rounded to `dtype`. DCNV4_FLOAT32: ref_fii_forward. */
+int ref_fii_forward_dtype(const dcnv4_fii_config *c, dcnv4_dtype dtype, int N,
+                          int H, int W, const ref_weight *weights, size_t count,
+                          const double *image, double *logits,
+                          double **features);
 
 #endif

@@ -135,33 +135,49 @@ def test_classify(tmp):
     with open(os.path.join(tmp, "tiny.json")) as f:
         cfg = json.load(f)
     cfg.pop("img_size", None)
-    with open(os.path.join(case, "meta.json"), "w") as f:
-        json.dump({"op": "flash_intern_image", "dtype": "float32", "N": 1,
-                   "H": SIZE, "W": SIZE, "config": cfg}, f)
-    rc, _, err = run([DCNV4_RUN, case, os.path.join(tmp, "out")])
-    check(rc == 0, "dcnv4-run on the preprocessed image (%s)" % err)
-    if rc == 0:
-        logits = np.load(os.path.join(tmp, "out", "logits.npy"))[0]
+
+    def top5(dtype):
+        """softmax(dcnv4-run's logits) in `dtype`: the top 5, or []."""
+        with open(os.path.join(case, "meta.json"), "w") as f:
+            json.dump({"op": "flash_intern_image", "dtype": dtype, "N": 1,
+                       "H": SIZE, "W": SIZE, "config": cfg}, f)
+        out_dir = os.path.join(tmp, "out_" + dtype)
+        rc, _, err = run([DCNV4_RUN, case, out_dir])
+        check(rc == 0, "dcnv4-run on the preprocessed image, %s (%s)"
+              % (dtype, err))
+        if rc != 0:
+            return []
+        logits = np.load(os.path.join(out_dir, "logits.npy"))[0]
         p = np.exp(logits - logits.max())
         p /= p.sum()
-        want = [(round(float(p[c]), 4), int(c)) for c in np.argsort(-p)[:5]]
-        got = [(q, c) for q, c, _ in res.get(imgs[1], [])]
-        ok = len(got) == 5
+        return [(round(float(p[c]), 4), int(c)) for c in np.argsort(-p)[:5]]
+
+    def same_top5(got, want, what):
+        ok = len(got) == 5 and len(want) == 5
         for i, (a, b) in enumerate(zip(got, want)):
             # Classes may swap only where probabilities all but tie.
             tie = any(abs(b[0] - w[0]) < 3e-4
                       for j, w in enumerate(want) if j != i)
             ok = ok and abs(a[0] - b[0]) <= 1.5e-4 and (a[1] == b[1] or tie)
-        check(ok, "softmax of dcnv4-run's logits: %s vs %s" % (got, want))
+        check(ok, "%s: %s vs %s" % (what, got, want))
 
-    # 16-bit storage runs and stays close.
+    same_top5([(q, c) for q, c, _ in res.get(imgs[1], [])], top5("float32"),
+              "softmax of dcnv4-run's logits")
+
+    # 16-bit storage runs and gives dcnv4-run's probabilities in that dtype.
+    # Not compared with float32's: this tiny random model (N(0, 0.2) weights,
+    # not scaled by fan-in) amplifies rounding; bfloat16 weights alone moved
+    # img0's top probability from 0.19 to 0.23, and 16-bit activations to
+    # 0.27.
     rc, out16, err = classify(tmp, imgs[:2], "--dtype", "bfloat16")
     check(rc == 0, "--dtype bfloat16: exit 0 (%s)" % err)
     r16 = parse(out16, "bfloat16")
     for img in imgs[:2]:
-        a, b = res.get(img, []), r16.get(img, [])
-        check(len(b) == 5 and abs(a[0][0] - b[0][0]) < 0.05,
-              "%s: bfloat16 top probability near float32's" % img)
+        b = r16.get(img, [])
+        check(len(b) == 5 and 0 < b[0][0] <= 1,
+              "%s: bfloat16 top 5 (%s)" % (img, b))
+    same_top5([(q, c) for q, c, _ in r16.get(imgs[1], [])], top5("bfloat16"),
+              "bfloat16: softmax of dcnv4-run's logits")
 
 
 def test_errors(tmp):

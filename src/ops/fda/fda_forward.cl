@@ -28,8 +28,24 @@
 #define STAGE 0
 #endif
 
+// SAMPLING_F32 1: the rows of locations and logits are fp32 whatever DTYPE
+// (the FlashDeformAttn layer's 16-bit calls keep its locations in fp32,
+// DESIGN.md §1.3); ROW_DTYPE is their storage.
+#ifndef SAMPLING_F32
+#define SAMPLING_F32 0
+#endif
+#if SAMPLING_F32
+typedef float sampling_t;
+#define ROW_DTYPE 0
+#define LOAD_ROW(p, i) ((p)[i])
+#else
+typedef storage_t sampling_t;
+#define ROW_DTYPE DTYPE
+#define LOAD_ROW(p, i) LOAD1(p, i)
+#endif
+
 #define ROW_VECTORS 0
-#if SPECIALIZE && DTYPE == 0
+#if SPECIALIZE && ROW_DTYPE == 0
 #if POINTS % 4 == 0
 #undef ROW_VECTORS
 #define ROW_VECTORS 1
@@ -68,7 +84,7 @@ inline fda_item fda_locate_item(idx_t gid, idx_t items, int heads, int chunks) {
 #if !STAGE
 __kernel void
 fda_forward(__global const storage_t *restrict value,
-                          __global const storage_t *restrict sampling,
+                          __global const sampling_t *restrict sampling,
                           __global storage_t *restrict output,
                           const fda_geometry g, const idx_t items) {
   const idx_t gid = (idx_t)get_global_id(0);
@@ -80,7 +96,7 @@ fda_forward(__global const storage_t *restrict value,
   const idx_t b = qg / (idx_t)g.group / (idx_t)g.queries;
   const int GD = g.group * D;
 
-  __global const storage_t *row = sampling + qg * (idx_t)(LK * 3);
+  __global const sampling_t *row = sampling + qg * (idx_t)(LK * 3);
   __global const storage_t *image =
       value + b * (idx_t)g.value_len * GD + (idx_t)(grp * D + chunk * VEC);
 
@@ -92,7 +108,7 @@ fda_forward(__global const storage_t *restrict value,
   }
 #else
   for (int i = 0; i < LK; i++)
-    mmax = fmax(mmax, LOAD1(row, 2 * LK + i));
+    mmax = fmax(mmax, LOAD_ROW(row, 2 * LK + i));
 #endif
 
   floatv acc = (floatv)(0.0f);
@@ -114,8 +130,8 @@ fda_forward(__global const storage_t *restrict value,
 #define LOCATION(k, i, c) values[2 * (k) + (c)]
 #define LOGIT(k, i) values[2 * K + (k)]
 #else
-#define LOCATION(k, i, c) LOAD1(row, 2 * (i) + (c))
-#define LOGIT(k, i) LOAD1(row, 2 * LK + (i))
+#define LOCATION(k, i, c) LOAD_ROW(row, 2 * (i) + (c))
+#define LOGIT(k, i) LOAD_ROW(row, 2 * LK + (i))
 #endif
     for (int k = 0; k < K; k++) {
       const int i = l * K + k;
@@ -159,17 +175,17 @@ fda_forward(__global const storage_t *restrict value,
 // values, a share's 2*SHARE locations and its SHARE logits then start on
 // multiples of the vector.
 #define SHARE_VECTORS 0
-#if SPECIALIZE && DTYPE != 2
+#if SPECIALIZE && ROW_DTYPE != 2
 #if LK % CHUNKS == 0 && (LK / CHUNKS == 2 || LK / CHUNKS == 4) &&              \
-    LK % (DTYPE == 1 && LK / CHUNKS == 4 ? 8 : 4) == 0
+    LK % (ROW_DTYPE == 1 && LK / CHUNKS == 4 ? 8 : 4) == 0
 #undef SHARE_VECTORS
 #define SHARE_VECTORS 1
 #define SHARE (LK / CHUNKS)
 
 // n (2, 4 or 8, a constant) values of the row at p into f.
-inline void row_values(__global const storage_t *p, __private float *f,
+inline void row_values(__global const sampling_t *p, __private float *f,
                        const int n) {
-#if DTYPE == 0
+#if ROW_DTYPE == 0
   if (n == 2) {
     vstore2(*(__global const float2 *)p, 0, f);
   } else {
@@ -222,7 +238,7 @@ inline void row_values(__global const storage_t *p, __private float *f,
 // entries (no bank conflicts).
 __kernel void
 fda_forward(__global const storage_t *restrict value,
-                          __global const storage_t *restrict sampling,
+                          __global const sampling_t *restrict sampling,
                           __global storage_t *restrict output,
                           const fda_geometry g, const idx_t items, POINT_ARGS,
                           __local float *restrict partial) {
@@ -235,7 +251,7 @@ fda_forward(__global const storage_t *restrict value,
   const int slot = lid / CHUNKS;
   const fda_item it = fda_locate_item(live ? gid : 0, items, g.group, CHUNKS);
   const int GD = g.group * D;
-  __global const storage_t *row = sampling + it.qg * (idx_t)(LK * 3);
+  __global const sampling_t *row = sampling + it.qg * (idx_t)(LK * 3);
   // This work-item's share of the head's points: `count` from `first`.
   // Work-items of dead slots take row 0 (it.qg is 0 there) and fill only
   // their own slot's entries.
@@ -252,8 +268,8 @@ fda_forward(__global const storage_t *restrict value,
 #define SHARE_LOCATION(j, c) locations[2 * (j) + (c)]
 #else
   const int count = max(min(share, LK - first), 0);
-#define SHARE_LOGIT(j) LOAD1(row, 2 * LK + first + (j))
-#define SHARE_LOCATION(j, c) LOAD1(row, 2 * (first + (j)) + (c))
+#define SHARE_LOGIT(j) LOAD_ROW(row, 2 * LK + first + (j))
+#define SHARE_LOCATION(j, c) LOAD_ROW(row, 2 * (first + (j)) + (c))
 #endif
 
   float mmax = -INFINITY;

@@ -341,12 +341,13 @@ static bool plan_staged(const dcnv4_context *ctx, cl_kernel kernel,
 /* The forward kernel: the tuned configuration, then the built-in default if
  * it differs and the tuned one does not build (logged); each with its
  * small-launch values where the launch is small. `plain` builds stage 0
- * whatever the configuration says; cfg->stage is the stage built. */
+ * whatever the configuration says; cfg->stage is the stage built. `rows`:
+ * the storage of sampling_loc_attn, params->dtype or fp32. */
 static dcnv4_status forward_kernel(dcnv4_context *ctx,
                                    const dcnv4_fda_params *params,
-                                   const dcnv4_fda_shape *s, bool plain,
-                                   dcn_fda_forward_tuning *cfg, int *vec,
-                                   bool *idx64, cl_kernel *kernel) {
+                                   dcnv4_dtype rows, const dcnv4_fda_shape *s,
+                                   bool plain, dcn_fda_forward_tuning *cfg,
+                                   int *vec, bool *idx64, cl_kernel *kernel) {
   dcn_fda_forward_tuning cfgs[2];
   const int ncfg =
       dcn_tuning_fda_forward(ctx, params->dtype, params->group_channels, cfgs);
@@ -368,8 +369,8 @@ static dcnv4_status forward_kernel(dcnv4_context *ctx,
                    sizeof options[c]);
     size_t n = strlen(options[c]);
     snprintf(options[c] + n, sizeof options[c] - n,
-             " -DHEAD_SPAN=%d -DSTAGE=%d", head_span(&cfgs[c], params->group),
-             cfgs[c].stage);
+             " -DHEAD_SPAN=%d -DSTAGE=%d%s", head_span(&cfgs[c], params->group),
+             cfgs[c].stage, rows != params->dtype ? " -DSAMPLING_F32=1" : "");
     list[c] = options[c];
   }
   int chosen = 0;
@@ -387,12 +388,14 @@ static dcnv4_status forward_kernel(dcnv4_context *ctx,
 
 /* The forward kernel and its work-group plan; stage 0 where a staged
  * kernel's local memory does not fit (logged). */
-static dcnv4_status
-forward_setup(dcnv4_context *ctx, const dcnv4_fda_params *params,
-              const dcnv4_fda_shape *s, dcn_fda_forward_tuning *cfg, int *vec,
-              bool *idx64, cl_kernel *kernel, forward_plan *plan) {
+static dcnv4_status forward_setup(dcnv4_context *ctx,
+                                  const dcnv4_fda_params *params,
+                                  dcnv4_dtype rows, const dcnv4_fda_shape *s,
+                                  dcn_fda_forward_tuning *cfg, int *vec,
+                                  bool *idx64, cl_kernel *kernel,
+                                  forward_plan *plan) {
   dcnv4_status st =
-      forward_kernel(ctx, params, s, false, cfg, vec, idx64, kernel);
+      forward_kernel(ctx, params, rows, s, false, cfg, vec, idx64, kernel);
   if (st != DCNV4_SUCCESS)
     return st;
   if (cfg->stage != 0 &&
@@ -403,7 +406,7 @@ forward_setup(dcnv4_context *ctx, const dcnv4_fda_params *params,
             "memory); each work-item locates them itself (stage 0)",
             cfg->stage, (int)params->levels, (int)params->points,
             (unsigned long)ctx->local_mem_bytes);
-    st = forward_kernel(ctx, params, s, true, cfg, vec, idx64, kernel);
+    st = forward_kernel(ctx, params, rows, s, true, cfg, vec, idx64, kernel);
     if (st != DCNV4_SUCCESS)
       return st;
   }
@@ -414,18 +417,31 @@ forward_setup(dcnv4_context *ctx, const dcnv4_fda_params *params,
   return DCNV4_SUCCESS;
 }
 
+/* fp32 rows beside 16-bit value and output, or the params' dtype. */
+static dcnv4_status check_rows(dcnv4_context *ctx,
+                               const dcnv4_fda_params *params,
+                               dcnv4_dtype rows) {
+  return rows == params->dtype || rows == DCNV4_FLOAT32
+             ? DCNV4_SUCCESS
+             : dcn_fail(ctx, DCNV4_ERROR_INVALID_PARAMETER,
+                        "sampling_loc_attn's storage must be the dtype or "
+                        "fp32");
+}
+
 dcnv4_status dcn_fda_forward_prepare(dcnv4_context *ctx,
-                                     const dcnv4_fda_params *params) {
+                                     const dcnv4_fda_params *params,
+                                     dcnv4_dtype rows) {
   dcnv4_fda_shape s;
   dcnv4_status st = compute_shape(ctx, params, &s);
-  if (st != DCNV4_SUCCESS)
+  if (st != DCNV4_SUCCESS || (st = check_rows(ctx, params, rows)))
     return st;
   dcn_fda_forward_tuning cfg;
   int vec;
   bool idx64;
   cl_kernel kernel;
   forward_plan plan;
-  return forward_setup(ctx, params, &s, &cfg, &vec, &idx64, &kernel, &plan);
+  return forward_setup(ctx, params, rows, &s, &cfg, &vec, &idx64, &kernel,
+                       &plan);
 }
 
 dcnv4_status dcnv4_fda_forward(dcnv4_context *ctx,
@@ -433,11 +449,28 @@ dcnv4_status dcnv4_fda_forward(dcnv4_context *ctx,
                                cl_mem sampling_loc_attn, cl_mem output,
                                cl_uint num_wait, const cl_event *wait,
                                cl_event *event) {
+  return dcn_fda_forward_rows(ctx, params,
+                              params ? params->dtype : DCNV4_FLOAT32, value,
+                              sampling_loc_attn, output, num_wait, wait, event);
+}
+
+dcnv4_status dcn_fda_forward_rows(dcnv4_context *ctx,
+                                  const dcnv4_fda_params *params,
+                                  dcnv4_dtype rows, cl_mem value,
+                                  cl_mem sampling_loc_attn, cl_mem output,
+                                  cl_uint num_wait, const cl_event *wait,
+                                  cl_event *event) {
   dcnv4_fda_shape s;
   dcn_op_call c;
   dcnv4_status st = check_call(ctx, params, &s, &c, num_wait, wait);
-  if (st != DCNV4_SUCCESS || (st = dcn_op_check_forward_buffers(
-                                  ctx, &c, value, sampling_loc_attn, output)))
+  if (st != DCNV4_SUCCESS || (st = check_rows(ctx, params, rows)))
+    return st;
+  if (rows != params->dtype &&
+      !dcn_bytes(s.sampling_elements, sizeof(cl_float), &c.sampling.bytes))
+    return dcn_fail(ctx, DCNV4_ERROR_SIZE_OVERFLOW,
+                    "sampling_loc_attn's size overflows");
+  if ((st = dcn_op_check_forward_buffers(ctx, &c, value, sampling_loc_attn,
+                                         output)))
     return st;
 
   dcn_fda_forward_tuning cfg;
@@ -445,7 +478,8 @@ dcnv4_status dcnv4_fda_forward(dcnv4_context *ctx,
   bool idx64;
   cl_kernel kernel;
   forward_plan plan;
-  if ((st = forward_setup(ctx, params, &s, &cfg, &vec, &idx64, &kernel, &plan)))
+  if ((st = forward_setup(ctx, params, rows, &s, &cfg, &vec, &idx64, &kernel,
+                          &plan)))
     return st;
   uint64_t items = s.output_elements / (uint64_t)vec;
   fda_geometry_arg geo = make_geometry(params);

@@ -34,9 +34,10 @@ static dcnv4_status conv2d_kernel(dcnv4_context *ctx, const dcn_conv2d_shape *s,
     const size_t local = (size_t)(m / 4) * (size_t)(n / 4);
     dcnv4_status st = DCNV4_ERROR_BUILD_FAILED;
     if (local <= ctx->max_work_group_size) {
-      char options[96];
-      snprintf(options, sizeof options, "-DIDX64=%d -DTM=%d -DTN=%d -DNCHW=%d",
-               idx64 ? 1 : 0, m, n, s->input_nchw ? 1 : 0);
+      char options[128];
+      snprintf(options, sizeof options,
+               "-DIDX64=%d -DTM=%d -DTN=%d -DNCHW=%d%s", idx64 ? 1 : 0, m, n,
+               s->input_nchw ? 1 : 0, dcn_fii_dtype_option(s->dtype));
       st = dcn_get_kernel(ctx, "fii_conv2d", options, "conv2d", kernel);
       if (st == DCNV4_SUCCESS &&
           dcn_kernel_item_limit(ctx, *kernel, local) >= local) {
@@ -71,14 +72,16 @@ dcnv4_status dcn_conv2d_forward(dcnv4_context *ctx, const dcn_conv2d_shape *s,
                                          s->pad);
   if (s->batch < 1 || s->in_height < 1 || s->in_width < 1 ||
       s->in_channels < 1 || s->out_channels < 1 || s->kernel < 1 ||
-      s->stride < 1 || s->pad < 0 || ho < 1 || wo < 1)
+      s->stride < 1 || s->pad < 0 || ho < 1 || wo < 1 ||
+      dcnv4_dtype_size(s->dtype) == 0)
     return dcn_fail(ctx, DCNV4_ERROR_INVALID_SHAPE,
                     "conv2d: batch %d, input %dx%d, channels %d -> %d, kernel "
-                    "%d, stride %d, pad %d: the sizes must be positive (pad "
-                    "non-negative) and the kernel must fit the padded input",
+                    "%d, stride %d, pad %d, dtype %d: the sizes must be "
+                    "positive (pad non-negative), the kernel must fit the "
+                    "padded input and the dtype must be known",
                     (int)s->batch, (int)s->in_height, (int)s->in_width,
                     (int)s->in_channels, (int)s->out_channels, (int)s->kernel,
-                    (int)s->stride, (int)s->pad);
+                    (int)s->stride, (int)s->pad, (int)s->dtype);
   const uint64_t pixels_in = (uint64_t)s->in_height * (uint64_t)s->in_width,
                  pixels_out = (uint64_t)ho * (uint64_t)wo,
                  taps = (uint64_t)s->kernel * (uint64_t)s->kernel;
@@ -90,8 +93,10 @@ dcnv4_status dcn_conv2d_forward(dcnv4_context *ctx, const dcn_conv2d_shape *s,
       !dcn_mul_u64(m, (uint64_t)s->out_channels, &out_elems) ||
       !dcn_mul_u64(taps * (uint64_t)s->in_channels, (uint64_t)s->out_channels,
                    &w_elems) ||
-      w_elems > INT32_MAX || !dcn_fii_bytes(in_elems, &in_bytes) ||
-      !dcn_fii_bytes(out_elems, &out_bytes) ||
+      w_elems > INT32_MAX ||
+      !dcn_fii_act_bytes(in_elems, s->input_nchw ? DCNV4_FLOAT32 : s->dtype,
+                         &in_bytes) ||
+      !dcn_fii_act_bytes(out_elems, s->dtype, &out_bytes) ||
       !dcn_fii_bytes(w_elems, &w_bytes) ||
       !dcn_fii_bytes((uint64_t)s->out_channels, &b_bytes))
     return dcn_fail(ctx, DCNV4_ERROR_SIZE_OVERFLOW,

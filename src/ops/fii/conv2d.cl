@@ -1,5 +1,5 @@
 // Dense 2-d convolution (PyTorch's Conv2d, groups 1, dilation 1, square
-// kernel), fp32, channels-last output, as an implicit GEMM:
+// kernel), channels-last output, as an implicit GEMM, fp32 sums:
 //   out[m][n] = sum_kk A[m][kk] * B[n][kk] (+ bias[n])
 // m an output pixel (b, oy, ox), n an output channel, kk an input channel
 // and kernel tap. A is gathered from the input on the fly (zero outside the
@@ -14,10 +14,12 @@
 // (no guarded loads: PoCL was seen loading guarded values regardless, see
 // linear.cl).
 //
-// Build-time defines (besides common.clh's IDX64):
+// Build-time defines (besides common.clh's IDX64 and DTYPE, the storage of
+// the output and of a channels-last input; weights and bias fp32):
 //   TM, TN   tile pixels and channels, powers of two with (TM/4)*(TN/4)
 //            dividing TM*TK and TN*TK
-//   NCHW     1: input (N, Cin, H, W); 0: input (N, H, W, Cin)
+//   NCHW     1: input (N, Cin, H, W), fp32 (the model's image); 0: input
+//            (N, H, W, Cin) in DTYPE
 
 #define TK 16
 #define MT (TM / 4) // work-items along the pixels
@@ -35,6 +37,14 @@
 #error "conv2d: NCHW loads need TM to divide the work-group"
 #endif
 
+#if NCHW
+typedef float in_t;
+#define LOAD_IN(p, i) ((p)[i])
+#else
+typedef storage_t in_t;
+#define LOAD_IN(p, i) LOAD1(p, i)
+#endif
+
 typedef struct conv2d_geometry {
   int in_channels, in_height, in_width;
   int out_channels, out_height, out_width;
@@ -42,8 +52,8 @@ typedef struct conv2d_geometry {
 } conv2d_geometry;
 
 __kernel __attribute__((reqd_work_group_size(LOCAL, 1, 1))) void
-conv2d(__global const float *restrict x, __global const float *restrict w,
-       __global const float *restrict bias, __global float *restrict out,
+conv2d(__global const in_t *restrict x, __global const float *restrict w,
+       __global const float *restrict bias, __global storage_t *restrict out,
        const conv2d_geometry g, const idx_t M, const int has_bias) {
   __local float as[TK * PA];
   __local float bs[TK * PB];
@@ -104,7 +114,7 @@ conv2d(__global const float *restrict x, __global const float *restrict w,
 #else
       const idx_t off = a_base[j] + ((idx_t)iy * W + ix) * (idx_t)Cin + ci;
 #endif
-      const float v = x[in ? off : 0];
+      const float v = LOAD_IN(x, in ? off : 0);
       as[a_kq[j] * PA + a_row[j]] = in ? v : 0.0f;
     }
     for (int j = 0; j < B_LOADS; j++) {
@@ -140,7 +150,7 @@ conv2d(__global const float *restrict x, __global const float *restrict w,
     for (int i = 0; i < 4; i++) {
       const idx_t m = m0 + (idx_t)(ty + i * MT);
       if (m < M && n < Cout)
-        out[m * (idx_t)Cout + n] = acc[i][j] + bv;
+        STORE1(acc[i][j] + bv, out, m * (idx_t)Cout + n);
     }
   }
 }

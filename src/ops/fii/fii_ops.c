@@ -93,8 +93,9 @@ dcnv4_status dcn_residual_forward(dcnv4_context *ctx, uint64_t rows,
 }
 
 dcnv4_status dcn_avgpool_forward(dcnv4_context *ctx, int32_t batch,
-                                 uint64_t positions, int32_t channels, cl_mem x,
-                                 cl_mem out, cl_event *event) {
+                                 uint64_t positions, int32_t channels,
+                                 dcnv4_dtype dtype, cl_mem x, cl_mem out,
+                                 cl_event *event) {
   if (!ctx)
     return DCNV4_ERROR_NULL_POINTER;
   if (batch < 1 || positions < 1 || channels < 1)
@@ -102,12 +103,15 @@ dcnv4_status dcn_avgpool_forward(dcnv4_context *ctx, int32_t batch,
                     "avgpool: batch %d, %llu positions, %d channels; each "
                     "must be at least 1",
                     (int)batch, (unsigned long long)positions, (int)channels);
+  if (dcnv4_dtype_size(dtype) == 0)
+    return dcn_fail(ctx, DCNV4_ERROR_INVALID_PARAMETER,
+                    "avgpool: unknown dtype %d", (int)dtype);
   uint64_t in_elems = 0;
   const uint64_t out_elems = (uint64_t)batch * (uint64_t)channels;
   size_t in_bytes = 0, out_bytes = 0;
   if (!dcn_mul_u64(positions, out_elems, &in_elems) ||
-      !dcn_fii_bytes(in_elems, &in_bytes) ||
-      !dcn_fii_bytes(out_elems, &out_bytes))
+      !dcn_fii_act_bytes(in_elems, dtype, &in_bytes) ||
+      !dcn_fii_act_bytes(out_elems, dtype, &out_bytes))
     return dcn_fail(ctx, DCNV4_ERROR_SIZE_OVERFLOW,
                     "avgpool: %d x %llu x %d overflows", (int)batch,
                     (unsigned long long)positions, (int)channels);
@@ -120,7 +124,10 @@ dcnv4_status dcn_avgpool_forward(dcnv4_context *ctx, int32_t batch,
                     "avgpool: the output is the input");
   const bool idx64 = in_elems > INT32_MAX;
   cl_kernel k;
-  if ((st = fii_kernel(ctx, "avgpool", idx64, &k)))
+  char options[64];
+  snprintf(options, sizeof options, "-DIDX64=%d%s", idx64 ? 1 : 0,
+           dcn_fii_dtype_option(dtype));
+  if ((st = dcn_get_kernel(ctx, "fii_ops", options, "avgpool", &k)))
     return st;
   dcn_fii_index count, pos;
   const cl_int c = channels;

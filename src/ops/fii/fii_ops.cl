@@ -5,7 +5,8 @@
 //                 CLBlast GEMM (with the GEMM's bias)
 //   bias_gelu     c = GELU(c + bias), exact (erf) GELU: the GELU epilogue of
 //                 a CLBlast GEMM
-//   avgpool       out (N, C) = mean over positions of x (N, positions, C)
+//   avgpool       out (N, C) = mean over positions of x (N, positions, C),
+//                 x and out in the storage DTYPE (common.clh), the sum fp32
 // One work-item per output element; `bias` and `scale` are not read where
 // has_bias / has_scale are 0.
 
@@ -41,17 +42,17 @@ __kernel void bias_gelu(__global float *restrict c_,
   c_[i] = gelu(v);
 }
 
-__kernel void avgpool(__global const float *restrict x,
-                      __global float *restrict out, const idx_t count,
+__kernel void avgpool(__global const storage_t *restrict x,
+                      __global storage_t *restrict out, const idx_t count,
                       const idx_t positions, const int C, const float inv) {
   const idx_t i = (idx_t)get_global_id(0);
   if (i >= count)
     return;
   const idx_t n = i / (idx_t)C;
   const int c = (int)(i % (idx_t)C);
-  __global const float *p = x + n * positions * (idx_t)C + c;
+  __global const storage_t *p = x + n * positions * (idx_t)C + c;
   float s = 0.0f;
   for (idx_t q = 0; q < positions; q++)
-    s += p[q * (idx_t)C];
-  out[i] = s * inv;
+    s += LOAD1(p, q * (idx_t)C);
+  STORE1(s * inv, out, i);
 }

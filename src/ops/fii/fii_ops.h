@@ -3,10 +3,13 @@
  * post-norm residual forms), residual with layer scale, global average
  * pooling. Not installed; the model (src/model/) calls them.
  *
- * Every tensor here is fp32, row-major and contiguous from offset 0: the
- * model keeps its activations, the DCNv4 core operator's operands included,
- * in fp32 whatever its dtype (which sets how its weights are rounded), as
- * the layers do. Reductions accumulate in fp32. Each call checks its buffers
+ * Every tensor here is row-major and contiguous from offset 0. The
+ * activations (inputs, outputs, residuals) are stored in the `dtype` of the
+ * call, the model's: fp32, or 16-bit in fp16 and bf16 models, each value
+ * rounded once when stored, as PyTorch's half-precision modules round;
+ * weights, biases and scales are fp32 (values of the model's dtype), and
+ * every sum and reduction is fp32. The GEMM epilogue passes after CLBlast
+ * (fp32 GEMMs only) are fp32. Each call checks its buffers
  * (dcn_check_buffer: non-NULL, this context, large enough) before it
  * enqueues anything, then enqueues on the context's queue after the commands
  * before it; `event` (may be NULL) receives the completion event. Kernels
@@ -24,9 +27,11 @@ typedef struct dcn_conv2d_shape {
   int32_t in_height, in_width;
   int32_t in_channels, out_channels;
   int32_t kernel, stride, pad;
-  /* true: input (N, Cin, H, W), the image as PyTorch takes it; false:
-   * input (N, H, W, Cin), channels-last */
+  /* true: input (N, Cin, H, W), the image as PyTorch takes it, fp32
+   * whatever `dtype`; false: input (N, H, W, Cin), channels-last, in
+   * `dtype` */
   bool input_nchw;
+  dcnv4_dtype dtype; /* the output's storage (and a channels-last input's) */
 } dcn_conv2d_shape;
 
 /* PyTorch's output size: (in + 2*pad - kernel) / stride + 1, or 0 when the
@@ -59,6 +64,7 @@ typedef struct dcn_layernorm_desc {
   int32_t channels;
   float eps;
   dcn_norm_epilogue epilogue;
+  dcnv4_dtype dtype; /* x's, residual's and out's storage */
 } dcn_layernorm_desc;
 
 dcnv4_status dcn_layernorm_forward(dcnv4_context *ctx,
@@ -76,10 +82,12 @@ dcnv4_status dcn_residual_forward(dcnv4_context *ctx, uint64_t rows,
                                   cl_mem inout, cl_event *event);
 
 /* out (N, C) = mean over the H*W positions of x (N, H*W, C): PyTorch's
- * AdaptiveAvgPool2d((1, 1)) on a channels-last tensor. */
+ * AdaptiveAvgPool2d((1, 1)) on a channels-last tensor; x and out in
+ * `dtype`. */
 dcnv4_status dcn_avgpool_forward(dcnv4_context *ctx, int32_t batch,
-                                 uint64_t positions, int32_t channels, cl_mem x,
-                                 cl_mem out, cl_event *event);
+                                 uint64_t positions, int32_t channels,
+                                 dcnv4_dtype dtype, cl_mem x, cl_mem out,
+                                 cl_event *event);
 
 /* --------------------------------------------------- GEMM epilogues */
 

@@ -21,10 +21,11 @@ static dcnv4_status layernorm_kernel(dcnv4_context *ctx,
       l /= 2;
     if (t > l)
       t = l;
-    char options[96];
+    char options[128];
     snprintf(options, sizeof options,
-             "-DIDX64=%d -DLN_TEAM=%zu -DLN_LOCAL=%zu -DLN_EPILOGUE=%d",
-             idx64 ? 1 : 0, t, l, (int)d->epilogue);
+             "-DIDX64=%d -DLN_TEAM=%zu -DLN_LOCAL=%zu -DLN_EPILOGUE=%d%s",
+             idx64 ? 1 : 0, t, l, (int)d->epilogue,
+             dcn_fii_dtype_option(d->dtype));
     dcnv4_status st =
         dcn_get_kernel(ctx, "fii_layernorm", options, "layernorm", kernel);
     if (st != DCNV4_SUCCESS)
@@ -63,8 +64,11 @@ dcnv4_status dcn_layernorm_forward(dcnv4_context *ctx,
                     (double)d->eps);
   uint64_t elems = 0;
   size_t bytes = 0, c_bytes = 0;
+  if (dcnv4_dtype_size(d->dtype) == 0)
+    return dcn_fail(ctx, DCNV4_ERROR_INVALID_PARAMETER,
+                    "layernorm: unknown dtype %d", (int)d->dtype);
   if (!dcn_mul_u64(d->rows, (uint64_t)d->channels, &elems) ||
-      !dcn_fii_bytes(elems, &bytes) ||
+      !dcn_fii_act_bytes(elems, d->dtype, &bytes) ||
       !dcn_fii_bytes((uint64_t)d->channels, &c_bytes))
     return dcn_fail(ctx, DCNV4_ERROR_SIZE_OVERFLOW,
                     "layernorm: %llu x %d overflows",

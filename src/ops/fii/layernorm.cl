@@ -1,5 +1,8 @@
 // LayerNorm over the channels of each row (PyTorch's nn.LayerNorm on a
-// channels-last tensor), fp32, with the model's epilogues:
+// channels-last tensor), with the model's epilogues; x, residual and out in
+// the storage DTYPE (common.clh: the model's activations, 16-bit in fp16 and
+// bf16 models), weight, bias and scale fp32, arithmetic fp32, each output
+// rounded once:
 //   LN_EPILOGUE 0  out = LN(x)
 //               1  out = GELU(LN(x)), exact (erf) GELU
 //               2  out = residual + scale * LN(x) (scale per channel, or 1
@@ -41,11 +44,11 @@ inline float team_sum(__local float *red, int base, int t, float v) {
 }
 
 __kernel __attribute__((reqd_work_group_size(LN_LOCAL, 1, 1))) void
-layernorm(__global const float *x, __global const float *restrict weight,
+layernorm(__global const storage_t *x, __global const float *restrict weight,
           __global const float *restrict bias,
-          __global const float *restrict scale, __global const float *residual,
-          __global float *out, const idx_t rows, const int C, const float eps,
-          const int has_scale) {
+          __global const float *restrict scale,
+          __global const storage_t *residual, __global storage_t *out,
+          const idx_t rows, const int C, const float eps, const int has_scale) {
   __local float red[LN_LOCAL];
   const int lid = (int)get_local_id(0);
   const int t = lid % LN_TEAM, base = lid - t;
@@ -56,15 +59,15 @@ layernorm(__global const float *x, __global const float *restrict weight,
   // be writing any row.
   const int span = live ? C : 0;
   const idx_t start = (live ? row : 0) * (idx_t)C;
-  __global const float *const xr = x + start;
+  __global const storage_t *const xr = x + start;
 
   float s = 0.0f;
   for (int c = t; c < span; c += LN_TEAM)
-    s += xr[c];
+    s += LOAD1(xr, c);
   const float mean = team_sum(red, base, t, s) / (float)C;
   float q = 0.0f;
   for (int c = t; c < span; c += LN_TEAM) {
-    const float d = xr[c] - mean;
+    const float d = LOAD1(xr, c) - mean;
     q += d * d;
   }
   const float var = team_sum(red, base, t, q) / (float)C;
@@ -72,12 +75,12 @@ layernorm(__global const float *x, __global const float *restrict weight,
   if (!live)
     return;
   for (int c = t; c < C; c += LN_TEAM) {
-    float v = (xr[c] - mean) * inv * weight[c] + bias[c];
+    float v = (LOAD1(xr, c) - mean) * inv * weight[c] + bias[c];
 #if LN_EPILOGUE == 1
     v = 0.5f * v * (1.0f + erf(v * M_SQRT1_2_F));
 #elif LN_EPILOGUE == 2
-    v = residual[start + c] + (has_scale ? scale[c] : 1.0f) * v;
+    v = LOAD1(residual, start + c) + (has_scale ? scale[c] : 1.0f) * v;
 #endif
-    out[start + c] = v;
+    STORE1(v, out, start + c);
   }
 }

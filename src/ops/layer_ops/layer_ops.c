@@ -34,7 +34,7 @@ dcnv4_status dcn_layer_kernel(dcnv4_context *ctx, dcn_layer_kernel_id id,
     snprintf(options + n, sizeof options - (size_t)n, " -DGROUP_CHANNELS=%d",
              arg);
     break;
-  case DCN_LK_BIAS_MASK: name = "bias_mask"; break;
+  case DCN_LK_MASK_ROWS: name = "mask_rows"; break;
   case DCN_LK_FDA_SAMPLING:
     name = "fda_sampling";
     snprintf(options + n, sizeof options - (size_t)n,
@@ -116,20 +116,20 @@ dcnv4_status dcn_run_cfs_blend(dcnv4_context *ctx, cl_kernel k, bool idx64,
                         event, "cfs_blend");
 }
 
-dcnv4_status dcn_run_bias_mask(dcnv4_context *ctx, cl_kernel k, bool idx64,
-                               cl_mem x, cl_mem bias, cl_mem mask,
-                               uint64_t rows, int32_t cols, cl_event *event) {
+dcnv4_status dcn_run_mask_rows(dcnv4_context *ctx, cl_kernel k, bool idx64,
+                               cl_mem x, cl_mem mask, uint64_t rows,
+                               int32_t cols, cl_event *event) {
   dcn_index_arg n;
   cl_int c = cols;
   uint64_t count = rows * (uint64_t)cols;
-  const dcn_arg args[] = {DCN_ARG(x), DCN_ARG(bias), DCN_ARG(mask),
+  const dcn_arg args[] = {DCN_ARG(x), DCN_ARG(mask),
                           dcn_index_arg_make(&n, idx64, count), DCN_ARG(c)};
-  dcnv4_status st = dcn_set_args(ctx, k, args, 5, "bias_mask");
+  dcnv4_status st = dcn_set_args(ctx, k, args, 4, "mask_rows");
   if (st != DCNV4_SUCCESS)
     return st;
   return dcn_enqueue_1d(ctx, k, count,
                         local_size(ctx, DCN_KERNEL_LAYER_ELEMENTWISE), 0, NULL,
-                        event, "bias_mask");
+                        event, "mask_rows");
 }
 
 /* Mirrors fda_sampling_geometry in layer_ops.cl (4-byte fields). */

@@ -110,17 +110,16 @@ __kernel void cfs_blend(__global storage_t *x,
 }
 #endif
 
-// x[r, c] = mask[r] ? 0 : x[r, c] + bias[c], fp32, in place: a Linear's bias
-// followed by PyTorch's masked_fill(mask[..., None], 0) (mask bytes,
-// non-zero = padded). A padded row is zero whatever x held (NaN included).
-__kernel void bias_mask(__global float *x, __global const float *restrict bias,
+// x[r, c] = 0 where mask[r] (bytes, non-zero = padded), in place: PyTorch's
+// masked_fill(mask[..., None], 0) after a Linear (its bias in the GEMM). A
+// padded row is zero whatever x held (NaN included); zero bits are +0 in
+// every storage type.
+__kernel void mask_rows(__global storage_t *x,
                         __global const uchar *restrict mask, const idx_t count,
                         const int cols) {
   const idx_t i = (idx_t)get_global_id(0);
-  if (i >= count)
-    return;
-  const idx_t row = i / (idx_t)cols;
-  x[i] = mask[row] ? 0.0f : x[i] + bias[(int)(i - row * (idx_t)cols)];
+  if (i < count && mask[i / (idx_t)cols])
+    x[i] = (storage_t)0;
 }
 
 #ifdef FDA_SAMPLING
