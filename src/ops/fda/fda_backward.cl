@@ -13,8 +13,7 @@
 
 #define ATOMIC_ADD_V(p, v) atomic_add_floatv((p), (v))
 
-__kernel void
-fda_backward(__global const storage_t *restrict value,
+__kernel void fda_backward(__global const storage_t *restrict value,
                            __global const storage_t *restrict sampling,
                            __global const storage_t *restrict grad_output,
                            __global float *grad_acc,
@@ -142,13 +141,15 @@ inline float sum_chunks(__local const float *p, const fda_geometry g) {
 #endif
 }
 
-__kernel void fda_backward_split(
-    __global const storage_t *restrict value,
-    __global const storage_t *restrict sampling,
-    __global const storage_t *restrict grad_output, __global float *grad_acc,
-    __global storage_t *restrict grad_sampling, const fda_geometry g,
-    const idx_t items, __local float4 *restrict located,
-    __local corner_ref *restrict corners, __local float4 *restrict partial4) {
+__kernel void fda_backward_split(__global const storage_t *restrict value,
+                                 __global const storage_t *restrict sampling,
+                                 __global const storage_t *restrict grad_output,
+                                 __global float *grad_acc,
+                                 __global storage_t *restrict grad_sampling,
+                                 const fda_geometry g, const idx_t items,
+                                 __local float4 *restrict located,
+                                 __local corner_ref *restrict corners,
+                                 __local float4 *restrict partial4) {
   const idx_t gid = (idx_t)get_global_id(0);
   // Work-items past the end take part in the barriers only; a slot is live
   // or not as a whole (items is a multiple of CHUNKS).

@@ -82,8 +82,7 @@ inline fda_item fda_locate_item(idx_t gid, idx_t items, int heads, int chunks) {
 }
 
 #if !STAGE
-__kernel void
-fda_forward(__global const storage_t *restrict value,
+__kernel void fda_forward(__global const storage_t *restrict value,
                           __global const sampling_t *restrict sampling,
                           __global storage_t *restrict output,
                           const fda_geometry g, const idx_t items) {
@@ -212,11 +211,11 @@ inline void row_values(__global const sampling_t *p, __private float *f,
 // and a 4-bit mask of the corners inside the level (corner_ref, in
 // fda_common.clh), and the four bilinear weights times the softmax weight
 // (float4). STAGE 2 (the host's choice only where G*D is a multiple of 16
-// and indices are 32-bit): one int4 holding the bits of the top and bottom rows' weights (softmax
-// weight times 1 - ly and ly) and of lx, and the offset with the mask in
-// its low 4 bits (offsets are multiples of G*D): 16 bytes instead of 24,
-// for a few multiplications more per point. Integers, so that no float
-// path can touch the packed offset's bits.
+// and indices are 32-bit): one int4 holding the bits of the top and bottom
+// rows' weights (softmax weight times 1 - ly and ly) and of lx, and the offset
+// with the mask in its low 4 bits (offsets are multiples of G*D): 16 bytes
+// instead of 24, for a few multiplications more per point. Integers, so that no
+// float path can touch the packed offset's bits.
 #if STAGE == 2
 #define POINT_ARGS __local int4 *restrict points
 #else
@@ -236,8 +235,7 @@ inline void row_values(__global const sampling_t *p, __private float *f,
 // (the host makes the size a multiple of CHUNKS). Point i of slot s is
 // entry i * slots + s, so that the few heads of a warp read neighbouring
 // entries (no bank conflicts).
-__kernel void
-fda_forward(__global const storage_t *restrict value,
+__kernel void fda_forward(__global const storage_t *restrict value,
                           __global const sampling_t *restrict sampling,
                           __global storage_t *restrict output,
                           const fda_geometry g, const idx_t items, POINT_ARGS,

@@ -103,9 +103,9 @@ __kernel void cfs_blend(__global storage_t *x,
   const int C = group * GROUP_CHANNELS;
   const idx_t pixel = i / (idx_t)C;
   const int g = (int)(i % (idx_t)C) / GROUP_CHANNELS;
-  const float s = 1.0f / (1.0f + exp(-(LOAD1(logits, pixel * (idx_t)group +
-                                                     (idx_t)g) +
-                                       bias[g])));
+  const float s =
+      1.0f /
+      (1.0f + exp(-(LOAD1(logits, pixel * (idx_t)group + (idx_t)g) + bias[g])));
   STORE1(LOAD1(x, i) * (1.0f - s) + LOAD1(v, i) * s, x, i);
 }
 #endif

@@ -87,9 +87,8 @@
 // Stores 4 results v of row y at columns n.. (those below N): as they are,
 // GELU'd, or added to y times the columns' scales s (EPILOGUE). `n4`: N is a
 // multiple of 4, so whole quads are stored (one float4, or two pairs).
-inline void store_epilogue(__global out_t *restrict y, const int n,
-                           const int N, const bool n4, float4 v,
-                           const float4 s) {
+inline void store_epilogue(__global out_t *restrict y, const int n, const int N,
+                           const bool n4, float4 v, const float4 s) {
   if (n >= N)
     return; // no column of this work-item's (its clamped reads would race)
 #if EPILOGUE == 1
@@ -186,8 +185,8 @@ inline float4 load4_bf16(__global const ushort *p) {
 
 __kernel __attribute__((reqd_work_group_size(LOCAL, 1, 1))) void
 linear(__global const storage_t *restrict X,
-       __global const storage_t *restrict W, __global const float *restrict bias,
-       __global out_t *restrict Y,
+       __global const storage_t *restrict W,
+       __global const float *restrict bias, __global out_t *restrict Y,
        const idx_t M, const int N, const int K, const int has_bias,
        const int k_part
 #if EPILOGUE == 2
@@ -374,9 +373,9 @@ __kernel void linear_reduce(__global const float *restrict P,
   if (has_bias)
     v += (float4)(bias[n], bias[n1], bias[n2], bias[n3]);
 #if EPILOGUE == 2
-  const float4 sc = has_scale ? (float4)(scale[n], scale[n1], scale[n2],
-                                         scale[n3])
-                              : (float4)(1.0f);
+  const float4 sc = has_scale
+                        ? (float4)(scale[n], scale[n1], scale[n2], scale[n3])
+                        : (float4)(1.0f);
 #else
   const float4 sc = (float4)(1.0f);
 #endif

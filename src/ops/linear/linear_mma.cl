@@ -203,8 +203,8 @@ linear_mma(__global const ushort *restrict X, __global const ushort *restrict W,
       uint4 a[MI];
 #pragma unroll
       for (int i = 0; i < MI; i++)
-        a[i] = ldmatrix_x4(stage, a_lane + (uint)((i * 16 * PITCH + kk * 16) * 2),
-                           scratch);
+        a[i] = ldmatrix_x4(
+            stage, a_lane + (uint)((i * 16 * PITCH + kk * 16) * 2), scratch);
 #pragma unroll
       for (int j = 0; j < NJ / 2; j++) {
         const uint4 b = ldmatrix_x4(
