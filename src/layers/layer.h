@@ -302,14 +302,17 @@ dcnv4_status dcn_gemm_linear_epilogue(dcnv4_context *ctx, const dcn_gemm *g,
                                       const dcn_gemm_epilogue *e,
                                       cl_event *event, const char *what);
 
-/* How linear.cl runs one GEMM of `g` (own only): the tile rows and kernel,
- * and the parts of K (1: unsplit; else `parts` parts of k_part, the last
- * one shorter or equal). The choice depends only on the shape, the tuning
- * and the device's compute units, so a GEMM gives the same bits on every
- * run. */
+/* How the library's kernel runs one GEMM of `g` (own only): the kernel,
+ * its output tile and work-items per group (linear.cl: the short tile for
+ * few tiles; linear_mma.cl: the shape class), and the parts of K (1:
+ * unsplit; else `parts` parts of k_part, the last one shorter or equal;
+ * linear_mma.cl never splits). The choice depends only on the shape, the
+ * tuning and the device's compute units, so a GEMM gives the same bits on
+ * every run. */
 typedef struct dcn_gemm_plan {
   cl_kernel kernel;
-  int tile_m;
+  int tile_m, tile_n;
+  size_t local;
   uint64_t parts, k_part;
 } dcn_gemm_plan;
 dcn_gemm_plan dcn_gemm_plan_for(const dcnv4_context *ctx, const dcn_gemm *g,

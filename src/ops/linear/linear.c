@@ -298,8 +298,20 @@ static uint64_t ceil_div(uint64_t a, uint64_t b) { return (a + b - 1) / b; }
  * (big tiles hold a compute unit each: splitting them adds waves). */
 dcn_gemm_plan dcn_gemm_plan_for(const dcnv4_context *ctx, const dcn_gemm *g,
                                 uint64_t m, uint64_t n, uint64_t k) {
-  dcn_gemm_plan p = {g->linear, g->tile_m, 1, k};
-  if (!g->own || g->mma) /* linear_mma.cl: own_linear picks the class */
+  dcn_gemm_plan p = {g->linear, g->tile_m, g->tile_n, g->local, 1, k};
+  if (g->mma) {
+    /* The narrow class where built (the wide one serves every shape). */
+    const dcn_gemm_mma *v = &g->mma_class[DCN_GEMM_MMA_WIDE];
+    if (n <= DCN_GEMM_NARROW_COLUMNS &&
+        g->mma_class[DCN_GEMM_MMA_NARROW].kernel)
+      v = &g->mma_class[DCN_GEMM_MMA_NARROW];
+    p.kernel = v->kernel;
+    p.tile_m = v->tile_m;
+    p.tile_n = v->tile_n;
+    p.local = v->local;
+    return p;
+  }
+  if (!g->own)
     return p;
   const uint64_t cu = ctx->compute_units ? ctx->compute_units : 1;
   const uint64_t tiles_n = ceil_div(n, (uint64_t)g->tile_n);
@@ -573,30 +585,16 @@ static dcnv4_status own_linear(dcnv4_context *ctx, const dcn_gemm *g,
                                cl_mem b, cl_mem bias, cl_mem c,
                                const dcn_gemm_epilogue *e, cl_event *event,
                                const char *what) {
-  dcn_gemm_plan p = dcn_gemm_plan_for(ctx, g, m, n, k);
-  uint64_t tile_n = (uint64_t)g->tile_n;
-  size_t local = g->local;
-  if (g->mma) {
-    /* The narrow class where built (the wide one serves every shape); no
-     * split-K. */
-    const dcn_gemm_mma *v = &g->mma_class[DCN_GEMM_MMA_WIDE];
-    if (n <= DCN_GEMM_NARROW_COLUMNS &&
-        g->mma_class[DCN_GEMM_MMA_NARROW].kernel)
-      v = &g->mma_class[DCN_GEMM_MMA_NARROW];
-    p.kernel = v->kernel;
-    p.tile_m = v->tile_m;
-    tile_n = (uint64_t)v->tile_n;
-    local = v->local;
-  }
-  const uint64_t tiles_n = (n + tile_n - 1) / tile_n;
-  const uint64_t tiles_m = (m + (uint64_t)p.tile_m - 1) / (uint64_t)p.tile_m;
+  const dcn_gemm_plan p = dcn_gemm_plan_for(ctx, g, m, n, k);
+  const uint64_t tiles_n = ceil_div(n, (uint64_t)p.tile_n);
+  const uint64_t tiles_m = ceil_div(m, (uint64_t)p.tile_m);
   const bool split = p.parts > 1;
   uint64_t groups = 0, items = 0, quads = 0;
   size_t partial_bytes = 0;
   /* (split: the plan checked parts * m * n) */
   if (n > INT32_MAX || k > INT32_MAX || (!g->idx64 && m > INT32_MAX) ||
       !dcn_mul_u64(tiles_m, tiles_n, &groups) ||
-      !dcn_mul_u64(groups, (uint64_t)local, &items) || items > SIZE_MAX ||
+      !dcn_mul_u64(groups, (uint64_t)p.local, &items) || items > SIZE_MAX ||
       (ctx->address_bits < 64 && items > 0xffffffffull) ||
       (split &&
        (!dcn_mul_u64(m, (n + 3) / 4, &quads) ||
@@ -635,7 +633,7 @@ static dcnv4_status own_linear(dcnv4_context *ctx, const dcn_gemm *g,
   if ((st = dcn_set_args(ctx, p.kernel, args, count, what)))
     return st;
   const size_t global[2] = {(size_t)items, (size_t)p.parts},
-               local_size[2] = {local, 1};
+               local_size[2] = {p.local, 1};
   if (!split)
     return dcn_enqueue_nd(ctx, p.kernel, 1, global, local_size, 0, NULL, event,
                           what);
