@@ -67,6 +67,17 @@ static void check_log(const char *what) {
   log_seen = now;
 }
 
+/* One case's outcome: it ran, within `tol` of the float64 reference, and
+ * Oclgrind logged nothing. */
+static void check_result(dcnv4_context *ctx, const char *what, dcnv4_status st,
+                         double e, double tol) {
+  if (st != DCNV4_SUCCESS)
+    CHECK(0, "%s: %s", what, dcnv4_context_last_error(ctx));
+  else
+    CHECK(e <= tol, "%s: error %.3g", what, e);
+  check_log(what);
+}
+
 /* Oclgrind 21.10's --uninitialized check does not record that
  * clEnqueueFillBuffer initializes memory, so every read of a zero-filled
  * accumulator (the backward passes) would be reported. This definition in
@@ -719,18 +730,24 @@ static int run_linear(rng *r) {
                  m, n, k, with_bias ? " + bias" : "");
         dcnv4_status st;
         double e = linear_product_error(ctx, r, m, n, k, with_bias, &st);
-        if (st != DCNV4_SUCCESS)
-          CHECK(0, "%s: %s", what, dcnv4_context_last_error(ctx));
-        else
-          CHECK(e <= TOL_FP32, "%s: error %.3g", what, e);
+        check_result(ctx, what, st, e, TOL_FP32);
         CHECK(dcnv4_context_tuning_fallbacks(ctx) == 0,
               "%s: fell back to the default", what);
-        check_log(what);
         done++;
       }
     dcnv4_context_destroy(ctx);
   }
   return done;
+}
+
+/* One FlashInternImage-kernel case against its float64 reference. */
+static int fii_run(dcnv4_context *ctx, fii_case *c, rng *r) {
+  char what[200];
+  fii_case_name(c, what, sizeof what);
+  dcnv4_status st;
+  const double e = fii_check(c, ctx, r, &st);
+  check_result(ctx, what, st, e, tolerance_for(c->dtype));
+  return 1;
 }
 
 /* -------------------------------------------------------- linear_mma */
@@ -791,38 +808,16 @@ static int run_linear_mma(rng *r, bool linear16) {
         fc.k = mma_shapes[s][2];
         fc.with_bias = (int)(s % 2);
         fc.with_scale = (int)(s % 2);
-        char what[200];
-        fii_case_name(&fc, what, sizeof what);
-        dcnv4_status st;
-        const double e = fii_check(&fc, ctx, r, &st);
-        if (st != DCNV4_SUCCESS)
-          CHECK(0, "%s: %s", what, dcnv4_context_last_error(ctx));
-        else
-          CHECK(e <= tolerance_for(fc.dtype), "%s: error %.3g", what, e);
-        CHECK(dcnv4_context_tuning_fallbacks(ctx) == 0,
-              "%s: fell back to the default", what);
-        check_log(what);
-        done++;
+        done += fii_run(ctx, &fc, r);
       }
+    CHECK(dcnv4_context_tuning_fallbacks(ctx) == 0,
+          "linear_mma tiling %zu: fell back to the default", v);
     dcnv4_context_destroy(ctx);
   }
   return done;
 }
 
 /* ------------------------------------------------------------ fii */
-
-static int fii_run(dcnv4_context *ctx, fii_case *c, rng *r) {
-  char what[200];
-  fii_case_name(c, what, sizeof what);
-  dcnv4_status st;
-  const double e = fii_check(c, ctx, r, &st);
-  if (st != DCNV4_SUCCESS)
-    CHECK(0, "%s: %s", what, dcnv4_context_last_error(ctx));
-  else
-    CHECK(e <= tolerance_for(c->dtype), "%s: error %.3g", what, e);
-  check_log(what);
-  return 1;
-}
 
 /* CLBlast's GELU epilogue pass (bias_gelu) on its own: the GEMM before it
  * is CLBlast's, not this project's to check. */
