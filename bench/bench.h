@@ -70,6 +70,12 @@ typedef struct measurement {
 /* Adds the row (fraction of the copy bandwidth of this run), prints it, and
  * counts a verification failure. */
 void record_row(results *res, const measurement *m);
+struct rng;
+/* Random values in [-1, 1) of n elements in the dtype: the device copy (or
+ * NULL), and the rounded values as doubles when `exact` is not NULL
+ * (bench_layer.c). */
+cl_mem bench_random_input(dcnv4_context *ctx, dcnv4_dtype dtype, size_t n,
+                          struct rng *r, double *exact);
 
 /* Number of input sets whose one pass is several times the device cache. */
 int input_sets(dcnv4_context *ctx, double bytes_per_set);

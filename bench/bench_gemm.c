@@ -37,23 +37,6 @@ static dcnv4_status launch_gemm(dcnv4_context *ctx, int set, void *arg,
                          l->c, end, "bench");
 }
 
-/* Random values in [-1, 1) as `dtype` on the device, or NULL. */
-static cl_mem random_matrix(dcnv4_context *ctx, rng *r, size_t count,
-                            dcnv4_dtype dtype) {
-  float *v = malloc(count * sizeof *v + 1);
-  void *packed = malloc(count * dcnv4_dtype_size(dtype) + 1);
-  cl_mem m = NULL;
-  if (v && packed) {
-    for (size_t i = 0; i < count; i++)
-      v[i] = (float)rng_uniform(r, -1, 1);
-    pack_dtype(v, packed, count, dtype);
-    m = host_buffer(ctx, count * dcnv4_dtype_size(dtype), packed);
-  }
-  free(v);
-  free(packed);
-  return m;
-}
-
 static void bench_one(dcnv4_context *ctx, const options *o, int is_gpu,
                       const gemm_shape *s, dcnv4_dtype dtype, results *res) {
   const int side = 56 >> s->level, batch = is_gpu ? 64 : 1;
@@ -79,12 +62,12 @@ static void bench_one(dcnv4_context *ctx, const options *o, int is_gpu,
   const double bytes = (double)es * (double)(m * k + n * k + m * n);
   int nsets = input_sets(ctx, bytes);
   cl_mem *a = calloc((size_t)nsets, sizeof *a);
-  cl_mem b = random_matrix(ctx, &r, n * k, dtype);
+  cl_mem b = bench_random_input(ctx, dtype, n * k, &r, NULL);
   cl_mem out = host_buffer(ctx, m * n * es, NULL);
   int ok =
       a && b && out && dcn_gemm_prepare_spec(ctx, &spec, &g) == DCNV4_SUCCESS;
   for (int i = 0; i < nsets && ok; i++)
-    ok = (a[i] = random_matrix(ctx, &r, m * k, dtype)) != NULL;
+    ok = (a[i] = bench_random_input(ctx, dtype, m * k, &r, NULL)) != NULL;
   double ms = -1;
   if (ok) {
     gemm_launch l = {&g, m, n, k, a, b, out};

@@ -58,12 +58,11 @@ static int set_weights(dcnv4_layer *layer, dcnv4_dtype dtype, rng *r,
   return (int)count;
 }
 
-/* Random input of n elements in the dtype: the device copy, and the rounded
- * values as doubles when `exact` is not NULL. */
-static cl_mem make_input(dcnv4_context *ctx, dcnv4_dtype dtype, size_t n,
-                         rng *r, double *exact) {
-  float *v = malloc(sizeof(float) * n);
-  void *packed = malloc(4 * n);
+cl_mem bench_random_input(dcnv4_context *ctx, dcnv4_dtype dtype, size_t n,
+                          rng *r, double *exact) {
+  /* (+1: no malloc(0)) */
+  float *v = malloc(n * sizeof *v + 1);
+  void *packed = malloc(n * dcnv4_dtype_size(dtype) + 1);
   cl_mem m = NULL;
   if (v && packed) {
     for (size_t i = 0; i < n; i++)
@@ -92,7 +91,7 @@ static double verify(dcnv4_context *ctx, dcnv4_layer *layer,
   void *raw = malloc(4 * n);
   rng r = {99};
   double err = INFINITY;
-  cl_mem input = in ? make_input(ctx, dtype, n, &r, in) : NULL;
+  cl_mem input = in ? bench_random_input(ctx, dtype, n, &r, in) : NULL;
   cl_mem output = host_buffer(ctx, n * dcnv4_dtype_size(dtype), NULL);
   if (input && output && ref && got && raw &&
       ref_dcnv4_layer_forward(c, 1, H, W, w, (size_t)count, in, ref) == 0 &&
@@ -151,7 +150,7 @@ void bench_dcnv4_layer(dcnv4_context *ctx, const options *o, const shape *s,
   cl_mem output = host_buffer(ctx, n * dcnv4_dtype_size(dtype), NULL);
   int ok = count > 0 && inputs && output;
   for (int i = 0; i < nsets && ok; i++)
-    ok = (inputs[i] = make_input(ctx, dtype, n, &r, NULL)) != NULL;
+    ok = (inputs[i] = bench_random_input(ctx, dtype, n, &r, NULL)) != NULL;
   double ms = -1;
   if (ok) {
     layer_launch l = {layer, s->n, s->h, s->w, inputs, output};
