@@ -29,12 +29,17 @@
  * On linear.cl, last, the few-tile parameters (split-K parts at most,
  * work-groups per compute unit, k per part; coordinate search over the
  * FlashInternImage MLP's shapes too, C x 4C and 4C x C, whose small-M
- * products split).
+ * products split). Then, for each 16-bit dtype asked for, linear_mma (the
+ * GEMM on 16-bit storage, tensor cores) where the device's 16-bit GEMMs
+ * run it (or --mma): a list of tilings, then its staged / prefetch /
+ * raster switches on the best, per shape class (more than 64 columns, at
+ * most 64), on the same GEMM shapes (tools/tune_mma.c).
  *
  * The file is merged: entries of kernels not tuned in this run are kept. */
 #include "bench_timing.h"
 #include "dcnv4_problem.h"
 #include "fda_problem.h"
+#include "tune_mma.h"
 
 #include <cjson/cJSON.h>
 #include <clblast_c.h>
@@ -71,6 +76,7 @@ typedef struct options {
   int reps;
   int dry_run;
   int verbose;
+  int mma; /* search linear_mma whatever the device's 16-bit GEMM */
 } options;
 
 /* DESIGN.md §5: the paper's Tables 2 and 5. */
@@ -108,6 +114,8 @@ static void usage(FILE *f) {
       "                        folder's tuning/<device key>.json\n"
       "  --dry-run             print the plan and the output path; run "
       "nothing\n"
+      "  --mma                 search linear_mma (16-bit GEMMs) even where\n"
+      "                        the device's 16-bit GEMMs do not run it\n"
       "  --verbose             print every candidate\n");
 }
 
@@ -142,6 +150,8 @@ static int parse_options(int argc, char **argv, options *o) {
       o->dry_run = 1;
     else if (!strcmp(a, "--verbose"))
       o->verbose = 1;
+    else if (!strcmp(a, "--mma"))
+      o->mma = 1;
     else if (!v) {
       fprintf(stderr, "dcnv4-tune: %s needs a value\n", a);
       return -1;
@@ -1184,7 +1194,8 @@ static cJSON *shape_list(const shape *s, int n) {
 static int write_file(const char *path, const dcnv4_device_info *dev,
                       task *tasks, int ntasks, const gemm_result *gemm,
                       int ngemm, int gemm_run, const linear_result *linear,
-                      const shape *gshapes, int ngshapes) {
+                      const mma_result *mma, int nmma, const shape *gshapes,
+                      int ngshapes) {
   cJSON *old = load_existing(path, dev);
   cJSON *root = cJSON_CreateObject();
   cJSON_AddStringToObject(root, "format", "dcnv4-tuning");
@@ -1210,6 +1221,13 @@ static int write_file(const char *path, const dcnv4_device_info *dev,
     const cJSON *g = cJSON_GetObjectItemCaseSensitive(e, "group_channels");
     int replaced = linear && (linear->found || linear->split_found) &&
                    cJSON_IsString(k) && !strcmp(k->valuestring, "linear");
+    for (int i = 0; i < nmma && !replaced; i++)
+      for (int c = 0; c < 2 && !replaced; c++)
+        replaced = mma[i].cls[c].found && cJSON_IsString(k) &&
+                   cJSON_IsString(t) && cJSON_IsNumber(g) &&
+                   !strcmp(k->valuestring, "linear_mma") &&
+                   !strcmp(t->valuestring, dcnv4_dtype_name(mma[i].dtype)) &&
+                   (int)g->valuedouble == mma[i].cls[c].group_channels;
     for (int i = 0; i < ntasks && !replaced; i++)
       replaced = tasks[i].done && cJSON_IsString(k) && cJSON_IsString(t) &&
                  cJSON_IsNumber(g) &&
@@ -1261,6 +1279,23 @@ static int write_file(const char *path, const dcnv4_device_info *dev,
     cJSON_AddItemToObject(e, "shapes", shape_list(gshapes, ngshapes));
     cJSON_AddItemToArray(kernels, e);
   }
+  for (int i = 0; i < nmma; i++)
+    for (int c = 0; c < 2; c++) {
+      const mma_class_result *r = &mma[i].cls[c];
+      if (!r->found)
+        continue;
+      cJSON *e = cJSON_CreateObject();
+      cJSON_AddStringToObject(e, "kernel", "linear_mma");
+      cJSON_AddStringToObject(e, "dtype", dcnv4_dtype_name(mma[i].dtype));
+      cJSON_AddNumberToObject(e, "group_channels", r->group_channels);
+      cJSON *p = cJSON_AddObjectToObject(e, "params");
+      for (int k = 0; k < MMA_PARAMS; k++)
+        cJSON_AddNumberToObject(p, mma_param_names[k], r->values[k]);
+      cJSON_AddNumberToObject(e, "ms", r->ms_total);
+      cJSON_AddNumberToObject(e, "default_ms", r->default_ms_total);
+      cJSON_AddItemToObject(e, "shapes", shape_list(gshapes, ngshapes));
+      cJSON_AddItemToArray(kernels, e);
+    }
   cJSON *gemm_arr = cJSON_AddArrayToObject(root, "gemm");
   const cJSON *og = cJSON_GetObjectItemCaseSensitive(old, "gemm");
   for (const cJSON *e = !gemm_run && cJSON_IsArray(og) ? og->child : NULL; e;
@@ -1417,6 +1452,14 @@ int main(int argc, char **argv) {
       }
   }
 
+  /* 16-bit dtypes whose GEMMs (linear_mma) are searched. */
+  dcnv4_dtype mma_dtypes[3];
+  int nmma = 0;
+  if (ngemm && (o.mma || mma_is_default(ctx)))
+    for (int t = 0; t < o.ndtypes; t++)
+      if (o.dtypes[t] != DCNV4_FLOAT32)
+        mma_dtypes[nmma++] = o.dtypes[t];
+
   printf("dcnv4-tune on %s (%s, driver %s)\n", dev.device_name,
          dev.platform_name, dev.driver_version);
   printf("output: %s\n", *path ? path : "(none: no cache folder; use --out)");
@@ -1438,6 +1481,10 @@ int main(int argc, char **argv) {
            ngemm, sizeof xgemm_sets / sizeof xgemm_sets[0],
            sizeof xdirect_sets / sizeof xdirect_sets[0],
            sizeof linear_sets / sizeof linear_sets[0]);
+  for (int t = 0; t < nmma; t++)
+    printf("  gemm            %-8s        %d GEMM shapes, linear_mma "
+           "(tensor cores)\n",
+           dcnv4_dtype_name(mma_dtypes[t]), ngemm);
   if (o.dry_run) {
     printf("dry run: nothing measured or written\n");
     free(tasks);
@@ -1517,7 +1564,8 @@ int main(int argc, char **argv) {
       for (int i = 0; i < ngemm; i++)
         base_total += base[i];
       double left = o.budget - (now_s() - t0);
-      double deadline = now_s() + (left > 0 ? left : 0);
+      /* the 16-bit searches after this one take their shares */
+      double deadline = now_s() + (left > 0 ? left / (1 + nmma) : 0);
       /* Xgemm (large GEMMs) first, then XgemmDirect with the Xgemm winner
        * in place (CLBlast picks the direct kernel for small ones), then
        * CLBlast so tuned against linear.cl. */
@@ -1585,9 +1633,45 @@ int main(int argc, char **argv) {
     free(base);
   }
 
+  mma_result mres[3];
+  memset(mres, 0, sizeof mres);
+  size_t(*mshapes)[3] = calloc((size_t)ngemm + 1, sizeof *mshapes);
+  for (int i = 0; mshapes && i < ngemm; i++) {
+    mshapes[i][0] = gshapes[i].m;
+    mshapes[i][1] = gshapes[i].n;
+    mshapes[i][2] = gshapes[i].k;
+  }
+  for (int t = 0; t < nmma && mshapes; t++) {
+    printf("gemm %s: linear_mma (%d shapes) ...\n",
+           dcnv4_dtype_name(mma_dtypes[t]), ngemm);
+    fflush(stdout);
+    double left = o.budget - (now_s() - t0);
+    double deadline = now_s() + (left > 0 ? left / (nmma - t) : 0);
+    mma_search(ctx, mma_dtypes[t], (const size_t(*)[3])mshapes, ngemm, reps,
+               deadline, now_s, o.verbose, &mres[t]);
+    failures += mres[t].error;
+    for (int c = 0; c < 2; c++) {
+      const mma_class_result *r = &mres[t].cls[c];
+      if (!r->shapes)
+        continue;
+      printf("  linear_mma  %s, %s 64 columns: ",
+             dcnv4_dtype_name(mres[t].dtype), c ? "at most" : "more than");
+      if (r->found) {
+        for (int k = 0; k < MMA_PARAMS; k++)
+          printf("%s%s=%d", k ? ";" : "", mma_param_names[k], r->values[k]);
+        printf(": %.3f ms vs %.3f ms built-in", r->ms_total,
+               r->default_ms_total);
+      } else
+        printf("the built-in default kept: %.3f ms", r->default_ms_total);
+      printf(" (%d tried, %d rejected)\n", r->tried, r->rejected);
+    }
+    dcnv4_context_release_scratch(ctx);
+  }
+  free(mshapes);
+
   int rc = failures ? 1 : 0;
   if (write_file(path, &dev, tasks, ntasks, gres, gemm_done ? 2 : 0, gemm_done,
-                 gemm_done ? &lres : NULL, gsrc, ngemm) != 0) {
+                 gemm_done ? &lres : NULL, mres, nmma, gsrc, ngemm) != 0) {
     fprintf(stderr, "dcnv4-tune: cannot write %s\n", path);
     rc = 1;
   } else

@@ -37,6 +37,10 @@ static const char *const param_names[DCN_TUNING_PARAMS] = {
     [DCN_PARAM_SMALL_VEC] = "smallvec",
     [DCN_PARAM_SMALL_PIECES] = "smallpieces",
     [DCN_PARAM_SMALL_REGS] = "smallregs",
+    [DCN_PARAM_SWIZZLE] = "swizzle",
+    [DCN_PARAM_STAGED] = "staged",
+    [DCN_PARAM_PREFETCH] = "prefetch",
+    [DCN_PARAM_RASTER] = "raster",
 };
 
 /* A parameter a kernel takes: its accepted values and its field in the
@@ -177,6 +181,10 @@ static const param_spec linear_mma_params[] = {
     INT(linear_mma_t, tile_n, DCN_PARAM_TILE_N, 16, 256, true),
     INT(linear_mma_t, tile_k, DCN_PARAM_TILE_K, 16, 64, true),
     INT(linear_mma_t, stages, DCN_PARAM_STAGES, 2, 4, false),
+    SWITCH(linear_mma_t, swizzle, DCN_PARAM_SWIZZLE),
+    SWITCH(linear_mma_t, staged, DCN_PARAM_STAGED),
+    SWITCH(linear_mma_t, prefetch, DCN_PARAM_PREFETCH),
+    INT(linear_mma_t, raster, DCN_PARAM_RASTER, 0, 64, false),
 };
 
 #define KERNEL(name, params, type)                                             \

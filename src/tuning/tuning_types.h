@@ -61,6 +61,10 @@ typedef enum dcn_tuning_param {
   DCN_PARAM_SMALL_VEC,
   DCN_PARAM_SMALL_PIECES,
   DCN_PARAM_SMALL_REGS,
+  DCN_PARAM_SWIZZLE,
+  DCN_PARAM_STAGED,
+  DCN_PARAM_PREFETCH,
+  DCN_PARAM_RASTER,
   DCN_TUNING_PARAMS
 } dcn_tuning_param;
 
@@ -185,6 +189,14 @@ typedef struct dcn_linear_mma_tuning {
   int tile_k;        /* tilek: K chunk staged in local memory */
   size_t local_size; /* local: work-items per work-group (whole warps) */
   int stages;        /* stages: K chunks in flight (cp.async ring) */
+  int swizzle;       /* swizzle: 1 stages rows of tilek values, their 16-byte
+                        pieces permuted (no padding) */
+  int staged;        /* staged: 1 stores the output through local memory, 16
+                        bytes per work-item */
+  int prefetch;      /* prefetch: 1 loads the next k step's fragments before
+                        the current step's products */
+  int raster;        /* raster: work-groups walk bands of this many tile rows
+                        column by column (0: row by row) */
   dcn_tuning_layer source;
 } dcn_linear_mma_tuning;
 

@@ -754,12 +754,16 @@ static int fii_run(dcnv4_context *ctx, fii_case *c, rng *r) {
 
 /* linear_mma.cl's portable fragments: two warps of 16x32 through 2
  * buffers (PoCL's default), four of 32x16 through a ring of 3 (within
- * Oclgrind's 32 KiB of local memory). */
+ * Oclgrind's 32 KiB of local memory), two of 32x16 with swizzled rows, the
+ * staged epilogue, prefetched fragments and a raster of 2. */
 static const char *const mma_variants[] = {
     "linear_mma.tilem=32;linear_mma.tilen=32;linear_mma.tilek=16;"
     "linear_mma.local=64;linear_mma.stages=2",
     "linear_mma.tilem=64;linear_mma.tilen=32;linear_mma.tilek=32;"
     "linear_mma.local=128;linear_mma.stages=3",
+    "linear_mma.tilem=32;linear_mma.tilen=32;linear_mma.tilek=32;"
+    "linear_mma.local=64;linear_mma.stages=2;linear_mma.swizzle=1;"
+    "linear_mma.staged=1;linear_mma.prefetch=1;linear_mma.raster=2",
 };
 
 /* m, n, k: 1 x 1 x 1, odd sizes (K value by value), K a multiple of 8
@@ -790,11 +794,15 @@ static int run_linear_mma(rng *r, bool linear16) {
      * case, 800 s for everything): the 2-buffer tiling takes every shape
      * in fp16 -> fp32 and the 1x1x1 and multi-chunk shapes in the other
      * combinations; the ring of 3 bf16 -> bf16 with the residual on the
-     * multi-chunk shape. linear.cl (linear16) takes everything. */
+     * multi-chunk shape; the swizzled, staged tiling fp16 -> fp16 GELU on
+     * an odd shape (values one by one) and on 70x40x24 (16-byte rows,
+     * partial tiles), bf16 -> bf16 residual on the latter. linear.cl
+     * (linear16) takes everything. */
     const size_t last = sizeof mma_shapes / sizeof *mma_shapes - 1;
     for (size_t c = v == 1 ? 2 : 0; c < sizeof combos / sizeof *combos; c++)
       for (size_t s = 0; s <= last; s++) {
-        if ((v == 0 && c > 0 && s != 0 && s != last) || (v == 1 && s != last))
+        if ((v == 0 && c > 0 && s != 0 && s != last) || (v == 1 && s != last) ||
+            (v == 2 && (c == 0 || (s != 1 && s != 3) || (c == 2 && s != 3))))
           continue;
         fii_case fc;
         memset(&fc, 0, sizeof fc);

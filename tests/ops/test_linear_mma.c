@@ -5,8 +5,9 @@
  * without a scale), with and without a bias, against the float64 product
  * of the same (rounded) inputs, on random sizes with the corners: 1 x 1 x
  * 1, M, N and K multiples of no tile, K a multiple of 8 (16-byte copies)
- * and not (value by value), N odd (no paired stores), N at most 64 (the
- * narrow shape class). Then a tuned tile the device cannot run (falls
+ * and not (value by value), N odd (no paired stores), N a multiple of 4
+ * and not 8 (the staged epilogue's 16-byte rows in fp32 only), N at most
+ * 64 (the narrow shape class). Then a tuned tile the device cannot run (falls
  * back to the built-in one, counted), and bad specs and buffers (a status,
  * a message, nothing written).
  *
@@ -54,8 +55,10 @@ static void random_gemms(dcnv4_context *ctx, rng *r, const combo *c, int count,
   if (st != DCNV4_SUCCESS)
     return;
   const double tol = tolerance_for(c->dtype);
+  /* A tuned variant (DCNV4_TUNING) must run as given, not fall back. */
+  const uint64_t fallbacks = dcnv4_context_tuning_fallbacks(ctx);
   double worst = 0;
-  for (int i = 0; i < count + 3; i++) {
+  for (int i = 0; i < count + 4; i++) {
     fii_case fc;
     memset(&fc, 0, sizeof fc);
     fc.op = FII_GEMM;
@@ -73,6 +76,12 @@ static void random_gemms(dcnv4_context *ctx, rng *r, const combo *c, int count,
       fc.m = 300;
       fc.n = 129;
       fc.k = 129;
+    } else if (i == 3) { /* N a multiple of 4, not of 8 (the staged
+                            epilogue: 16-byte fp32 rows, 16-bit values one
+                            by one), a partial row tile */
+      fc.m = 70;
+      fc.n = 36;
+      fc.k = 24;
     } else {
       fc.m =
           sizes_m[rng_int(r, 0, (int)(sizeof sizes_m / sizeof *sizes_m) - 1)];
@@ -91,6 +100,8 @@ static void random_gemms(dcnv4_context *ctx, rng *r, const combo *c, int count,
     if (err > worst)
       worst = err;
   }
+  CHECK(dcnv4_context_tuning_fallbacks(ctx) == fallbacks,
+        "the tuned configuration fell back (DCNV4_LOG=info says why)");
   printf("%-8s -> %-8s %-9s %s  worst rel L2 %.2e\n",
          dcnv4_dtype_name(c->dtype), dcnv4_dtype_name(c->out),
          epilogue_names[c->epilogue],
@@ -151,6 +162,10 @@ static void bad_arguments(dcnv4_context *ctx) {
           DCNV4_ERROR_INVALID_PARAMETER, "stages 5");
   REJECTS(dcnv4_context_set_tuning(ctx, "linear_mma.vec=4"),
           DCNV4_ERROR_INVALID_PARAMETER, "linear_mma.vec");
+  REJECTS(dcnv4_context_set_tuning(ctx, "linear_mma.swizzle=2"),
+          DCNV4_ERROR_INVALID_PARAMETER, "swizzle 2");
+  REJECTS(dcnv4_context_set_tuning(ctx, "linear_mma.raster=65"),
+          DCNV4_ERROR_INVALID_PARAMETER, "raster 65");
   /* A residual of fp16 values sized as 6 x 4 (the GEMM is 6 x 5), and the
    * residual aliasing an operand: nothing is written. */
   const dcn_gemm_spec spec = {DCNV4_FLOAT16, DCNV4_FLOAT16, DCN_GEMM_RESIDUAL,

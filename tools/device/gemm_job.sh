@@ -51,13 +51,20 @@ export DCNV4_CACHE_DIR=/tmp/dcnv4-cache
 if ! skipped tests; then
   t0=$(date +%s)
   {
-    # Every dtype x output x epilogue on the built-in tiles, then two other
-    # tilings (a ring of 3 and of 4); DCNV4_LOG=info shows a PTX build that
-    # fell back to the portable one.
+    # Every dtype x output x epilogue on the built-in tiles, then other
+    # tilings (a ring of 3 and of 4, the §37 variants); DCNV4_LOG=info shows
+    # a PTX build that fell back to the portable one.
     DCNV4_LOG=info timeout 240 "$build"/tests/test_linear_mma --count 20 --all
     DCNV4_TUNING="linear_mma.tilem=64;linear_mma.tilen=64;linear_mma.tilek=32;linear_mma.local=128;linear_mma.stages=3" \
       timeout 120 "$build"/tests/test_linear_mma --count 8 --all
     DCNV4_TUNING="linear_mma.tilem=128;linear_mma.tilen=128;linear_mma.tilek=16;linear_mma.local=256;linear_mma.stages=4" \
+      timeout 120 "$build"/tests/test_linear_mma --count 8 --all
+    # The variants of docs/perf-notes.md §37 on the tensor cores: swizzled
+    # rows with 3 stages, the staged epilogue and prefetched fragments
+    # (48 KiB), then 128x256 tiles in 2 swizzled stages with a raster.
+    DCNV4_TUNING="linear_mma.swizzle=1;linear_mma.stages=3;linear_mma.staged=1;linear_mma.prefetch=1" \
+      timeout 120 "$build"/tests/test_linear_mma --count 8 --all
+    DCNV4_TUNING="linear_mma.tilen=256;linear_mma.swizzle=1;linear_mma.staged=1;linear_mma.raster=8" \
       timeout 120 "$build"/tests/test_linear_mma --count 8 --all
     (cd "$build" && timeout 200 ctest -R '^(linear|fii_ops|tuning_table|tuning_file)$' \
       --output-on-failure)

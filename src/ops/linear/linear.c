@@ -388,13 +388,19 @@ static bool mma_warps(int tile_m, int tile_n, int warps, int *wm, int *wn) {
   return best >= 0;
 }
 
-/* Local memory of a configuration (bytes): the ring of staged tiles (rows
- * of tile_k + 8 16-bit values), and the portable fragments' exchange (6
- * words per lane). */
-static cl_ulong mma_local_bytes(const dcn_linear_mma_tuning *c, bool ptx) {
-  const cl_ulong ring = (cl_ulong)c->stages *
-                        (cl_ulong)(c->tile_m + c->tile_n) *
-                        (cl_ulong)(c->tile_k + 8) * 2;
+/* Local memory of a configuration with wm warp rows (bytes), as
+ * linear_mma.cl declares it: the ring of staged tiles (rows of tile_k + 8
+ * 16-bit values, or tile_k with swizzle), at least one pass of the staged
+ * epilogue (wm * 16 rows of tile_n + 8 floats), and the portable
+ * fragments' exchange (6 words per lane). */
+static cl_ulong mma_local_bytes(const dcn_linear_mma_tuning *c, int wm,
+                                bool ptx) {
+  const cl_ulong pitch = (cl_ulong)c->tile_k + (c->swizzle ? 0 : 8);
+  cl_ulong ring =
+      (cl_ulong)c->stages * (cl_ulong)(c->tile_m + c->tile_n) * pitch * 2;
+  const cl_ulong pass = (cl_ulong)wm * 16 * ((cl_ulong)c->tile_n + 8) * 4;
+  if (c->staged && pass > ring)
+    ring = pass;
   return ring + (ptx ? 0 : (cl_ulong)c->local_size * 6 * 4);
 }
 
@@ -422,7 +428,7 @@ static const char *mma_unusable(const dcnv4_context *ctx,
              local, ctx->max_work_group_size);
     return why;
   }
-  const cl_ulong bytes = mma_local_bytes(c, ptx);
+  const cl_ulong bytes = mma_local_bytes(c, *wm, ptx);
   if (bytes > ctx->local_mem_bytes) {
     snprintf(
         why, size, "%llu bytes of local memory, more than the device's %llu",
@@ -452,17 +458,19 @@ static dcnv4_status mma_kernel(dcnv4_context *ctx,
    * one tried first, else only the PTX build's need. */
   if (mma_unusable(ctx, c, try_ptx, &wm, &wn, why, size))
     return DCNV4_ERROR_BUILD_FAILED;
-  char portable[256], tensor[280];
+  char portable[320], tensor[344];
   snprintf(portable, sizeof portable,
            "-DIDX64=%d -DDTYPE=%d -DOUT_DTYPE=%d -DEPILOGUE=%d -DTM=%d "
-           "-DTN=%d -DTK=%d -DWM=%d -DWN=%d -DSTAGES=%d",
+           "-DTN=%d -DTK=%d -DWM=%d -DWN=%d -DSTAGES=%d -DSWIZZLE=%d "
+           "-DSTAGED=%d -DPREFETCH=%d -DRASTER=%d",
            g->idx64 ? 1 : 0, (int)g->dtype, (int)g->out, (int)g->epilogue,
-           c->tile_m, c->tile_n, c->tile_k, wm, wn, c->stages);
+           c->tile_m, c->tile_n, c->tile_k, wm, wn, c->stages, c->swizzle,
+           c->staged, c->prefetch, c->raster);
   snprintf(tensor, sizeof tensor, "%s -DWARP_MMA_PTX=1", portable);
   const char *const list[] = {tensor, portable};
   /* The portable build's local memory was not checked on PTX devices. */
   const int count =
-      try_ptx && mma_local_bytes(c, false) <= ctx->local_mem_bytes ? 2 : 1;
+      try_ptx && mma_local_bytes(c, wm, false) <= ctx->local_mem_bytes ? 2 : 1;
   int chosen = 0;
   cl_kernel k;
   dcnv4_status st =

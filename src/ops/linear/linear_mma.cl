@@ -9,22 +9,36 @@
 // (TM/WM) x (TN/WN) block of m16n8 accumulators. K is walked in chunks of
 // TK through a ring of STAGES local-memory buffers: the chunk STAGES-1
 // ahead is copied (cp.async) while the current one is multiplied, one
-// barrier per chunk. Rows of a staged tile are TK + 8 values apart, so the
-// 8 rows one ldmatrix reads fall on distinct banks. Rows, columns and k
-// outside the matrices are staged as zeros and nothing is stored there.
-// Where K is a multiple of 8 every row starts 16-byte aligned and a chunk
-// moves as 16-byte copies; otherwise value by value (a run-time branch,
-// the same for the whole launch).
+// barrier per chunk. A staged tile is rows of 16-byte pieces (8 k values)
+// laid out so that the 8 rows one ldmatrix reads fall on distinct banks:
+// rows TK + 8 values apart (SWIZZLE 0), or rows of exactly TK values with
+// the pieces of a row permuted (SWIZZLE 1: piece c of row r at c XOR
+// swz(r); less local memory, so more stages or bigger tiles fit). Rows,
+// columns and k outside the matrices are staged as zeros and nothing is
+// stored there. Where K is a multiple of 8 every row starts 16-byte
+// aligned and a chunk moves as 16-byte copies; otherwise value by value (a
+// run-time branch, the same for the whole launch).
 //
 // Group g computes the tile (g / tiles_n, g % tiles_n): neighbouring groups
-// share the rows of X.
+// share the rows of X. RASTER R > 0: groups walk bands of R tile rows
+// column by column instead (those running at once share both X's and W's
+// tiles in L2).
 //
 // Build-time defines (besides common.clh's DTYPE and IDX64, and
 // warp_mma.clh's WARP_MMA_PTX):
 //   TM, TN     tile rows and columns; TM/WM and TN/WN multiples of 16
-//   TK         K chunk, a multiple of 16
+//   TK         K chunk, a multiple of 16 (16, 32 or 64 with SWIZZLE)
 //   WM, WN     warps along M and N (the work-group is 32*WM*WN items)
 //   STAGES     buffers of the ring, 2 to 4
+//   SWIZZLE    0: padded rows, 1: permuted pieces (above)
+//   PREFETCH   1: a chunk's fragments for step kk+1 are loaded (ldmatrix)
+//              before step kk's products are issued (two sets of
+//              fragments in registers)
+//   STAGED     1: the epilogue goes through local memory (the ring, after
+//              the last chunk): the accumulators are written there, then
+//              work-items store 16 bytes of a row each (and load as much of
+//              the residual); 0: each lane stores its fragments' pairs
+//   RASTER     0, or the band height of the group order (above)
 //   OUT_DTYPE  Y's storage: 0 fp32, else DTYPE (linear_out.clh)
 //   EPILOGUE   as linear.cl's: 0 none, 1 GELU (erf), 2 Y += scale * (...)
 //              with Y holding the residual (scale fp32 per column; not read
@@ -32,20 +46,51 @@
 // M, N, K and has_bias (bias fp32 (N), not read without) are run-time
 // arguments: a new shape never recompiles.
 
+#ifndef SWIZZLE
+#define SWIZZLE 0
+#endif
+#ifndef PREFETCH
+#define PREFETCH 0
+#endif
+#ifndef STAGED
+#define STAGED 0
+#endif
+#ifndef RASTER
+#define RASTER 0
+#endif
+
 #define WARPS (WM * WN)
 #define LOCAL (WARPS * WARP_LANES)
 #define WTM (TM / WM) // rows of a warp's block
 #define WTN (TN / WN) // columns of a warp's block
 #define MI (WTM / 16) // m16 fragments of a warp
 #define NJ (WTN / 8)  // n8 fragments of a warp
+#define KSTEPS (TK / 16)
+#define PIECES (TK / 8) // 16-byte pieces of a staged row
+#if SWIZZLE
+#define PITCH TK
+// Rows sharing one 128-byte line of banks, and the permutation of row r:
+// the 8 rows r0..r0+7 (r0 a multiple of 8) of one ldmatrix matrix then
+// cover the line's 8 piece positions once each. swz has period 8, so rows
+// 16 or 8 apart (fragments, warps) permute alike.
+#define ROWS_PER_LINE (PIECES >= 8 ? 1 : 8 / PIECES)
+inline int swz(const int r) { return (r / ROWS_PER_LINE) % PIECES; }
+#else
 #define PITCH (TK + 8)
+#define swz(r) 0
+#endif
 #define STAGE_VALUES ((TM + TN) * PITCH)
+// Byte offset of piece c of staged row r.
+#define PIECE_AT(r, c) ((r) * (PITCH * 2) + (((c) ^ swz(r)) << 4))
 
 #if TK % 16 || WTM % 16 || WTN % 16 || TM % WM || TN % WN
 #error "linear_mma: TK, TM/WM and TN/WN must be multiples of 16"
 #endif
 #if STAGES < 2 || STAGES > 4
 #error "linear_mma: STAGES must be 2, 3 or 4"
+#endif
+#if SWIZZLE && TK != 16 && TK != 32 && TK != 64
+#error "linear_mma: SWIZZLE takes TK 16, 32 or 64"
 #endif
 
 #ifndef EPILOGUE
@@ -86,12 +131,13 @@ inline void stage_rows(__local ushort *tile, __global const ushort *src,
                        const idx_t r0, const idx_t rows, const int R,
                        const int k0, const int K, const bool k8,
                        const int lid) {
-  const int units = R * (TK / 8);
+  const int units = R * PIECES;
   for (int u = lid; u < units; u += LOCAL) {
-    const int r = u / (TK / 8), kc = (u % (TK / 8)) * 8;
+    const int r = u / PIECES, c = u % PIECES;
     const idx_t row = r0 + (idx_t)r;
-    const int k = k0 + kc;
-    __local uint4 *dst = (__local uint4 *)(tile + r * PITCH + kc);
+    const int k = k0 + c * 8;
+    __local uint4 *dst =
+        (__local uint4 *)((__local uchar *)tile + PIECE_AT(r, c));
     const bool in = row < rows;
     if (k8) {
       const bool ok = in && k < K;
@@ -112,6 +158,63 @@ inline void stage_rows(__local ushort *tile, __global const ushort *src,
   }
 }
 
+// One step (16 k) of a chunk's fragments: this warp's A fragments (MI) and
+// B fragment pairs (NJ/2), from the lane's ldmatrix rows a_row, b_row
+// (bytes, piece 0) and their permutations a_swz, b_swz.
+inline void load_fragments(uint4 *a, uint4 *b, __local const uchar *stage,
+                           const uint a_row, const int a_swz, const int a_hi,
+                           const uint b_row, const int b_swz, const int b_hi,
+                           const int kk, __local uint *scratch) {
+  const uint a_off = a_row + (uint)(((2 * kk + a_hi) ^ a_swz) << 4);
+  const uint b_off = b_row + (uint)(((2 * kk + b_hi) ^ b_swz) << 4);
+#pragma unroll
+  for (int i = 0; i < MI; i++)
+    a[i] = ldmatrix_x4(stage, a_off + (uint)(i * 16 * PITCH * 2), scratch);
+#pragma unroll
+  for (int j = 0; j < NJ / 2; j++)
+    b[j] = ldmatrix_x4(stage, b_off + (uint)(j * 16 * PITCH * 2), scratch);
+}
+
+// acc += the products of one step's fragments.
+inline void multiply(float4 acc[MI][NJ], const uint4 *a, const uint4 *b,
+                     __local uint *scratch) {
+#pragma unroll
+  for (int j = 0; j < NJ / 2; j++)
+#pragma unroll
+    for (int i = 0; i < MI; i++) {
+      acc[i][2 * j] = mma_16816(acc[i][2 * j], a[i], b[j].xy, scratch);
+      acc[i][2 * j + 1] = mma_16816(acc[i][2 * j + 1], a[i], b[j].zw, scratch);
+    }
+}
+
+// ------------------------------------------------------------ epilogue
+
+#if STAGED
+// Rows of the staged epilogue's fp32 tile: EP_PASS fragment rows of every
+// warp row at once (EP_ROWS rows), as many as the ring holds (at least
+// one: the ring's array is sized for it). Rows TN + 8 floats apart: a
+// half-warp's 8-byte writes (rows grp, columns 2tig) fall on distinct
+// banks.
+#define EP_PITCH (TN + 8)
+#define EP_BYTES(p) (WM * 16 * (p) * EP_PITCH * 4)
+#define RING_BYTES (STAGES * STAGE_VALUES * 2)
+#define EP_PASS                                                                \
+  (MI >= 8 && EP_BYTES(8) <= RING_BYTES                                        \
+       ? 8                                                                     \
+       : MI >= 4 && EP_BYTES(4) <= RING_BYTES                                  \
+             ? 4                                                               \
+             : MI >= 2 && EP_BYTES(2) <= RING_BYTES ? 2 : 1)
+#define EP_ROWS (WM * 16 * EP_PASS)
+#define LOCAL_BYTES                                                            \
+  (RING_BYTES > EP_BYTES(1) ? RING_BYTES : EP_BYTES(1))
+// Component e (0-3) of v (e a constant once unrolled: no indexing).
+inline float component(const float4 v, const int e) {
+  return e == 0 ? v.x : e == 1 ? v.y : e == 2 ? v.z : v.w;
+}
+#else
+#define LOCAL_BYTES (STAGES * STAGE_VALUES * 2)
+#endif
+
 // -------------------------------------------------------------- kernel
 
 __kernel __attribute__((reqd_work_group_size(LOCAL, 1, 1))) void
@@ -126,7 +229,7 @@ linear_mma(__global const ushort *restrict X, __global const ushort *restrict W,
 ) {
   // linear.cl's argument list; the host never splits K here (k_part == K).
   (void)k_part;
-  __local uint4 tiles[STAGES * STAGE_VALUES / 8];
+  __local uint4 tiles[LOCAL_BYTES / 16];
 #if WARP_MMA_PTX
   __local uint *const scratch = NULL;
 #else
@@ -142,8 +245,18 @@ linear_mma(__global const ushort *restrict X, __global const ushort *restrict W,
 #endif
   const int tiles_n = (N + TN - 1) / TN;
   const idx_t group = (idx_t)get_group_id(0);
+#if RASTER
+  // Bands of RASTER tile rows (the last one shorter), column by column.
+  const idx_t tiles_m = (M + TM - 1) / TM;
+  const idx_t band = group / ((idx_t)RASTER * (idx_t)tiles_n);
+  const idx_t in_band = group % ((idx_t)RASTER * (idx_t)tiles_n);
+  const idx_t band_rows = min((idx_t)RASTER, tiles_m - band * (idx_t)RASTER);
+  const idx_t m0 = (band * (idx_t)RASTER + in_band % band_rows) * (idx_t)TM;
+  const int n0 = (int)(in_band / band_rows) * TN;
+#else
   const idx_t m0 = (group / (idx_t)tiles_n) * (idx_t)TM;
   const int n0 = (int)(group % (idx_t)tiles_n) * TN;
+#endif
   const bool k8 = K % 8 == 0;
   const int chunks = (K + TK - 1) / TK;
 
@@ -152,16 +265,16 @@ linear_mma(__global const ushort *restrict X, __global const ushort *restrict W,
     for (int j = 0; j < NJ; j++)
       acc[i][j] = (float4)(0.0f);
 
-  // This lane's ldmatrix rows within a stage (bytes): A's matrices are
-  // (rows 0-7, 8-15) x (k 0-7, 8-15) of a 16x16 fragment in the order of
-  // the A words; W's are (k 0-7, 8-15) of columns 0-7, then of 8-15, the B
-  // words of two n8 fragments.
-  const uint a_lane =
-      (uint)(((warp_m * WTM + (lane & 15)) * PITCH + (lane >> 4) * 8) * 2);
-  const uint b_lane =
-      (uint)(((TM + warp_n * WTN + (lane & 7) + ((lane >> 4) << 3)) * PITCH +
-              ((lane >> 3) & 1) * 8) *
-             2);
+  // This lane's ldmatrix rows within a stage: A's matrices are (rows 0-7,
+  // 8-15) x (k 0-7, 8-15) of a 16x16 fragment in the order of the A words;
+  // W's are (k 0-7, 8-15) of columns 0-7, then of 8-15, the B words of two
+  // n8 fragments. Row offsets in bytes, the k piece (a_hi, b_hi) and the
+  // row's permutation apart; fragments 16 rows further permute alike.
+  const int a_r = warp_m * WTM + (lane & 15);
+  const int b_r = TM + warp_n * WTN + (lane & 7) + ((lane >> 4) << 3);
+  const uint a_row = (uint)(a_r * PITCH * 2), b_row = (uint)(b_r * PITCH * 2);
+  const int a_swz = swz(a_r), b_swz = swz(b_r);
+  const int a_hi = lane >> 4, b_hi = (lane >> 3) & 1;
 
   // The ring's first STAGES-1 chunks (a commit per stage, even empty, so
   // that copy_wait counts chunks).
@@ -198,17 +311,31 @@ linear_mma(__global const ushort *restrict X, __global const ushort *restrict W,
 
     __local const uchar *stage =
         (__local const uchar *)tiles + (c % STAGES) * STAGE_VALUES * 2;
+#if PREFETCH
+    // Step kk+1's fragments are requested before step kk's products.
+    uint4 fa[2][MI], fb[2][NJ / 2];
+    load_fragments(fa[0], fb[0], stage, a_row, a_swz, a_hi, b_row, b_swz,
+                   b_hi, 0, scratch);
 #pragma unroll
-    for (int kk = 0; kk < TK / 16; kk++) {
+    for (int kk = 0; kk < KSTEPS; kk++) {
+      if (kk + 1 < KSTEPS)
+        load_fragments(fa[(kk + 1) & 1], fb[(kk + 1) & 1], stage, a_row, a_swz,
+                       a_hi, b_row, b_swz, b_hi, kk + 1, scratch);
+      multiply(acc, fa[kk & 1], fb[kk & 1], scratch);
+    }
+#else
+#pragma unroll
+    for (int kk = 0; kk < KSTEPS; kk++) {
+      const uint a_off = a_row + (uint)(((2 * kk + a_hi) ^ a_swz) << 4);
+      const uint b_off = b_row + (uint)(((2 * kk + b_hi) ^ b_swz) << 4);
       uint4 a[MI];
 #pragma unroll
       for (int i = 0; i < MI; i++)
-        a[i] = ldmatrix_x4(
-            stage, a_lane + (uint)((i * 16 * PITCH + kk * 16) * 2), scratch);
+        a[i] = ldmatrix_x4(stage, a_off + (uint)(i * 16 * PITCH * 2), scratch);
 #pragma unroll
       for (int j = 0; j < NJ / 2; j++) {
-        const uint4 b = ldmatrix_x4(
-            stage, b_lane + (uint)((j * 16 * PITCH + kk * 16) * 2), scratch);
+        const uint4 b =
+            ldmatrix_x4(stage, b_off + (uint)(j * 16 * PITCH * 2), scratch);
 #pragma unroll
         for (int i = 0; i < MI; i++) {
           acc[i][2 * j] = mma_16816(acc[i][2 * j], a[i], b.xy, scratch);
@@ -216,10 +343,110 @@ linear_mma(__global const ushort *restrict X, __global const ushort *restrict W,
         }
       }
     }
+#endif
   }
 
   // Epilogue: this lane holds rows grp and grp+8 of each m16 fragment,
   // columns 2tig and 2tig+1 of each n8 fragment.
+#if STAGED
+  // Every warp is done with the ring (the copies still pending are the
+  // empty groups of the last chunks).
+  copy_wait(0);
+  __local float *const ep = (__local float *)tiles;
+  // 16-byte accesses where every row's OUT_VEC-aligned columns are (the
+  // same for the whole launch); value by value otherwise.
+  const bool wide = N % OUT_VEC == 0;
+#pragma unroll
+  for (int i0 = 0; i0 < MI; i0 += EP_PASS) {
+    // The ring's last products (first pass) or the previous pass's reads
+    // are done.
+    barrier(CLK_LOCAL_MEM_FENCE);
+#pragma unroll
+    for (int ii = 0; ii < EP_PASS; ii++)
+#pragma unroll
+      for (int h = 0; h < 2; h++) {
+        const int r = (warp_m * EP_PASS + ii) * 16 + grp + 8 * h;
+#pragma unroll
+        for (int j = 0; j < NJ; j++)
+          *(__local float2 *)(ep + r * EP_PITCH + warp_n * WTN + j * 8 +
+                              2 * tig) =
+              h ? acc[i0 + ii][j].zw : acc[i0 + ii][j].xy;
+      }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    // Row r of the pass is row (r / (16 EP_PASS)) WTM + i0 16 + r % (16
+    // EP_PASS) of the tile.
+    for (int u = lid; u < EP_ROWS * (TN / OUT_VEC); u += LOCAL) {
+      const int r = u / (TN / OUT_VEC), col = (u % (TN / OUT_VEC)) * OUT_VEC;
+      const idx_t m = m0 + (idx_t)((r / (16 * EP_PASS)) * WTM + i0 * 16 +
+                                   r % (16 * EP_PASS));
+      const int n = n0 + col;
+      if (m >= M || n >= N)
+        continue;
+      float4 v[OUT_VEC / 4], b[OUT_VEC / 4], s[OUT_VEC / 4];
+#pragma unroll
+      for (int q = 0; q < OUT_VEC / 4; q++) {
+        v[q] = *(__local const float4 *)(ep + r * EP_PITCH + col + 4 * q);
+        b[q] = (float4)(0.0f);
+        s[q] = (float4)(1.0f);
+      }
+      // Without a bias (scale) the argument is some other buffer, possibly
+      // shorter: not read at all; reads clamped into the vector.
+      if (wide) {
+#pragma unroll
+        for (int q = 0; q < OUT_VEC / 4; q++) {
+          if (has_bias)
+            b[q] = *(__global const float4 *)(bias + n + 4 * q);
+#if EPILOGUE == 2
+          if (has_scale)
+            s[q] = *(__global const float4 *)(scale + n + 4 * q);
+#endif
+        }
+      } else {
+#pragma unroll
+        for (int q = 0; q < OUT_VEC / 4; q++) {
+          const int e = n + 4 * q;
+          if (has_bias)
+            b[q] = (float4)(bias[min(e, N - 1)], bias[min(e + 1, N - 1)],
+                            bias[min(e + 2, N - 1)], bias[min(e + 3, N - 1)]);
+#if EPILOGUE == 2
+          if (has_scale)
+            s[q] = (float4)(scale[min(e, N - 1)], scale[min(e + 1, N - 1)],
+                            scale[min(e + 2, N - 1)], scale[min(e + 3, N - 1)]);
+#endif
+        }
+      }
+#pragma unroll
+      for (int q = 0; q < OUT_VEC / 4; q++) {
+        v[q] += b[q];
+#if EPILOGUE == 1
+        v[q] = 0.5f * v[q] * (1.0f + erf(v[q] * M_SQRT1_2_F));
+#endif
+      }
+      __global out_t *const y = Y + m * (idx_t)N + n;
+      if (wide) {
+#if EPILOGUE == 2
+        float4 old[OUT_VEC / 4];
+        out_loadv(y, old);
+#pragma unroll
+        for (int q = 0; q < OUT_VEC / 4; q++)
+          v[q] = old[q] + s[q] * v[q];
+#endif
+        out_storev(y, v);
+      } else {
+#pragma unroll
+        for (int e = 0; e < OUT_VEC; e++)
+          if (n + e < N) {
+            const float ve = component(v[e / 4], e % 4);
+#if EPILOGUE == 2
+            out_store(y + e, out_load(y + e) + component(s[e / 4], e % 4) * ve);
+#else
+            out_store(y + e, ve);
+#endif
+          }
+      }
+    }
+  }
+#else
   const bool pair = N % 2 == 0;
   float2 bv[NJ], sv[NJ];
 #pragma unroll
@@ -252,4 +479,5 @@ linear_mma(__global const ushort *restrict X, __global const ushort *restrict W,
         store_pair(y, n, N, pair, v, sv[j]);
       }
     }
+#endif
 }
