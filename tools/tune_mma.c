@@ -170,7 +170,7 @@ static void search_class(dcnv4_context *ctx, dcnv4_dtype dtype, mma_launch *l,
     res->tried++;
     res->rejected += !isfinite(score);
     if (verbose)
-      printf("    linear_mma %s: %s %.3f (%.3f ms)\n", tuning,
+      printf("    %s: %s %.3f (%.3f ms)\n", tuning,
              isfinite(score) ? "score" : "rejected", score, total);
     if (score < best) {
       best = score;
@@ -196,7 +196,7 @@ static void search_class(dcnv4_context *ctx, dcnv4_dtype dtype, mma_launch *l,
       res->tried++;
       res->rejected += !isfinite(score);
       if (verbose)
-        printf("    linear_mma %s: %s %.3f (%.3f ms)\n", tuning,
+        printf("    %s: %s %.3f (%.3f ms)\n", tuning,
                isfinite(score) ? "score" : "rejected", score, total);
       if (score < best) {
         best = score;
