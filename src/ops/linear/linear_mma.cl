@@ -196,17 +196,15 @@ inline void multiply(float4 acc[MI][NJ], const uint4 *a, const uint4 *b,
 // half-warp's 8-byte writes (rows grp, columns 2tig) fall on distinct
 // banks.
 #define EP_PITCH (TN + 8)
-#define EP_BYTES(p) (WM * 16 * (p) * EP_PITCH * 4)
+#define EP_BYTES(p) (WM * 16 * EP_PITCH * 4 * (p))
 #define RING_BYTES (STAGES * STAGE_VALUES * 2)
 #define EP_PASS                                                                \
-  (MI >= 8 && EP_BYTES(8) <= RING_BYTES                                        \
-       ? 8                                                                     \
-       : MI >= 4 && EP_BYTES(4) <= RING_BYTES                                  \
-             ? 4                                                               \
-             : MI >= 2 && EP_BYTES(2) <= RING_BYTES ? 2 : 1)
+  (MI >= 8 && EP_BYTES(8) <= RING_BYTES   ? 8                                  \
+   : MI >= 4 && EP_BYTES(4) <= RING_BYTES ? 4                                  \
+   : MI >= 2 && EP_BYTES(2) <= RING_BYTES ? 2                                  \
+                                          : 1)
 #define EP_ROWS (WM * 16 * EP_PASS)
-#define LOCAL_BYTES                                                            \
-  (RING_BYTES > EP_BYTES(1) ? RING_BYTES : EP_BYTES(1))
+#define LOCAL_BYTES (RING_BYTES > EP_BYTES(1) ? RING_BYTES : EP_BYTES(1))
 // Component e (0-3) of v (e a constant once unrolled: no indexing).
 inline float component(const float4 v, const int e) {
   return e == 0 ? v.x : e == 1 ? v.y : e == 2 ? v.z : v.w;
@@ -314,8 +312,8 @@ linear_mma(__global const ushort *restrict X, __global const ushort *restrict W,
 #if PREFETCH
     // Step kk+1's fragments are requested before step kk's products.
     uint4 fa[2][MI], fb[2][NJ / 2];
-    load_fragments(fa[0], fb[0], stage, a_row, a_swz, a_hi, b_row, b_swz,
-                   b_hi, 0, scratch);
+    load_fragments(fa[0], fb[0], stage, a_row, a_swz, a_hi, b_row, b_swz, b_hi,
+                   0, scratch);
 #pragma unroll
     for (int kk = 0; kk < KSTEPS; kk++) {
       if (kk + 1 < KSTEPS)
