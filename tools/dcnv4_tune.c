@@ -1482,9 +1482,9 @@ int main(int argc, char **argv) {
            sizeof xdirect_sets / sizeof xdirect_sets[0],
            sizeof linear_sets / sizeof linear_sets[0]);
   for (int t = 0; t < nmma; t++)
-    printf("  gemm            %-8s        %d GEMM shapes, linear_mma "
-           "(tensor cores)\n",
-           dcnv4_dtype_name(mma_dtypes[t]), ngemm);
+    printf("  gemm            %-8s        %d GEMM shapes, linear_mma (%s)\n",
+           dcnv4_dtype_name(mma_dtypes[t]), ngemm,
+           mma_is_default(ctx) ? "tensor cores" : "portable fragments");
   if (o.dry_run) {
     printf("dry run: nothing measured or written\n");
     free(tasks);

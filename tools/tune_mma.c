@@ -141,6 +141,39 @@ static void tuning_text(const int *v, char *out, size_t size) {
                     p ? ";" : "", mma_param_names[p], v[p]);
 }
 
+/* What one class's search times its candidates with. */
+typedef struct class_search {
+  dcnv4_context *ctx;
+  dcnv4_dtype dtype;
+  mma_launch *l;
+  int n, narrow, reps, verbose;
+  const double *base;
+  double *ms;
+  mma_class_result *res;
+} class_search;
+
+/* Times candidate v; where it beats *best it becomes the best and cur. */
+static void try_candidate(const class_search *s, const int *v, double *best,
+                          int *cur) {
+  char tuning[400];
+  double total = 0;
+  tuning_text(v, tuning, sizeof tuning);
+  const double score = mma_score(s->ctx, s->dtype, s->l, s->n, s->narrow,
+                                 tuning, s->base, s->ms, s->reps, &total);
+  s->res->tried++;
+  s->res->rejected += !isfinite(score);
+  if (s->verbose)
+    printf("    %s: %s %.3f (%.3f ms)\n", tuning,
+           isfinite(score) ? "score" : "rejected", score, total);
+  if (score < *best) {
+    *best = score;
+    s->res->found = 1;
+    s->res->ms_total = total;
+    memcpy(cur, v, MMA_PARAMS * sizeof *cur);
+    memcpy(s->res->values, v, MMA_PARAMS * sizeof *cur);
+  }
+}
+
 /* One class: the tilings, then the switches on the best one. */
 static void search_class(dcnv4_context *ctx, dcnv4_dtype dtype, mma_launch *l,
                          int n, int narrow, int reps, double deadline,
@@ -157,28 +190,15 @@ static void search_class(dcnv4_context *ctx, dcnv4_dtype dtype, mma_launch *l,
   }
   res->default_ms_total = total;
   double best = 0.98; /* relative to the built-in default */
+  const class_search search = {ctx,  dtype,   l,    n,  narrow,
+                               reps, verbose, base, ms, res};
   int cur[MMA_PARAMS] = {0};
   const int sets = (int)(sizeof mma_sets / sizeof *mma_sets);
   for (int s = 0; s < sets && now() < deadline; s++) {
     int v[MMA_PARAMS] = {0};
     for (int p = 0; p < 6; p++)
       v[p] = mma_sets[s][p];
-    char tuning[400];
-    tuning_text(v, tuning, sizeof tuning);
-    const double score =
-        mma_score(ctx, dtype, l, n, narrow, tuning, base, ms, reps, &total);
-    res->tried++;
-    res->rejected += !isfinite(score);
-    if (verbose)
-      printf("    %s: %s %.3f (%.3f ms)\n", tuning,
-             isfinite(score) ? "score" : "rejected", score, total);
-    if (score < best) {
-      best = score;
-      res->found = 1;
-      res->ms_total = total;
-      memcpy(cur, v, sizeof cur);
-      memcpy(res->values, v, sizeof cur);
-    }
+    try_candidate(&search, v, &best, cur);
   }
   /* The switches on the winner (or on the built-in tiling's set 0). */
   if (!res->found)
@@ -189,22 +209,7 @@ static void search_class(dcnv4_context *ctx, dcnv4_dtype dtype, mma_launch *l,
       int v[MMA_PARAMS];
       memcpy(v, cur, sizeof v);
       v[MMA_STAGED + p] = switch_values[p][k];
-      char tuning[400];
-      tuning_text(v, tuning, sizeof tuning);
-      const double score =
-          mma_score(ctx, dtype, l, n, narrow, tuning, base, ms, reps, &total);
-      res->tried++;
-      res->rejected += !isfinite(score);
-      if (verbose)
-        printf("    %s: %s %.3f (%.3f ms)\n", tuning,
-               isfinite(score) ? "score" : "rejected", score, total);
-      if (score < best) {
-        best = score;
-        res->found = 1;
-        res->ms_total = total;
-        memcpy(cur, v, sizeof cur);
-        memcpy(res->values, v, sizeof cur);
-      }
+      try_candidate(&search, v, &best, cur);
     }
 out:
   dcnv4_context_set_tuning(ctx, NULL);

@@ -47,7 +47,8 @@ int mma_is_default(dcnv4_context *ctx);
  * until `deadline` (now_s() clock: `now`), each candidate checked against
  * the float64 reference on small products first, then timed (median of
  * `reps`) on every shape of its class; scores relative to the built-in
- * default. Leaves the context's override empty. */
+ * default. `ctx` times with profiling events (created with
+ * enable_profiling). Leaves the context's override empty. */
 void mma_search(dcnv4_context *ctx, dcnv4_dtype dtype,
                 const size_t (*shapes)[3], int n, int reps, double deadline,
                 double (*now)(void), int verbose, mma_result *res);
