@@ -120,12 +120,15 @@ def run(args):
     return 1 if failed else 0
 
 
-def summary(ours_path, theirs_path):
+def summary(ours_path, theirs_path, names=("ours", "torch"), target=True):
+    """Per shape the throughput of ours over theirs (their ms / our ms),
+    and the geometric mean per dtype; returns {dtype: mean}."""
     def read(path):
         with open(path, newline="") as f:
             return {(r["set"], r["shape"], r["dtype"]): r
                     for r in csv.DictReader(f) if r["op"] == "gemm"}
     ours, theirs = read(ours_path), read(theirs_path)
+    means = {}
     for dt in DTYPES:
         ratios = []
         for key in sorted(k for k in ours if k[2] == dt):
@@ -138,14 +141,30 @@ def summary(ours_path, theirs_path):
                 continue
             ratios.append(ms_b / ms_a)
             print(f"{dt:<9} {key[0]:<6} {key[1]:<18} "
-                  f"{a.get('groups_x_channels', ''):<5} ours {ms_a:8.4f} ms "
-                  f"torch {ms_b:8.4f} ms  ours/torch throughput "
-                  f"{ms_b / ms_a:5.2f}")
+                  f"{a.get('groups_x_channels', ''):<5} {names[0]} "
+                  f"{ms_a:8.4f} ms {names[1]} {ms_b:8.4f} ms  "
+                  f"{names[0]}/{names[1]} throughput {ms_b / ms_a:5.2f}")
         if ratios:
             gm = math.exp(sum(map(math.log, ratios)) / len(ratios))
-            target = "  (issue 32: >= 0.6)" if dt == "float16" else ""
+            means[dt] = gm
+            note = ("  (issue 32: >= 0.6)"
+                    if target and dt == "float16" else "")
             print(f"{dt}: geometric mean of {len(ratios)} shapes "
-                  f"{gm:.2f}{target}")
+                  f"{gm:.2f}{note}")
+    return means
+
+
+def sweeps(base, others):
+    best = None
+    for path in others:
+        print(f"== {path} against {base}")
+        gm = summary(path, base, names=("sweep", "base"), target=False).get(
+            "float16")
+        if gm is not None and (best is None or gm > best[1]):
+            best = (path, gm)
+    if best:
+        print(f"best: {best[0]}, {best[1]:.3f}x the baseline's throughput "
+              f"(float16 geometric mean)")
     return 0
 
 
@@ -165,9 +184,17 @@ def main(argv=None):
     p.add_argument("--summary", nargs=2, metavar=("RESULTS", "ANCHOR"),
                    help="compare dcnv4-bench's results.csv with this "
                         "script's CSV instead of timing")
+    p.add_argument("--sweeps", nargs="+", metavar="RESULTS",
+                   help="dcnv4-bench results.csv files of one job, the "
+                        "first the baseline: each other's throughput over "
+                        "it per shape, then the best by float16 geometric "
+                        "mean")
     args = p.parse_args(argv)
     if args.summary:
-        return summary(*args.summary)
+        summary(*args.summary)
+        return 0
+    if args.sweeps:
+        return sweeps(args.sweeps[0], args.sweeps[1:])
     bad = [d for d in args.dtypes if d not in DTYPES]
     if bad:
         p.error(f"unknown dtype(s) {', '.join(bad)}")

@@ -31,6 +31,7 @@ from checks import check, summary  # noqa: E402
 ANCHOR = os.path.abspath(sys.argv[1])
 RUNNER = os.path.join(ANCHOR, "op_anchor.py")
 JOIN = os.path.join(ANCHOR, "join.py")
+GEMM = os.path.join(ANCHOR, "gemm_anchor.py")
 BENCH = GOLDEN = None
 for i, a in enumerate(sys.argv):
     if a == "--bench":
@@ -424,10 +425,53 @@ def test_bench(tmp, anchor_csv):
               f"dcnv4-bench's CSV joins with the runner's: {line}")
 
 
+# ------------------------------------------------------------------ gemm
+
+
+def test_gemm_summaries(tmp):
+    """gemm_anchor.py --summary (ours against torch.matmul's CSV) and
+    --sweeps (each tuning's rows against the job's baseline)."""
+    rows = [("fii-t", "3136x64x64", "proj"), ("fii-b", "3136x896x3584", "fc2")]
+    base = os.path.join(tmp, "base.csv")
+    write_csv(base, OURS_HEAD,
+              [ours_row("gemm", s, sh, k, "float16", 1.0) for s, sh, k in rows]
+              + [ours_row("gemm", "fii-t", "3136x64x64", "proj", "float32",
+                          3.0)])
+    torch_csv = os.path.join(tmp, "gemm_anchor.csv")
+    write_csv(torch_csv, ["op", "set", "shape", "groups_x_channels", "dtype",
+                          "median_ms", "tflops", "launches", "status",
+                          "device", "torch"],
+              [["gemm", s, sh, k, "float16", ms, 1, 50, "ok", "H100", "2.11"]
+               for (s, sh, k), ms in zip(rows, (0.5, 0.2))])
+    rc, out, err = run([sys.executable, GEMM, "--summary", base, torch_csv])
+    check(rc == 0 and "ours/torch throughput  0.50" in out
+          and "ours/torch throughput  0.20" in out
+          and "float16: geometric mean of 2 shapes 0.32  (issue 32: >= 0.6)"
+          in out and "float32" not in out,
+          f"--summary: per-shape ratios and the fp16 geometric mean "
+          f"({rc}: {out} {err})")
+    # Sweep a: 2x on one shape, b: 0.5x on one; the best is a.
+    sweeps = []
+    for name, ms in (("a", (0.5, 1.0)), ("b", (2.0, 1.0))):
+        path = os.path.join(tmp, f"sweep-{name}.csv")
+        write_csv(path, OURS_HEAD,
+                  [ours_row("gemm", s, sh, k, "float16", m)
+                   for (s, sh, k), m in zip(rows, ms)])
+        sweeps.append(path)
+    rc, out, err = run([sys.executable, GEMM, "--sweeps", base] + sweeps)
+    means = [ln for ln in out.splitlines() if ln.startswith("float16:")]
+    check(rc == 0 and means == ["float16: geometric mean of 2 shapes 1.41",
+                                "float16: geometric mean of 2 shapes 0.71"]
+          and f"best: {sweeps[0]}, 1.414x" in out,
+          f"--sweeps: each sweep over the baseline, the best named "
+          f"({rc}: {out} {err})")
+
+
 def main():
     with tempfile.TemporaryDirectory() as tmp:
         test_join(tmp)
         test_runner_arguments(tmp)
+        test_gemm_summaries(tmp)
         anchor_csv = None
         try:
             import numpy as np

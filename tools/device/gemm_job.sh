@@ -17,7 +17,8 @@
 #
 # What to look at: tests.log, every line "tensor cores: yes" and "all checks
 # passed"; summary.txt, the fp16 geometric mean of ours/torch throughput
-# (issue 32: >= 0.6) and each shape's ratio.
+# (issue 32: >= 0.6) and each shape's ratio; with --sweep, sweeps.txt,
+# each setting's fp16 throughput over the job's own baseline and the best.
 set -uo pipefail
 skip="" bench_args="" sweeps=()
 while [ $# -gt 0 ]; do
@@ -88,6 +89,12 @@ if ! skipped bench; then
       2>&1 || status=1
     grep '^gemm' "$out/sweep-$i.log"
   done
+  # Each sweep's fp16 throughput over this job's own baseline rows.
+  if [ "$i" -gt 0 ]; then
+    python3 bench/anchor/gemm_anchor.py --sweeps "$out/bench/results.csv" \
+      "$out"/sweep-*/results.csv >"$out/sweeps.txt" 2>&1
+    grep -E '^(==|float16: geometric|best)' "$out/sweeps.txt"
+  fi
 fi
 
 if ! skipped anchor; then
