@@ -19,7 +19,7 @@ const char *const mma_param_names[MMA_PARAMS] = {
  * (NVIDIA's OpenCL) holds 128x128x32 with 3 stages or 128x256x32 with 2
  * only with swizzle (rows of tilek values); the library rejects, as a
  * fallback, what the device cannot run. */
-static const int mma_sets[][6] = {
+static const int mma_sets[][MMA_TILING] = {
     {256, 128, 128, 32, 2, 0}, {256, 128, 128, 32, 3, 1},
     {256, 128, 128, 16, 4, 1}, {256, 128, 128, 16, 4, 0},
     {128, 128, 128, 32, 3, 1}, {256, 128, 256, 32, 2, 1},
@@ -152,6 +152,13 @@ typedef struct class_search {
   mma_class_result *res;
 } class_search;
 
+/* The tilings searched, and the one whose switches are tried when none
+ * beats the built-in row. */
+typedef struct tiling_list {
+  const int (*sets)[MMA_TILING];
+  int count, fallback[2]; /* per class */
+} tiling_list;
+
 /* Times candidate v; where it beats *best it becomes the best and cur. */
 static void try_candidate(const class_search *s, const int *v, double *best,
                           int *cur) {
@@ -178,7 +185,7 @@ static void try_candidate(const class_search *s, const int *v, double *best,
 static void search_class(dcnv4_context *ctx, dcnv4_dtype dtype, mma_launch *l,
                          int n, int narrow, int reps, double deadline,
                          double (*now)(void), int verbose,
-                         mma_class_result *res) {
+                         const tiling_list *tl, mma_class_result *res) {
   double *base = calloc((size_t)n, sizeof *base);
   double *ms = calloc((size_t)n, sizeof *ms);
   double total = 0;
@@ -193,17 +200,17 @@ static void search_class(dcnv4_context *ctx, dcnv4_dtype dtype, mma_launch *l,
   const class_search search = {ctx,  dtype,   l,    n,  narrow,
                                reps, verbose, base, ms, res};
   int cur[MMA_PARAMS] = {0};
-  const int sets = (int)(sizeof mma_sets / sizeof *mma_sets);
-  for (int s = 0; s < sets && now() < deadline; s++) {
+  /* The first tiling whatever the time left: a search times something. */
+  for (int s = 0; s < tl->count && (s == 0 || now() < deadline); s++) {
     int v[MMA_PARAMS] = {0};
-    for (int p = 0; p < 6; p++)
-      v[p] = mma_sets[s][p];
+    for (int p = 0; p < MMA_TILING; p++)
+      v[p] = tl->sets[s][p];
     try_candidate(&search, v, &best, cur);
   }
   /* The switches on the winner (or on the built-in tiling's set 0). */
   if (!res->found)
-    for (int p = 0; p < 6; p++)
-      cur[p] = mma_sets[narrow ? 9 : 0][p];
+    for (int p = 0; p < MMA_TILING; p++)
+      cur[p] = tl->sets[tl->fallback[narrow]][p];
   for (int p = 0; p < 3; p++)
     for (int k = 0; k < 4 && switch_values[p][k] && now() < deadline; k++) {
       int v[MMA_PARAMS];
@@ -217,9 +224,33 @@ out:
   free(ms);
 }
 
+static void search(dcnv4_context *ctx, dcnv4_dtype dtype,
+                   const size_t (*shapes)[3], int n, int reps, double deadline,
+                   double (*now)(void), int verbose, const tiling_list *tl,
+                   mma_result *res);
+
 void mma_search(dcnv4_context *ctx, dcnv4_dtype dtype,
                 const size_t (*shapes)[3], int n, int reps, double deadline,
                 double (*now)(void), int verbose, mma_result *res) {
+  /* Fallbacks: NVIDIA's built-in tilings (sets 0 and 9). */
+  const tiling_list tl = {
+      mma_sets, (int)(sizeof mma_sets / sizeof *mma_sets), {0, 9}};
+  search(ctx, dtype, shapes, n, reps, deadline, now, verbose, &tl, res);
+}
+
+void mma_search_tilings(dcnv4_context *ctx, dcnv4_dtype dtype,
+                        const size_t (*shapes)[3], int n, int reps,
+                        double deadline, double (*now)(void), int verbose,
+                        const int (*tilings)[MMA_TILING], int ntilings,
+                        mma_result *res) {
+  const tiling_list tl = {tilings, ntilings, {0, 0}};
+  search(ctx, dtype, shapes, n, reps, deadline, now, verbose, &tl, res);
+}
+
+static void search(dcnv4_context *ctx, dcnv4_dtype dtype,
+                   const size_t (*shapes)[3], int n, int reps, double deadline,
+                   double (*now)(void), int verbose, const tiling_list *tl,
+                   mma_result *res) {
   memset(res, 0, sizeof *res);
   res->dtype = dtype;
   res->ran = 1;
@@ -253,7 +284,7 @@ void mma_search(dcnv4_context *ctx, dcnv4_dtype dtype,
       /* The remaining time, half to the first class when both have shapes. */
       const double left = deadline - now();
       search_class(ctx, dtype, l, count, c, reps,
-                   c == 0 ? now() + left / 2 : deadline, now, verbose, cr);
+                   c == 0 ? now() + left / 2 : deadline, now, verbose, tl, cr);
       if (cr->rejected < 0) {
         fprintf(stderr,
                 "dcnv4-tune: linear_mma's built-in default fails "

@@ -22,6 +22,8 @@ enum {
   MMA_PARAMS
 };
 extern const char *const mma_param_names[MMA_PARAMS];
+/* A tiling: the first MMA_TILING parameters (local .. swizzle). */
+#define MMA_TILING 6
 
 /* One shape class (group_channels 0: more than 64 columns; 64: at most). */
 typedef struct mma_class_result {
@@ -44,7 +46,8 @@ typedef struct mma_result {
 int mma_is_default(dcnv4_context *ctx);
 
 /* Searches linear_mma for `dtype` on the GEMMs (m, n, k) of `shapes`
- * until `deadline` (now_s() clock: `now`), each candidate checked against
+ * until `deadline` (now_s() clock: `now`; at least one candidate per
+ * class whatever the time left), each candidate checked against
  * the float64 reference on small products first, then timed (median of
  * `reps`) on every shape of its class; scores relative to the built-in
  * default. `ctx` times with profiling events (created with
@@ -52,5 +55,12 @@ int mma_is_default(dcnv4_context *ctx);
 void mma_search(dcnv4_context *ctx, dcnv4_dtype dtype,
                 const size_t (*shapes)[3], int n, int reps, double deadline,
                 double (*now)(void), int verbose, mma_result *res);
+/* The same over the given tilings instead of the built-in list (for the
+ * tests: small tilings build fast on PoCL). */
+void mma_search_tilings(dcnv4_context *ctx, dcnv4_dtype dtype,
+                        const size_t (*shapes)[3], int n, int reps,
+                        double deadline, double (*now)(void), int verbose,
+                        const int (*tilings)[MMA_TILING], int ntilings,
+                        mma_result *res);
 
 #endif
