@@ -324,22 +324,10 @@ linear_mma(__global const ushort *restrict X, __global const ushort *restrict W,
 #else
 #pragma unroll
     for (int kk = 0; kk < KSTEPS; kk++) {
-      const uint a_off = a_row + (uint)(((2 * kk + a_hi) ^ a_swz) << 4);
-      const uint b_off = b_row + (uint)(((2 * kk + b_hi) ^ b_swz) << 4);
-      uint4 a[MI];
-#pragma unroll
-      for (int i = 0; i < MI; i++)
-        a[i] = ldmatrix_x4(stage, a_off + (uint)(i * 16 * PITCH * 2), scratch);
-#pragma unroll
-      for (int j = 0; j < NJ / 2; j++) {
-        const uint4 b =
-            ldmatrix_x4(stage, b_off + (uint)(j * 16 * PITCH * 2), scratch);
-#pragma unroll
-        for (int i = 0; i < MI; i++) {
-          acc[i][2 * j] = mma_16816(acc[i][2 * j], a[i], b.xy, scratch);
-          acc[i][2 * j + 1] = mma_16816(acc[i][2 * j + 1], a[i], b.zw, scratch);
-        }
-      }
+      uint4 a[MI], b[NJ / 2];
+      load_fragments(a, b, stage, a_row, a_swz, a_hi, b_row, b_swz, b_hi, kk,
+                     scratch);
+      multiply(acc, a, b, scratch);
     }
 #endif
   }
