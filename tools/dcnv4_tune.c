@@ -1452,10 +1452,12 @@ int main(int argc, char **argv) {
       }
   }
 
-  /* 16-bit dtypes whose GEMMs (linear_mma) are searched. */
+  /* 16-bit dtypes whose GEMMs (linear_mma) are searched; `mma_tensor`:
+   * the device's 16-bit GEMMs are linear_mma's tensor-core build. */
+  const int mma_tensor = ngemm ? mma_is_default(ctx) : 0;
   dcnv4_dtype mma_dtypes[3];
   int nmma = 0;
-  if (ngemm && (o.mma || mma_is_default(ctx)))
+  if (ngemm && (o.mma || mma_tensor))
     for (int t = 0; t < o.ndtypes; t++)
       if (o.dtypes[t] != DCNV4_FLOAT32)
         mma_dtypes[nmma++] = o.dtypes[t];
@@ -1484,7 +1486,7 @@ int main(int argc, char **argv) {
   for (int t = 0; t < nmma; t++)
     printf("  gemm            %-8s        %d GEMM shapes, linear_mma (%s)\n",
            dcnv4_dtype_name(mma_dtypes[t]), ngemm,
-           mma_is_default(ctx) ? "tensor cores" : "portable fragments");
+           mma_tensor ? "tensor cores" : "portable fragments");
   if (o.dry_run) {
     printf("dry run: nothing measured or written\n");
     free(tasks);
