@@ -16,9 +16,10 @@ const char *const mma_param_names[MMA_PARAMS] = {
     "swizzle", "staged", "prefetch", "raster"};
 
 /* Tilings: local tilem tilen tilek stages swizzle. 48 KiB of local memory
- * (NVIDIA's OpenCL) holds 128x128x32 with 3 stages or 128x256x32 with 2
- * only with swizzle (rows of tilek values); the library rejects, as a
- * fallback, what the device cannot run. */
+ * holds 128x128x32 with 3 stages or 128x256x32 with 2 only with swizzle
+ * (rows of tilek values); NVIDIA's PTX build may use up to the
+ * multiprocessor's per-block limit (the last six: 80 to 120 KiB). The
+ * library rejects, as a fallback, what the device cannot run. */
 static const int mma_sets[][MMA_TILING] = {
     {256, 128, 128, 32, 2, 0}, {256, 128, 128, 32, 3, 1},
     {256, 128, 128, 16, 4, 1}, {256, 128, 128, 16, 4, 0},
@@ -27,6 +28,9 @@ static const int mma_sets[][MMA_TILING] = {
     {512, 256, 128, 32, 2, 1}, {128, 128, 64, 32, 3, 0},
     {128, 128, 64, 32, 4, 1},  {128, 64, 128, 32, 4, 1},
     {128, 64, 64, 32, 4, 1},   {256, 64, 256, 32, 3, 1},
+    {256, 128, 128, 32, 4, 0}, {256, 128, 128, 32, 5, 0},
+    {128, 128, 128, 32, 4, 0}, {256, 128, 256, 32, 3, 0},
+    {256, 256, 128, 32, 3, 0}, {256, 128, 128, 64, 3, 0},
 };
 /* Then, on the best tiling, one switch at a time: staged, prefetch,
  * raster. */

@@ -55,6 +55,29 @@ static bool device_has_extension(cl_device_id device, const char *name) {
 
 /* Reads the device limits and environment into a context whose OpenCL
  * handles are set. */
+/* ctx->static_local_bytes: CUDA's largest shared memory per block by
+ * compute capability, which ptxas enforces on static arrays; the reported
+ * size elsewhere (before 8, on newer majors, where the minor cannot be
+ * read). */
+static cl_ulong nv_static_local_bytes(const dcnv4_context *ctx) {
+  cl_uint minor = 0;
+  if (ctx->vendor != DCN_VENDOR_NVIDIA || ctx->nv_compute_major < 8 ||
+      clGetDeviceInfo(ctx->device, CL_DEVICE_COMPUTE_CAPABILITY_MINOR_NV,
+                      sizeof minor, &minor, NULL) != CL_SUCCESS)
+    return ctx->local_mem_bytes;
+  cl_ulong kib;
+  switch (ctx->nv_compute_major) {
+  case 8: /* 8.0 and 8.7: 163 KiB; 8.6 and 8.9: 99 KiB */
+    kib = minor == 0 || minor == 7 ? 163 : 99;
+    break;
+  case 9: /* H100, H200 */
+  case 10: /* B200 */ kib = 227; break;
+  case 12: kib = 99; break;
+  default: return ctx->local_mem_bytes;
+  }
+  return kib * 1024 > ctx->local_mem_bytes ? kib * 1024 : ctx->local_mem_bytes;
+}
+
 static dcnv4_status finish_setup(dcnv4_context *ctx,
                                  const dcnv4_context_options *options,
                                  char *why, size_t why_size) {
@@ -94,6 +117,7 @@ static dcnv4_status finish_setup(dcnv4_context *ctx,
                       sizeof ctx->nv_compute_major, &ctx->nv_compute_major,
                       NULL) != CL_SUCCESS)
     ctx->nv_compute_major = 0;
+  ctx->static_local_bytes = nv_static_local_bytes(ctx);
   dcn_tuning_identify(ctx);
   /* The platform index is not known for application-given handles; find it
    * by name among the listed devices so logs and tuning files agree. */

@@ -62,6 +62,13 @@ struct dcnv4_context {
   /* NVIDIA's compute capability (cl_nv_device_attribute_query), 0 where
    * unknown: PTX features the kernels use behind a device check. */
   cl_uint nv_compute_major;
+  /* The most local memory one kernel may declare as static __local arrays:
+   * local_mem_bytes, except on NVIDIA (compute capability 8 or later),
+   * whose OpenCL reports 48 KiB but builds and runs kernels whose static
+   * arrays reach the multiprocessor's per-block limit (227 KiB on sm_90,
+   * measured on an H100; docs/perf-notes.md §38). Only kernels that declare
+   * their local memory statically (linear_mma.cl's PTX build) use it. */
+  cl_ulong static_local_bytes;
   /* cl_nv_compiler_options: -cl-nv-maxrregcount and friends are accepted. */
   bool nv_compiler_options;
   dcn_log_level log_level;

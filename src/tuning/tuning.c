@@ -180,7 +180,7 @@ static const param_spec linear_mma_params[] = {
     INT(linear_mma_t, tile_m, DCN_PARAM_TILE_M, 16, 256, true),
     INT(linear_mma_t, tile_n, DCN_PARAM_TILE_N, 16, 256, true),
     INT(linear_mma_t, tile_k, DCN_PARAM_TILE_K, 16, 64, true),
-    INT(linear_mma_t, stages, DCN_PARAM_STAGES, 2, 4, false),
+    INT(linear_mma_t, stages, DCN_PARAM_STAGES, 2, 6, false),
     SWITCH(linear_mma_t, swizzle, DCN_PARAM_SWIZZLE),
     SWITCH(linear_mma_t, staged, DCN_PARAM_STAGED),
     SWITCH(linear_mma_t, prefetch, DCN_PARAM_PREFETCH),
@@ -365,11 +365,12 @@ bool dcn_tuning_parse(const char *text, dcn_tuning_override *out, char *why,
       .unroll = (unroll_), .short_m = (shortm), .ksplit = (ksplit_),           \
       .fill = (fill_), .kmin = (kmin_))
 
-/* linear_mma.cl for shape class `cls` (0 or 64, see dcn_linear_mma_tuning). */
-#define LINEAR_MMA(cls, tm, tn, tk, local, stages_)                            \
+/* linear_mma.cl for shape class `cls` (0 or 64, see dcn_linear_mma_tuning);
+ * staged_: the epilogue through local memory. */
+#define LINEAR_MMA(cls, tm, tn, tk, local, stages_, staged_)                   \
   ROW(DCN_KERNEL_LINEAR_MMA, linear_mma, 0, cls, .tile_m = (tm),               \
       .tile_n = (tn), .tile_k = (tk), .local_size = (local),                   \
-      .stages = (stages_))
+      .stages = (stages_), .staged = (staged_))
 /* The small-launch rule of a forward row (dcn_small_tuning): below that
  * many work-groups per compute unit, these work-items per work-group,
  * vector width, pieces and register cap (0: the row's). */
@@ -420,9 +421,12 @@ static const dcn_tuning_row nvidia_sm90[] = {
      * x0.73 to x0.93 (docs/perf-notes.md §9). fp32
      * lost 30-45 % with two pieces of 4, whatever the cap. */
     NVIDIA_FORWARD(4, 1, 48, 2, 0, 32, SMALL_LAUNCH(0, 0, 0, 0, 0)),
-    /* Small-launch rule off until measured (candidate: one piece, 4
-     * work-items per (pixel, group) instead of 2; docs/perf-notes.md §36). */
-    NVIDIA_FORWARD(8, 2, 0, 2, 1, 32, SMALL_LAUNCH(0, 0, 0, 0, 0)),
+    /* Below 8 work-groups per SM, one piece (docs/perf-notes.md §36): H100,
+     * fp16 G32xD32, one job, 1x25x40x1024 0.0161 -> 0.0148 ms, 1x50x80x512
+     * 0.0222 -> 0.0182, 64x7x7x1024 0.0404 -> 0.0251 (an earlier job's
+     * default: 0.0261); 64x14x14x512 (11.9 work-groups per SM, above the
+     * threshold) lost 4 % when forced. bf16 shares the row, not measured. */
+    NVIDIA_FORWARD(8, 2, 0, 2, 1, 32, SMALL_LAUNCH(8, 0, 0, 1, 0)),
     DCNV4_BACKWARD(0, .max_vec = 4, .local_size = 128, .split = 1, .unroll = 1,
                    .specialize = 1, .rows = 1),
     /* The tiled backward (fixed-point region accumulators in local memory)
@@ -453,12 +457,15 @@ static const dcn_tuning_row nvidia_sm90[] = {
      * §22; not measured on the H200). */
     FDA_FORWARD(1, .max_vec = 8, .local_size = 256, .stage = 2, .specialize = 1,
                 .max_regs = 32, .groups = 1,
-                /* Small-launch rule off until measured (candidate for the
-                 * decoder, 2x300 queries = 75 work-groups of 256 on 132
-                 * SMs: fp32's shape, 8 work-items per head in groups of 128
-                 * capped at 40 registers; fp32 ran 2x300 in 0.020 ms, fp16
-                 * 0.034; docs/perf-notes.md §36). */
-                SMALL_LAUNCH(0, 0, 0, 0, 0)),
+                /* Below 4 work-groups per SM (the decoder: 2x300 queries
+                 * are 75 work-groups of 256 on 132 SMs), fp32's shape: 8
+                 * work-items per head in groups of 128, capped at 40
+                 * registers. H100, fp16, one job: 2x300 0.0340 -> 0.0182 ms,
+                 * 2x900 0.0324 -> 0.0179 ms (40 registers: 0.0201 / 0.0210
+                 * uncapped); the encoder (38 work-groups per SM) keeps the
+                 * row's values (docs/perf-notes.md §36). bf16 not
+                 * measured. */
+                SMALL_LAUNCH(4, 128, 4, 0, 40)),
     /* H100, DETR encoder backward (2x20000 queries): the split kernel, 4
      * channels per work-item, 64 work-items, against one work-item per
      * (query, head) with 8 channels per step and 256 work-items: fp32 3.30
@@ -485,12 +492,25 @@ static const dcn_tuning_row nvidia_sm90[] = {
      * levels ran 4 to 32 work-groups over K up to 2048). */
     LINEAR(1, 256, 128, 8, 8, 256, 1, 64, 32, 2, 64),
     /* 16-bit GEMMs (linear_mma.cl; tensor cores from compute capability
-     * 8): 128x128 tiles of 8 warps (64x32 each), K in chunks of 32 through
-     * 2 buffers (40 KiB of the 48 KiB of local memory); GEMMs of at most
-     * 64 columns 128x64 tiles of 4 warps, 3 buffers (45 KiB). Not yet
-     * measured (issue 32). */
-    LINEAR_MMA(0, 128, 128, 32, 256, 2),
-    LINEAR_MMA(64, 128, 64, 32, 128, 3),
+     * 8), within the 48 KiB of local memory every such GPU has: 128x128
+     * tiles of 8 warps (64x32 each), K in chunks of 32 through 2 buffers
+     * (40 KiB); GEMMs of at most 64 columns 128x64 tiles of 4 warps, 3
+     * buffers (45 KiB). sm_90 takes the rows below. */
+    LINEAR_MMA(0, 128, 128, 32, 256, 2, 0),
+    LINEAR_MMA(64, 128, 64, 32, 128, 3, 0),
+};
+
+/* sm_90's rings beyond 48 KiB (227 KiB a work-group, ctx->static_local_bytes;
+ * docs/perf-notes.md §38). H100, dcnv4-bench's 24 fp16 GEMMs, throughput
+ * over the 48 KiB rows above (geometric mean, one job): K in chunks of 64
+ * through 3 buffers, the epilogue staged through local memory (108 KiB)
+ * 1.17-1.18x, fp16 against torch.matmul 0.47 -> 0.55; 4 buffers of 32
+ * (80 KiB) 1.11x, 5 1.10x; 128x256 or 256x128 tiles 0.85-1.01x; 4 buffers
+ * of 64 1.01x. At most 64 columns: 128x64x64 through 2 buffers, staged
+ * (36 KiB), 1.25x on those shapes. */
+static const dcn_tuning_row nvidia_sm90_large_local[] = {
+    LINEAR_MMA(0, 128, 128, 64, 256, 3, 1),
+    LINEAR_MMA(64, 128, 64, 64, 128, 2, 1),
 };
 
 /* AMD GPUs (no architecture measured). */
@@ -507,7 +527,7 @@ static const dcn_tuning_row amd[] = {
     /* not measured: CLBlast */
     LINEAR(0, 128, 128, 16, 8, 256, 1, 0, 1, 2, 64),
     /* no tensor-core products: linear_mma.cl's portable build */
-    LINEAR_MMA(0, 64, 64, 32, 128, 2),
+    LINEAR_MMA(0, 64, 64, 32, 128, 2, 0),
 };
 
 /* Intel GPUs (no architecture measured). */
@@ -524,7 +544,7 @@ static const dcn_tuning_row intel_gpu[] = {
     /* not measured: CLBlast */
     LINEAR(0, 64, 64, 16, 4, 256, 1, 0, 1, 2, 64),
     /* no tensor-core products: linear_mma.cl's portable build */
-    LINEAR_MMA(0, 64, 64, 32, 128, 2),
+    LINEAR_MMA(0, 64, 64, 32, 128, 2, 0),
 };
 
 /* Measured on PoCL (AMD EPYC). PoCL's CPU device vectorises across
@@ -551,7 +571,7 @@ static const dcn_tuning_row pocl[] = {
     LINEAR(1, 64, 32, 16, 4, 64, 1, 0, 1, 2, 64),
     /* linear_mma.cl's portable build (barriers around every fragment):
      * small tiles of two warps */
-    LINEAR_MMA(0, 32, 32, 16, 64, 2),
+    LINEAR_MMA(0, 32, 32, 16, 64, 2, 0),
 };
 
 /* Intel's oneAPI CPU runtime (2026.2, AMD EPYC, 2 cores; dcnv4-tune at
@@ -586,12 +606,14 @@ static const dcn_tuning_row intel_cpu[] = {
   { (vendor), (arch), (device), (rows), sizeof(rows) / sizeof(rows)[0] }
 
 /* Vendor -> architecture -> device. A level without a node for the device
- * falls back to the one above; the vendor defaults of GPUs not measured
+ * falls back to the one above; where two nodes of one level have a row for
+ * the kernel, the later one's counts. The vendor defaults of GPUs not measured
  * are the measured architecture's values (as before the table had
  * architectures), so that every device keeps what it had. A new
  * measurement: a node for its architecture (or device) with its rows. */
 static const dcn_tuning_node nodes[] = {
     NODE(DCN_VENDOR_NVIDIA, "sm_90", NULL, nvidia_sm90),
+    NODE(DCN_VENDOR_NVIDIA, "sm_90", NULL, nvidia_sm90_large_local),
     NODE(DCN_VENDOR_NVIDIA, NULL, NULL, nvidia_sm90),
     NODE(DCN_VENDOR_AMD, NULL, NULL, amd),
     NODE(DCN_VENDOR_INTEL_GPU, NULL, NULL, intel_gpu),
@@ -613,7 +635,7 @@ static const dcn_tuning_row global_rows[] = {
     FDA_DETERMINISTIC(.local_size = 64, .specialize = 1),
     /* CLBlast; portable tiles if linear.cl is asked for */
     LINEAR(0, 64, 32, 16, 4, 64, 1, 0, 1, 2, 64),
-    LINEAR_MMA(0, 32, 32, 16, 64, 2),
+    LINEAR_MMA(0, 32, 32, 16, 64, 2, 0),
 };
 
 const dcn_tuning_table dcn_builtin_tuning = {

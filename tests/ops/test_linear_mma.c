@@ -158,8 +158,8 @@ static void bad_arguments(dcnv4_context *ctx) {
   for (size_t i = 0; i < sizeof bad_specs / sizeof *bad_specs; i++)
     REJECTS(dcn_gemm_prepare_spec(ctx, &bad_specs[i], &g),
             DCNV4_ERROR_INVALID_PARAMETER, what[i]);
-  REJECTS(dcnv4_context_set_tuning(ctx, "linear_mma.stages=5"),
-          DCNV4_ERROR_INVALID_PARAMETER, "stages 5");
+  REJECTS(dcnv4_context_set_tuning(ctx, "linear_mma.stages=7"),
+          DCNV4_ERROR_INVALID_PARAMETER, "stages 7");
   REJECTS(dcnv4_context_set_tuning(ctx, "linear_mma.vec=4"),
           DCNV4_ERROR_INVALID_PARAMETER, "linear_mma.vec");
   REJECTS(dcnv4_context_set_tuning(ctx, "linear_mma.swizzle=2"),

@@ -189,8 +189,8 @@ static void test_builtin_table(void) {
                   l);
     expect_config(d, DCN_KERNEL_DCNV4_FORWARD, bf16, 32,
                   "vec=8;local=256;stage=0;unroll=1;specialize=1;rows=4;"
-                  "regs=0;groups=2;pieces=2;small=0;smalllocal=0;smallvec=0;"
-                  "smallpieces=0;smallregs=0",
+                  "regs=0;groups=2;pieces=2;small=8;smalllocal=0;smallvec=0;"
+                  "smallpieces=1;smallregs=0",
                   l);
     expect_config(d, DCN_KERNEL_DCNV4_BACKWARD, f32, 8,
                   "vec=4;local=128;split=1;unroll=1;specialize=1;rows=1;"
@@ -206,13 +206,27 @@ static void test_builtin_table(void) {
                   l);
     expect_config(d, DCN_KERNEL_FDA_FORWARD, f16, 32,
                   "vec=8;local=256;stage=2;specialize=1;regs=32;groups=1;"
-                  "small=0;smalllocal=0;smallvec=0;smallregs=0",
+                  "small=4;smalllocal=128;smallvec=4;smallregs=40",
                   l);
     expect_config(d, DCN_KERNEL_LINEAR, f32, 0,
                   "vec=8;local=256;unroll=1;backend=1;tilem=256;tilen=128;"
                   "tilek=8;shortm=64;ksplit=32;fill=2;kmin=64",
                   l);
     expect_config(d, DCN_KERNEL_LAYER_DWCONV, f32, 0, "local=128", l);
+    /* The 16-bit GEMM: sm_90's rings beyond 48 KiB (a second sm_90 node
+     * overriding the first's rows), other NVIDIA GPUs those within 48 KiB. */
+    expect_config(d, DCN_KERNEL_LINEAR_MMA, f16, 0,
+                  l == 2 ? "local=256;tilem=128;tilen=128;tilek=64;stages=3;"
+                           "swizzle=0;staged=1;prefetch=0;raster=0"
+                         : "local=256;tilem=128;tilen=128;tilek=32;stages=2;"
+                           "swizzle=0;staged=0;prefetch=0;raster=0",
+                  l);
+    expect_config(d, DCN_KERNEL_LINEAR_MMA, bf16, 64,
+                  l == 2 ? "local=128;tilem=128;tilen=64;tilek=64;stages=2;"
+                           "swizzle=0;staged=1;prefetch=0;raster=0"
+                         : "local=128;tilem=128;tilen=64;tilek=32;stages=3;"
+                           "swizzle=0;staged=0;prefetch=0;raster=0",
+                  l);
   }
   /* CPUs: PoCL's values for PoCL and unknown runtimes; Intel's runtime
    * its own (measured) rows, the GEMM as PoCL's. */

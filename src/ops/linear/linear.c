@@ -418,8 +418,8 @@ static const char *mma_unusable(const dcnv4_context *ctx,
              c->tile_m, c->tile_n, local);
     return why;
   }
-  if (c->tile_k % 16 || c->stages < 2 || c->stages > 4) {
-    snprintf(why, size, "tilek %d (a multiple of 16) or stages %d (2 to 4)",
+  if (c->tile_k % 16 || c->stages < 2 || c->stages > 6) {
+    snprintf(why, size, "tilek %d (a multiple of 16) or stages %d (2 to 6)",
              c->tile_k, c->stages);
     return why;
   }
@@ -428,11 +428,14 @@ static const char *mma_unusable(const dcnv4_context *ctx,
              local, ctx->max_work_group_size);
     return why;
   }
+  /* The ring is a static array: the PTX build may use what NVIDIA's
+   * multiprocessors give one work-group beyond the reported size. */
   const cl_ulong bytes = mma_local_bytes(c, *wm, ptx);
-  if (bytes > ctx->local_mem_bytes) {
-    snprintf(
-        why, size, "%llu bytes of local memory, more than the device's %llu",
-        (unsigned long long)bytes, (unsigned long long)ctx->local_mem_bytes);
+  const cl_ulong limit = ptx ? ctx->static_local_bytes : ctx->local_mem_bytes;
+  if (bytes > limit) {
+    snprintf(why, size,
+             "%llu bytes of local memory, more than the device's %llu",
+             (unsigned long long)bytes, (unsigned long long)limit);
     return why;
   }
   return NULL;

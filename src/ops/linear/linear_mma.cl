@@ -29,7 +29,9 @@
 //   TM, TN     tile rows and columns; TM/WM and TN/WN multiples of 16
 //   TK         K chunk, a multiple of 16 (16, 32 or 64 with SWIZZLE)
 //   WM, WN     warps along M and N (the work-group is 32*WM*WN items)
-//   STAGES     buffers of the ring, 2 to 4
+//   STAGES     buffers of the ring, 2 to 6 (the ring is a static array:
+//              NVIDIA's PTX build may exceed the 48 KiB the device
+//              reports, up to the multiprocessor's per-block limit)
 //   SWIZZLE    0: padded rows, 1: permuted pieces (above)
 //   PREFETCH   1: a chunk's fragments for step kk+1 are loaded (ldmatrix)
 //              before step kk's products are issued (two sets of
@@ -86,8 +88,8 @@ inline int swz(const int r) { return (r / ROWS_PER_LINE) % PIECES; }
 #if TK % 16 || WTM % 16 || WTN % 16 || TM % WM || TN % WN
 #error "linear_mma: TK, TM/WM and TN/WN must be multiples of 16"
 #endif
-#if STAGES < 2 || STAGES > 4
-#error "linear_mma: STAGES must be 2, 3 or 4"
+#if STAGES < 2 || STAGES > 6
+#error "linear_mma: STAGES must be 2 to 6"
 #endif
 #if SWIZZLE && TK != 16 && TK != 32 && TK != 64
 #error "linear_mma: SWIZZLE takes TK 16, 32 or 64"
@@ -291,8 +293,12 @@ linear_mma(__global const ushort *restrict X, __global const ushort *restrict W,
     copy_wait(0);
 #elif STAGES == 3
     copy_wait(1);
-#else
+#elif STAGES == 4
     copy_wait(2);
+#elif STAGES == 5
+    copy_wait(3);
+#else
+    copy_wait(4);
 #endif
     // Chunk c is in place for every work-item, and chunk c-1's buffer is
     // free: its products are done.
