@@ -301,10 +301,19 @@ typedef struct dcn_arg {
 #define DCN_LOCAL_ARG(bytes) ((dcn_arg){(bytes), NULL})
 dcnv4_status dcn_set_args(dcnv4_context *ctx, cl_kernel kernel,
                           const dcn_arg *args, size_t count, const char *what);
-/* Enqueues a zero fill of `bytes` bytes of `buffer`. */
-dcnv4_status dcn_enqueue_zero(dcnv4_context *ctx, cl_mem buffer, size_t bytes,
-                              cl_uint num_wait, const cl_event *wait,
-                              cl_event *event);
+/* How dcn_enqueue_zero zeroes (tuning `zero`): zero.cl's kernel, built, or
+ * NULL for clEnqueueFillBuffer. */
+typedef struct dcn_zero {
+  cl_kernel kernel;
+  size_t local;
+} dcn_zero;
+/* Builds what the `zero` tuning asks for, before anything is enqueued. */
+dcnv4_status dcn_zero_prepare(dcnv4_context *ctx, dcn_zero *zero);
+/* Enqueues zeroing `bytes` bytes of `buffer` as `zero` says (the kernel
+ * where bytes is a multiple of 4, else clEnqueueFillBuffer). */
+dcnv4_status dcn_enqueue_zero(dcnv4_context *ctx, const dcn_zero *zero,
+                              cl_mem buffer, size_t bytes, cl_uint num_wait,
+                              const cl_event *wait, cl_event *event);
 
 /* ----------------------------------------------- operators for layers */
 

@@ -1,5 +1,6 @@
 /* Buffer checks, kernel arguments, enqueues and context-managed scratch. */
 #include "core/fault.h"
+#include "tuning/tuning.h"
 
 #include <string.h>
 
@@ -143,13 +144,31 @@ dcnv4_status dcn_enqueue_nd(dcnv4_context *ctx, cl_kernel kernel, cl_uint dims,
   return DCNV4_SUCCESS;
 }
 
-dcnv4_status dcn_enqueue_zero(dcnv4_context *ctx, cl_mem buffer, size_t bytes,
-                              cl_uint num_wait, const cl_event *wait,
-                              cl_event *event) {
-  const cl_uint zero = 0;
+dcnv4_status dcn_zero_prepare(dcnv4_context *ctx, dcn_zero *zero) {
+  const dcn_zero_tuning t = dcn_tuning_zero(ctx);
+  zero->kernel = NULL;
+  zero->local = t.local_size;
+  if (!t.kernel)
+    return DCNV4_SUCCESS;
+  return dcn_get_kernel(ctx, "zero", "", "zero_words", &zero->kernel);
+}
+
+dcnv4_status dcn_enqueue_zero(dcnv4_context *ctx, const dcn_zero *zero,
+                              cl_mem buffer, size_t bytes, cl_uint num_wait,
+                              const cl_event *wait, cl_event *event) {
+  if (zero->kernel && bytes % 4 == 0) {
+    const cl_ulong words = bytes / 4;
+    const dcn_arg args[] = {DCN_ARG(buffer), DCN_ARG(words)};
+    dcnv4_status st = dcn_set_args(ctx, zero->kernel, args, 2, "zero_words");
+    if (st == DCNV4_SUCCESS)
+      st = dcn_enqueue_1d(ctx, zero->kernel, (words + 3) / 4, zero->local,
+                          num_wait, wait, event, "zero_words");
+    return st;
+  }
+  const cl_uint value = 0;
   /* Fill in 4-byte words where possible; every size used here is even. */
   size_t pattern = bytes % 4 == 0 ? 4 : bytes % 2 == 0 ? 2 : 1;
-  cl_int err = dcn_clEnqueueFillBuffer(ctx->queue, buffer, &zero, pattern, 0,
+  cl_int err = dcn_clEnqueueFillBuffer(ctx->queue, buffer, &value, pattern, 0,
                                        bytes, num_wait, wait, event);
   return err == CL_SUCCESS ? DCNV4_SUCCESS
                            : dcn_fail_cl(ctx, err, "clEnqueueFillBuffer");

@@ -19,6 +19,7 @@ static const program_recipe recipes[] = {
     {"dcnv4_backward",
      {"ops/common/common.clh", "ops/dcnv4/dcnv4_backward.cl", NULL}},
     {"convert", {"ops/common/common.clh", "ops/common/convert.cl", NULL}},
+    {"zero", {"ops/common/zero.cl", NULL}},
     {"fda_forward",
      {"ops/common/common.clh", "ops/fda/fda_common.clh",
       "ops/fda/fda_forward.cl", NULL}},

@@ -41,6 +41,7 @@ static const char *const param_names[DCN_TUNING_PARAMS] = {
     [DCN_PARAM_STAGED] = "staged",
     [DCN_PARAM_PREFETCH] = "prefetch",
     [DCN_PARAM_RASTER] = "raster",
+    [DCN_PARAM_KERNEL] = "kernel",
 };
 
 /* A parameter a kernel takes: its accepted values and its field in the
@@ -186,6 +187,10 @@ static const param_spec linear_mma_params[] = {
     SWITCH(linear_mma_t, prefetch, DCN_PARAM_PREFETCH),
     INT(linear_mma_t, raster, DCN_PARAM_RASTER, 0, 64, false),
 };
+static const param_spec zero_params[] = {
+    LOCAL(dcn_zero_tuning),
+    SWITCH(dcn_zero_tuning, kernel, DCN_PARAM_KERNEL),
+};
 
 #define KERNEL(name, params, type)                                             \
   {                                                                            \
@@ -213,6 +218,7 @@ static const kernel_spec kernels[DCN_KERNEL_COUNT] = {
     [DCN_KERNEL_LINEAR] = KERNEL("linear", linear_params, linear_t),
     [DCN_KERNEL_LINEAR_MMA] =
         KERNEL("linear_mma", linear_mma_params, linear_mma_t),
+    [DCN_KERNEL_ZERO] = KERNEL("zero", zero_params, dcn_zero_tuning),
 };
 
 const char *dcn_kernel_name(dcn_kernel_id kernel) {
@@ -371,6 +377,10 @@ bool dcn_tuning_parse(const char *text, dcn_tuning_override *out, char *why,
   ROW(DCN_KERNEL_LINEAR_MMA, linear_mma, 0, cls, .tile_m = (tm),               \
       .tile_n = (tn), .tile_k = (tk), .local_size = (local),                   \
       .stages = (stages_), .staged = (staged_))
+/* Zeroing: zero.cl (kernel_ 1) in work-groups of `local`, or
+ * clEnqueueFillBuffer (0). */
+#define ZERO(kernel_, local)                                                   \
+  ROW(DCN_KERNEL_ZERO, zero, 0, 0, .local_size = (local), .kernel = (kernel_))
 /* The small-launch rule of a forward row (dcn_small_tuning): below that
  * many work-groups per compute unit, these work-items per work-group,
  * vector width, pieces and register cap (0: the row's). */
@@ -473,6 +483,12 @@ static const dcn_tuning_row nvidia_sm90[] = {
      * 0.055 / 0.096 ms (128 work-items: within 1 %; docs/perf-notes.md
      * §32). */
     FDA_BACKWARD(.max_vec = 4, .local_size = 64, .split = 1, .specialize = 1),
+    /* The backward's zeroing (value gradient, fp32 scratch): H100, a probe
+     * outside the library, clEnqueueFillBuffer 1.39-1.56 TB/s on 45 and 90
+     * MB (0.033 / 0.061 ms), a kernel of one 16-byte store per work-item in
+     * groups of 256 2.5-2.9 TB/s (0.018 / 0.033 ms; docs/perf-notes.md
+     * §32). */
+    ZERO(1, 256),
     LAYER(256, 128),
     DCNV4_DETERMINISTIC(.local_size = 128, .unroll = 1, .specialize = 1),
     FDA_DETERMINISTIC(.local_size = 128, .specialize = 1),
@@ -528,6 +544,7 @@ static const dcn_tuning_row amd[] = {
     LINEAR(0, 128, 128, 16, 8, 256, 1, 0, 1, 2, 64),
     /* no tensor-core products: linear_mma.cl's portable build */
     LINEAR_MMA(0, 64, 64, 32, 128, 2, 0),
+    ZERO(0, 256),
 };
 
 /* Intel GPUs (no architecture measured). */
@@ -545,6 +562,7 @@ static const dcn_tuning_row intel_gpu[] = {
     LINEAR(0, 64, 64, 16, 4, 256, 1, 0, 1, 2, 64),
     /* no tensor-core products: linear_mma.cl's portable build */
     LINEAR_MMA(0, 64, 64, 32, 128, 2, 0),
+    ZERO(0, 256),
 };
 
 /* Measured on PoCL (AMD EPYC). PoCL's CPU device vectorises across
@@ -572,6 +590,7 @@ static const dcn_tuning_row pocl[] = {
     /* linear_mma.cl's portable build (barriers around every fragment):
      * small tiles of two warps */
     LINEAR_MMA(0, 32, 32, 16, 64, 2, 0),
+    ZERO(0, 256),
 };
 
 /* Intel's oneAPI CPU runtime (2026.2, AMD EPYC, 2 cores; dcnv4-tune at
@@ -600,6 +619,7 @@ static const dcn_tuning_row intel_cpu[] = {
     DCNV4_DETERMINISTIC(.local_size = 64, .unroll = 0, .specialize = 0),
     FDA_DETERMINISTIC(.local_size = 64, .specialize = 0),
     LINEAR(1, 64, 32, 16, 4, 64, 1, 0, 1, 2, 64),
+    ZERO(0, 256),
 };
 
 #define NODE(vendor, arch, device, rows)                                       \
@@ -636,6 +656,7 @@ static const dcn_tuning_row global_rows[] = {
     /* CLBlast; portable tiles if linear.cl is asked for */
     LINEAR(0, 64, 32, 16, 4, 64, 1, 0, 1, 2, 64),
     LINEAR_MMA(0, 32, 32, 16, 64, 2, 0),
+    ZERO(0, 256),
 };
 
 const dcn_tuning_table dcn_builtin_tuning = {
@@ -893,6 +914,10 @@ dcn_tuning_fda_backward_deterministic(dcnv4_context *ctx, dcnv4_dtype dtype,
 dcn_layer_tuning dcn_tuning_layer_ops(dcnv4_context *ctx,
                                       dcn_kernel_id kernel) {
   return dcn_tuning_lookup(ctx, kernel, DCNV4_FLOAT32, 0).layer;
+}
+
+dcn_zero_tuning dcn_tuning_zero(dcnv4_context *ctx) {
+  return dcn_tuning_lookup(ctx, DCN_KERNEL_ZERO, DCNV4_FLOAT32, 0).zero;
 }
 
 void dcn_tuning_format(dcn_kernel_id kernel, const void *cfg, char *out,

@@ -109,6 +109,8 @@ dcn_tuning_fda_backward_deterministic(dcnv4_context *ctx, dcnv4_dtype dtype,
                                       int group_channels);
 /* layer_elementwise or layer_dwconv. */
 dcn_layer_tuning dcn_tuning_layer_ops(dcnv4_context *ctx, dcn_kernel_id kernel);
+/* dcn_enqueue_zero's method. */
+dcn_zero_tuning dcn_tuning_zero(dcnv4_context *ctx);
 
 /* "vec=4;local=128;..." (the kernel's parameters) of `cfg`, which points to
  * `kernel`'s typed struct, for logs and dcnv4_context_get_tuning. */

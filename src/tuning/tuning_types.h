@@ -21,6 +21,8 @@ typedef enum dcn_kernel_id {
   DCN_KERNEL_LINEAR,
   /* the layers' GEMMs on 16-bit storage (src/ops/linear/linear_mma.cl) */
   DCN_KERNEL_LINEAR_MMA,
+  /* zeroing a buffer before a backward's scatter (src/ops/common/zero.cl) */
+  DCN_KERNEL_ZERO,
   DCN_KERNEL_COUNT
 } dcn_kernel_id;
 
@@ -65,6 +67,7 @@ typedef enum dcn_tuning_param {
   DCN_PARAM_STAGED,
   DCN_PARAM_PREFETCH,
   DCN_PARAM_RASTER,
+  DCN_PARAM_KERNEL,
   DCN_TUNING_PARAMS
 } dcn_tuning_param;
 
@@ -200,6 +203,14 @@ typedef struct dcn_linear_mma_tuning {
   dcn_tuning_layer source;
 } dcn_linear_mma_tuning;
 
+/* Zeroing a buffer (dcn_enqueue_zero): clEnqueueFillBuffer or the
+ * library's kernel, one 16-byte store per work-item. */
+typedef struct dcn_zero_tuning {
+  size_t local_size; /* local: work-items per work-group of the kernel */
+  int kernel;        /* kernel: 1 zero.cl, 0 clEnqueueFillBuffer */
+  dcn_tuning_layer source;
+} dcn_zero_tuning;
+
 /* Any kernel's parameters: the member named after the kernel. The built-in
  * table and the merge engine hold configurations as this. */
 typedef union dcn_kernel_tuning {
@@ -212,6 +223,7 @@ typedef union dcn_kernel_tuning {
   dcn_layer_tuning layer; /* layer_elementwise, layer_dwconv */
   dcn_linear_tuning linear;
   dcn_linear_mma_tuning linear_mma;
+  dcn_zero_tuning zero;
 } dcn_kernel_tuning;
 
 /* Per-context overrides of the defaults, from DCNV4_TUNING at context

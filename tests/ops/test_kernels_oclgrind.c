@@ -7,7 +7,7 @@
  *   SRC_DIR the source tree's src/ folder, read for the layer kernels
  *   PART    dcnv4:V  DCNv4 forward + backward in build variant V (0..4)
  *           fda:V    FlashDeformAttn forward + backward in variant V (0..5)
- *           layer    layer_ops.cl and convert.cl, built directly
+ *           layer    layer_ops.cl, convert.cl and zero.cl, built directly
  *           linear   linear.cl through dcnv4_linear_forward, its tile
  *                    variants, full and partial tiles, with and without bias
  *           linear_mma  linear_mma.cl's portable fragments: fp16 and bf16,
@@ -516,6 +516,28 @@ static void layer_elementwise(const cl_env *env, dcnv4_dtype dtype, rng *r) {
   host_release(out);
 }
 
+/* zero_words (zero.cl): `words` of a buffer 3 words longer become 0, the
+ * others keep their poison; groups of `local` (the last one partial where
+ * the 16-byte stores do not fill it). */
+static void zero_words(const cl_env *env, cl_ulong words, size_t local) {
+  const size_t n = (size_t)words + 3;
+  cl_kernel k = build_kernel(env, "ops/common/zero.cl", "", "zero_words");
+  cl_mem buf = poisoned_buffer(env->ctx, n, DCNV4_FLOAT32);
+  set_arg(k, 0, sizeof buf, &buf);
+  set_arg(k, 1, sizeof words, &words);
+  launch_1d(env, k, (size_t)(words + 3) / 4, local);
+  double *got = download_values(env->ctx, buf, n, DCNV4_FLOAT32);
+  char what[64];
+  snprintf(what, sizeof what, "zero_words %llu", (unsigned long long)words);
+  for (size_t i = 0; i < n; i++)
+    CHECK(i < words ? got[i] == 0 : got[i] != 0, "%s: word %zu is %g", what, i,
+          got[i]);
+  check_log(what);
+  free(got);
+  clReleaseKernel(k);
+  host_release(buf);
+}
+
 /* Mirrors image_geometry in layer_ops.cl (and src/ops/layer_ops/layer_ops.c).
  */
 typedef struct image_geometry_arg {
@@ -683,8 +705,11 @@ static int run_layer(const char *dir, rng *r) {
   layer_cfs_blend(&env, 2, 3, 8, r);
   layer_mask_rows(&env, DCNV4_FLOAT32, r);
   layer_mask_rows(&env, DCNV4_FLOAT16, r);
+  zero_words(&env, 1, 16);
+  zero_words(&env, 37, 4);
+  zero_words(&env, 64, 16);
   dcnv4_context_destroy(env.ctx);
-  return 3 * 5 + 1 + 4 + 3 + 2;
+  return 3 * 5 + 1 + 4 + 3 + 2 + 3;
 }
 
 /* ------------------------------------------------------------ linear */

@@ -213,6 +213,7 @@ static void test_builtin_table(void) {
                   "tilek=8;shortm=64;ksplit=32;fill=2;kmin=64",
                   l);
     expect_config(d, DCN_KERNEL_LAYER_DWCONV, f32, 0, "local=128", l);
+    expect_config(d, DCN_KERNEL_ZERO, f16, 0, "local=256;kernel=1", l);
     /* The 16-bit GEMM: sm_90's rings beyond 48 KiB (a second sm_90 node
      * overriding the first's rows), other NVIDIA GPUs those within 48 KiB. */
     expect_config(d, DCN_KERNEL_LINEAR_MMA, f16, 0,
@@ -247,6 +248,8 @@ static void test_builtin_table(void) {
                   "vec=4;local=64;unroll=1;backend=1;tilem=64;tilen=32;"
                   "tilek=16;shortm=0;ksplit=1;fill=2;kmin=64",
                   l);
+    /* clEnqueueFillBuffer everywhere but NVIDIA. */
+    expect_config(d, DCN_KERNEL_ZERO, f32, 0, "local=256;kernel=0", l);
   }
   const dcn_device_class intel = device(DCN_VENDOR_CPU, "intel", "some CPU");
   expect_config(intel, DCN_KERNEL_DCNV4_FORWARD, f32, 16,

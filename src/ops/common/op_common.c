@@ -186,6 +186,9 @@ dcnv4_status dcn_op_accumulate(dcnv4_context *ctx, const dcn_op_call *call,
                                const cl_event *wait, cl_event *event) {
   dcnv4_status st;
   cl_kernel convert = NULL;
+  dcn_zero zero;
+  if ((st = dcn_zero_prepare(ctx, &zero)))
+    return st;
   if (!acc->direct) {
     char options[64];
     snprintf(options, sizeof options, "-DDTYPE=%d -DIDX64=%d", (int)call->dtype,
@@ -201,8 +204,8 @@ dcnv4_status dcn_op_accumulate(dcnv4_context *ctx, const dcn_op_call *call,
       return st;
   }
   /* Everything is validated and built: enqueue zero, scatter, convert. */
-  if ((st = dcn_enqueue_zero(ctx, acc->buffer, acc->bytes, num_wait, wait,
-                             NULL)) ||
+  if ((st = dcn_enqueue_zero(ctx, &zero, acc->buffer, acc->bytes, num_wait,
+                             wait, NULL)) ||
       (st = enqueue_launch(ctx, scatter, 0, NULL, acc->direct ? event : NULL)))
     return st;
   if (acc->direct)
@@ -233,8 +236,10 @@ dcnv4_status dcn_op_det_run(dcnv4_context *ctx, const dcn_op_call *call,
   const dcn_det_plan *p = &call->det;
   cl_kernel points, gather;
   dcn_det_kernels det;
+  dcn_zero zero;
   dcnv4_status st;
-  if ((st = dcn_get_kernel(ctx, n->det_program, l->options, n->det_points,
+  if ((st = dcn_zero_prepare(ctx, &zero)) ||
+      (st = dcn_get_kernel(ctx, n->det_program, l->options, n->det_points,
                            &points)) ||
       (st = dcn_get_kernel(ctx, n->det_program, l->options, n->det_gather,
                            &gather)) ||
@@ -267,8 +272,8 @@ dcnv4_status dcn_op_det_run(dcnv4_context *ctx, const dcn_op_call *call,
       (st = dcn_set_args(ctx, gather, gargs, ng, n->det_gather)))
     return st;
   /* Everything is validated and built: zero the counts, then the steps. */
-  if ((st = dcn_enqueue_zero(ctx, ws, (size_t)p->buckets * 4, num_wait, wait,
-                             NULL)) ||
+  if ((st = dcn_enqueue_zero(ctx, &zero, ws, (size_t)p->buckets * 4, num_wait,
+                             wait, NULL)) ||
       (st = dcn_enqueue_1d(ctx, points, rows, l->local, 0, NULL, NULL,
                            n->det_points)) ||
       (st = dcn_det_enqueue_buckets(ctx, &det, p, l->local)))
