@@ -225,8 +225,12 @@ typedef struct dcn_gemm_spec {
 /* linear_mma.cl built for one shape class. */
 typedef struct dcn_gemm_mma {
   cl_kernel kernel; /* the context's; NULL: the class is not built */
-  int tile_m, tile_n;
+  int tile_m, tile_n, tile_k;
   size_t local;
+  /* split-K (as linear.cl's, dcn_gemm_plan_for): the same tiling without
+   * epilogue, fp32 out (NULL: no split); the tuning's limits */
+  cl_kernel partial;
+  int ksplit, fill, kmin;
 } dcn_gemm_mma;
 
 /* The shape classes of linear_mma.cl: GEMMs of at most
@@ -251,7 +255,7 @@ typedef struct dcn_gemm {
    * and epilogue (NULL: no split). */
   cl_kernel linear_short;
   int short_m;
-  cl_kernel partial, reduce;
+  cl_kernel partial, reduce; /* reduce: linear_mma.cl's split-K too */
   size_t reduce_local;
   int ksplit, fill, kmin; /* the tuning's limits */
   /* 16-bit storage: linear_mma.cl per shape class (`mma` set), and whether

@@ -181,6 +181,9 @@ static const param_spec linear_mma_params[] = {
     INT(linear_mma_t, tile_m, DCN_PARAM_TILE_M, 16, 256, true),
     INT(linear_mma_t, tile_n, DCN_PARAM_TILE_N, 16, 256, true),
     INT(linear_mma_t, tile_k, DCN_PARAM_TILE_K, 16, 64, true),
+    INT(linear_mma_t, ksplit, DCN_PARAM_KSPLIT, 1, 64, false),
+    INT(linear_mma_t, fill, DCN_PARAM_FILL, 1, 16, false),
+    INT(linear_mma_t, kmin, DCN_PARAM_KMIN, 4, 8192, true),
     INT(linear_mma_t, stages, DCN_PARAM_STAGES, 2, 6, false),
     SWITCH(linear_mma_t, swizzle, DCN_PARAM_SWIZZLE),
     SWITCH(linear_mma_t, staged, DCN_PARAM_STAGED),
@@ -372,11 +375,13 @@ bool dcn_tuning_parse(const char *text, dcn_tuning_override *out, char *why,
       .fill = (fill_), .kmin = (kmin_))
 
 /* linear_mma.cl for shape class `cls` (0 or 64, see dcn_linear_mma_tuning);
- * staged_: the epilogue through local memory. */
+ * staged_: the epilogue through local memory. No split-K (ksplit 1) until
+ * a GPU sweep measures it. */
 #define LINEAR_MMA(cls, tm, tn, tk, local, stages_, staged_)                   \
   ROW(DCN_KERNEL_LINEAR_MMA, linear_mma, 0, cls, .tile_m = (tm),               \
       .tile_n = (tn), .tile_k = (tk), .local_size = (local),                   \
-      .stages = (stages_), .staged = (staged_))
+      .stages = (stages_), .staged = (staged_), .ksplit = 1, .fill = 2,        \
+      .kmin = 64)
 /* Zeroing: zero.cl (kernel_ 1) in work-groups of `local`, or
  * clEnqueueFillBuffer (0). */
 #define ZERO(kernel_, local)                                                   \

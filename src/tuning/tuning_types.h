@@ -200,6 +200,9 @@ typedef struct dcn_linear_mma_tuning {
                         the current step's products */
   int raster;        /* raster: work-groups walk bands of this many tile rows
                         column by column (0: row by row) */
+  /* Split-K of GEMMs with fewer than fill tiles per compute unit, as
+   * linear's: at most ksplit parts (1: none) of at least kmin k. */
+  int ksplit, fill, kmin;
   dcn_tuning_layer source;
 } dcn_linear_mma_tuning;
 

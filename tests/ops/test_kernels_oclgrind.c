@@ -785,7 +785,8 @@ static const char *const mma_variants[] = {
     "linear_mma.tilem=32;linear_mma.tilen=32;linear_mma.tilek=16;"
     "linear_mma.local=64;linear_mma.stages=2",
     "linear_mma.tilem=64;linear_mma.tilen=32;linear_mma.tilek=32;"
-    "linear_mma.local=128;linear_mma.stages=3",
+    "linear_mma.local=128;linear_mma.stages=3;linear_mma.ksplit=4;"
+    "linear_mma.fill=16;linear_mma.kmin=32",
     "linear_mma.tilem=32;linear_mma.tilen=32;linear_mma.tilek=32;"
     "linear_mma.local=64;linear_mma.stages=2;linear_mma.swizzle=1;"
     "linear_mma.staged=1;linear_mma.prefetch=1;linear_mma.raster=2",
@@ -820,9 +821,10 @@ static int run_linear_mma(rng *r, bool linear16) {
      * on the 1x1x1, odd (values one by one), 16-byte-row and multi-chunk
      * shapes and the 1x1x1 and multi-chunk shapes in the other
      * combinations; the ring of 3 bf16 -> bf16 with the residual on the
-     * multi-chunk shape; the swizzled, staged tiling fp16 -> fp16 GELU on
-     * 70x40x24 (16-byte rows, partial tiles) and bf16 -> bf16 residual on
-     * the odd shape. linear.cl (linear16) takes everything. */
+     * multi-chunk shape, split in 2 parts of K (64 and 8: the reduction
+     * kernel of linear.cl adds them); the swizzled, staged tiling fp16 -> fp16
+     * GELU on 70x40x24 (16-byte rows, partial tiles) and bf16 -> bf16 residual
+     * on the odd shape. linear.cl (linear16) takes everything. */
     const size_t last = sizeof mma_shapes / sizeof *mma_shapes - 1;
     for (size_t c = v == 1 ? 2 : 0; c < sizeof combos / sizeof *combos; c++)
       for (size_t s = 0; s <= last; s++) {

@@ -28,6 +28,7 @@
  * float64 reference): fp16 1e-3, bf16 8e-3, whether the output is 16-bit
  * (rounded once) or fp32. */
 #include "fii_check.h"
+#include "tuning/tuning.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -57,7 +58,13 @@ static void random_gemms(dcnv4_context *ctx, rng *r, const combo *c, int count,
   const double tol = tolerance_for(c->dtype);
   /* A tuned variant (DCNV4_TUNING) must run as given, not fall back. */
   const uint64_t fallbacks = dcnv4_context_tuning_fallbacks(ctx);
+  /* A tuned split-K (ksplit >= 2) must have built its kernels. */
+  dcn_linear_mma_tuning tuned[2];
+  if (g.mma && dcn_tuning_linear_mma(ctx, c->dtype, 0, tuned) > 0)
+    CHECK(tuned[0].ksplit < 2 || g.mma_class[DCN_GEMM_MMA_WIDE].partial,
+          "ksplit %d, yet no split-K kernels", tuned[0].ksplit);
   double worst = 0;
+  int split = 0;
   for (int i = 0; i < count + 4; i++) {
     fii_case fc;
     memset(&fc, 0, sizeof fc);
@@ -92,6 +99,10 @@ static void random_gemms(dcnv4_context *ctx, rng *r, const combo *c, int count,
     }
     fc.with_bias = rng_int(r, 0, 1);
     fc.with_scale = c->epilogue == DCN_GEMM_RESIDUAL && rng_int(r, 0, 1);
+    if (dcn_gemm_plan_for(ctx, &g, (uint64_t)fc.m, (uint64_t)fc.n,
+                          (uint64_t)fc.k)
+            .parts > 1)
+      split++;
     char name[160];
     fii_case_name(&fc, name, sizeof name);
     const double err = fii_check(&fc, ctx, r, &st);
@@ -102,12 +113,12 @@ static void random_gemms(dcnv4_context *ctx, rng *r, const combo *c, int count,
   }
   CHECK(dcnv4_context_tuning_fallbacks(ctx) == fallbacks,
         "the tuned configuration fell back (DCNV4_LOG=info says why)");
-  printf("%-8s -> %-8s %-9s %s  worst rel L2 %.2e\n",
+  printf("%-8s -> %-8s %-9s %s  worst rel L2 %.2e  split K: %d of %d\n",
          dcnv4_dtype_name(c->dtype), dcnv4_dtype_name(c->out),
          epilogue_names[c->epilogue],
          g.mma ? (g.ptx ? "tensor cores: yes" : "tensor cores: no")
                : "linear.cl        ",
-         worst);
+         worst, split, count + 4);
 }
 
 /* A tuned tile that does not split into its warps falls back to the

@@ -296,6 +296,36 @@ static uint64_t ceil_div(uint64_t a, uint64_t b) { return (a + b - 1) / b; }
  * (FlashInternImage-T's 7x7 level at batch 1: 4 tiles over K 2048).
  * Without a short tile every GEMM may split; with one, only few-tile ones
  * (big tiles hold a compute unit each: splitting them adds waves). */
+/* Split-K of plan `p` (`tiles` work-groups of `chunk`-k chunks): into the
+ * parts that bring about fill work-groups per compute unit, at most ksplit,
+ * each at least kmin (whole chunks), run by `partial`; `p` unchanged where
+ * that is fewer than 2 parts or the partial sums overflow the indexing. */
+static void split_k(const dcnv4_context *ctx, const dcn_gemm *g,
+                    dcn_gemm_plan *p, cl_kernel partial, uint64_t tiles,
+                    int tile_k, int ksplit, int fill, int kmin_k, uint64_t m,
+                    uint64_t n, uint64_t k) {
+  const uint64_t cu = ctx->compute_units ? ctx->compute_units : 1;
+  const uint64_t chunk = (uint64_t)tile_k;
+  const uint64_t kmin = ceil_div((uint64_t)kmin_k, chunk) * chunk;
+  uint64_t parts = (uint64_t)fill * cu / tiles;
+  if (parts > (uint64_t)ksplit)
+    parts = (uint64_t)ksplit;
+  if (parts > k / kmin)
+    parts = k / kmin;
+  if (parts < 2)
+    return;
+  /* Whole chunks per part; no part empty. */
+  const uint64_t k_part = ceil_div(ceil_div(k, parts), chunk) * chunk;
+  parts = ceil_div(k, k_part);
+  uint64_t rows = 0, sums = 0;
+  if (parts < 2 || !dcn_mul_u64(parts, m, &rows) ||
+      !dcn_mul_u64(rows, n, &sums) || (!g->idx64 && sums > INT32_MAX))
+    return;
+  p->kernel = partial;
+  p->parts = parts;
+  p->k_part = k_part;
+}
+
 dcn_gemm_plan dcn_gemm_plan_for(const dcnv4_context *ctx, const dcn_gemm *g,
                                 uint64_t m, uint64_t n, uint64_t k) {
   dcn_gemm_plan p = {g->linear, g->tile_m, g->tile_n, g->local, 1, k};
@@ -309,6 +339,12 @@ dcn_gemm_plan dcn_gemm_plan_for(const dcnv4_context *ctx, const dcn_gemm *g,
     p.tile_m = v->tile_m;
     p.tile_n = v->tile_n;
     p.local = v->local;
+    /* Split where the class's tiles are fewer than fill per compute unit. */
+    if (v->partial && g->reduce)
+      split_k(ctx, g, &p, v->partial,
+              ceil_div(m, (uint64_t)v->tile_m) *
+                  ceil_div(n, (uint64_t)v->tile_n),
+              v->tile_k, v->ksplit, v->fill, v->kmin, m, n, k);
     return p;
   }
   if (!g->own)
@@ -322,27 +358,9 @@ dcn_gemm_plan dcn_gemm_plan_for(const dcnv4_context *ctx, const dcn_gemm *g,
     p.tile_m = g->short_m;
     tiles = ceil_div(m, (uint64_t)p.tile_m) * tiles_n;
   }
-  if (!g->reduce || (g->linear_short && !few))
-    return p;
-  const uint64_t chunk = (uint64_t)g->tile_k;
-  const uint64_t kmin = ceil_div((uint64_t)g->kmin, chunk) * chunk;
-  uint64_t parts = (uint64_t)g->fill * cu / tiles;
-  if (parts > (uint64_t)g->ksplit)
-    parts = (uint64_t)g->ksplit;
-  if (parts > k / kmin)
-    parts = k / kmin;
-  if (parts < 2)
-    return p;
-  /* Whole chunks per part; no part empty. */
-  const uint64_t k_part = ceil_div(ceil_div(k, parts), chunk) * chunk;
-  parts = ceil_div(k, k_part);
-  uint64_t rows = 0, sums = 0;
-  if (parts < 2 || !dcn_mul_u64(parts, m, &rows) ||
-      !dcn_mul_u64(rows, n, &sums) || (!g->idx64 && sums > INT32_MAX))
-    return p;
-  p.kernel = g->partial;
-  p.parts = parts;
-  p.k_part = k_part;
+  if (g->reduce && !(g->linear_short && !few))
+    split_k(ctx, g, &p, g->partial, tiles, g->tile_k, g->ksplit, g->fill,
+            g->kmin, m, n, k);
   return p;
 }
 
@@ -482,11 +500,58 @@ static dcnv4_status mma_kernel(dcnv4_context *ctx,
               : dcn_get_kernel(ctx, "linear_mma", portable, "linear_mma", &k);
   if ((st = built_usable(ctx, st, k, c->local_size, why, size)))
     return st;
+  memset(out, 0, sizeof *out);
   out->kernel = k;
   out->tile_m = c->tile_m;
   out->tile_n = c->tile_n;
+  out->tile_k = c->tile_k;
   out->local = c->local_size;
   *ptx = try_ptx && chosen == 0;
+  return DCNV4_SUCCESS;
+}
+
+/* Split-K for class `v` built from `c` (c->ksplit >= 2): v's tiling
+ * without epilogue into fp32 partial sums, built as v was (tensor cores or
+ * not), and g->reduce, linear.cl's linear_reduce for g's epilogue and
+ * output (from the tuned linear.cl program, else the built-in). What does
+ * not build is logged and left out: the GEMMs run unsplit. */
+static dcnv4_status mma_split_kernels(dcnv4_context *ctx,
+                                      const dcn_linear_mma_tuning *c,
+                                      dcn_gemm *g, dcn_gemm_mma *v) {
+  char why[200] = "";
+  dcn_gemm p = *g;
+  p.epilogue = DCN_GEMM_NONE;
+  p.out = DCNV4_FLOAT32;
+  dcn_gemm_mma part;
+  bool ptx = false;
+  dcnv4_status st = mma_kernel(ctx, c, &p, &part, &ptx, why, sizeof why);
+  if (st == DCNV4_SUCCESS && ptx != g->ptx) {
+    snprintf(why, sizeof why, "built for other fragments than the GEMM's");
+    st = DCNV4_ERROR_BUILD_FAILED;
+  }
+  if (st == DCNV4_SUCCESS && !g->reduce) {
+    dcn_linear_tuning lc[2];
+    const int n = dcn_tuning_linear(ctx, lc);
+    st = DCNV4_ERROR_BUILD_FAILED;
+    for (int i = 0; i < n && st == DCNV4_ERROR_BUILD_FAILED; i++) {
+      dcn_gemm r = *g;
+      st =
+          linear_kernel(ctx, &lc[i], g->idx64, &r, &g->reduce, why, sizeof why);
+    }
+    g->reduce_local =
+        dcn_tuning_layer_ops(ctx, DCN_KERNEL_LAYER_ELEMENTWISE).local_size;
+  }
+  if (st == DCNV4_ERROR_BUILD_FAILED) {
+    dcn_log(ctx, DCN_LOG_INFO, "linear_mma: split-K %s; GEMMs run unsplit",
+            why);
+    return DCNV4_SUCCESS;
+  }
+  if (st != DCNV4_SUCCESS)
+    return st;
+  v->partial = part.kernel;
+  v->ksplit = c->ksplit;
+  v->fill = c->fill;
+  v->kmin = c->kmin;
   return DCNV4_SUCCESS;
 }
 
@@ -506,9 +571,11 @@ static dcnv4_status prepare_mma(dcnv4_context *ctx, dcn_gemm *g) {
       bool ptx = false;
       st = mma_kernel(ctx, &cfgs[i], g, &g->mma_class[cls], &ptx, why,
                       sizeof why);
-      if (st == DCNV4_SUCCESS)
+      if (st == DCNV4_SUCCESS) {
         g->ptx = ptx;
-      else if (st == DCNV4_ERROR_BUILD_FAILED && i + 1 < n)
+        if (cfgs[i].ksplit >= 2)
+          st = mma_split_kernels(ctx, &cfgs[i], g, &g->mma_class[cls]);
+      } else if (st == DCNV4_ERROR_BUILD_FAILED && i + 1 < n)
         dcn_tuning_log_fallback(ctx, DCN_KERNEL_LINEAR_MMA, &cfgs[i],
                                 &cfgs[i + 1], why);
     }

@@ -45,8 +45,8 @@
 //   EPILOGUE   as linear.cl's: 0 none, 1 GELU (erf), 2 Y += scale * (...)
 //              with Y holding the residual (scale fp32 per column; not read
 //              where has_scale is 0)
-// M, N, K and has_bias (bias fp32 (N), not read without) are run-time
-// arguments: a new shape never recompiles.
+// M, N, K, k_part (split K, below) and has_bias (bias fp32 (N), not read
+// without) are run-time arguments: a new shape never recompiles.
 
 #ifndef SWIZZLE
 #define SWIZZLE 0
@@ -127,12 +127,13 @@ inline void store_pair(__global out_t *restrict y, const int n, const int N,
 // ------------------------------------------------------------- staging
 
 // Rows [r0, r0 + R) of a (rows, K) matrix, k in [k0, k0 + TK), into a
-// staged tile (R rows of PITCH values), zeros outside the matrix; `k8`: K
-// is a multiple of 8 (16-byte copies).
+// staged tile (R rows of PITCH values), zeros outside the matrix and from
+// k_end on (the end of this launch's part of K); `k8`: K is a multiple of
+// 8 (16-byte copies).
 inline void stage_rows(__local ushort *tile, __global const ushort *src,
                        const idx_t r0, const idx_t rows, const int R,
-                       const int k0, const int K, const bool k8,
-                       const int lid) {
+                       const int k0, const int k_end, const int K,
+                       const bool k8, const int lid) {
   const int units = R * PIECES;
   for (int u = lid; u < units; u += LOCAL) {
     const int r = u / PIECES, c = u % PIECES;
@@ -142,7 +143,7 @@ inline void stage_rows(__local ushort *tile, __global const ushort *src,
         (__local uint4 *)((__local uchar *)tile + PIECE_AT(r, c));
     const bool in = row < rows;
     if (k8) {
-      const bool ok = in && k < K;
+      const bool ok = in && k < k_end;
       copy16_async(dst, (__global const uint4 *)(src + (ok ? row * K + k : 0)),
                    ok);
     } else {
@@ -153,7 +154,8 @@ inline void stage_rows(__local ushort *tile, __global const ushort *src,
         const int k_lo = k + 2 * e, k_hi = k_lo + 1;
         const uint lo = src[base + min(k_lo, K - 1)];
         const uint hi = src[base + min(k_hi, K - 1)];
-        w[e] = (in && k_lo < K ? lo : 0u) | (in && k_hi < K ? hi : 0u) << 16;
+        w[e] = (in && k_lo < k_end ? lo : 0u) | (in && k_hi < k_end ? hi : 0u)
+                                                    << 16;
       }
       *dst = (uint4)(w[0], w[1], w[2], w[3]);
     }
@@ -227,8 +229,6 @@ linear_mma(__global const ushort *restrict X, __global const ushort *restrict W,
            __global const float *restrict scale, const int has_scale
 #endif
 ) {
-  // linear.cl's argument list; the host never splits K here (k_part == K).
-  (void)k_part;
   __local uint4 tiles[LOCAL_BYTES / 16];
 #if WARP_MMA_PTX
   __local uint *const scratch = NULL;
@@ -257,8 +257,16 @@ linear_mma(__global const ushort *restrict X, __global const ushort *restrict W,
   const idx_t m0 = (group / (idx_t)tiles_n) * (idx_t)TM;
   const int n0 = (int)(group % (idx_t)tiles_n) * TN;
 #endif
+  // Split K (linear.c's few-tile GEMMs, as linear.cl): part
+  // get_group_id(1) sums k in [k_begin, k_end) into its own (M, N) slice of
+  // Y, built without bias or epilogue in fp32; linear_reduce adds the
+  // slices. Unsplit: one part, k_part = K. k_part is a multiple of TK, so a
+  // part starts 16-byte aligned where K % 8 == 0.
+  const int k_begin = (int)get_group_id(1) * k_part;
+  const int k_end = min(K, k_begin + k_part);
+  Y += (idx_t)get_group_id(1) * M * (idx_t)N;
   const bool k8 = K % 8 == 0;
-  const int chunks = (K + TK - 1) / TK;
+  const int chunks = (k_end - k_begin + TK - 1) / TK;
 
   float4 acc[MI][NJ];
   for (int i = 0; i < MI; i++)
@@ -281,9 +289,9 @@ linear_mma(__global const ushort *restrict X, __global const ushort *restrict W,
   for (int s = 0; s < STAGES - 1; s++) {
     if (s < chunks) {
       __local ushort *t = (__local ushort *)tiles + s * STAGE_VALUES;
-      stage_rows(t, X, m0, M, TM, s * TK, K, k8, lid);
-      stage_rows(t + TM * PITCH, W, (idx_t)n0, (idx_t)N, TN, s * TK, K, k8,
-                 lid);
+      stage_rows(t, X, m0, M, TM, k_begin + s * TK, k_end, K, k8, lid);
+      stage_rows(t + TM * PITCH, W, (idx_t)n0, (idx_t)N, TN, k_begin + s * TK,
+                 k_end, K, k8, lid);
     }
     copy_commit();
   }
@@ -307,9 +315,9 @@ linear_mma(__global const ushort *restrict X, __global const ushort *restrict W,
     if (next < chunks) {
       __local ushort *t =
           (__local ushort *)tiles + (next % STAGES) * STAGE_VALUES;
-      stage_rows(t, X, m0, M, TM, next * TK, K, k8, lid);
-      stage_rows(t + TM * PITCH, W, (idx_t)n0, (idx_t)N, TN, next * TK, K, k8,
-                 lid);
+      stage_rows(t, X, m0, M, TM, k_begin + next * TK, k_end, K, k8, lid);
+      stage_rows(t + TM * PITCH, W, (idx_t)n0, (idx_t)N, TN,
+                 k_begin + next * TK, k_end, K, k8, lid);
     }
     copy_commit();
 
