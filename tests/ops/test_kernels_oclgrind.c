@@ -818,8 +818,8 @@ static int run_linear_mma(rng *r, bool linear16) {
                        "linear.unroll=0");
     /* Oclgrind runs the portable fragments' barriers slowly (about 13 s a
      * case, 800 s for everything): the 2-buffer tiling takes fp16 -> fp32
-     * on the 1x1x1, odd (values one by one), 16-byte-row and multi-chunk
-     * shapes and the 1x1x1 and multi-chunk shapes in the other
+     * on the 1x1x1, odd (values one by one) and multi-chunk shapes and the
+     * 1x1x1 and multi-chunk shapes in the other
      * combinations; the ring of 3 bf16 -> bf16 with the residual on the
      * multi-chunk shape, split in 2 parts of K (64 and 8: the reduction
      * kernel of linear.cl adds them); the swizzled, staged tiling fp16 -> fp16
@@ -828,7 +828,7 @@ static int run_linear_mma(rng *r, bool linear16) {
     const size_t last = sizeof mma_shapes / sizeof *mma_shapes - 1;
     for (size_t c = v == 1 ? 2 : 0; c < sizeof combos / sizeof *combos; c++)
       for (size_t s = 0; s <= last; s++) {
-        if ((v == 0 && c == 0 && s == 2) ||
+        if ((v == 0 && c == 0 && (s == 2 || s == 3)) ||
             (v == 0 && c > 0 && s != 0 && s != last) || (v == 1 && s != last) ||
             (v == 2 && (c == 0 || (c == 1 && s != 3) || (c == 2 && s != 1))))
           continue;
