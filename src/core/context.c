@@ -53,8 +53,6 @@ static bool device_has_extension(cl_device_id device, const char *name) {
   return found;
 }
 
-/* Reads the device limits and environment into a context whose OpenCL
- * handles are set. */
 /* ctx->static_local_bytes: CUDA's largest shared memory per block by
  * compute capability, which ptxas enforces on static arrays; the reported
  * size elsewhere (before 8, on newer majors, where the minor cannot be
@@ -78,6 +76,8 @@ static cl_ulong nv_static_local_bytes(const dcnv4_context *ctx) {
   return kib * 1024 > ctx->local_mem_bytes ? kib * 1024 : ctx->local_mem_bytes;
 }
 
+/* Reads the device limits and environment into a context whose OpenCL
+ * handles are set. */
 static dcnv4_status finish_setup(dcnv4_context *ctx,
                                  const dcnv4_context_options *options,
                                  char *why, size_t why_size) {

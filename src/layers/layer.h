@@ -222,15 +222,21 @@ typedef struct dcn_gemm_spec {
                  tests and benchmark rows) */
 } dcn_gemm_spec;
 
+/* Split-K of a GEMM kernel (dcn_gemm_plan_for): `partial` stores a part's
+ * sums (the same tiling without epilogue, fp32 out; NULL: no split), K in
+ * parts of whole tile_k chunks; the tuning's limits ksplit, fill, kmin. */
+typedef struct dcn_gemm_split {
+  cl_kernel partial;
+  int tile_k;
+  int ksplit, fill, kmin;
+} dcn_gemm_split;
+
 /* linear_mma.cl built for one shape class. */
 typedef struct dcn_gemm_mma {
   cl_kernel kernel; /* the context's; NULL: the class is not built */
-  int tile_m, tile_n, tile_k;
+  int tile_m, tile_n;
   size_t local;
-  /* split-K (as linear.cl's, dcn_gemm_plan_for): the same tiling without
-   * epilogue, fp32 out (NULL: no split); the tuning's limits */
-  cl_kernel partial;
-  int ksplit, fill, kmin;
+  dcn_gemm_split split;
 } dcn_gemm_mma;
 
 /* The shape classes of linear_mma.cl: GEMMs of at most
@@ -246,18 +252,17 @@ typedef struct dcn_gemm {
   cl_kernel linear;   /* own, linear.cl: the kernel (the context's) */
   cl_kernel bias;     /* CLBlast with biases: fp32 bias_store */
   int tile_m, tile_n; /* own, linear.cl: output tile of a work-group */
-  int tile_k;         /* own, linear.cl: K chunk (split-K parts multiples) */
   size_t local;       /* own, linear.cl: work-items per group */
   /* own, linear.cl, GEMMs with few tiles (linear.c, dcn_gemm_plan_for): the
    * same kernel with tiles of short_m rows (tuning `shortm`; or NULL), and
-   * split-K: `partial` stores a part's sums (linear.cl without epilogue, the
-   * short tile where there is one), `reduce` adds the parts with the bias
-   * and epilogue (NULL: no split). */
+   * split-K (`split.partial`: linear.cl without epilogue, the short tile
+   * where there is one). `reduce` adds the parts with the bias and epilogue
+   * (NULL: no split), for linear.cl's and linear_mma.cl's splits. */
   cl_kernel linear_short;
   int short_m;
-  cl_kernel partial, reduce; /* reduce: linear_mma.cl's split-K too */
+  dcn_gemm_split split;
+  cl_kernel reduce;
   size_t reduce_local;
-  int ksplit, fill, kmin; /* the tuning's limits */
   /* 16-bit storage: linear_mma.cl per shape class (`mma` set), and whether
    * it is the tensor-core build (`ptx`) or the portable one. */
   bool mma, ptx;

@@ -58,11 +58,15 @@ static void random_gemms(dcnv4_context *ctx, rng *r, const combo *c, int count,
   const double tol = tolerance_for(c->dtype);
   /* A tuned variant (DCNV4_TUNING) must run as given, not fall back. */
   const uint64_t fallbacks = dcnv4_context_tuning_fallbacks(ctx);
-  /* A tuned split-K (ksplit >= 2) must have built its kernels. */
+  /* A tuned split-K (ksplit >= 2) must have built its kernels, and split
+   * some of the cases (checked after them). */
   dcn_linear_mma_tuning tuned[2];
-  if (g.mma && dcn_tuning_linear_mma(ctx, c->dtype, 0, tuned) > 0)
-    CHECK(tuned[0].ksplit < 2 || g.mma_class[DCN_GEMM_MMA_WIDE].partial,
-          "ksplit %d, yet no split-K kernels", tuned[0].ksplit);
+  memset(tuned, 0, sizeof tuned);
+  const bool tuned_split = g.mma &&
+                           dcn_tuning_linear_mma(ctx, c->dtype, 0, tuned) > 0 &&
+                           tuned[0].ksplit >= 2;
+  CHECK(!tuned_split || g.mma_class[DCN_GEMM_MMA_WIDE].split.partial,
+        "ksplit %d, yet no split-K kernels", tuned[0].ksplit);
   double worst = 0;
   int split = 0;
   for (int i = 0; i < count + 4; i++) {
@@ -113,6 +117,8 @@ static void random_gemms(dcnv4_context *ctx, rng *r, const combo *c, int count,
   }
   CHECK(dcnv4_context_tuning_fallbacks(ctx) == fallbacks,
         "the tuned configuration fell back (DCNV4_LOG=info says why)");
+  CHECK(!tuned_split || split > 0, "ksplit %d, yet no case split K",
+        tuned[0].ksplit);
   printf("%-8s -> %-8s %-9s %s  worst rel L2 %.2e  split K: %d of %d\n",
          dcnv4_dtype_name(c->dtype), dcnv4_dtype_name(c->out),
          epilogue_names[c->epilogue],

@@ -181,7 +181,7 @@ static dcnv4_status linear_kernel(dcnv4_context *ctx,
   g->linear = k;
   g->tile_m = c->tile_m;
   g->tile_n = c->tile_n;
-  g->tile_k = c->tile_k;
+  g->split.tile_k = c->tile_k;
   g->local = c->local_size;
   return DCNV4_SUCCESS;
 }
@@ -236,14 +236,14 @@ static dcnv4_status few_tile_kernels(dcnv4_context *ctx,
   }
   if (st != DCNV4_SUCCESS)
     return st;
-  g->partial = partial;
+  g->split.partial = partial;
   g->reduce = reduce;
   /* an elementwise pass (dcn_enqueue_1d fits it to the kernel's limit) */
   g->reduce_local =
       dcn_tuning_layer_ops(ctx, DCN_KERNEL_LAYER_ELEMENTWISE).local_size;
-  g->ksplit = c->ksplit;
-  g->fill = c->fill;
-  g->kmin = c->kmin;
+  g->split.ksplit = c->ksplit;
+  g->split.fill = c->fill;
+  g->split.kmin = c->kmin;
   return DCNV4_SUCCESS;
 }
 
@@ -285,31 +285,20 @@ static dcnv4_status prepare_f32(dcnv4_context *ctx, bool idx64, bool bias,
 
 static uint64_t ceil_div(uint64_t a, uint64_t b) { return (a + b - 1) / b; }
 
-/* Tiles are sized for N*H*W in the hundred thousands. A GEMM with few tiles,
- * at most half as many as compute units (then at most one work-group per
- * unit, or none), takes the short tile where the tuning has one (H100,
- * layer forward 1x25x40x1024: 32 tiles of 256x128, 0.68 -> 0.37 ms with
- * 64-row tiles; at 104-250 tiles, e.g. 64x7x7x1024, 64-row tiles were
- * 10-25 % slower). Then, where its tiles are still fewer than `fill` per
- * compute unit, K is split into parts of at least `kmin` (whole chunks) so
- * that about fill work-groups per unit run, at most ksplit parts: small M
- * (FlashInternImage-T's 7x7 level at batch 1: 4 tiles over K 2048).
- * Without a short tile every GEMM may split; with one, only few-tile ones
- * (big tiles hold a compute unit each: splitting them adds waves). */
-/* Split-K of plan `p` (`tiles` work-groups of `chunk`-k chunks): into the
+/* Split-K of plan `p` (`tiles` work-groups) as `split` allows: into the
  * parts that bring about fill work-groups per compute unit, at most ksplit,
- * each at least kmin (whole chunks), run by `partial`; `p` unchanged where
- * that is fewer than 2 parts or the partial sums overflow the indexing. */
+ * each at least kmin (whole tile_k chunks), run by split->partial; `p`
+ * unchanged where that is fewer than 2 parts or the partial sums overflow
+ * the indexing. */
 static void split_k(const dcnv4_context *ctx, const dcn_gemm *g,
-                    dcn_gemm_plan *p, cl_kernel partial, uint64_t tiles,
-                    int tile_k, int ksplit, int fill, int kmin_k, uint64_t m,
-                    uint64_t n, uint64_t k) {
+                    const dcn_gemm_split *split, uint64_t tiles, uint64_t m,
+                    uint64_t n, uint64_t k, dcn_gemm_plan *p) {
   const uint64_t cu = ctx->compute_units ? ctx->compute_units : 1;
-  const uint64_t chunk = (uint64_t)tile_k;
-  const uint64_t kmin = ceil_div((uint64_t)kmin_k, chunk) * chunk;
-  uint64_t parts = (uint64_t)fill * cu / tiles;
-  if (parts > (uint64_t)ksplit)
-    parts = (uint64_t)ksplit;
+  const uint64_t chunk = (uint64_t)split->tile_k;
+  const uint64_t kmin = ceil_div((uint64_t)split->kmin, chunk) * chunk;
+  uint64_t parts = (uint64_t)split->fill * cu / tiles;
+  if (parts > (uint64_t)split->ksplit)
+    parts = (uint64_t)split->ksplit;
   if (parts > k / kmin)
     parts = k / kmin;
   if (parts < 2)
@@ -321,11 +310,22 @@ static void split_k(const dcnv4_context *ctx, const dcn_gemm *g,
   if (parts < 2 || !dcn_mul_u64(parts, m, &rows) ||
       !dcn_mul_u64(rows, n, &sums) || (!g->idx64 && sums > INT32_MAX))
     return;
-  p->kernel = partial;
+  p->kernel = split->partial;
   p->parts = parts;
   p->k_part = k_part;
 }
 
+/* Tiles are sized for N*H*W in the hundred thousands. A GEMM with few tiles,
+ * at most half as many as compute units (then at most one work-group per
+ * unit, or none), takes the short tile where the tuning has one (H100,
+ * layer forward 1x25x40x1024: 32 tiles of 256x128, 0.68 -> 0.37 ms with
+ * 64-row tiles; at 104-250 tiles, e.g. 64x7x7x1024, 64-row tiles were
+ * 10-25 % slower). Then, where its tiles are still fewer than `fill` per
+ * compute unit, K is split into parts of at least `kmin` (whole chunks) so
+ * that about fill work-groups per unit run, at most ksplit parts: small M
+ * (FlashInternImage-T's 7x7 level at batch 1: 4 tiles over K 2048).
+ * Without a short tile every GEMM may split; with one, only few-tile ones
+ * (big tiles hold a compute unit each: splitting them adds waves). */
 dcn_gemm_plan dcn_gemm_plan_for(const dcnv4_context *ctx, const dcn_gemm *g,
                                 uint64_t m, uint64_t n, uint64_t k) {
   dcn_gemm_plan p = {g->linear, g->tile_m, g->tile_n, g->local, 1, k};
@@ -340,11 +340,11 @@ dcn_gemm_plan dcn_gemm_plan_for(const dcnv4_context *ctx, const dcn_gemm *g,
     p.tile_n = v->tile_n;
     p.local = v->local;
     /* Split where the class's tiles are fewer than fill per compute unit. */
-    if (v->partial && g->reduce)
-      split_k(ctx, g, &p, v->partial,
+    if (v->split.partial && g->reduce)
+      split_k(ctx, g, &v->split,
               ceil_div(m, (uint64_t)v->tile_m) *
                   ceil_div(n, (uint64_t)v->tile_n),
-              v->tile_k, v->ksplit, v->fill, v->kmin, m, n, k);
+              m, n, k, &p);
     return p;
   }
   if (!g->own)
@@ -359,8 +359,7 @@ dcn_gemm_plan dcn_gemm_plan_for(const dcnv4_context *ctx, const dcn_gemm *g,
     tiles = ceil_div(m, (uint64_t)p.tile_m) * tiles_n;
   }
   if (g->reduce && !(g->linear_short && !few))
-    split_k(ctx, g, &p, g->partial, tiles, g->tile_k, g->ksplit, g->fill,
-            g->kmin, m, n, k);
+    split_k(ctx, g, &g->split, tiles, m, n, k, &p);
   return p;
 }
 
@@ -504,7 +503,7 @@ static dcnv4_status mma_kernel(dcnv4_context *ctx,
   out->kernel = k;
   out->tile_m = c->tile_m;
   out->tile_n = c->tile_n;
-  out->tile_k = c->tile_k;
+  out->split.tile_k = c->tile_k;
   out->local = c->local_size;
   *ptx = try_ptx && chosen == 0;
   return DCNV4_SUCCESS;
@@ -548,10 +547,10 @@ static dcnv4_status mma_split_kernels(dcnv4_context *ctx,
   }
   if (st != DCNV4_SUCCESS)
     return st;
-  v->partial = part.kernel;
-  v->ksplit = c->ksplit;
-  v->fill = c->fill;
-  v->kmin = c->kmin;
+  v->split.partial = part.kernel;
+  v->split.ksplit = c->ksplit;
+  v->split.fill = c->fill;
+  v->split.kmin = c->kmin;
   return DCNV4_SUCCESS;
 }
 
