@@ -179,6 +179,10 @@ static dcnv4_status enqueue_launch(dcnv4_context *ctx, const dcn_op_launch *l,
                         wait, event, l->name);
 }
 
+/* Elements per work-item of convert_from_float (convert.cl): 32-byte fp32
+ * loads and 16-byte 16-bit stores. */
+#define CONVERT_VEC 8
+
 dcnv4_status dcn_op_accumulate(dcnv4_context *ctx, const dcn_op_call *call,
                                const dcn_op_backward_buffers *b,
                                const dcn_op_accumulator *acc,
@@ -191,8 +195,8 @@ dcnv4_status dcn_op_accumulate(dcnv4_context *ctx, const dcn_op_call *call,
     return st;
   if (!acc->direct) {
     char options[64];
-    snprintf(options, sizeof options, "-DDTYPE=%d -DIDX64=%d", (int)call->dtype,
-             call->idx64 ? 1 : 0);
+    snprintf(options, sizeof options, "-DDTYPE=%d -DIDX64=%d -DVEC=%d",
+             (int)call->dtype, call->idx64 ? 1 : 0, CONVERT_VEC);
     if ((st = dcn_get_kernel(ctx, "convert", options, "convert_from_float",
                              &convert)))
       return st;
@@ -210,8 +214,9 @@ dcnv4_status dcn_op_accumulate(dcnv4_context *ctx, const dcn_op_call *call,
     return st;
   if (acc->direct)
     return DCNV4_SUCCESS;
-  return dcn_enqueue_1d(ctx, convert, call->image.elements, 256, 0, NULL, event,
-                        "convert_from_float");
+  return dcn_enqueue_1d(ctx, convert,
+                        (call->image.elements + CONVERT_VEC - 1) / CONVERT_VEC,
+                        256, 0, NULL, event, "convert_from_float");
 }
 
 /* ---------------------------------------------- the deterministic backward */
