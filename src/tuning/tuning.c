@@ -375,13 +375,14 @@ bool dcn_tuning_parse(const char *text, dcn_tuning_override *out, char *why,
       .fill = (fill_), .kmin = (kmin_))
 
 /* linear_mma.cl for shape class `cls` (0 or 64, see dcn_linear_mma_tuning);
- * staged_: the epilogue through local memory. No split-K (ksplit 1) until
- * a GPU sweep measures it. */
-#define LINEAR_MMA(cls, tm, tn, tk, local, stages_, staged_)                   \
+ * staged_: the epilogue through local memory; split-K as linear's (parts at
+ * most, work-groups per compute unit aimed at, k per part at least 64):
+ * ksplit_ 1 where no GPU sweep measured it. */
+#define LINEAR_MMA(cls, tm, tn, tk, local, stages_, staged_, ksplit_, fill_)   \
   ROW(DCN_KERNEL_LINEAR_MMA, linear_mma, 0, cls, .tile_m = (tm),               \
       .tile_n = (tn), .tile_k = (tk), .local_size = (local),                   \
-      .stages = (stages_), .staged = (staged_), .ksplit = 1, .fill = 2,        \
-      .kmin = 64)
+      .stages = (stages_), .staged = (staged_), .ksplit = (ksplit_),           \
+      .fill = (fill_), .kmin = 64)
 /* Zeroing: zero.cl (kernel_ 1) in work-groups of `local`, or
  * clEnqueueFillBuffer (0). */
 #define ZERO(kernel_, local)                                                   \
@@ -517,8 +518,8 @@ static const dcn_tuning_row nvidia_sm90[] = {
      * tiles of 8 warps (64x32 each), K in chunks of 32 through 2 buffers
      * (40 KiB); GEMMs of at most 64 columns 128x64 tiles of 4 warps, 3
      * buffers (45 KiB). sm_90 takes the rows below. */
-    LINEAR_MMA(0, 128, 128, 32, 256, 2, 0),
-    LINEAR_MMA(64, 128, 64, 32, 128, 3, 0),
+    LINEAR_MMA(0, 128, 128, 32, 256, 2, 0, 1, 2),
+    LINEAR_MMA(64, 128, 64, 32, 128, 3, 0, 1, 2),
 };
 
 /* sm_90's rings beyond 48 KiB (227 KiB a work-group, ctx->static_local_bytes;
@@ -528,10 +529,14 @@ static const dcn_tuning_row nvidia_sm90[] = {
  * 1.17-1.18x, fp16 against torch.matmul 0.47 -> 0.55; 4 buffers of 32
  * (80 KiB) 1.11x, 5 1.10x; 128x256 or 256x128 tiles 0.85-1.01x; 4 buffers
  * of 64 1.01x. At most 64 columns: 128x64x64 through 2 buffers, staged
- * (36 KiB), 1.25x on those shapes. */
+ * (36 KiB), 1.25x on those shapes. GEMMs with few tiles split along K into
+ * at most 8 parts, about 3 work-groups per compute unit (fp32 partial sums,
+ * linear_reduce): 1.37x over no split, fp16 against torch.matmul 0.55 ->
+ * 0.76, bf16 0.71 (at most 4 parts aiming at 2: 1.11x; 4 parts of k >= 256
+ * aiming at 4: 1.28x; perf-notes §39). */
 static const dcn_tuning_row nvidia_sm90_large_local[] = {
-    LINEAR_MMA(0, 128, 128, 64, 256, 3, 1),
-    LINEAR_MMA(64, 128, 64, 64, 128, 2, 1),
+    LINEAR_MMA(0, 128, 128, 64, 256, 3, 1, 8, 3),
+    LINEAR_MMA(64, 128, 64, 64, 128, 2, 1, 8, 3),
 };
 
 /* AMD GPUs (no architecture measured). */
@@ -548,7 +553,7 @@ static const dcn_tuning_row amd[] = {
     /* not measured: CLBlast */
     LINEAR(0, 128, 128, 16, 8, 256, 1, 0, 1, 2, 64),
     /* no tensor-core products: linear_mma.cl's portable build */
-    LINEAR_MMA(0, 64, 64, 32, 128, 2, 0),
+    LINEAR_MMA(0, 64, 64, 32, 128, 2, 0, 1, 2),
     ZERO(0, 256),
 };
 
@@ -566,7 +571,7 @@ static const dcn_tuning_row intel_gpu[] = {
     /* not measured: CLBlast */
     LINEAR(0, 64, 64, 16, 4, 256, 1, 0, 1, 2, 64),
     /* no tensor-core products: linear_mma.cl's portable build */
-    LINEAR_MMA(0, 64, 64, 32, 128, 2, 0),
+    LINEAR_MMA(0, 64, 64, 32, 128, 2, 0, 1, 2),
     ZERO(0, 256),
 };
 
@@ -594,7 +599,7 @@ static const dcn_tuning_row pocl[] = {
     LINEAR(1, 64, 32, 16, 4, 64, 1, 0, 1, 2, 64),
     /* linear_mma.cl's portable build (barriers around every fragment):
      * small tiles of two warps */
-    LINEAR_MMA(0, 32, 32, 16, 64, 2, 0),
+    LINEAR_MMA(0, 32, 32, 16, 64, 2, 0, 1, 2),
     ZERO(0, 256),
 };
 
@@ -660,7 +665,7 @@ static const dcn_tuning_row global_rows[] = {
     FDA_DETERMINISTIC(.local_size = 64, .specialize = 1),
     /* CLBlast; portable tiles if linear.cl is asked for */
     LINEAR(0, 64, 32, 16, 4, 64, 1, 0, 1, 2, 64),
-    LINEAR_MMA(0, 32, 32, 16, 64, 2, 0),
+    LINEAR_MMA(0, 32, 32, 16, 64, 2, 0, 1, 2),
     ZERO(0, 256),
 };
 
