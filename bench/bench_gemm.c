@@ -71,7 +71,10 @@ static void bench_one(dcnv4_context *ctx, const options *o, int is_gpu,
   double ms = -1;
   if (ok) {
     gemm_launch l = {&g, m, n, k, a, b, out};
-    ms = time_launches(ctx, o->reps, nsets, 1, launch_gemm, &l);
+    /* From a marker to the last command: a GEMM split along K is two
+     * commands (the parts, then linear_reduce), and the last one's own
+     * event would time the reduction alone. */
+    ms = time_launches(ctx, o->reps, nsets, 0, launch_gemm, &l);
   } else
     fprintf(stderr, "GEMM %llux%llux%llu: cannot set up (%s)\n",
             (unsigned long long)m, (unsigned long long)n, (unsigned long long)k,

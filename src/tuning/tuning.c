@@ -529,14 +529,10 @@ static const dcn_tuning_row nvidia_sm90[] = {
  * 1.17-1.18x, fp16 against torch.matmul 0.47 -> 0.55; 4 buffers of 32
  * (80 KiB) 1.11x, 5 1.10x; 128x256 or 256x128 tiles 0.85-1.01x; 4 buffers
  * of 64 1.01x. At most 64 columns: 128x64x64 through 2 buffers, staged
- * (36 KiB), 1.25x on those shapes. GEMMs with few tiles split along K into
- * at most 8 parts, about 3 work-groups per compute unit (fp32 partial sums,
- * linear_reduce): 1.37x over no split, fp16 against torch.matmul 0.55 ->
- * 0.76, bf16 0.71 (at most 4 parts aiming at 2: 1.11x; 4 parts of k >= 256
- * aiming at 4: 1.28x; perf-notes §39). */
+ * (36 KiB), 1.25x on those shapes. */
 static const dcn_tuning_row nvidia_sm90_large_local[] = {
-    LINEAR_MMA(0, 128, 128, 64, 256, 3, 1, 8, 3),
-    LINEAR_MMA(64, 128, 64, 64, 128, 2, 1, 8, 3),
+    LINEAR_MMA(0, 128, 128, 64, 256, 3, 1, 1, 2),
+    LINEAR_MMA(64, 128, 64, 64, 128, 2, 1, 1, 2),
 };
 
 /* AMD GPUs (no architecture measured). */

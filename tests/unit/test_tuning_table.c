@@ -217,16 +217,16 @@ static void test_builtin_table(void) {
     /* The 16-bit GEMM: sm_90's rings beyond 48 KiB (a second sm_90 node
      * overriding the first's rows), other NVIDIA GPUs those within 48 KiB. */
     expect_config(d, DCN_KERNEL_LINEAR_MMA, f16, 0,
-                  l == 2 ? "local=256;tilem=128;tilen=128;tilek=64;ksplit=8;"
-                           "fill=3;kmin=64;stages=3;"
+                  l == 2 ? "local=256;tilem=128;tilen=128;tilek=64;ksplit=1;"
+                           "fill=2;kmin=64;stages=3;"
                            "swizzle=0;staged=1;prefetch=0;raster=0"
                          : "local=256;tilem=128;tilen=128;tilek=32;ksplit=1;"
                            "fill=2;kmin=64;stages=2;"
                            "swizzle=0;staged=0;prefetch=0;raster=0",
                   l);
     expect_config(d, DCN_KERNEL_LINEAR_MMA, bf16, 64,
-                  l == 2 ? "local=128;tilem=128;tilen=64;tilek=64;ksplit=8;"
-                           "fill=3;kmin=64;stages=2;"
+                  l == 2 ? "local=128;tilem=128;tilen=64;tilek=64;ksplit=1;"
+                           "fill=2;kmin=64;stages=2;"
                            "swizzle=0;staged=1;prefetch=0;raster=0"
                          : "local=128;tilem=128;tilen=64;tilek=32;ksplit=1;"
                            "fill=2;kmin=64;stages=3;"
