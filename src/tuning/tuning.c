@@ -376,8 +376,9 @@ bool dcn_tuning_parse(const char *text, dcn_tuning_override *out, char *why,
 
 /* linear_mma.cl for shape class `cls` (0 or 64, see dcn_linear_mma_tuning);
  * staged_: the epilogue through local memory; split-K as linear's (parts at
- * most, work-groups per compute unit aimed at, k per part at least 64):
- * ksplit_ 1 where no GPU sweep measured it. */
+ * most, work-groups per compute unit aimed at, k per part at least 64),
+ * ksplit_ 1 everywhere: every split tried on an H200 was slower (perf-notes
+ * §39). */
 #define LINEAR_MMA(cls, tm, tn, tk, local, stages_, staged_, ksplit_, fill_)   \
   ROW(DCN_KERNEL_LINEAR_MMA, linear_mma, 0, cls, .tile_m = (tm),               \
       .tile_n = (tn), .tile_k = (tk), .local_size = (local),                   \

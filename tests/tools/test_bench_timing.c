@@ -1,0 +1,90 @@
+/* tools/bench_timing.c's time_launches, which every benchmark row and the
+ * 16-bit GEMM tuner time with: a launch of two commands (a long fill, then
+ * a 4-byte one, as a GEMM split along K is its parts, then the reduction)
+ * timed from the marker must count the first command; a failing launch
+ * gives -1. A row timed by its last command alone read the reduction of
+ * split GEMMs as the whole GEMM (perf-notes §39). */
+#include "bench_timing.h"
+
+#include "test_util.h"
+
+#include <stdlib.h>
+
+#define REPS 5
+#define WARM 3 /* time_launches' warm-up launches */
+
+typedef struct two_commands {
+  cl_mem big, small;
+  size_t big_bytes;
+  cl_event first[REPS + WARM];
+  int launches;
+  int fail_at; /* the launch that fails (-1: none) */
+} two_commands;
+
+static dcnv4_status launch_two(dcnv4_context *ctx, int set, void *arg,
+                               cl_event *end) {
+  (void)set;
+  two_commands *t = arg;
+  cl_command_queue q = dcnv4_context_queue(ctx);
+  const cl_uint zero = 0;
+  if (t->launches == t->fail_at)
+    return DCNV4_ERROR_OPENCL;
+  cl_event *first = &t->first[t->launches++];
+  if (clEnqueueFillBuffer(q, t->big, &zero, sizeof zero, 0, t->big_bytes, 0,
+                          NULL, first) != CL_SUCCESS ||
+      clEnqueueFillBuffer(q, t->small, &zero, sizeof zero, 0, sizeof zero, 0,
+                          NULL, end) != CL_SUCCESS)
+    return DCNV4_ERROR_OPENCL;
+  return DCNV4_SUCCESS;
+}
+
+static void release_events(two_commands *t) {
+  for (int i = 0; i < t->launches; i++)
+    clReleaseEvent(t->first[i]);
+  t->launches = 0;
+}
+
+int main(void) {
+  dcnv4_context_options co;
+  dcnv4_context_options_init(&co);
+  co.enable_profiling = 1;
+  dcnv4_context *ctx = NULL;
+  if (dcnv4_context_create(&co, &ctx) != DCNV4_SUCCESS) {
+    fprintf(stderr, "no OpenCL device\n");
+    return 1;
+  }
+  two_commands t = {0};
+  t.big_bytes = (size_t)64 << 20;
+  t.fail_at = -1;
+  cl_int err;
+  t.big = clCreateBuffer(dcnv4_context_cl_context(ctx), CL_MEM_READ_WRITE,
+                         t.big_bytes, NULL, &err);
+  t.small = clCreateBuffer(dcnv4_context_cl_context(ctx), CL_MEM_READ_WRITE,
+                           sizeof(cl_uint), NULL, &err);
+  CHECK(t.big && t.small, "buffers: %d", err);
+
+  /* From the marker: each launch's span covers its first command, so the
+   * median span is at least the median of the first commands' times. */
+  const double span = time_launches(ctx, REPS, 1, 0, launch_two, &t);
+  CHECK(t.launches == REPS + WARM, "%d launches", t.launches);
+  double first_ms[REPS];
+  for (int i = 0; i < REPS && i + WARM < t.launches; i++)
+    first_ms[i] = event_ms(t.first[i + WARM]);
+  const double first = median(first_ms, REPS);
+  CHECK(first > 0, "the 64 MiB fill took %g ms", first);
+  CHECK(span >= first, "span %g ms < its first command's %g ms", span, first);
+  printf("two commands: span %.3f ms, first command %.3f ms\n", span, first);
+  release_events(&t);
+
+  /* A launch that fails: -1, and the launches before it are released. */
+  t.fail_at = WARM + 1;
+  CHECK(time_launches(ctx, REPS, 1, 0, launch_two, &t) == -1,
+        "a failed launch was timed");
+  CHECK(t.launches == WARM + 1, "%d launches after the failure", t.launches);
+  release_events(&t);
+
+  clReleaseMemObject(t.big);
+  clReleaseMemObject(t.small);
+  dcnv4_context_destroy(ctx);
+  return test_finish("test_bench_timing");
+}
