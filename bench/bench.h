@@ -25,6 +25,8 @@ typedef struct options {
   int nshapes;
   int queries[8]; /* --queries: FlashDeformAttn rows instead of the default */
   int nqueries;
+  int gemms[16][3]; /* --gemm: M, N, K of GEMM rows instead of the models' */
+  int ngemms;
 } options;
 
 enum {

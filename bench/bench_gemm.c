@@ -8,7 +8,7 @@
  * against the float64 reference, then the median time, TFLOP/s (2*M*N*K
  * per launch) and the minimum bytes (a, b and c once each). The anchor:
  * bench/anchor/gemm_anchor.py (torch.matmul on the same shapes). CPU
- * devices: batch 1. */
+ * devices: batch 1. --gemm MxNxK: those shapes instead (set "custom"). */
 #include "bench.h"
 #include "bench_timing.h"
 #include "cl_host.h"
@@ -21,7 +21,7 @@
 
 typedef struct gemm_shape {
   const char *set, *what;
-  int channels, level, mult_n, mult_k; /* N = C*mult_n, K = C*mult_k */
+  uint64_t m, n, k;
 } gemm_shape;
 
 typedef struct gemm_launch {
@@ -37,12 +37,9 @@ static dcnv4_status launch_gemm(dcnv4_context *ctx, int set, void *arg,
                          l->c, end, "bench");
 }
 
-static void bench_one(dcnv4_context *ctx, const options *o, int is_gpu,
-                      const gemm_shape *s, dcnv4_dtype dtype, results *res) {
-  const int side = 56 >> s->level, batch = is_gpu ? 64 : 1;
-  const uint64_t m = (uint64_t)batch * side * side,
-                 n = (uint64_t)s->channels * s->mult_n,
-                 k = (uint64_t)s->channels * s->mult_k;
+static void bench_one(dcnv4_context *ctx, const options *o, const gemm_shape *s,
+                      dcnv4_dtype dtype, results *res) {
+  const uint64_t m = s->m, n = s->n, k = s->k;
   /* The same configuration on 257 rows against the float64 reference. */
   fii_case c;
   memset(&c, 0, sizeof c);
@@ -108,15 +105,25 @@ void bench_gemm(dcnv4_context *ctx, const options *o, int is_gpu,
   const dcnv4_dtype all[] = {DCNV4_FLOAT32, DCNV4_FLOAT16, DCNV4_BFLOAT16};
   const dcnv4_dtype *dtypes = o->dtypes_given ? o->dtypes : all;
   const int ndtypes = o->dtypes_given ? o->ndtypes : 3;
-  for (int t = 0; t < ndtypes; t++)
-    for (size_t v = 0; v < sizeof models / sizeof *models; v++)
+  const uint64_t batch = is_gpu ? 64 : 1;
+  for (int t = 0; t < ndtypes; t++) {
+    /* --gemm: these shapes only */
+    for (int i = 0; i < o->ngemms; i++) {
+      const gemm_shape s = {"custom", "gemm", (uint64_t)o->gemms[i][0],
+                            (uint64_t)o->gemms[i][1], (uint64_t)o->gemms[i][2]};
+      bench_one(ctx, o, &s, dtypes[t], res);
+    }
+    for (size_t v = 0; v < sizeof models / sizeof *models && !o->ngemms; v++)
       for (int level = 0; level < 4; level++)
         for (size_t kd = 0; kd < sizeof kinds / sizeof *kinds; kd++) {
           if (o->quick && (v > 0 || level % 2))
             continue;
-          const gemm_shape s = {
-              models[v].set, kinds[kd].what,   models[v].channels << level,
-              level,         kinds[kd].mult_n, kinds[kd].mult_k};
-          bench_one(ctx, o, is_gpu, &s, dtypes[t], res);
+          const uint64_t side = (uint64_t)(56 >> level),
+                         c = (uint64_t)models[v].channels << level;
+          const gemm_shape s = {models[v].set, kinds[kd].what,
+                                batch * side * side, c * kinds[kd].mult_n,
+                                c * kinds[kd].mult_k};
+          bench_one(ctx, o, &s, dtypes[t], res);
         }
+  }
 }

@@ -428,6 +428,8 @@ static void usage(void) {
       "                     GEMM alone at FlashInternImage-T/B's shapes,\n"
       "                     batch 64 (TFLOP/s; fp32, fp16 and bf16 unless\n"
       "                     --dtype)\n"
+      "  --gemm MxNxK       GEMM rows at this shape instead of the models'\n"
+      "                     (repeatable; set \"custom\")\n"
       "  --reps N           launches per row (default 50, quick 15; fii on\n"
       "                     CPU devices 2)\n"
       "  --full-size        paper sizes on CPU devices too (default: smaller;\n"
@@ -504,6 +506,14 @@ static int parse_options(int argc, char **argv, options *o) {
         if (paper_shapes[k].n == x->n && paper_shapes[k].h == x->h &&
             paper_shapes[k].w == x->w && paper_shapes[k].c == x->c)
           x->set = paper_shapes[k].set;
+    } else if (v && !strcmp(a, "--gemm") && o->ngemms < 16) {
+      int *g = o->gemms[o->ngemms++];
+      char end;
+      if (sscanf(argv[++i], "%dx%dx%d%c", &g[0], &g[1], &g[2], &end) != 3 ||
+          g[0] < 1 || g[1] < 1 || g[2] < 1) {
+        fprintf(stderr, "dcnv4-bench: --gemm wants MxNxK\n");
+        return -1;
+      }
     } else if (v && !strcmp(a, "--queries") && o->nqueries < 8) {
       o->queries[o->nqueries] = atoi(argv[++i]);
       if (o->queries[o->nqueries++] < 1) {

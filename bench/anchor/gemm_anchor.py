@@ -15,6 +15,8 @@ that one pass over them is several times the L2 cache (as dcnv4-bench).
   python3 bench/anchor/join.py RESULTS.csv gemm_anchor.csv --ops gemm
   python3 bench/anchor/gemm_anchor.py --summary RESULTS.csv gemm_anchor.csv
 
+--gemm MxNxK (repeatable) times those shapes instead, as dcnv4-bench --gemm.
+
 The CSV has the columns bench/anchor/join.py reads (op, set, shape, dtype,
 median_ms) plus tflops. --summary prints, per dtype, each shape's ratio of
 throughputs (ours / torch.matmul = their ms / our ms) and the geometric
@@ -92,7 +94,9 @@ def run(args):
     rows = []
     for dt in args.dtypes:
         dtype = getattr(torch, dt)
-        for set_, kind, m, n, k in shapes(args.batch):
+        todo = ([("custom", "gemm", m, n, k) for m, n, k in args.gemm]
+                if args.gemm else shapes(args.batch))
+        for set_, kind, m, n, k in todo:
             row = {"op": "gemm", "set": set_, "shape": f"{m}x{n}x{k}",
                    "groups_x_channels": kind, "dtype": dt,
                    "launches": args.reps, "device": name,
@@ -168,6 +172,16 @@ def sweeps(base, others):
     return 0
 
 
+def gemm_shape(text):
+    try:
+        m, n, k = (int(x) for x in text.split("x"))
+    except ValueError:
+        m = 0
+    if m < 1 or n < 1 or k < 1:
+        raise argparse.ArgumentTypeError(f"{text}: want MxNxK")
+    return m, n, k
+
+
 def fmt(v, spec):
     return "-" if v is None else format(v, spec)
 
@@ -178,6 +192,10 @@ def main(argv=None):
     p.add_argument("--dtypes", default=",".join(DTYPES),
                    type=lambda s: [d for d in s.split(",") if d])
     p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--gemm", type=gemm_shape, action="append", default=[],
+                   metavar="MxNxK",
+                   help="this shape instead of the models' (repeatable; set "
+                        "custom, as dcnv4-bench --gemm)")
     p.add_argument("--reps", type=int, default=50)
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--device", default="cuda")

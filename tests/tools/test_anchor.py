@@ -467,15 +467,49 @@ def test_gemm_summaries(tmp):
           f"({rc}: {out} {err})")
 
 
+def test_bench_gemm(tmp, torch_ok):
+    """dcnv4-bench --gemm MxNxK times that GEMM (set custom); with
+    PyTorch, gemm_anchor.py --gemm times the same row and --summary pairs
+    them."""
+    out_dir = os.path.join(tmp, "bench-gemm")
+    rc, out, err = run([BENCH, "--ops", "gemm", "--gemm", "33x20x17",
+                        "--dtype", "float32", "--reps", "2", "--no-plot",
+                        "--out", out_dir])
+    check(rc == 0, f"dcnv4-bench --gemm: exit {rc}: {err}")
+    results = os.path.join(out_dir, "results.csv")
+    with open(results, newline="") as f:
+        rows = [r for r in csv.DictReader(f)]
+    check([(r["op"], r["set"], r["shape"], r["groups_x_channels"])
+           for r in rows] == [("gemm", "custom", "33x20x17", "gemm")],
+          f"dcnv4-bench --gemm: its one row: {rows}")
+    for bad in ("33x20", "33x0x17"):
+        rc, out, err = run([BENCH, "--ops", "gemm", "--gemm", bad])
+        check(rc != 0 and "--gemm wants MxNxK" in err,
+              f"dcnv4-bench --gemm {bad}: refused ({rc}: {err})")
+    if not torch_ok:
+        return
+    theirs = os.path.join(tmp, "gemm_custom.csv")
+    rc, out, err = run([sys.executable, GEMM, "--device", "cpu", "--gemm",
+                        "33x20x17", "--dtypes", "float32", "--reps", "2",
+                        "--warmup", "1", "--out", theirs])
+    check(rc == 0, f"gemm_anchor.py --gemm: exit {rc}: {err}")
+    rc, out, err = run([sys.executable, GEMM, "--summary", results, theirs])
+    check(rc == 0 and "custom" in out and "33x20x17" in out
+          and "float32: geometric mean of 1 shapes" in out,
+          f"--summary pairs the custom rows ({rc}: {out} {err})")
+
+
 def main():
     with tempfile.TemporaryDirectory() as tmp:
         test_join(tmp)
         test_runner_arguments(tmp)
         test_gemm_summaries(tmp)
         anchor_csv = None
+        torch_ok = False
         try:
             import numpy as np
             import torch
+            torch_ok = True
         except ImportError as exc:
             print(f"skipped: the runner's PyTorch parts ({exc}); "
                   "tools/setup.sh installs python3-torch")
@@ -488,6 +522,7 @@ def main():
             anchor_csv = test_runner_cpu(tmp)
         if BENCH:
             test_bench(tmp, anchor_csv)
+            test_bench_gemm(tmp, torch_ok)
     return summary()
 
 
