@@ -375,15 +375,13 @@ bool dcn_tuning_parse(const char *text, dcn_tuning_override *out, char *why,
       .fill = (fill_), .kmin = (kmin_))
 
 /* linear_mma.cl for shape class `cls` (0 or 64, see dcn_linear_mma_tuning);
- * staged_: the epilogue through local memory; split-K as linear's (parts at
- * most, work-groups per compute unit aimed at, k per part at least 64),
- * ksplit_ 1 everywhere: every split tried on an H200 was slower (perf-notes
- * §39). */
-#define LINEAR_MMA(cls, tm, tn, tk, local, stages_, staged_, ksplit_, fill_)   \
+ * staged_: the epilogue through local memory. No split-K (ksplit 1): every
+ * split tried on an H200 was slower (perf-notes §39). */
+#define LINEAR_MMA(cls, tm, tn, tk, local, stages_, staged_)                   \
   ROW(DCN_KERNEL_LINEAR_MMA, linear_mma, 0, cls, .tile_m = (tm),               \
       .tile_n = (tn), .tile_k = (tk), .local_size = (local),                   \
-      .stages = (stages_), .staged = (staged_), .ksplit = (ksplit_),           \
-      .fill = (fill_), .kmin = 64)
+      .stages = (stages_), .staged = (staged_), .ksplit = 1, .fill = 2,        \
+      .kmin = 64)
 /* Zeroing: zero.cl (kernel_ 1) in work-groups of `local`, or
  * clEnqueueFillBuffer (0). */
 #define ZERO(kernel_, local)                                                   \
@@ -519,8 +517,8 @@ static const dcn_tuning_row nvidia_sm90[] = {
      * tiles of 8 warps (64x32 each), K in chunks of 32 through 2 buffers
      * (40 KiB); GEMMs of at most 64 columns 128x64 tiles of 4 warps, 3
      * buffers (45 KiB). sm_90 takes the rows below. */
-    LINEAR_MMA(0, 128, 128, 32, 256, 2, 0, 1, 2),
-    LINEAR_MMA(64, 128, 64, 32, 128, 3, 0, 1, 2),
+    LINEAR_MMA(0, 128, 128, 32, 256, 2, 0),
+    LINEAR_MMA(64, 128, 64, 32, 128, 3, 0),
 };
 
 /* sm_90's rings beyond 48 KiB (227 KiB a work-group, ctx->static_local_bytes;
@@ -532,8 +530,8 @@ static const dcn_tuning_row nvidia_sm90[] = {
  * of 64 1.01x. At most 64 columns: 128x64x64 through 2 buffers, staged
  * (36 KiB), 1.25x on those shapes. */
 static const dcn_tuning_row nvidia_sm90_large_local[] = {
-    LINEAR_MMA(0, 128, 128, 64, 256, 3, 1, 1, 2),
-    LINEAR_MMA(64, 128, 64, 64, 128, 2, 1, 1, 2),
+    LINEAR_MMA(0, 128, 128, 64, 256, 3, 1),
+    LINEAR_MMA(64, 128, 64, 64, 128, 2, 1),
 };
 
 /* AMD GPUs (no architecture measured). */
@@ -550,7 +548,7 @@ static const dcn_tuning_row amd[] = {
     /* not measured: CLBlast */
     LINEAR(0, 128, 128, 16, 8, 256, 1, 0, 1, 2, 64),
     /* no tensor-core products: linear_mma.cl's portable build */
-    LINEAR_MMA(0, 64, 64, 32, 128, 2, 0, 1, 2),
+    LINEAR_MMA(0, 64, 64, 32, 128, 2, 0),
     ZERO(0, 256),
 };
 
@@ -568,7 +566,7 @@ static const dcn_tuning_row intel_gpu[] = {
     /* not measured: CLBlast */
     LINEAR(0, 64, 64, 16, 4, 256, 1, 0, 1, 2, 64),
     /* no tensor-core products: linear_mma.cl's portable build */
-    LINEAR_MMA(0, 64, 64, 32, 128, 2, 0, 1, 2),
+    LINEAR_MMA(0, 64, 64, 32, 128, 2, 0),
     ZERO(0, 256),
 };
 
@@ -596,7 +594,7 @@ static const dcn_tuning_row pocl[] = {
     LINEAR(1, 64, 32, 16, 4, 64, 1, 0, 1, 2, 64),
     /* linear_mma.cl's portable build (barriers around every fragment):
      * small tiles of two warps */
-    LINEAR_MMA(0, 32, 32, 16, 64, 2, 0, 1, 2),
+    LINEAR_MMA(0, 32, 32, 16, 64, 2, 0),
     ZERO(0, 256),
 };
 
@@ -662,7 +660,7 @@ static const dcn_tuning_row global_rows[] = {
     FDA_DETERMINISTIC(.local_size = 64, .specialize = 1),
     /* CLBlast; portable tiles if linear.cl is asked for */
     LINEAR(0, 64, 32, 16, 4, 64, 1, 0, 1, 2, 64),
-    LINEAR_MMA(0, 32, 32, 16, 64, 2, 0, 1, 2),
+    LINEAR_MMA(0, 32, 32, 16, 64, 2, 0),
     ZERO(0, 256),
 };
 
