@@ -89,14 +89,7 @@ static void check_events(cl_event *ev, const char *what) {
 }
 
 int main(void) {
-  dcnv4_context_options o;
-  dcnv4_context_options_init(&o);
-  o.enable_profiling = 1;
-  dcnv4_context *ctx = NULL;
-  if (dcnv4_context_create(&o, &ctx) != DCNV4_SUCCESS) {
-    fprintf(stderr, "no OpenCL device\n");
-    return 1;
-  }
+  dcnv4_context *ctx = test_profiling_context();
   char *dir = make_temp_dir("fii-profiled");
   rng r = {test_seed(8)};
   dcnv4_fii *m = small_model(ctx, dir, &r);

@@ -51,10 +51,11 @@ uint64_t test_seed(uint64_t fallback) {
   return seed;
 }
 
-dcnv4_context *test_context(void) {
+static dcnv4_context *open_context(int profiling) {
   char why[512] = "";
   dcnv4_context_options o;
   dcnv4_context_options_init(&o);
+  o.enable_profiling = profiling;
   o.error_buffer = why;
   o.error_buffer_size = sizeof why;
   dcnv4_context *ctx = NULL;
@@ -68,6 +69,10 @@ dcnv4_context *test_context(void) {
          info.device_name, info.platform_name);
   return ctx;
 }
+
+dcnv4_context *test_context(void) { return open_context(0); }
+
+dcnv4_context *test_profiling_context(void) { return open_context(1); }
 
 cl_mem upload_values(dcnv4_context *ctx, const float *values, size_t count,
                      dcnv4_dtype dtype) {

@@ -47,6 +47,8 @@ uint64_t test_seed(uint64_t fallback);
 
 /* A context on $DCNV4_DEVICE / the default; aborts the test if none. */
 dcnv4_context *test_context(void);
+/* The same with profiling events (what the benchmark and tuner time with). */
+dcnv4_context *test_profiling_context(void);
 
 /* A device tensor holding `values` (rounded to dtype by the caller). */
 cl_mem upload_values(dcnv4_context *ctx, const float *values, size_t count,

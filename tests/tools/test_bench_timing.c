@@ -45,14 +45,7 @@ static void release_events(two_commands *t) {
 }
 
 int main(void) {
-  dcnv4_context_options co;
-  dcnv4_context_options_init(&co);
-  co.enable_profiling = 1;
-  dcnv4_context *ctx = NULL;
-  if (dcnv4_context_create(&co, &ctx) != DCNV4_SUCCESS) {
-    fprintf(stderr, "no OpenCL device\n");
-    return 1;
-  }
+  dcnv4_context *ctx = test_profiling_context();
   two_commands t = {0};
   t.big_bytes = (size_t)64 << 20;
   t.fail_at = -1;

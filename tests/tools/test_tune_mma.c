@@ -18,14 +18,7 @@ static double now_seconds(void) {
 
 int main(void) {
   /* The search times with profiling events, as dcnv4-tune's context. */
-  dcnv4_context_options co;
-  dcnv4_context_options_init(&co);
-  co.enable_profiling = 1;
-  dcnv4_context *ctx = NULL;
-  if (dcnv4_context_create(&co, &ctx) != DCNV4_SUCCESS) {
-    fprintf(stderr, "no OpenCL device\n");
-    return 1;
-  }
+  dcnv4_context *ctx = test_profiling_context();
   /* Odd sizes: edges in every direction. */
   static const size_t shapes[2][3] = {{97, 72, 40}, {65, 40, 24}};
   mma_result res;
