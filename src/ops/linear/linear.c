@@ -186,6 +186,15 @@ static dcnv4_status linear_kernel(dcnv4_context *ctx,
   return DCNV4_SUCCESS;
 }
 
+/* g's split-K reduction: linear_reduce of a linear.cl program built for g's
+ * epilogue and output, run as an elementwise pass (dcn_enqueue_1d fits its
+ * work-groups to the kernel's limit). */
+static void use_reduce(dcnv4_context *ctx, dcn_gemm *g, cl_kernel reduce) {
+  g->reduce = reduce;
+  g->reduce_local =
+      dcn_tuning_layer_ops(ctx, DCN_KERNEL_LAYER_ELEMENTWISE).local_size;
+}
+
 /* The few-tile kernels of the configuration `c` that built g->linear: the
  * short tile, and split-K's partial and reduction kernels. A piece that
  * does not build is left out (logged): the GEMMs still run, on the main
@@ -237,10 +246,7 @@ static dcnv4_status few_tile_kernels(dcnv4_context *ctx,
   if (st != DCNV4_SUCCESS)
     return st;
   g->split.partial = partial;
-  g->reduce = reduce;
-  /* an elementwise pass (dcn_enqueue_1d fits it to the kernel's limit) */
-  g->reduce_local =
-      dcn_tuning_layer_ops(ctx, DCN_KERNEL_LAYER_ELEMENTWISE).local_size;
+  use_reduce(ctx, g, reduce);
   g->split.ksplit = c->ksplit;
   g->split.fill = c->fill;
   g->split.kmin = c->kmin;
@@ -531,14 +537,15 @@ static dcnv4_status mma_split_kernels(dcnv4_context *ctx,
   if (st == DCNV4_SUCCESS && !g->reduce) {
     dcn_linear_tuning lc[2];
     const int n = dcn_tuning_linear(ctx, lc);
+    cl_kernel reduce = NULL;
     st = DCNV4_ERROR_BUILD_FAILED;
     for (int i = 0; i < n && st == DCNV4_ERROR_BUILD_FAILED; i++) {
       dcn_gemm r = *g;
-      st =
-          linear_kernel(ctx, &lc[i], g->idx64, &r, &g->reduce, why, sizeof why);
+      st = linear_kernel(ctx, &lc[i], g->idx64, &r, &reduce, why, sizeof why);
     }
-    g->reduce_local =
-        dcn_tuning_layer_ops(ctx, DCN_KERNEL_LAYER_ELEMENTWISE).local_size;
+    /* only a configuration that built and is usable gives the reduction */
+    if (st == DCNV4_SUCCESS)
+      use_reduce(ctx, g, reduce);
   }
   if (st == DCNV4_ERROR_BUILD_FAILED) {
     dcn_log(ctx, DCN_LOG_INFO, "linear_mma: split-K %s; GEMMs run unsplit",
