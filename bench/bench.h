@@ -50,6 +50,7 @@ typedef struct results {
   row *rows;
   int count, capacity;
   double copy_gbps;
+  double launch_floor_ms; /* an empty kernel's own event (bench_timing.h) */
   int failures;
 } results;
 

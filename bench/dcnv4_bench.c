@@ -271,16 +271,16 @@ static void write_csv(const char *path, const results *r) {
   fprintf(f, "op,set,shape,groups_x_channels,dtype,median_ms,min_bytes,gbps,"
              "fraction_of_copy,copy_gbps,verify_error,"
              "tolerance,input_sets,launches,images_per_s,share_of_forward,"
-             "tflops\n");
+             "tflops,launch_floor_ms\n");
   for (int i = 0; i < r->count; i++) {
     const row *x = &r->rows[i];
     fprintf(f,
             "%s,%s,%s,%s,%s,%.5f,%.0f,%.2f,%.4f,%.1f,%.3e,%.0e,%d,%d,%.2f,"
-            "%.4f,%.2f\n",
+            "%.4f,%.2f,%.5f\n",
             x->op, x->set, x->shape, x->config, dcnv4_dtype_name(x->dtype),
             x->ms, x->bytes, x->gbps, x->fraction, r->copy_gbps,
             x->verify_error, x->tolerance, x->sets, x->reps, x->images_per_s,
-            x->share, x->tflops);
+            x->share, x->tflops, r->launch_floor_ms);
   }
   fclose(f);
 }
@@ -296,6 +296,7 @@ static void write_json(const char *path, const results *r,
   cJSON_AddStringToObject(d, "driver", dev->driver_version);
   cJSON_AddNumberToObject(d, "compute_units", dev->compute_units);
   cJSON_AddNumberToObject(root, "copy_bandwidth_gbps", r->copy_gbps);
+  cJSON_AddNumberToObject(root, "launch_floor_ms", r->launch_floor_ms);
   cJSON *rows = cJSON_AddArrayToObject(root, "rows");
   for (int i = 0; i < r->count; i++) {
     const row *x = &r->rows[i];
@@ -574,12 +575,16 @@ int main(int argc, char **argv) {
   if (copy_bytes * 3 > dev.global_memory_bytes)
     copy_bytes = (size_t)(dev.global_memory_bytes / 8);
   res.copy_gbps = copy_bandwidth(ctx, copy_bytes, o.quick ? 10 : 30) * 1e-9;
+  res.launch_floor_ms = launch_floor_ms(ctx, o.quick ? 20 : 100);
   printf("dcnv4 %s benchmark, %s\n", dcnv4_version_string(), when);
   printf("device: %s (%s, driver %s, %u compute units)\n", dev.device_name,
          dev.platform_name, dev.driver_version, dev.compute_units);
   printf("copy bandwidth (clEnqueueCopyBuffer, read+write, %zu MiB): %.1f "
          "GB/s\n",
          copy_bytes >> 20, res.copy_gbps);
+  printf("launch floor (an empty kernel of one work-item, its own event): "
+         "%.4f ms\n",
+         res.launch_floor_ms);
   if (!dev.is_gpu && !o.full_size)
     printf("CPU device: standard shapes at N=1, high-resolution at 1/4 size "
            "(--full-size for the paper's)\n");

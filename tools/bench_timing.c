@@ -71,6 +71,48 @@ double copy_bandwidth(dcnv4_context *ctx, size_t bytes, int reps) {
   return result;
 }
 
+double launch_floor_ms(dcnv4_context *ctx, int reps) {
+  static const char *source = "__kernel void empty_kernel(void) {}\n";
+  cl_context c = dcnv4_context_cl_context(ctx);
+  cl_device_id dev = dcnv4_context_device(ctx);
+  cl_command_queue q = dcnv4_context_queue(ctx);
+  cl_int err;
+  cl_program program = clCreateProgramWithSource(c, 1, &source, NULL, &err);
+  cl_kernel kernel = NULL;
+  if (program && clBuildProgram(program, 1, &dev, "", NULL, NULL) == CL_SUCCESS)
+    kernel = clCreateKernel(program, "empty_kernel", &err);
+  const int warm = 3, total = reps + warm;
+  double *ms = malloc(sizeof *ms * (size_t)(reps > 0 ? reps : 1));
+  cl_event *ends = calloc((size_t)(total > 0 ? total : 1), sizeof *ends);
+  int ok = kernel && ms && ends && reps > 0;
+  const size_t one = 1;
+  for (int i = 0; i < total && ok; i++)
+    ok = clEnqueueNDRangeKernel(q, kernel, 1, NULL, &one, &one, 0, NULL,
+                                &ends[i]) == CL_SUCCESS;
+  clFinish(q);
+  for (int i = 0; i < reps && ok; i++) {
+    cl_ulong start = 0, end = 0;
+    ok = clGetEventProfilingInfo(ends[i + warm], CL_PROFILING_COMMAND_START,
+                                 sizeof start, &start, NULL) == CL_SUCCESS &&
+         clGetEventProfilingInfo(ends[i + warm], CL_PROFILING_COMMAND_END,
+                                 sizeof end, &end, NULL) == CL_SUCCESS &&
+         end >= start;
+    if (ok)
+      ms[i] = 1e-6 * (double)(end - start);
+  }
+  for (int i = 0; ends && i < total; i++)
+    if (ends[i])
+      clReleaseEvent(ends[i]);
+  const double m = ok ? median(ms, reps) : -1;
+  free(ms);
+  free(ends);
+  if (kernel)
+    clReleaseKernel(kernel);
+  if (program)
+    clReleaseProgram(program);
+  return m;
+}
+
 double time_launches(dcnv4_context *ctx, int reps, int nsets, int single,
                      launch_fn launch, void *arg) {
   const int warm = 3, total = reps + warm;

@@ -28,4 +28,11 @@ double time_launches(dcnv4_context *ctx, int reps, int nsets, int single,
  * with clEnqueueCopyBuffer on `bytes`-sized buffers, median of `reps`. */
 double copy_bandwidth(dcnv4_context *ctx, size_t bytes, int reps);
 
+/* The launch floor: median ms of `reps` launches (after 3 warm-up ones) of an
+ * empty kernel of one work-item, each timed by its own event, as a
+ * one-kernel row is. What a row of a few microseconds measures beside its
+ * work; bench/anchor/op_anchor.py times an empty CUDA kernel the way it
+ * times theirs. -1 if the kernel cannot be built or timed. */
+double launch_floor_ms(dcnv4_context *ctx, int reps);
+
 #endif

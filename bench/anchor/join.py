@@ -5,7 +5,11 @@ bench/anchor/fii_anchor.py (PyTorch running upstream's FlashInternImage),
 on (op, set, shape, groups_x_channels, dtype). One line per row: our ms,
 each anchor's ms per call and kernel-only, the speedups over the best
 anchor (its ms / ours: above 1 we are faster; per call and kernel-only),
-and each anchor's crash / wrong marks. Then the targets, where their rows
+and each anchor's crash / wrong marks; then the launch floors (an empty
+kernel timed as each side times its rows: ours by its OpenCL event, the CUDA
+extensions' by torch.profiler), where the files have them, the part of a
+few-microsecond row's kernel-only ratio that is measurement and not work.
+Then the targets, where their rows
 were measured, each `met` or `NOT met` with the rows that miss:
 
   issue 34  FlashDeformAttn backward >= 1.5x the best CUDA extension per
@@ -26,6 +30,7 @@ when no anchor was right, and the line says so.
 import argparse
 import csv
 import math
+import statistics
 import sys
 
 KEY = ("op", "set", "shape", "groups_x_channels", "dtype")
@@ -103,6 +108,29 @@ def read_anchors(paths, prefix):
             key = tuple(r.get(k, "") if k in names else ANY for k in KEY)
             anchors.setdefault(key, {})[impl] = Anchor(r)
     return anchors, impls
+
+
+def launch_floors(ours_path, anchor_paths):
+    """[(who, ms)]: ours, then each anchor implementation's median over
+    its rows, where the CSVs have a launch_floor_ms column."""
+    def values(rows):
+        return [v for v in (number(r.get("launch_floor_ms")) for r in rows)
+                if v is not None]
+    out = []
+    _, rows = read_csv(ours_path)
+    mine = values(rows)
+    if mine:
+        out.append(("ours (OpenCL event)", statistics.median(mine)))
+    by_impl = {}
+    for path in anchor_paths:
+        _, rows = read_csv(path)
+        for r in rows:
+            by_impl.setdefault(r.get("impl") or "pytorch", []).append(r)
+    for impl, rows in by_impl.items():
+        theirs = values(rows)
+        if theirs:
+            out.append((f"{impl} (torch.profiler)", statistics.median(theirs)))
+    return out
 
 
 def lookup(anchors, key):
@@ -261,6 +289,10 @@ def main(argv=None):
     rows = [Row(k, ours.get(k), lookup(anchors, k)) for k in keys]
     rows = [r for r in rows if r.theirs or r.ours is not None]
     print_table(rows, impls)
+    floors = launch_floors(args.ours, args.anchors)
+    if floors:
+        print("launch floor, an empty kernel: " + "; ".join(
+            f"{who} {ms:.4f} ms" for who, ms in floors))
     if args.csv:
         write_csv(args.csv, rows, impls)
     for line in targets(rows):

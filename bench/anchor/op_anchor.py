@@ -17,7 +17,9 @@ with the same keys (op, set, shape, groups_x_channels, dtype):
 Each row has two times: median_ms, CUDA events around each call, calls
 queued back to back (what a caller pays: the extension's zero-filled output
 included); kernel_ms, the CUDA kernels of one call from torch.profiler, the
-zero-fills left out (the figure to hold a kernel against). Inputs are drawn
+zero-fills left out (the figure to hold a kernel against); launch_floor_ms,
+an empty CUDA kernel (torch.cuda._sleep(0), one thread) timed as kernel_ms
+is, beside dcnv4-bench's empty OpenCL kernel. Inputs are drawn
 as dcnv4-bench draws them and rotated over several sets so that one pass is
 several times the L2 cache. Each extension's outputs (forward, and both
 gradients where a backward row is timed) are compared on the same inputs
@@ -77,7 +79,8 @@ DCN_IM2COL_STEP, FDA_IM2COL_STEP = 256, 64
 WARMUP = 3  # dcnv4-bench's
 FIELDS = ("op", "set", "shape", "groups_x_channels", "dtype", "impl",
           "median_ms", "kernel_ms", "kernels_per_call", "verify_error",
-          "status", "input_sets", "launches", "device", "torch")
+          "status", "input_sets", "launches", "device", "torch",
+          "launch_floor_ms")
 WRONG_ABOVE = {"float32": 1e-4, "float16": 1e-2, "bfloat16": 5e-2}
 # ATen's housekeeping kernels: the zero-fill of each output (and memsets).
 FILL = re.compile(r"FillFunctor|fill_kernel|[Mm]emset|zero_")
@@ -629,6 +632,24 @@ class Timer:
         return statistics.median(sums), step
 
 
+    def launch_floor(self):
+        """Median ms of an empty CUDA kernel (torch.cuda._sleep(0): one
+        thread that reads the clock once) from torch.profiler, as kernels()
+        times theirs; None off a GPU or when kernel times are off."""
+        if not (self.cuda and self.kernel_time):
+            return None
+        from torch.profiler import ProfilerActivity, profile
+        for _ in range(WARMUP):
+            self.torch.cuda._sleep(0)
+        self.sync()
+        with profile(activities=[ProfilerActivity.CUDA]) as prof:
+            for _ in range(self.reps):
+                self.torch.cuda._sleep(0)
+            self.sync()
+        times = [k[1] for k in kernel_events(prof)]
+        return statistics.median(times) if times else None
+
+
 def kernel_events(prof):
     """(start, ms, name) of every GPU kernel the profiler saw."""
     import torch
@@ -677,7 +698,8 @@ def child(args, spec, path):
     timer = Timer(torch, dev, args.reps, not args.no_kernel_time)
     base = {"impl": spec["impl"], "launches": args.reps,
             "device": torch.cuda.get_device_name(dev) if dev.type == "cuda"
-            else "cpu", "torch": torch.__version__}
+            else "cpu", "torch": torch.__version__,
+            "launch_floor_ms": timer.launch_floor()}
     try:
         for dtype_name in args.dtypes:
             dtype = getattr(torch, dtype_name)

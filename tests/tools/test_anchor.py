@@ -56,21 +56,24 @@ def write_csv(path, header, rows):
 OURS_HEAD = ["op", "set", "shape", "groups_x_channels", "dtype", "median_ms",
              "min_bytes", "gbps", "fraction_of_copy", "copy_gbps",
              "verify_error", "tolerance", "input_sets", "launches",
-             "images_per_s", "share_of_forward"]
+             "images_per_s", "share_of_forward", "launch_floor_ms"]
 ANCHOR_HEAD = ["op", "set", "shape", "groups_x_channels", "dtype", "impl",
                "median_ms", "kernel_ms", "kernels_per_call", "verify_error",
-               "status", "input_sets", "launches", "device", "torch"]
+               "status", "input_sets", "launches", "device", "torch",
+               "launch_floor_ms"]
+# The launch floors the rows below carry: ours, and each anchor's.
+FLOOR = {"ours": 0.004, "upstream": 0.0015, "fork": 0.002}
 
 
 def ours_row(op, set_, shape, config, dtype, ms, ips=0):
     return [op, set_, shape, config, dtype, ms, 1, 1, 0.1, 3000, 1e-7, 1e-5,
-            1, 50, ips, 0]
+            1, 50, ips, 0, FLOOR["ours"]]
 
 
 def anchor_row(op, set_, shape, config, dtype, impl, ms, kms, status="ok",
                err=3e-7):
     return [op, set_, shape, config, dtype, impl, ms, kms, 1, err, status, 1,
-            50, "H100", "2.11"]
+            50, "H100", "2.11", FLOOR[impl]]
 
 
 # ------------------------------------------------------------------ join
@@ -155,6 +158,11 @@ def test_join(tmp):
           and "(best is wrong)" in bad, "join: crash and wrong marks: " + bad)
     only = line_of("forward", "1x50x80x512")
     check("ours: not measured" in only, "join: an anchor-only row: " + only)
+    floor = [ln for ln in lines if ln.startswith("launch floor")]
+    check(floor == ["launch floor, an empty kernel: ours (OpenCL event) "
+                    "0.0040 ms; upstream (torch.profiler) 0.0015 ms; fork "
+                    "(torch.profiler) 0.0020 ms"],
+          f"join: the launch floors, fii_anchor.py's CSV without: {floor}")
     fii_line = line_of("fii forward", "64x3x224x224")
     check(" 1.07 " in fii_line, "join: fii_anchor.py's CSV joins (27.869/26 "
           "= 1.07): " + fii_line)
@@ -411,11 +419,19 @@ def test_bench(tmp, anchor_csv):
         names = next(csv.reader(f))
     check("upstream_ms" not in names and "speedup" not in names
           and names[:6] == OURS_HEAD[:6], f"dcnv4-bench's CSV header: {names}")
+    with open(results, newline="") as f:
+        floors = {r["launch_floor_ms"] for r in csv.DictReader(f)}
+    check(len(floors) == 1 and 0 < float(floors.pop()) < 1000,
+          "dcnv4-bench's CSV: one launch floor above 0")
+    check("launch floor (an empty kernel" in out,
+          "dcnv4-bench prints its launch floor")
     with open(os.path.join(out_dir, "results.json")) as f:
-        rows = json.load(f)["rows"]
+        doc = json.load(f)
+    rows = doc["rows"]
     check(rows and not any(k.startswith(("upstream", "speedup"))
                            for r in rows for k in r),
           "dcnv4-bench's JSON has no upstream figures")
+    check(doc.get("launch_floor_ms", 0) > 0, "dcnv4-bench's JSON floor")
     if anchor_csv:
         rc, out, err = run([sys.executable, JOIN, results, anchor_csv])
         line = [ln for ln in out.splitlines()

@@ -3,7 +3,9 @@
  * a 4-byte one, as a GEMM split along K is its parts, then the reduction)
  * timed from the marker must count the first command; a failing launch
  * gives -1. A row timed by its last command alone read the reduction of
- * split GEMMs as the whole GEMM (perf-notes §39). */
+ * split GEMMs as the whole GEMM (perf-notes §39). And launch_floor_ms, the
+ * empty kernel's time: above 0, below the 64 MiB fill's, and -1 where the
+ * queue keeps no profiling times. */
 #include "bench_timing.h"
 
 #include "test_util.h"
@@ -76,8 +78,21 @@ int main(void) {
   CHECK(t.launches == WARM + 1, "%d launches after the failure", t.launches);
   release_events(&t);
 
+  /* The launch floor: an empty kernel takes longer than nothing and less
+   * than writing 64 MiB. */
+  const double floor_ms = launch_floor_ms(ctx, REPS);
+  CHECK(floor_ms > 0 && floor_ms < first,
+        "launch floor %g ms (the 64 MiB fill %g ms)", floor_ms, first);
+  printf("launch floor: %.4f ms\n", floor_ms);
+  CHECK(launch_floor_ms(ctx, 0) == -1, "a floor of no launches");
+
   clReleaseMemObject(t.big);
   clReleaseMemObject(t.small);
   dcnv4_context_destroy(ctx);
+
+  /* Without profiling the events have no times: -1. */
+  dcnv4_context *plain = test_context();
+  CHECK(launch_floor_ms(plain, REPS) == -1, "a floor without profiling");
+  dcnv4_context_destroy(plain);
   return test_finish("test_bench_timing");
 }
