@@ -12,8 +12,9 @@
 #include <string.h>
 
 const char *const mma_param_names[MMA_PARAMS] = {
-    "local",   "tilem",  "tilen",    "tilek", "stages",
-    "swizzle", "staged", "prefetch", "raster"};
+    "local",      "tilem",      "tilen",     "tilek",  "stages",
+    "swizzle",    "staged",     "prefetch",  "raster", "small",
+    "smalltilem", "smalltilen", "smalllocal"};
 
 /* Tilings: local tilem tilen tilek stages swizzle. 48 KiB of local memory
  * holds 128x128x32 with 3 stages or 128x256x32 with 2 only with swizzle
@@ -36,6 +37,14 @@ static const int mma_sets[][MMA_TILING] = {
  * raster. */
 static const int switch_values[3][4] = {
     {1, 0, 0, 0}, {1, 0, 0, 0}, {4, 8, 16, 0}};
+/* Then small-launch rules (small smalltilem smalltilen smalllocal): GEMMs
+ * of fewer than 2 or 3 of the class's tiles per compute unit (the 14x14
+ * and 7x7 levels at batch 64 on an H100) on tiles a half or a quarter as
+ * big, several work-groups to a compute unit. */
+static const int small_wide[][MMA_SMALL_RULE] = {
+    {2, 64, 64, 128}, {2, 64, 128, 128}, {2, 128, 64, 128}, {3, 64, 64, 128}};
+static const int small_narrow[][MMA_SMALL_RULE] = {{2, 64, 64, 128},
+                                                   {2, 64, 32, 64}};
 
 int mma_is_default(dcnv4_context *ctx) {
   const dcn_gemm_spec spec = {DCNV4_FLOAT16, DCNV4_FLOAT16, DCN_GEMM_NONE,
@@ -157,11 +166,13 @@ typedef struct class_search {
   mma_class_result *res;
 } class_search;
 
-/* The tilings searched, and the one whose switches are tried when none
- * beats the built-in row. */
+/* The tilings searched, the one whose switches are tried when none
+ * beats the built-in row, and the small-launch rules, per class. */
 typedef struct tiling_list {
   const int (*sets)[MMA_TILING];
   int count, fallback[2]; /* per class */
+  const int (*smalls[2])[MMA_SMALL_RULE];
+  int nsmalls[2];
 } tiling_list;
 
 /* Times candidate v; where it beats *best it becomes the best and cur. */
@@ -223,6 +234,18 @@ static void search_class(dcnv4_context *ctx, dcnv4_dtype dtype, mma_launch *l,
       v[MMA_STAGED + p] = switch_values[p][k];
       try_candidate(&search, v, &best, cur);
     }
+  /* The small-launch rules on the best so far; the first whatever the
+   * time left. */
+  int base_v[MMA_PARAMS];
+  memcpy(base_v, cur, sizeof base_v);
+  for (int s = 0; s < tl->nsmalls[narrow] && (s == 0 || now() < deadline);
+       s++) {
+    int v[MMA_PARAMS];
+    memcpy(v, base_v, sizeof v);
+    for (int p = 0; p < MMA_SMALL_RULE; p++)
+      v[MMA_SMALL + p] = tl->smalls[narrow][s][p];
+    try_candidate(&search, v, &best, cur);
+  }
 out:
   dcnv4_context_set_tuning(ctx, NULL);
   free(base);
@@ -238,8 +261,12 @@ void mma_search(dcnv4_context *ctx, dcnv4_dtype dtype,
                 const size_t (*shapes)[3], int n, int reps, double deadline,
                 double (*now)(void), int verbose, mma_result *res) {
   /* Fallbacks: NVIDIA's built-in tilings (sets 0 and 9). */
-  const tiling_list tl = {
-      mma_sets, (int)(sizeof mma_sets / sizeof *mma_sets), {0, 9}};
+  const tiling_list tl = {mma_sets,
+                          (int)(sizeof mma_sets / sizeof *mma_sets),
+                          {0, 9},
+                          {small_wide, small_narrow},
+                          {(int)(sizeof small_wide / sizeof *small_wide),
+                           (int)(sizeof small_narrow / sizeof *small_narrow)}};
   search(ctx, dtype, shapes, n, reps, deadline, now, verbose, &tl, res);
 }
 
@@ -247,8 +274,10 @@ void mma_search_tilings(dcnv4_context *ctx, dcnv4_dtype dtype,
                         const size_t (*shapes)[3], int n, int reps,
                         double deadline, double (*now)(void), int verbose,
                         const int (*tilings)[MMA_TILING], int ntilings,
+                        const int (*smalls)[MMA_SMALL_RULE], int nsmalls,
                         mma_result *res) {
-  const tiling_list tl = {tilings, ntilings, {0, 0}};
+  const tiling_list tl = {
+      tilings, ntilings, {0, 0}, {smalls, smalls}, {nsmalls, nsmalls}};
   search(ctx, dtype, shapes, n, reps, deadline, now, verbose, &tl, res);
 }
 

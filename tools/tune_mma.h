@@ -1,6 +1,7 @@
 /* dcnv4-tune's search of linear_mma (the GEMM on 16-bit storage,
  * src/ops/linear/linear_mma.cl): tilings, then the layout, epilogue and
- * order switches, per shape class (docs/tuning.md §3.8). */
+ * order switches, then the small-launch rule, per shape class
+ * (docs/tuning.md §3.8). */
 #ifndef DCNV4_TUNE_MMA_H
 #define DCNV4_TUNE_MMA_H
 
@@ -19,11 +20,18 @@ enum {
   MMA_STAGED,
   MMA_PREFETCH,
   MMA_RASTER,
+  MMA_SMALL,
+  MMA_SMALL_TILE_M,
+  MMA_SMALL_TILE_N,
+  MMA_SMALL_LOCAL,
   MMA_PARAMS
 };
 extern const char *const mma_param_names[MMA_PARAMS];
 /* A tiling: the first MMA_TILING parameters (local .. swizzle). */
 #define MMA_TILING 6
+/* A small-launch rule: the last MMA_SMALL_RULE parameters (small ..
+ * smalllocal). */
+#define MMA_SMALL_RULE 4
 
 /* One shape class (group_channels 0: more than 64 columns; 64: at most). */
 typedef struct mma_class_result {
@@ -46,21 +54,22 @@ typedef struct mma_result {
 int mma_is_default(dcnv4_context *ctx);
 
 /* Searches linear_mma for `dtype` on the GEMMs (m, n, k) of `shapes`
- * until `deadline` (now_s() clock: `now`; at least one candidate per
- * class whatever the time left), each candidate checked against
- * the float64 reference on small products first, then timed (median of
+ * until `deadline` (now_s() clock: `now`; at least one tiling and one
+ * small-launch rule per class whatever the time left), each candidate checked
+ * against the float64 reference on small products first, then timed (median of
  * `reps`) on every shape of its class; scores relative to the built-in
  * default. `ctx` times with profiling events (created with
  * enable_profiling). Leaves the context's override empty. */
 void mma_search(dcnv4_context *ctx, dcnv4_dtype dtype,
                 const size_t (*shapes)[3], int n, int reps, double deadline,
                 double (*now)(void), int verbose, mma_result *res);
-/* The same over the given tilings instead of the built-in list (for the
- * tests: small tilings build fast on PoCL). */
+/* The same over the given tilings and small-launch rules instead of the
+ * built-in lists (for the tests: small tilings build fast on PoCL). */
 void mma_search_tilings(dcnv4_context *ctx, dcnv4_dtype dtype,
                         const size_t (*shapes)[3], int n, int reps,
                         double deadline, double (*now)(void), int verbose,
                         const int (*tilings)[MMA_TILING], int ntilings,
+                        const int (*smalls)[MMA_SMALL_RULE], int nsmalls,
                         mma_result *res);
 
 #endif

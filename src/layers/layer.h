@@ -231,13 +231,24 @@ typedef struct dcn_gemm_split {
   int ksplit, fill, kmin;
 } dcn_gemm_split;
 
-/* linear_mma.cl built for one shape class. */
+/* linear_mma.cl built for one tiling. */
 typedef struct dcn_gemm_mma {
-  cl_kernel kernel; /* the context's; NULL: the class is not built */
+  cl_kernel kernel; /* the context's; NULL: not built */
   int tile_m, tile_n;
   size_t local;
   dcn_gemm_split split;
 } dcn_gemm_mma;
+
+/* One shape class of linear_mma.cl: its tiling and, where the tuning has
+ * one that built, the small-launch tiling (dcn_small_tile_tuning) for the
+ * class's GEMMs that its tiling gives fewer than small_below work-groups
+ * per compute unit. Split-K runs on the small tiling where there is one
+ * (only GEMMs that took it split), else on the class's. */
+typedef struct dcn_gemm_mma_class {
+  dcn_gemm_mma tiling;
+  dcn_gemm_mma small; /* kernel NULL: none */
+  int small_below;
+} dcn_gemm_mma_class;
 
 /* The shape classes of linear_mma.cl: GEMMs of at most
  * DCN_GEMM_NARROW_COLUMNS output columns, and the others. */
@@ -266,7 +277,7 @@ typedef struct dcn_gemm {
   /* 16-bit storage: linear_mma.cl per shape class (`mma` set), and whether
    * it is the tensor-core build (`ptx`) or the portable one. */
   bool mma, ptx;
-  dcn_gemm_mma mma_class[DCN_GEMM_MMA_CLASSES];
+  dcn_gemm_mma_class mma_class[DCN_GEMM_MMA_CLASSES];
   /* What follows the product: fused into linear.cl / linear_mma.cl, or
    * CLBlast's pass `post` (fii_ops.cl) instead of `bias`. */
   dcn_gemm_epilogue_kind epilogue;

@@ -41,6 +41,8 @@ static const char *const param_names[DCN_TUNING_PARAMS] = {
     [DCN_PARAM_STAGED] = "staged",
     [DCN_PARAM_PREFETCH] = "prefetch",
     [DCN_PARAM_RASTER] = "raster",
+    [DCN_PARAM_SMALL_TILE_M] = "smalltilem",
+    [DCN_PARAM_SMALL_TILE_N] = "smalltilen",
     [DCN_PARAM_KERNEL] = "kernel",
 };
 
@@ -185,10 +187,14 @@ static const param_spec linear_mma_params[] = {
     INT(linear_mma_t, fill, DCN_PARAM_FILL, 1, 16, false),
     INT(linear_mma_t, kmin, DCN_PARAM_KMIN, 4, 8192, true),
     INT(linear_mma_t, stages, DCN_PARAM_STAGES, 2, 6, false),
+    INT(linear_mma_t, small.below, DCN_PARAM_SMALL, 0, 1024, false),
+    SIZE(linear_mma_t, small.local_size, DCN_PARAM_SMALL_LOCAL, 0),
     SWITCH(linear_mma_t, swizzle, DCN_PARAM_SWIZZLE),
     SWITCH(linear_mma_t, staged, DCN_PARAM_STAGED),
     SWITCH(linear_mma_t, prefetch, DCN_PARAM_PREFETCH),
     INT(linear_mma_t, raster, DCN_PARAM_RASTER, 0, 64, false),
+    INT(linear_mma_t, small.tile_m, DCN_PARAM_SMALL_TILE_M, 0, 256, true),
+    INT(linear_mma_t, small.tile_n, DCN_PARAM_SMALL_TILE_N, 0, 256, true),
 };
 static const param_spec zero_params[] = {
     LOCAL(dcn_zero_tuning),

@@ -67,6 +67,8 @@ typedef enum dcn_tuning_param {
   DCN_PARAM_STAGED,
   DCN_PARAM_PREFETCH,
   DCN_PARAM_RASTER,
+  DCN_PARAM_SMALL_TILE_M,
+  DCN_PARAM_SMALL_TILE_N,
   DCN_PARAM_KERNEL,
   DCN_TUNING_PARAMS
 } dcn_tuning_param;
@@ -183,6 +185,19 @@ typedef struct dcn_linear_tuning {
   dcn_tuning_layer source;
 } dcn_linear_tuning;
 
+/* The small-launch rule of the 16-bit GEMM (linear_mma.cl; linear.c,
+ * dcn_gemm_plan_for): a GEMM that the class's tile would give fewer than
+ * `below` work-groups per compute unit takes tiles of tile_m x tile_n in
+ * work-groups of local_size work-items instead (0 keeps the class's value;
+ * tilek, stages and the switches stay). Several small work-groups share a
+ * compute unit where one big one would hold it alone or leave it idle. */
+typedef struct dcn_small_tile_tuning {
+  int below;         /* small: work-groups per compute unit (0: never) */
+  int tile_m;        /* smalltilem: output rows per work-group */
+  int tile_n;        /* smalltilen: output columns per work-group */
+  size_t local_size; /* smalllocal: work-items per work-group */
+} dcn_small_tile_tuning;
+
 /* The layers' GEMM on 16-bit storage (linear_mma.cl): tensor-core products
  * of m16n8k16 fragments. Shape classes (the lookup's group_channels): 64
  * for GEMMs of at most 64 output columns, 0 for the others. */
@@ -203,6 +218,7 @@ typedef struct dcn_linear_mma_tuning {
   /* Split-K of GEMMs with fewer than fill tiles per compute unit, as
    * linear's: at most ksplit parts (1: none) of at least kmin k. */
   int ksplit, fill, kmin;
+  dcn_small_tile_tuning small;
   dcn_tuning_layer source;
 } dcn_linear_mma_tuning;
 

@@ -7,9 +7,12 @@
  * 1, M, N and K multiples of no tile, K a multiple of 8 (16-byte copies)
  * and not (value by value), N odd (no paired stores), N a multiple of 4
  * and not 8 (the staged epilogue's 16-byte rows in fp32 only), N at most
- * 64 (the narrow shape class). Then a tuned tile the device cannot run (falls
- * back to the built-in one, counted), and bad specs and buffers (a status,
- * a message, nothing written).
+ * 64 (the narrow shape class). With a tuned small-launch tiling (tuning
+ * `small`), exactly the cases with fewer tiles than `small` per compute unit
+ * take it, and some do. Then a tuned tile the device
+ * cannot run (falls back to the built-in one, counted), a small-launch
+ * tiling that cannot run (left out: the class's tiling, not a fallback),
+ * and bad specs and buffers (a status, a message, nothing written).
  *
  * On devices without tensor-core PTX this checks the portable fragments,
  * which compute what ldmatrix and mma.sync compute, fragment for fragment;
@@ -62,13 +65,28 @@ static void random_gemms(dcnv4_context *ctx, rng *r, const combo *c, int count,
    * some of the cases (checked after them). */
   dcn_linear_mma_tuning tuned[2];
   memset(tuned, 0, sizeof tuned);
-  const bool tuned_split = g.mma &&
-                           dcn_tuning_linear_mma(ctx, c->dtype, 0, tuned) > 0 &&
-                           tuned[0].ksplit >= 2;
-  CHECK(!tuned_split || g.mma_class[DCN_GEMM_MMA_WIDE].split.partial,
-        "ksplit %d, yet no split-K kernels", tuned[0].ksplit);
+  const bool tuned_row =
+      g.mma && dcn_tuning_linear_mma(ctx, c->dtype, 0, tuned) > 0;
+  const bool tuned_split = tuned_row && tuned[0].ksplit >= 2;
+  /* A tuned small-launch tiling (small, smalltilem, ...) must have built,
+   * run some of the cases, and carry the split where there is one. */
+  const dcn_gemm_mma_class *wide = &g.mma_class[DCN_GEMM_MMA_WIDE];
+  const bool tuned_small = tuned_row && tuned[0].small.below > 0;
+  dcnv4_device_info dev;
+  const long compute_units =
+      dcnv4_context_device_info(ctx, &dev) == DCNV4_SUCCESS
+          ? (long)dev.compute_units
+          : 1;
+  CHECK(!tuned_small ||
+            (wide->small.kernel && wide->small_below == tuned[0].small.below),
+        "small %d, yet no small-launch tiling", tuned[0].small.below);
+  const dcn_gemm_mma *few = tuned_small ? &wide->small : &wide->tiling;
+  CHECK(!tuned_split || (few->split.partial &&
+                         !(tuned_small && wide->tiling.split.partial)),
+        "ksplit %d, yet no split-K kernels on the few-tile tiling",
+        tuned[0].ksplit);
   double worst = 0;
-  int split = 0;
+  int split = 0, small = 0;
   for (int i = 0; i < count + 4; i++) {
     fii_case fc;
     memset(&fc, 0, sizeof fc);
@@ -103,10 +121,30 @@ static void random_gemms(dcnv4_context *ctx, rng *r, const combo *c, int count,
     }
     fc.with_bias = rng_int(r, 0, 1);
     fc.with_scale = c->epilogue == DCN_GEMM_RESIDUAL && rng_int(r, 0, 1);
-    if (dcn_gemm_plan_for(ctx, &g, (uint64_t)fc.m, (uint64_t)fc.n,
-                          (uint64_t)fc.k)
-            .parts > 1)
-      split++;
+    const dcn_gemm_plan plan = dcn_gemm_plan_for(
+        ctx, &g, (uint64_t)fc.m, (uint64_t)fc.n, (uint64_t)fc.k);
+    split += plan.parts > 1;
+    if (g.mma) {
+      /* The small-launch rule: the class's tiles fewer than small_below
+       * per compute unit. */
+      const dcn_gemm_mma_class *cls =
+          fc.n <= DCN_GEMM_NARROW_COLUMNS &&
+                  g.mma_class[DCN_GEMM_MMA_NARROW].tiling.kernel
+              ? &g.mma_class[DCN_GEMM_MMA_NARROW]
+              : wide;
+      const int tm = cls->tiling.tile_m, tn = cls->tiling.tile_n;
+      const long tiles = (long)((fc.m + tm - 1) / tm) * ((fc.n + tn - 1) / tn);
+      const bool want = cls->small.kernel &&
+                        tiles < (long)cls->small_below * (long)compute_units;
+      /* its kernel, or its split's partial sums */
+      const bool took =
+          cls->small.kernel && (plan.kernel == cls->small.kernel ||
+                                plan.kernel == cls->small.split.partial);
+      CHECK(took == want, "%dx%dx%d: %ld tiles of %dx%d, small %d: %s", fc.m,
+            fc.n, fc.k, tiles, tm, tn, cls->small_below,
+            took ? "took the small tiling" : "did not take the small tiling");
+      small += took;
+    }
     char name[160];
     fii_case_name(&fc, name, sizeof name);
     const double err = fii_check(&fc, ctx, r, &st);
@@ -119,16 +157,21 @@ static void random_gemms(dcnv4_context *ctx, rng *r, const combo *c, int count,
         "the tuned configuration fell back (DCNV4_LOG=info says why)");
   CHECK(!tuned_split || split > 0, "ksplit %d, yet no case split K",
         tuned[0].ksplit);
-  printf("%-8s -> %-8s %-9s %s  worst rel L2 %.2e  split K: %d of %d\n",
+  CHECK(!tuned_small || small > 0,
+        "small %d, yet no case on the small-launch tiling",
+        tuned[0].small.below);
+  printf("%-8s -> %-8s %-9s %s  worst rel L2 %.2e  split K: %d, small "
+         "tiles: %d of %d\n",
          dcnv4_dtype_name(c->dtype), dcnv4_dtype_name(c->out),
          epilogue_names[c->epilogue],
          g.mma ? (g.ptx ? "tensor cores: yes" : "tensor cores: no")
                : "linear.cl        ",
-         worst, split, count + 4);
+         worst, split, small, count + 4);
 }
 
 /* A tuned tile that does not split into its warps falls back to the
- * built-in configuration, counted and still right. */
+ * built-in configuration, counted and still right; a small-launch tiling
+ * that does not is left out, not counted. */
 static void fallback(dcnv4_context *ctx, rng *r) {
   CHECK(dcnv4_context_set_tuning(ctx,
                                  "linear_mma.tilem=16;linear_mma.tilen="
@@ -150,6 +193,30 @@ static void fallback(dcnv4_context *ctx, rng *r) {
         st == DCNV4_SUCCESS ? "ran" : dcnv4_context_last_error(ctx));
   CHECK(dcnv4_context_tuning_fallbacks(ctx) > before,
         "an unusable tile was not counted as a fallback");
+
+  /* A small-launch tiling that does not split into its warps is left out:
+   * the class's tiling runs every GEMM, and nothing falls back. */
+  CHECK(dcnv4_context_set_tuning(
+            ctx, "linear_mma.small=1024;linear_mma.smalltilem=16;"
+                 "linear_mma.smalltilen=16;linear_mma.smalllocal=256") ==
+            DCNV4_SUCCESS,
+        "set_tuning small");
+  const uint64_t before_small = dcnv4_context_tuning_fallbacks(ctx);
+  const dcn_gemm_spec spec = {DCNV4_FLOAT16, DCNV4_FLOAT32, DCN_GEMM_NONE,
+                              true,          false,         true};
+  dcn_gemm g;
+  st = dcn_gemm_prepare_spec(ctx, &spec, &g);
+  CHECK(st == DCNV4_SUCCESS && g.mma &&
+            !g.mma_class[DCN_GEMM_MMA_WIDE].small.kernel &&
+            dcn_gemm_plan_for(ctx, &g, 1, 100, 1).kernel ==
+                g.mma_class[DCN_GEMM_MMA_WIDE].tiling.kernel,
+        "an unusable small-launch tiling: %s",
+        st == DCNV4_SUCCESS ? "built or taken" : dcnv4_context_last_error(ctx));
+  const double err_small = fii_check(&fc, ctx, r, &st);
+  CHECK(err_small <= TOL_FP16, "unusable small tiling: rel L2 %.3g (%s)",
+        err_small, st == DCNV4_SUCCESS ? "ran" : dcnv4_context_last_error(ctx));
+  CHECK(dcnv4_context_tuning_fallbacks(ctx) == before_small,
+        "an unusable small-launch tiling was counted as a fallback");
   dcnv4_context_set_tuning(ctx, "");
 }
 

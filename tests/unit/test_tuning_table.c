@@ -218,19 +218,23 @@ static void test_builtin_table(void) {
      * overriding the first's rows), other NVIDIA GPUs those within 48 KiB. */
     expect_config(d, DCN_KERNEL_LINEAR_MMA, f16, 0,
                   l == 2 ? "local=256;tilem=128;tilen=128;tilek=64;ksplit=1;"
-                           "fill=2;kmin=64;stages=3;"
-                           "swizzle=0;staged=1;prefetch=0;raster=0"
+                           "fill=2;kmin=64;stages=3;small=0;smalllocal=0;"
+                           "swizzle=0;staged=1;prefetch=0;raster=0;"
+                           "smalltilem=0;smalltilen=0"
                          : "local=256;tilem=128;tilen=128;tilek=32;ksplit=1;"
-                           "fill=2;kmin=64;stages=2;"
-                           "swizzle=0;staged=0;prefetch=0;raster=0",
+                           "fill=2;kmin=64;stages=2;small=0;smalllocal=0;"
+                           "swizzle=0;staged=0;prefetch=0;raster=0;"
+                           "smalltilem=0;smalltilen=0",
                   l);
     expect_config(d, DCN_KERNEL_LINEAR_MMA, bf16, 64,
                   l == 2 ? "local=128;tilem=128;tilen=64;tilek=64;ksplit=1;"
-                           "fill=2;kmin=64;stages=2;"
-                           "swizzle=0;staged=1;prefetch=0;raster=0"
+                           "fill=2;kmin=64;stages=2;small=0;smalllocal=0;"
+                           "swizzle=0;staged=1;prefetch=0;raster=0;"
+                           "smalltilem=0;smalltilen=0"
                          : "local=128;tilem=128;tilen=64;tilek=32;ksplit=1;"
-                           "fill=2;kmin=64;stages=3;"
-                           "swizzle=0;staged=0;prefetch=0;raster=0",
+                           "fill=2;kmin=64;stages=3;small=0;smalllocal=0;"
+                           "swizzle=0;staged=0;prefetch=0;raster=0;"
+                           "smalltilem=0;smalltilen=0",
                   l);
   }
   /* CPUs: PoCL's values for PoCL and unknown runtimes; Intel's runtime

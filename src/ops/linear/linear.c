@@ -337,20 +337,27 @@ dcn_gemm_plan dcn_gemm_plan_for(const dcnv4_context *ctx, const dcn_gemm *g,
   dcn_gemm_plan p = {g->linear, g->tile_m, g->tile_n, g->local, 1, k};
   if (g->mma) {
     /* The narrow class where built (the wide one serves every shape). */
-    const dcn_gemm_mma *v = &g->mma_class[DCN_GEMM_MMA_WIDE];
+    const dcn_gemm_mma_class *cls = &g->mma_class[DCN_GEMM_MMA_WIDE];
     if (n <= DCN_GEMM_NARROW_COLUMNS &&
-        g->mma_class[DCN_GEMM_MMA_NARROW].kernel)
-      v = &g->mma_class[DCN_GEMM_MMA_NARROW];
+        g->mma_class[DCN_GEMM_MMA_NARROW].tiling.kernel)
+      cls = &g->mma_class[DCN_GEMM_MMA_NARROW];
+    const dcn_gemm_mma *v = &cls->tiling;
+    uint64_t tiles =
+        ceil_div(m, (uint64_t)v->tile_m) * ceil_div(n, (uint64_t)v->tile_n);
+    /* The small-launch tiling below small_below work-groups per unit. */
+    const uint64_t cu = ctx->compute_units ? ctx->compute_units : 1;
+    if (cls->small.kernel && tiles < (uint64_t)cls->small_below * cu) {
+      v = &cls->small;
+      tiles =
+          ceil_div(m, (uint64_t)v->tile_m) * ceil_div(n, (uint64_t)v->tile_n);
+    }
     p.kernel = v->kernel;
     p.tile_m = v->tile_m;
     p.tile_n = v->tile_n;
     p.local = v->local;
-    /* Split where the class's tiles are fewer than fill per compute unit. */
+    /* Split where the tiles are fewer than fill per compute unit. */
     if (v->split.partial && g->reduce)
-      split_k(ctx, g, &v->split,
-              ceil_div(m, (uint64_t)v->tile_m) *
-                  ceil_div(n, (uint64_t)v->tile_n),
-              m, n, k, &p);
+      split_k(ctx, g, &v->split, tiles, m, n, k, &p);
     return p;
   }
   if (!g->own)
@@ -515,6 +522,21 @@ static dcnv4_status mma_kernel(dcnv4_context *ctx,
   return DCNV4_SUCCESS;
 }
 
+/* linear_mma.cl built from `c` as g's other kernels were (tensor cores or
+ * not) into `out`; DCNV4_ERROR_BUILD_FAILED with `why` where it was not. */
+static dcnv4_status mma_kernel_like(dcnv4_context *ctx,
+                                    const dcn_linear_mma_tuning *c,
+                                    const dcn_gemm *g, dcn_gemm_mma *out,
+                                    char *why, size_t size) {
+  bool ptx = false;
+  dcnv4_status st = mma_kernel(ctx, c, g, out, &ptx, why, size);
+  if (st == DCNV4_SUCCESS && ptx != g->ptx) {
+    snprintf(why, size, "built for other fragments than the GEMM's");
+    st = DCNV4_ERROR_BUILD_FAILED;
+  }
+  return st;
+}
+
 /* Split-K for class `v` built from `c` (c->ksplit >= 2): v's tiling
  * without epilogue into fp32 partial sums, built as v was (tensor cores or
  * not), and g->reduce, linear.cl's linear_reduce for g's epilogue and
@@ -528,12 +550,7 @@ static dcnv4_status mma_split_kernels(dcnv4_context *ctx,
   p.epilogue = DCN_GEMM_NONE;
   p.out = DCNV4_FLOAT32;
   dcn_gemm_mma part;
-  bool ptx = false;
-  dcnv4_status st = mma_kernel(ctx, c, &p, &part, &ptx, why, sizeof why);
-  if (st == DCNV4_SUCCESS && ptx != g->ptx) {
-    snprintf(why, sizeof why, "built for other fragments than the GEMM's");
-    st = DCNV4_ERROR_BUILD_FAILED;
-  }
+  dcnv4_status st = mma_kernel_like(ctx, c, &p, &part, why, sizeof why);
   if (st == DCNV4_SUCCESS && !g->reduce) {
     dcn_linear_tuning lc[2];
     const int n = dcn_tuning_linear(ctx, lc);
@@ -561,6 +578,45 @@ static dcnv4_status mma_split_kernels(dcnv4_context *ctx,
   return DCNV4_SUCCESS;
 }
 
+/* The few-work-group kernels of class `cls`, whose tiling `c` built: the
+ * small-launch tiling where `c` has one (left out, logged, where it does
+ * not build), then split-K's kernels for the tiling GEMMs with few tiles
+ * run on (the small one where there is one; linear.cl's short tile
+ * likewise). */
+static dcnv4_status mma_few_tile_kernels(dcnv4_context *ctx,
+                                         const dcn_linear_mma_tuning *c,
+                                         dcn_gemm *g, dcn_gemm_mma_class *cls) {
+  dcn_linear_mma_tuning small = *c;
+  dcn_gemm_mma *few = &cls->tiling;
+  if (c->small.below > 0 &&
+      c->small.tile_m + c->small.tile_n + (int)c->small.local_size > 0) {
+    if (c->small.tile_m)
+      small.tile_m = c->small.tile_m;
+    if (c->small.tile_n)
+      small.tile_n = c->small.tile_n;
+    if (c->small.local_size)
+      small.local_size = c->small.local_size;
+    char why[200] = "";
+    dcnv4_status st =
+        mma_kernel_like(ctx, &small, g, &cls->small, why, sizeof why);
+    if (st == DCNV4_SUCCESS) {
+      cls->small_below = c->small.below;
+      few = &cls->small;
+    } else if (st != DCNV4_ERROR_BUILD_FAILED)
+      return st;
+    else {
+      memset(&cls->small, 0, sizeof cls->small);
+      dcn_log(ctx, DCN_LOG_INFO,
+              "linear_mma: the small-launch tiling (%dx%d, local %zu) %s; "
+              "none",
+              small.tile_m, small.tile_n, small.local_size, why);
+      small = *c;
+    }
+  }
+  return c->ksplit >= 2 ? mma_split_kernels(ctx, &small, g, few)
+                        : DCNV4_SUCCESS;
+}
+
 /* 16-bit storage: linear_mma.cl for each shape class, the tuned
  * configuration or else the built-in one. */
 static dcnv4_status prepare_mma(dcnv4_context *ctx, dcn_gemm *g) {
@@ -575,12 +631,11 @@ static dcnv4_status prepare_mma(dcnv4_context *ctx, dcn_gemm *g) {
     char why[200] = "";
     for (int i = 0; i < n && st == DCNV4_ERROR_BUILD_FAILED; i++) {
       bool ptx = false;
-      st = mma_kernel(ctx, &cfgs[i], g, &g->mma_class[cls], &ptx, why,
+      st = mma_kernel(ctx, &cfgs[i], g, &g->mma_class[cls].tiling, &ptx, why,
                       sizeof why);
       if (st == DCNV4_SUCCESS) {
         g->ptx = ptx;
-        if (cfgs[i].ksplit >= 2)
-          st = mma_split_kernels(ctx, &cfgs[i], g, &g->mma_class[cls]);
+        st = mma_few_tile_kernels(ctx, &cfgs[i], g, &g->mma_class[cls]);
       } else if (st == DCNV4_ERROR_BUILD_FAILED && i + 1 < n)
         dcn_tuning_log_fallback(ctx, DCN_KERNEL_LINEAR_MMA, &cfgs[i],
                                 &cfgs[i + 1], why);
