@@ -26,14 +26,16 @@
  * with a bias as the layers use it) on CLBlast with the winning sets against
  * this library's kernel (linear.cl) with each tile set of a curated
  * list; the faster is stored as the "linear" kernel entry (backend, tiles).
- * On linear.cl, last, the few-tile parameters (split-K parts at most,
- * work-groups per compute unit, k per part; coordinate search over the
+ * On linear.cl, last, the few-tile parameters (short tile rows, split-K
+ * parts at most, work-groups per compute unit, k per part; coordinate
+ * search over the
  * FlashInternImage MLP's shapes too, C x 4C and 4C x C, whose small-M
  * products split). Then, for each 16-bit dtype asked for, linear_mma (the
  * GEMM on 16-bit storage, tensor cores) where the device's 16-bit GEMMs
  * run it (or --mma): a list of tilings, then its staged / prefetch /
- * raster switches on the best, per shape class (more than 64 columns, at
- * most 64), on the same GEMM shapes (tools/tune_mma.c).
+ * raster switches on the best, then small-launch rules, per shape class
+ * (more than 64 columns, at most 64), on the same GEMM shapes
+ * (tools/tune_mma.c).
  *
  * The file is merged: entries of kernels not tuned in this run are kept. */
 #include "bench_timing.h"
@@ -986,7 +988,7 @@ typedef struct linear_result {
   double ms_total, default_ms_total, clblast_ms_total;
   int tried, rejected;
   /* linear.cl's few-tile parameters, where a set beat the tiles alone */
-  int split_found, ksplit, fill, kmin;
+  int split_found, short_m, ksplit, fill, kmin;
 } linear_result;
 
 static void linear_tuning_text(int set, char *out, size_t size) {
@@ -998,27 +1000,30 @@ static void linear_tuning_text(int set, char *out, size_t size) {
 }
 
 /* The few-tile parameters on top of the tiles chosen (res; the built-in
- * ones where none won): a coordinate search, ksplit then fill then kmin,
- * each value kept where it beats the best score so far by 2 %. `base`: the
- * built-in default's times; `best` the score to beat. */
+ * ones where none won): a coordinate search, shortm then ksplit then fill
+ * then kmin, each value kept where it beats the best score so far by 2 %.
+ * `base`: the built-in default's times; `best` the score to beat. */
 static void search_split(dcnv4_context *ctx, gemm_data *g, int n, int reps,
                          double deadline, const double *base, double best,
                          linear_result *res, int verbose) {
-  static const int values[3][5] = {
-      {1, 4, 8, 16, 32}, {1, 2, 4, 8, 0}, {32, 64, 128, 256, 0}};
-  static const char *const names[3] = {"ksplit", "fill", "kmin"};
+  /* -1 ends a list (shortm 0: no short tile) */
+  static const int values[4][6] = {{0, 32, 64, 128, -1},
+                                   {1, 4, 8, 16, 32, -1},
+                                   {1, 2, 4, 8, -1},
+                                   {32, 64, 128, 256, -1}};
+  static const char *const names[4] = {"shortm", "ksplit", "fill", "kmin"};
   char tiles[200] = "";
   if (res->found)
     linear_tuning_text(res->set, tiles, sizeof tiles);
   /* the starting point: the device's built-in values */
-  char from[160];
-  int cur[3] = {1, 2, 64};
+  char from[200];
+  int cur[4] = {0, 1, 2, 64};
   if (dcnv4_context_set_tuning(ctx, tiles) != DCNV4_SUCCESS ||
       dcnv4_context_get_tuning(ctx, "linear", DCNV4_FLOAT32, 0, from,
                                sizeof from, NULL) != DCNV4_SUCCESS ||
       !strstr(from, "backend=1"))
     return; /* CLBlast: nothing to split */
-  for (int p = 0; p < 3; p++) {
+  for (int p = 0; p < 4; p++) {
     char key[16];
     snprintf(key, sizeof key, "%s=", names[p]);
     const char *at = strstr(from, key);
@@ -1026,18 +1031,20 @@ static void search_split(dcnv4_context *ctx, gemm_data *g, int n, int reps,
       cur[p] = atoi(at + strlen(key));
   }
   double *ms = calloc((size_t)n, sizeof *ms);
-  for (int p = 0; p < 3 && ms; p++)
-    for (int v = 0; v < 5 && values[p][v]; v++) {
-      if (p > 0 && cur[0] < 2)
+  for (int p = 0; p < 4 && ms; p++)
+    for (int v = 0; values[p][v] >= 0; v++) {
+      if (p > 1 && cur[1] < 2)
         break; /* unsplit: fill and kmin do nothing */
       if (now_s() > deadline || values[p][v] == cur[p])
         continue;
-      int trial[3] = {cur[0], cur[1], cur[2]};
+      int trial[4] = {cur[0], cur[1], cur[2], cur[3]};
       trial[p] = values[p][v];
-      char tuning[320];
+      char tuning[360];
       snprintf(tuning, sizeof tuning,
-               "%s%slinear.ksplit=%d;linear.fill=%d;linear.kmin=%d", tiles,
-               *tiles ? ";" : "", trial[0], trial[1], trial[2]);
+               "%s%slinear.shortm=%d;linear.ksplit=%d;linear.fill=%d;"
+               "linear.kmin=%d",
+               tiles, *tiles ? ";" : "", trial[0], trial[1], trial[2],
+               trial[3]);
       double total = 0;
       double score = linear_score(ctx, g, n, tuning, base, ms, reps, &total);
       res->tried++;
@@ -1050,9 +1057,10 @@ static void search_split(dcnv4_context *ctx, gemm_data *g, int n, int reps,
         best = score;
         memcpy(cur, trial, sizeof cur);
         res->split_found = 1;
-        res->ksplit = trial[0];
-        res->fill = trial[1];
-        res->kmin = trial[2];
+        res->short_m = trial[0];
+        res->ksplit = trial[1];
+        res->fill = trial[2];
+        res->kmin = trial[3];
         res->ms_total = total;
       }
     }
@@ -1270,6 +1278,7 @@ static int write_file(const char *path, const dcnv4_device_info *dev,
       cJSON_AddNumberToObject(p, "unroll", 1);
     }
     if (linear->split_found) {
+      cJSON_AddNumberToObject(p, "shortm", linear->short_m);
       cJSON_AddNumberToObject(p, "ksplit", linear->ksplit);
       cJSON_AddNumberToObject(p, "fill", linear->fill);
       cJSON_AddNumberToObject(p, "kmin", linear->kmin);
@@ -1614,9 +1623,9 @@ int main(int argc, char **argv) {
                "%d rejected)\n",
                lres.default_ms_total, lres.tried, lres.rejected);
       if (lres.split_found)
-        printf("  linear      few-tile GEMMs: ksplit %d, fill %d, kmin %d: "
-               "%.3f ms (built-in default %.3f ms)\n",
-               lres.ksplit, lres.fill, lres.kmin, lres.ms_total,
+        printf("  linear      few-tile GEMMs: shortm %d, ksplit %d, fill %d, "
+               "kmin %d: %.3f ms (built-in default %.3f ms)\n",
+               lres.short_m, lres.ksplit, lres.fill, lres.kmin, lres.ms_total,
                lres.default_ms_total);
     } else {
       fprintf(stderr, "dcnv4-tune: CLBlast's default SGEMM fails its check\n");
