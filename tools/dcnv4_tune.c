@@ -1030,12 +1030,18 @@ static void search_split(dcnv4_context *ctx, gemm_data *g, int n, int reps,
     if (at)
       cur[p] = atoi(at + strlen(key));
   }
+  /* A short tile not below the tiles' rows is none (shortm 0). */
+  const char *tm = strstr(from, "tilem=");
+  const int tile_m = tm ? atoi(tm + strlen("tilem=")) : 0;
+  if (cur[0] >= tile_m)
+    cur[0] = 0;
   double *ms = calloc((size_t)n, sizeof *ms);
   for (int p = 0; p < 4 && ms; p++)
     for (int v = 0; values[p][v] >= 0; v++) {
       if (p > 1 && cur[1] < 2)
         break; /* unsplit: fill and kmin do nothing */
-      if (now_s() > deadline || values[p][v] == cur[p])
+      if (now_s() > deadline || values[p][v] == cur[p] ||
+          (p == 0 && values[p][v] >= tile_m))
         continue;
       int trial[4] = {cur[0], cur[1], cur[2], cur[3]};
       trial[p] = values[p][v];
@@ -1101,8 +1107,12 @@ static void search_linear(dcnv4_context *ctx, gemm_data *g, int n, int reps,
   }
   if (verbose)
     printf("    CLBlast + bias pass: score %.3f (%.3f ms)\n", score, total);
+  /* A third of the time left is the few-tile search's: on a slow device
+   * the tile sets alone would take it all. */
+  const double left = deadline - now_s();
+  const double tiles_deadline = now_s() + (left > 0 ? left * 2 / 3 : 0);
   for (int c = 0; c < (int)(sizeof linear_sets / sizeof linear_sets[0]); c++) {
-    if (now_s() > deadline)
+    if (now_s() > tiles_deadline)
       break;
     char tuning[200];
     linear_tuning_text(c, tuning, sizeof tuning);
