@@ -1036,13 +1036,15 @@ static void search_split(dcnv4_context *ctx, gemm_data *g, int n, int reps,
   if (cur[0] >= tile_m)
     cur[0] = 0;
   double *ms = calloc((size_t)n, sizeof *ms);
+  int timed = 0; /* the first candidate whatever the time left */
   for (int p = 0; p < 4 && ms; p++)
     for (int v = 0; values[p][v] >= 0; v++) {
       if (p > 1 && cur[1] < 2)
         break; /* unsplit: fill and kmin do nothing */
-      if (now_s() > deadline || values[p][v] == cur[p] ||
+      if ((timed && now_s() > deadline) || values[p][v] == cur[p] ||
           (p == 0 && values[p][v] >= tile_m))
         continue;
+      timed++;
       int trial[4] = {cur[0], cur[1], cur[2], cur[3]};
       trial[p] = values[p][v];
       char tuning[360];

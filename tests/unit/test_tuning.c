@@ -10,6 +10,10 @@
  *   test_tuning tool DCNV4_TUNE
  *     dcnv4-tune with a small budget on a tiny shape writes a file that a
  *     new context reads and computes correctly with.
+ *   test_tuning tool_gemm DCNV4_TUNE
+ *     its GEMM search: CLBlast's sets, linear.cl's tiles and the few-tile
+ *     parameters each timed; the file loads and dcnv4_linear_forward is
+ *     right under it.
  *   test_tuning gemm TEST_GOLDEN GOLDEN_DIR
  *     the file's CLBlast parameters are applied to the layers' GEMMs; sets
  *     the device cannot run, and kernels the library does not tune, leave
@@ -19,8 +23,10 @@
 #include "fda_problem.h"
 #include "run_tool_util.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 static char *tmp_dir;
 static dcnv4_device_info dev;
@@ -605,6 +611,89 @@ static int mode_tool(const char *tool) {
   return 0;
 }
 
+/* dcnv4-tune's GEMM search end to end (the fp32 projections of one tiny
+ * layer shape): CLBlast's sets, linear.cl's tile sets, then the few-tile
+ * parameters (at least one candidate whatever the time); the file it
+ * writes loads, and dcnv4_linear_forward under it is right and falls back
+ * nowhere. */
+static int mode_tool_gemm(const char *tool) {
+  char *out = path_of("tuned_gemm.json");
+  char *log = path_of("tune_gemm.log");
+  char cmd[8192];
+  snprintf(cmd, sizeof cmd,
+           "'%s' --op gemm --dtype float32 --shape 1x8x8x32 "
+           "--group-channels 16 --budget 40 --reps 2 --verbose --out '%s' "
+           ">'%s' 2>&1",
+           tool, out, log);
+  const int rc = system(cmd);
+  CHECK(WIFEXITED(rc) && WEXITSTATUS(rc) == 0, "dcnv4-tune --op gemm: %d", rc);
+  int summary = 0, tiles = 0, few = 0;
+  char line[4096];
+  FILE *f = fopen(log, "r");
+  while (f && fgets(line, sizeof line, f)) {
+    summary += strstr(line, "gemm float32 (") != NULL;
+    tiles += strncmp(line, "    linear ", 11) == 0 && strstr(line, " vec ");
+    few += strstr(line, "linear.shortm=") != NULL;
+  }
+  if (f)
+    fclose(f);
+  CHECK(summary == 1 && tiles >= 1 && few >= 1,
+        "dcnv4-tune's GEMM search: %d summary, %d tile set(s), %d few-tile "
+        "candidate(s) (log %s)",
+        summary, tiles, few, log);
+
+  setenv("DCNV4_TUNING_FILE", out, 1);
+  dcnv4_context *ctx = NULL;
+  if (dcnv4_context_create(NULL, &ctx) == DCNV4_SUCCESS) {
+    CHECK(loaded(ctx) == 1, "the tuned GEMM file was not loaded");
+    /* 64 rows x 40 outputs x 32 inputs, as the layer's projections */
+    enum { ROWS = 64, OUTS = 40, INS = 32 };
+    static float x[ROWS * INS], w[OUTS * INS], b[OUTS], y0[ROWS * OUTS];
+    rng r = {5};
+    for (int i = 0; i < ROWS * INS; i++)
+      x[i] = (float)rng_uniform(&r, -1, 1);
+    for (int i = 0; i < OUTS * INS; i++)
+      w[i] = (float)rng_uniform(&r, -1, 1);
+    for (int i = 0; i < OUTS; i++)
+      b[i] = (float)rng_uniform(&r, -1, 1);
+    cl_mem dx = upload_values(ctx, x, ROWS * INS, DCNV4_FLOAT32),
+           dw = upload_values(ctx, w, OUTS * INS, DCNV4_FLOAT32),
+           db = upload_values(ctx, b, OUTS, DCNV4_FLOAT32),
+           dy = upload_values(ctx, y0, ROWS * OUTS, DCNV4_FLOAT32);
+    const dcnv4_status st = dcnv4_linear_forward(ctx, ROWS, OUTS, INS, dx, dw,
+                                                 db, dy, 0, NULL, NULL);
+    CHECK(st == DCNV4_SUCCESS, "linear under the tuned file: %s",
+          dcnv4_context_last_error(ctx));
+    double *y = download_values(ctx, dy, ROWS * OUTS, DCNV4_FLOAT32);
+    double num = 0, den = 0;
+    for (int i = 0; y && i < ROWS; i++)
+      for (int o = 0; o < OUTS; o++) {
+        double want = b[o];
+        for (int k = 0; k < INS; k++)
+          want += (double)x[i * INS + k] * (double)w[o * INS + k];
+        const double d = y[i * OUTS + o] - want;
+        num += d * d;
+        den += want * want;
+      }
+    CHECK(y && sqrt(num / den) <= TOL_FP32,
+          "linear under the tuned file: rel L2 %.3g",
+          y ? sqrt(num / den) : -1.0);
+    CHECK(dcnv4_context_tuning_fallbacks(ctx) == 0,
+          "the tuner stored a GEMM configuration that does not build");
+    free(y);
+    clReleaseMemObject(dx);
+    clReleaseMemObject(dw);
+    clReleaseMemObject(db);
+    clReleaseMemObject(dy);
+    dcnv4_context_destroy(ctx);
+  } else
+    CHECK(0, "no context with the tuned GEMM file");
+  unsetenv("DCNV4_TUNING_FILE");
+  free(out);
+  free(log);
+  return 0;
+}
+
 /* Runs the golden layer cases with `file`; returns the exit status and
  * whether stderr (DCNV4_LOG) contains `needle`. */
 static int golden_with(const char *golden, const char *dir, const char *file,
@@ -711,6 +800,8 @@ int main(int argc, char **argv) {
     mode_file(argv[2]);
   else if (!strcmp(argv[1], "tool"))
     mode_tool(argv[2]);
+  else if (!strcmp(argv[1], "tool_gemm"))
+    mode_tool_gemm(argv[2]);
   else if (!strcmp(argv[1], "gemm") && argc >= 4)
     mode_gemm(argv[2], argv[3]);
   else {
