@@ -1110,11 +1110,12 @@ static void search_linear(dcnv4_context *ctx, gemm_data *g, int n, int reps,
   if (verbose)
     printf("    CLBlast + bias pass: score %.3f (%.3f ms)\n", score, total);
   /* A third of the time left is the few-tile search's: on a slow device
-   * the tile sets alone would take it all. */
+   * the tile sets alone would take it all. The first set whatever the
+   * time left, as the few-tile search's first candidate. */
   const double left = deadline - now_s();
   const double tiles_deadline = now_s() + (left > 0 ? left * 2 / 3 : 0);
   for (int c = 0; c < (int)(sizeof linear_sets / sizeof linear_sets[0]); c++) {
-    if (now_s() > tiles_deadline)
+    if (c > 0 && now_s() > tiles_deadline)
       break;
     char tuning[200];
     linear_tuning_text(c, tuning, sizeof tuning);

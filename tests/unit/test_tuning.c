@@ -612,17 +612,18 @@ static int mode_tool(const char *tool) {
 }
 
 /* dcnv4-tune's GEMM search end to end (the fp32 projections of one tiny
- * layer shape): CLBlast's sets, linear.cl's tile sets, then the few-tile
- * parameters (at least one candidate whatever the time); the file it
- * writes loads, and dcnv4_linear_forward under it is right and falls back
- * nowhere. */
+ * layer shape), on a budget that the first candidates exhaust: CLBlast's
+ * sets, then linear.cl's tile sets and the few-tile parameters, each of
+ * these two timing its first candidate whatever the time left (so the
+ * checks hold on a slow or busy machine); the file it writes loads, and
+ * dcnv4_linear_forward under it is right and falls back nowhere. */
 static int mode_tool_gemm(const char *tool) {
   char *out = path_of("tuned_gemm.json");
   char *log = path_of("tune_gemm.log");
   char cmd[8192];
   snprintf(cmd, sizeof cmd,
            "'%s' --op gemm --dtype float32 --shape 1x8x8x32 "
-           "--group-channels 16 --budget 40 --reps 2 --verbose --out '%s' "
+           "--group-channels 16 --budget 8 --reps 2 --verbose --out '%s' "
            ">'%s' 2>&1",
            tool, out, log);
   const int rc = system(cmd);
