@@ -3,20 +3,28 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-static cl_ulong profile(cl_event e, cl_profiling_info what) {
-  cl_ulong t = 0;
-  clGetEventProfilingInfo(e, what, sizeof t, &t, NULL);
-  return t;
+/* Nanoseconds between two profiling times of events a and b, or -1 where
+ * either is unavailable (a queue without profiling) or b is before a. */
+static double nanoseconds(cl_event a, cl_profiling_info at, cl_event b,
+                          cl_profiling_info bt) {
+  cl_ulong ta = 0, tb = 0;
+  if (clGetEventProfilingInfo(a, at, sizeof ta, &ta, NULL) != CL_SUCCESS ||
+      clGetEventProfilingInfo(b, bt, sizeof tb, &tb, NULL) != CL_SUCCESS ||
+      tb < ta)
+    return -1;
+  return (double)(tb - ta);
 }
 
 double event_ms(cl_event e) {
-  return 1e-6 * (double)(profile(e, CL_PROFILING_COMMAND_END) -
-                         profile(e, CL_PROFILING_COMMAND_START));
+  const double ns =
+      nanoseconds(e, CL_PROFILING_COMMAND_START, e, CL_PROFILING_COMMAND_END);
+  return ns < 0 ? -1 : 1e-6 * ns;
 }
 
 double span_ms(cl_event before, cl_event after) {
-  return 1e-6 * (double)(profile(after, CL_PROFILING_COMMAND_END) -
-                         profile(before, CL_PROFILING_COMMAND_END));
+  const double ns = nanoseconds(before, CL_PROFILING_COMMAND_END, after,
+                                CL_PROFILING_COMMAND_END);
+  return ns < 0 ? -1 : 1e-6 * ns;
 }
 
 cl_event enqueue_marker(dcnv4_context *ctx) {
@@ -71,41 +79,28 @@ double copy_bandwidth(dcnv4_context *ctx, size_t bytes, int reps) {
   return result;
 }
 
+static dcnv4_status launch_empty(dcnv4_context *ctx, int set, void *arg,
+                                 cl_event *end) {
+  (void)set;
+  const size_t one = 1;
+  return clEnqueueNDRangeKernel(dcnv4_context_queue(ctx), (cl_kernel)arg, 1,
+                                NULL, &one, &one, 0, NULL, end) == CL_SUCCESS
+             ? DCNV4_SUCCESS
+             : DCNV4_ERROR_OPENCL;
+}
+
 double launch_floor_ms(dcnv4_context *ctx, int reps) {
   static const char *source = "__kernel void empty_kernel(void) {}\n";
-  cl_context c = dcnv4_context_cl_context(ctx);
   cl_device_id dev = dcnv4_context_device(ctx);
-  cl_command_queue q = dcnv4_context_queue(ctx);
   cl_int err;
-  cl_program program = clCreateProgramWithSource(c, 1, &source, NULL, &err);
+  cl_program program = clCreateProgramWithSource(dcnv4_context_cl_context(ctx),
+                                                 1, &source, NULL, &err);
   cl_kernel kernel = NULL;
   if (program && clBuildProgram(program, 1, &dev, "", NULL, NULL) == CL_SUCCESS)
     kernel = clCreateKernel(program, "empty_kernel", &err);
-  const int warm = 3, total = reps + warm;
-  double *ms = malloc(sizeof *ms * (size_t)(reps > 0 ? reps : 1));
-  cl_event *ends = calloc((size_t)(total > 0 ? total : 1), sizeof *ends);
-  int ok = kernel && ms && ends && reps > 0;
-  const size_t one = 1;
-  for (int i = 0; i < total && ok; i++)
-    ok = clEnqueueNDRangeKernel(q, kernel, 1, NULL, &one, &one, 0, NULL,
-                                &ends[i]) == CL_SUCCESS;
-  clFinish(q);
-  for (int i = 0; i < reps && ok; i++) {
-    cl_ulong start = 0, end = 0;
-    ok = clGetEventProfilingInfo(ends[i + warm], CL_PROFILING_COMMAND_START,
-                                 sizeof start, &start, NULL) == CL_SUCCESS &&
-         clGetEventProfilingInfo(ends[i + warm], CL_PROFILING_COMMAND_END,
-                                 sizeof end, &end, NULL) == CL_SUCCESS &&
-         end >= start;
-    if (ok)
-      ms[i] = 1e-6 * (double)(end - start);
-  }
-  for (int i = 0; ends && i < total; i++)
-    if (ends[i])
-      clReleaseEvent(ends[i]);
-  const double m = ok ? median(ms, reps) : -1;
-  free(ms);
-  free(ends);
+  const double m = kernel && reps > 0
+                       ? time_launches(ctx, reps, 1, 1, launch_empty, kernel)
+                       : -1;
   if (kernel)
     clReleaseKernel(kernel);
   if (program)
@@ -125,9 +120,11 @@ double time_launches(dcnv4_context *ctx, int reps, int nsets, int single,
     ok = launch(ctx, i % nsets, arg, &ends[i]) == DCNV4_SUCCESS && ends[i];
   }
   clFinish(dcnv4_context_queue(ctx));
+  const int launched = ok;
   for (int i = 0; i < reps && ok; i++) {
     int k = i + warm;
     ms[i] = single ? event_ms(ends[k]) : span_ms(marks[k], ends[k]);
+    ok = ms[i] >= 0;
   }
   for (int i = 0; marks && ends && i < total; i++) {
     if (marks[i])
@@ -136,8 +133,10 @@ double time_launches(dcnv4_context *ctx, int reps, int nsets, int single,
       clReleaseEvent(ends[i]);
   }
   double m = ok ? median(ms, reps) : -1;
-  if (!ok)
+  if (!launched)
     fprintf(stderr, "launch failed: %s\n", dcnv4_context_last_error(ctx));
+  else if (!ok)
+    fprintf(stderr, "no profiling times (a queue without profiling)\n");
   free(ms);
   free(marks);
   free(ends);

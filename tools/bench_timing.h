@@ -4,9 +4,11 @@
 
 #include "dcnv4.h"
 
-/* Duration of one command in milliseconds (START to END). */
+/* Duration of one command in milliseconds (START to END); -1 where the
+ * event has no profiling times. */
 double event_ms(cl_event e);
-/* From the end of `before` (a marker) to the end of `after`. */
+/* From the end of `before` (a marker) to the end of `after`; -1 as
+ * event_ms. */
 double span_ms(cl_event before, cl_event after);
 /* A marker on the context's queue (its event), or NULL. */
 cl_event enqueue_marker(dcnv4_context *ctx);
@@ -20,7 +22,8 @@ typedef dcnv4_status (*launch_fn)(dcnv4_context *ctx, int set, void *arg,
 /* Median ms of `reps` launches after 3 warm-up ones, cycling through `nsets`
  * input sets. `single`: the launch is one command, timed by its own event;
  * else from a marker enqueued before it to its last command's end. -1 if a
- * launch failed (the message is printed). */
+ * launch failed or its events have no profiling times (the reason is
+ * printed). */
 double time_launches(dcnv4_context *ctx, int reps, int nsets, int single,
                      launch_fn launch, void *arg);
 
@@ -28,11 +31,11 @@ double time_launches(dcnv4_context *ctx, int reps, int nsets, int single,
  * with clEnqueueCopyBuffer on `bytes`-sized buffers, median of `reps`. */
 double copy_bandwidth(dcnv4_context *ctx, size_t bytes, int reps);
 
-/* The launch floor: median ms of `reps` launches (after 3 warm-up ones) of an
- * empty kernel of one work-item, each timed by its own event, as a
- * one-kernel row is. What a row of a few microseconds measures beside its
- * work; bench/anchor/op_anchor.py times an empty CUDA kernel the way it
- * times theirs. -1 if the kernel cannot be built or timed. */
+/* The launch floor: time_launches of an empty kernel of one work-item,
+ * each launch timed by its own event, as a one-kernel row is. What a row of a
+ * few microseconds measures beside its work; bench/anchor/op_anchor.py times an
+ * empty CUDA kernel the way it times theirs. -1 if the kernel cannot be built
+ * or timed. */
 double launch_floor_ms(dcnv4_context *ctx, int reps);
 
 #endif

@@ -75,6 +75,7 @@ class Anchor:
         self.status = (r.get("status") or "ok").strip()
         self.error = number(r.get("verify_error"))
         self.images_per_s = number(r.get("images_per_s"))
+        self.launch_floor_ms = number(r.get("launch_floor_ms"))
 
     @property
     def ok(self):
@@ -110,26 +111,21 @@ def read_anchors(paths, prefix):
     return anchors, impls
 
 
-def launch_floors(ours_path, anchor_paths):
-    """[(who, ms)]: ours, then each anchor implementation's median over
-    its rows, where the CSVs have a launch_floor_ms column."""
-    def values(rows):
-        return [v for v in (number(r.get("launch_floor_ms")) for r in rows)
-                if v is not None]
+def launch_floors(ours, anchors, impls):
+    """[(who, ms)]: ours, then each anchor implementation's (in `impls`
+    order) median over its rows read, where they carry launch_floor_ms."""
+    def median_of(values):
+        values = [v for v in values if v is not None]
+        return statistics.median(values) if values else None
     out = []
-    _, rows = read_csv(ours_path)
-    mine = values(rows)
-    if mine:
-        out.append(("ours (OpenCL event)", statistics.median(mine)))
-    by_impl = {}
-    for path in anchor_paths:
-        _, rows = read_csv(path)
-        for r in rows:
-            by_impl.setdefault(r.get("impl") or "pytorch", []).append(r)
-    for impl, rows in by_impl.items():
-        theirs = values(rows)
-        if theirs:
-            out.append((f"{impl} (torch.profiler)", statistics.median(theirs)))
+    mine = median_of(number(r.get("launch_floor_ms")) for r in ours.values())
+    if mine is not None:
+        out.append(("ours (OpenCL event)", mine))
+    for impl in impls:
+        theirs = median_of(found[impl].launch_floor_ms
+                           for found in anchors.values() if impl in found)
+        if theirs is not None:
+            out.append((f"{impl} (torch.profiler)", theirs))
     return out
 
 
@@ -289,7 +285,7 @@ def main(argv=None):
     rows = [Row(k, ours.get(k), lookup(anchors, k)) for k in keys]
     rows = [r for r in rows if r.theirs or r.ours is not None]
     print_table(rows, impls)
-    floors = launch_floors(args.ours, args.anchors)
+    floors = launch_floors(ours, anchors, impls)
     if floors:
         print("launch floor, an empty kernel: " + "; ".join(
             f"{who} {ms:.4f} ms" for who, ms in floors))

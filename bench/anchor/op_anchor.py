@@ -634,20 +634,14 @@ class Timer:
 
     def launch_floor(self):
         """Median ms of an empty CUDA kernel (torch.cuda._sleep(0): one
-        thread that reads the clock once) from torch.profiler, as kernels()
-        times theirs; None off a GPU or when kernel times are off."""
-        if not (self.cuda and self.kernel_time):
-            return None
-        from torch.profiler import ProfilerActivity, profile
-        for _ in range(WARMUP):
+        thread that reads the clock once), timed as kernels() times theirs;
+        None off a GPU or when kernel times are off."""
+        def empty(_):
             self.torch.cuda._sleep(0)
-        self.sync()
-        with profile(activities=[ProfilerActivity.CUDA]) as prof:
-            for _ in range(self.reps):
-                self.torch.cuda._sleep(0)
-            self.sync()
-        times = [k[1] for k in kernel_events(prof)]
-        return statistics.median(times) if times else None
+        if self.cuda and self.kernel_time:
+            for i in range(WARMUP):
+                empty(i)
+        return self.kernels(empty, 1)[0]
 
 
 def kernel_events(prof):
