@@ -152,9 +152,11 @@ static void bench_queries(dcnv4_context *ctx, const options *o,
     /* The forward is one kernel, timed by its own event as the DCNv4
      * forward's rows are (the anchors' kernel-only column is the same
      * measure); the backward from a marker: zeroing, scatter, conversion. */
-    fwd_ms = time_launches(ctx, o->reps, nsets, 1, launch_forward, &l);
+    fwd_ms =
+        time_launches(ctx, o->reps, nsets, TIME_OWN_EVENT, launch_forward, &l);
     if (o->backward)
-      bwd_ms = time_launches(ctx, o->reps, nsets, 0, launch_backward, &l);
+      bwd_ms = time_launches(ctx, o->reps, nsets, TIME_FROM_MARKER,
+                             launch_backward, &l);
   } else
     fprintf(stderr, "cannot allocate the FlashDeformAttn inputs\n");
   for (int i = 0; sets && i < nsets; i++)

@@ -293,7 +293,7 @@ static void bench_variant(dcnv4_context *ctx, const char *dir,
     double stage_ms[DCNV4_FII_STAGES] = {0}, sync_ms = -1;
     int stages_ok = -1;
     if (l.image && l.logits) {
-      fwd.ms = time_launches(ctx, reps, 1, 0, launch_fii, &l);
+      fwd.ms = time_launches(ctx, reps, 1, TIME_FROM_MARKER, launch_fii, &l);
       if (fwd.ms > 0)
         stages_ok = time_stages(ctx, reps, &l, stage_ms);
       if (fwd.ms > 0 && x->batch == 1)

@@ -68,10 +68,12 @@ static void bench_one(dcnv4_context *ctx, const options *o, const gemm_shape *s,
   double ms = -1;
   if (ok) {
     gemm_launch l = {&g, m, n, k, a, b, out};
-    /* From a marker to the last command: a GEMM split along K is two
-     * commands (the parts, then linear_reduce), and the last one's own
-     * event would time the reduction alone. */
-    ms = time_launches(ctx, o->reps, nsets, 0, launch_gemm, &l);
+    /* Back to back, as gemm_anchor.py times torch.matmul: all launches
+     * queued before the first runs, each from the previous one's end to
+     * its last command's end (a GEMM split along K is two commands, the
+     * parts and linear_reduce). A marker before each launch would also
+     * time the device waiting for the host to submit the next one. */
+    ms = time_launches(ctx, o->reps, nsets, TIME_BACK_TO_BACK, launch_gemm, &l);
   } else
     fprintf(stderr, "GEMM %llux%llux%llu: cannot set up (%s)\n",
             (unsigned long long)m, (unsigned long long)n, (unsigned long long)k,

@@ -154,7 +154,7 @@ void bench_dcnv4_layer(dcnv4_context *ctx, const options *o, const shape *s,
   double ms = -1;
   if (ok) {
     layer_launch l = {layer, s->n, s->h, s->w, inputs, output};
-    ms = time_launches(ctx, o->reps, nsets, 0, launch_layer, &l);
+    ms = time_launches(ctx, o->reps, nsets, TIME_FROM_MARKER, launch_layer, &l);
   } else
     fprintf(stderr, "DCNv4 layer %dx%dx%dx%d: cannot set up (%s)\n", s->n, s->h,
             s->w, s->c, dcnv4_context_last_error(ctx));

@@ -186,11 +186,11 @@ static void bench_dcnv4(dcnv4_context *ctx, const options *o, const shape *sh,
     fprintf(stderr, "cannot allocate %s (%d sets)\n", shape_text, nsets);
   else {
     if (o->forward || o->backward)
-      fwd_ms = time_launches(ctx, o->reps, nsets, 1, launch_forward,
-                             &(core_launch){&p, sets});
+      fwd_ms = time_launches(ctx, o->reps, nsets, TIME_OWN_EVENT,
+                             launch_forward, &(core_launch){&p, sets});
     if (backward)
-      bwd_ms = time_launches(ctx, o->reps, nsets, 0, launch_backward,
-                             &(core_launch){&p, sets});
+      bwd_ms = time_launches(ctx, o->reps, nsets, TIME_FROM_MARKER,
+                             launch_backward, &(core_launch){&p, sets});
   }
   for (int i = 0; i < nsets; i++)
     release_tensors(&sets[i]);

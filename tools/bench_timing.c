@@ -27,12 +27,17 @@ double span_ms(cl_event before, cl_event after) {
   return ns < 0 ? -1 : 1e-6 * ns;
 }
 
-cl_event enqueue_marker(dcnv4_context *ctx) {
+/* A marker that waits for `wait` (NULL: for nothing). */
+static cl_event enqueue_marker_after(dcnv4_context *ctx, cl_event wait) {
   cl_event e = NULL;
-  if (clEnqueueMarkerWithWaitList(dcnv4_context_queue(ctx), 0, NULL, &e) !=
-      CL_SUCCESS)
+  if (clEnqueueMarkerWithWaitList(dcnv4_context_queue(ctx), wait ? 1 : 0,
+                                  wait ? &wait : NULL, &e) != CL_SUCCESS)
     return NULL;
   return e;
+}
+
+cl_event enqueue_marker(dcnv4_context *ctx) {
+  return enqueue_marker_after(ctx, NULL);
 }
 
 static int compare_doubles(const void *a, const void *b) {
@@ -98,9 +103,10 @@ double launch_floor_ms(dcnv4_context *ctx, int reps) {
   cl_kernel kernel = NULL;
   if (program && clBuildProgram(program, 1, &dev, "", NULL, NULL) == CL_SUCCESS)
     kernel = clCreateKernel(program, "empty_kernel", &err);
-  const double m = kernel && reps > 0
-                       ? time_launches(ctx, reps, 1, 1, launch_empty, kernel)
-                       : -1;
+  const double m =
+      kernel && reps > 0
+          ? time_launches(ctx, reps, 1, TIME_OWN_EVENT, launch_empty, kernel)
+          : -1;
   if (kernel)
     clReleaseKernel(kernel);
   if (program)
@@ -108,22 +114,38 @@ double launch_floor_ms(dcnv4_context *ctx, int reps) {
   return m;
 }
 
-double time_launches(dcnv4_context *ctx, int reps, int nsets, int single,
-                     launch_fn launch, void *arg) {
+double time_launches(dcnv4_context *ctx, int reps, int nsets,
+                     timing_method method, launch_fn launch, void *arg) {
   const int warm = 3, total = reps + warm;
   double *ms = malloc(sizeof *ms * (size_t)reps);
   cl_event *marks = calloc((size_t)total, sizeof *marks);
   cl_event *ends = calloc((size_t)total, sizeof *ends);
   int ok = ms && marks && ends;
+  /* Back to back: the first marker waits for `gate`, and the in-order queue
+   * holds every command behind it until all are enqueued. */
+  cl_event gate = NULL;
+  if (ok && method == TIME_BACK_TO_BACK) {
+    cl_int err;
+    gate = clCreateUserEvent(dcnv4_context_cl_context(ctx), &err);
+    ok = gate != NULL;
+  }
   for (int i = 0; i < total && ok; i++) {
-    marks[i] = enqueue_marker(ctx);
-    ok = launch(ctx, i % nsets, arg, &ends[i]) == DCNV4_SUCCESS && ends[i];
+    marks[i] =
+        i == 0 && gate ? enqueue_marker_after(ctx, gate) : enqueue_marker(ctx);
+    ok = marks[i] && launch(ctx, i % nsets, arg, &ends[i]) == DCNV4_SUCCESS &&
+         ends[i];
+  }
+  if (gate) { /* released whatever happened, or clFinish would wait on it */
+    clSetUserEventStatus(gate, CL_COMPLETE);
+    clReleaseEvent(gate);
   }
   clFinish(dcnv4_context_queue(ctx));
   const int launched = ok;
   for (int i = 0; i < reps && ok; i++) {
     int k = i + warm;
-    ms[i] = single ? event_ms(ends[k]) : span_ms(marks[k], ends[k]);
+    ms[i] = method == TIME_OWN_EVENT     ? event_ms(ends[k])
+            : method == TIME_FROM_MARKER ? span_ms(marks[k], ends[k])
+                                         : span_ms(ends[k - 1], ends[k]);
     ok = ms[i] >= 0;
   }
   for (int i = 0; marks && ends && i < total; i++) {

@@ -137,7 +137,7 @@ static double mma_score(dcnv4_context *ctx, dcnv4_dtype dtype, mma_launch *l,
     if (dcn_gemm_prepare_spec(ctx, &spec, &l[i].g) != DCNV4_SUCCESS)
       return INFINITY;
     /* marker to last command: split-K launches are two commands */
-    ms[i] = time_launches(ctx, reps, 1, 0, launch_mma, &l[i]);
+    ms[i] = time_launches(ctx, reps, 1, TIME_FROM_MARKER, launch_mma, &l[i]);
     if (ms[i] <= 0)
       return INFINITY;
     *total += ms[i];

@@ -9,8 +9,10 @@ and each anchor's crash / wrong marks; then the launch floors (an empty
 kernel timed as each side times its rows: ours by its OpenCL event, the CUDA
 extensions' by torch.profiler), where the files have them, the part of a
 few-microsecond row's kernel-only ratio that is measurement and not work.
-Then the targets, where their rows
-were measured, each `met` or `NOT met` with the rows that miss:
+Then the targets, where their rows were measured, each `met` or `NOT met`
+with the rows that miss; a forward row that misses says its kernel-only
+ratio net of the two launch floors, a layer row what each side spends
+besides the core forward (the projections):
 
   issue 34  FlashDeformAttn backward >= 1.5x the best CUDA extension per
             call (fp32, fp16; every fda-detr shape); every forward row
@@ -112,21 +114,17 @@ def read_anchors(paths, prefix):
 
 
 def launch_floors(ours, anchors, impls):
-    """[(who, ms)]: ours, then each anchor implementation's (in `impls`
-    order) median over its rows read, where they carry launch_floor_ms."""
+    """{who: ms}: 'ours', then each anchor implementation (in `impls`
+    order), the median over its rows read that carry launch_floor_ms."""
     def median_of(values):
         values = [v for v in values if v is not None]
         return statistics.median(values) if values else None
-    out = []
-    mine = median_of(number(r.get("launch_floor_ms")) for r in ours.values())
-    if mine is not None:
-        out.append(("ours (OpenCL event)", mine))
+    out = {"ours": median_of(number(r.get("launch_floor_ms"))
+                             for r in ours.values())}
     for impl in impls:
-        theirs = median_of(found[impl].launch_floor_ms
-                           for found in anchors.values() if impl in found)
-        if theirs is not None:
-            out.append((f"{impl} (torch.profiler)", theirs))
-    return out
+        out[impl] = median_of(found[impl].launch_floor_ms
+                              for found in anchors.values() if impl in found)
+    return {who: ms for who, ms in out.items() if ms is not None}
 
 
 def lookup(anchors, key):
@@ -141,13 +139,15 @@ class Row:
         self.key, self.theirs = key, theirs
         self.ours = number(ours.get("median_ms")) if ours else None
         self.ours_ips = number(ours.get("images_per_s")) if ours else None
-        right = [a for a in theirs.values() if a.ok]
+        right = [(i, a) for i, a in theirs.items() if a.ok]
         self.against_wrong = not right
-        pool = right or [a for a in theirs.values() if a.wrong]
-        times = [a.ms for a in pool]
-        kernels = [a.kernel_ms for a in pool if a.kernel_ms is not None]
+        pool = right or [(i, a) for i, a in theirs.items() if a.wrong]
+        times = [a.ms for _, a in pool]
+        kernels = [(a.kernel_ms, i) for i, a in pool
+                   if a.kernel_ms is not None]
         self.best = min(times) if times else None
-        self.best_kernel = min(kernels) if kernels else None
+        self.best_kernel, self.best_kernel_impl = \
+            min(kernels) if kernels else (None, None)
         self.speedup = self.best / self.ours \
             if self.best and self.ours else None
         self.kernel_speedup = self.best_kernel / self.ours \
@@ -207,8 +207,9 @@ def write_csv(path, rows, impls):
                                num(r.best_kernel), num(r.kernel_speedup)])
 
 
-def check(name, rows, measure, limit):
-    """One target over its rows: 'met' / 'NOT met' with the misses, or
+def check(name, rows, measure, limit, why=None):
+    """One target over its rows: 'met' / 'NOT met' with the misses (each
+    followed by why(row) in brackets where that says something), or
     'not measured'."""
     if not rows:
         return [f"{name}: not measured"]
@@ -220,7 +221,9 @@ def check(name, rows, measure, limit):
             missing.append(label + (f" ({r.marks(list(r.theirs))})"
                                     if r.marks(list(r.theirs)) else ""))
         elif v < limit:
-            misses.append(f"{label} {v:.2f}x")
+            reason = why(r) if why else None
+            misses.append(f"{label} {v:.2f}x"
+                          + (f" ({reason})" if reason else ""))
     worst = min((getattr(r, measure) for r in rows
                  if getattr(r, measure) is not None), default=None)
     verdict = "NOT met" if misses or missing else "met"
@@ -232,7 +235,38 @@ def check(name, rows, measure, limit):
     return out
 
 
-def targets(rows):
+def net_of_floors(r, floors):
+    """A kernel-only ratio with each side's launch floor taken off its time:
+    how the kernels compare as work, where both floors are known."""
+    mine, theirs = floors.get("ours"), floors.get(r.best_kernel_impl)
+    if mine is None or theirs is None or r.ours is None \
+            or r.best_kernel is None or r.ours <= mine \
+            or r.best_kernel <= theirs:
+        return None
+    net = (r.best_kernel - theirs) / (r.ours - mine)
+    return f"{net:.2f}x net of the launch floors"
+
+
+def projections(r, by_key):
+    """A layer row's time less its core forward's (the same set, shape,
+    GxD and dtype): ours, and the best anchor's kernels less its forward
+    kernel; what the projections (GEMMs, bias, reshapes) take on each
+    side."""
+    core = by_key.get(("forward",) + r.key[1:])
+    if core is None or r.ours is None or core.ours is None:
+        return None
+    impl = r.best_kernel_impl
+    theirs = core.theirs.get(impl)
+    mine = r.ours - core.ours
+    if theirs is None or theirs.kernel_ms is None or r.best_kernel is None:
+        return f"ours {mine:.3f} ms besides the core forward"
+    return (f"besides the core forward: ours {mine:.3f} ms, {impl}'s "
+            f"kernels {r.best_kernel - theirs.kernel_ms:.3f} ms")
+
+
+def targets(rows, floors=None):
+    floors = floors or {}
+    by_key = {r.key: r for r in rows}
     cuda = [r for r in rows if any(i in ("upstream", "fork")
                                    for i in r.theirs)]
     out = []
@@ -246,9 +280,11 @@ def targets(rows):
         out += check("issue 34, FlashDeformAttn backward fp32/fp16 per call "
                      "vs best CUDA", fda_bwd, "speedup", 1.5)
         out += check("issue 34, every forward row kernel-only vs best CUDA "
-                     "kernel", forward, "kernel_speedup", 1.2)
+                     "kernel", forward, "kernel_speedup", 1.2,
+                     lambda r: net_of_floors(r, floors))
         out += check("issue 34, every fp32 DCNv4 layer row per call vs "
-                     "PyTorch", layer, "speedup", 1.0)
+                     "PyTorch", layer, "speedup", 1.0,
+                     lambda r: projections(r, by_key))
     fii = {r.key[:3] + (r.key[4],): r for r in rows
            if r.key[0].startswith("fii")}
     if fii:
@@ -288,10 +324,11 @@ def main(argv=None):
     floors = launch_floors(ours, anchors, impls)
     if floors:
         print("launch floor, an empty kernel: " + "; ".join(
-            f"{who} {ms:.4f} ms" for who, ms in floors))
+            f"{who} ({'OpenCL event' if who == 'ours' else 'torch.profiler'})"
+            f" {ms:.4f} ms" for who, ms in floors.items()))
     if args.csv:
         write_csv(args.csv, rows, impls)
-    for line in targets(rows):
+    for line in targets(rows, floors):
         print(line)
     return 0
 

@@ -1,11 +1,12 @@
 /* tools/bench_timing.c's time_launches, which every benchmark row and the
  * 16-bit GEMM tuner time with: a launch of two commands (a long fill, then
  * a 4-byte one, as a GEMM split along K is its parts, then the reduction)
- * timed from the marker must count the first command; a failing launch
- * gives -1. A row timed by its last command alone read the reduction of
- * split GEMMs as the whole GEMM (perf-notes §39). And launch_floor_ms, the
- * empty kernel's time: above 0, below the 64 MiB fill's, and -1 where the
- * queue keeps no profiling times. */
+ * timed from the marker, or back to back (the GEMM rows), must count the
+ * first command; back to back, nothing runs before every launch is
+ * enqueued; a failing launch gives -1 (and releases a held queue). A row timed
+ * by its last command alone read the reduction of split GEMMs as the whole GEMM
+ * (perf-notes §39). And launch_floor_ms, the empty kernel's time: above 0,
+ * below the 64 MiB fill's, and -1 where the queue keeps no profiling times. */
 #include "bench_timing.h"
 
 #include "test_util.h"
@@ -21,6 +22,9 @@ typedef struct two_commands {
   cl_event first[REPS + WARM];
   int launches;
   int fail_at; /* the launch that fails (-1: none) */
+  /* The first launch's fill's execution status when the last launch was
+   * enqueued (CL_QUEUED .. CL_COMPLETE). */
+  cl_int first_status_at_last;
 } two_commands;
 
 static dcnv4_status launch_two(dcnv4_context *ctx, int set, void *arg,
@@ -37,6 +41,9 @@ static dcnv4_status launch_two(dcnv4_context *ctx, int set, void *arg,
       clEnqueueFillBuffer(q, t->small, &zero, sizeof zero, 0, sizeof zero, 0,
                           NULL, end) != CL_SUCCESS)
     return DCNV4_ERROR_OPENCL;
+  if (t->launches == REPS + WARM)
+    clGetEventInfo(t->first[0], CL_EVENT_COMMAND_EXECUTION_STATUS,
+                   sizeof(cl_int), &t->first_status_at_last, NULL);
   return DCNV4_SUCCESS;
 }
 
@@ -60,7 +67,8 @@ int main(void) {
 
   /* From the marker: each launch's span covers its first command, so the
    * median span is at least the median of the first commands' times. */
-  const double span = time_launches(ctx, REPS, 1, 0, launch_two, &t);
+  const double span =
+      time_launches(ctx, REPS, 1, TIME_FROM_MARKER, launch_two, &t);
   CHECK(t.launches == REPS + WARM, "%d launches", t.launches);
   double first_ms[REPS];
   for (int i = 0; i < REPS && i + WARM < t.launches; i++)
@@ -73,10 +81,38 @@ int main(void) {
 
   /* A launch that fails: -1, and the launches before it are released. */
   t.fail_at = WARM + 1;
-  CHECK(time_launches(ctx, REPS, 1, 0, launch_two, &t) == -1,
+  CHECK(time_launches(ctx, REPS, 1, TIME_FROM_MARKER, launch_two, &t) == -1,
         "a failed launch was timed");
   CHECK(t.launches == WARM + 1, "%d launches after the failure", t.launches);
   release_events(&t);
+
+  /* Back to back: nothing runs before the last launch is enqueued (the
+   * first fill is still waiting then), and each launch's time, from the
+   * previous launch's end to its own, covers its fill. */
+  t.fail_at = -1;
+  const double chained =
+      time_launches(ctx, REPS, 1, TIME_BACK_TO_BACK, launch_two, &t);
+  CHECK(t.launches == REPS + WARM, "%d launches", t.launches);
+  CHECK(t.first_status_at_last == CL_QUEUED ||
+            t.first_status_at_last == CL_SUBMITTED,
+        "the first launch ran (status %d) before the last was enqueued",
+        (int)t.first_status_at_last);
+  for (int i = 0; i < REPS && i + WARM < t.launches; i++)
+    first_ms[i] = event_ms(t.first[i + WARM]);
+  const double chained_first = median(first_ms, REPS);
+  /* 0.9: a runtime may stamp a command's START before the previous one's
+   * END (Intel's CPU runtime does, by a few per cent). */
+  CHECK(chained >= 0.9 * chained_first, "back to back %g ms < the fill's %g ms",
+        chained, chained_first);
+  printf("two commands back to back: %.3f ms, first command %.3f ms\n", chained,
+         chained_first);
+  release_events(&t);
+  t.fail_at = WARM + 1; /* the held queue is released: no hang, and -1 */
+  CHECK(time_launches(ctx, REPS, 1, TIME_BACK_TO_BACK, launch_two, &t) == -1,
+        "a failed launch was timed back to back");
+  CHECK(t.launches == WARM + 1, "%d launches after the failure", t.launches);
+  release_events(&t);
+  t.fail_at = -1;
 
   /* The launch floor: an empty kernel takes longer than nothing and less
    * than writing 64 MiB. */
