@@ -33,8 +33,10 @@
 #   bash tools/device/anchor_job.sh --skip anchor,join   # builds, ours
 #   bash tools/device/anchor_job.sh --skip build,bench   # theirs, the join
 # (the second finds the first's build, extensions and CSVs under /tmp; the
-# anchor splits further, e.g. --anchor "--ops core" then --ops layer,fda:
-# the join reads every anchor CSV of /tmp/dcnv4-anchor/).
+# anchor splits further, one call per --ops: on an H100 core's anchors took
+# 479 s and layer,fda's together more than 500 s, so core, layer and fda
+# each in its own call; the join reads every anchor CSV of
+# /tmp/dcnv4-anchor/).
 set -uo pipefail
 ops=core,layer,fda quick=0 bench_args="" anchor_args="" skip=""
 upstream=.device/upstream fork=.device/fork ext_dir=.device/ext
