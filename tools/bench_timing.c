@@ -120,33 +120,40 @@ double time_launches(dcnv4_context *ctx, int reps, int nsets,
   double *ms = malloc(sizeof *ms * (size_t)reps);
   cl_event *marks = calloc((size_t)total, sizeof *marks);
   cl_event *ends = calloc((size_t)total, sizeof *ends);
-  int ok = ms && marks && ends;
+  /* What failed, printed once at the end (NULL: nothing). */
+  const char *failed = ms && marks && ends ? NULL : "out of host memory";
   /* Back to back: the first marker waits for `gate`, and the in-order queue
    * holds every command behind it until all are enqueued. */
   cl_event gate = NULL;
-  if (ok && method == TIME_BACK_TO_BACK) {
+  if (!failed && method == TIME_BACK_TO_BACK) {
     cl_int err;
     gate = clCreateUserEvent(dcnv4_context_cl_context(ctx), &err);
-    ok = gate != NULL;
+    if (!gate)
+      failed = "cannot create a user event";
   }
-  for (int i = 0; i < total && ok; i++) {
+  for (int i = 0; i < total && !failed; i++) {
     marks[i] =
         i == 0 && gate ? enqueue_marker_after(ctx, gate) : enqueue_marker(ctx);
-    ok = marks[i] && launch(ctx, i % nsets, arg, &ends[i]) == DCNV4_SUCCESS &&
-         ends[i];
+    if (!marks[i])
+      failed = "cannot enqueue a marker";
+    else if (launch(ctx, i % nsets, arg, &ends[i]) != DCNV4_SUCCESS ||
+             !ends[i]) {
+      const char *why = dcnv4_context_last_error(ctx);
+      failed = why && *why ? why : "a launch failed";
+    }
   }
   if (gate) { /* released whatever happened, or clFinish would wait on it */
     clSetUserEventStatus(gate, CL_COMPLETE);
     clReleaseEvent(gate);
   }
   clFinish(dcnv4_context_queue(ctx));
-  const int launched = ok;
-  for (int i = 0; i < reps && ok; i++) {
+  for (int i = 0; i < reps && !failed; i++) {
     int k = i + warm;
     ms[i] = method == TIME_OWN_EVENT     ? event_ms(ends[k])
             : method == TIME_FROM_MARKER ? span_ms(marks[k], ends[k])
                                          : span_ms(ends[k - 1], ends[k]);
-    ok = ms[i] >= 0;
+    if (ms[i] < 0)
+      failed = "no profiling times (a queue without profiling)";
   }
   for (int i = 0; marks && ends && i < total; i++) {
     if (marks[i])
@@ -154,11 +161,9 @@ double time_launches(dcnv4_context *ctx, int reps, int nsets,
     if (ends[i])
       clReleaseEvent(ends[i]);
   }
-  double m = ok ? median(ms, reps) : -1;
-  if (!launched)
-    fprintf(stderr, "launch failed: %s\n", dcnv4_context_last_error(ctx));
-  else if (!ok)
-    fprintf(stderr, "no profiling times (a queue without profiling)\n");
+  double m = failed ? -1 : median(ms, reps);
+  if (failed)
+    fprintf(stderr, "cannot time the launches: %s\n", failed);
   free(ms);
   free(marks);
   free(ends);
