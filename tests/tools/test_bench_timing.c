@@ -53,6 +53,29 @@ static void release_events(two_commands *t) {
   t->launches = 0;
 }
 
+/* Median ms of the timed launches' first commands (the 64 MiB fills). */
+static double first_commands_ms(const two_commands *t) {
+  double ms[REPS];
+  if (t->launches != REPS + WARM)
+    return -1;
+  for (int i = 0; i < REPS; i++)
+    ms[i] = event_ms(t->first[i + WARM]);
+  return median(ms, REPS);
+}
+
+/* A launch that fails: -1, the launches before it released, and (back to
+ * back) the held queue released: no hang. */
+static void check_failed_launch(dcnv4_context *ctx, two_commands *t,
+                                timing_method method) {
+  t->fail_at = WARM + 1;
+  CHECK(time_launches(ctx, REPS, 1, method, launch_two, t) == -1,
+        "a failed launch was timed (method %d)", (int)method);
+  CHECK(t->launches == WARM + 1, "%d launches after the failure (method %d)",
+        t->launches, (int)method);
+  release_events(t);
+  t->fail_at = -1;
+}
+
 int main(void) {
   dcnv4_context *ctx = test_profiling_context();
   two_commands t = {0};
@@ -70,26 +93,17 @@ int main(void) {
   const double span =
       time_launches(ctx, REPS, 1, TIME_FROM_MARKER, launch_two, &t);
   CHECK(t.launches == REPS + WARM, "%d launches", t.launches);
-  double first_ms[REPS];
-  for (int i = 0; i < REPS && i + WARM < t.launches; i++)
-    first_ms[i] = event_ms(t.first[i + WARM]);
-  const double first = median(first_ms, REPS);
+  const double first = first_commands_ms(&t);
   CHECK(first > 0, "the 64 MiB fill took %g ms", first);
   CHECK(span >= first, "span %g ms < its first command's %g ms", span, first);
   printf("two commands: span %.3f ms, first command %.3f ms\n", span, first);
   release_events(&t);
 
-  /* A launch that fails: -1, and the launches before it are released. */
-  t.fail_at = WARM + 1;
-  CHECK(time_launches(ctx, REPS, 1, TIME_FROM_MARKER, launch_two, &t) == -1,
-        "a failed launch was timed");
-  CHECK(t.launches == WARM + 1, "%d launches after the failure", t.launches);
-  release_events(&t);
+  check_failed_launch(ctx, &t, TIME_FROM_MARKER);
 
   /* Back to back: nothing runs before the last launch is enqueued (the
    * first fill is still waiting then), and each launch's time, from the
    * previous launch's end to its own, covers its fill. */
-  t.fail_at = -1;
   const double chained =
       time_launches(ctx, REPS, 1, TIME_BACK_TO_BACK, launch_two, &t);
   CHECK(t.launches == REPS + WARM, "%d launches", t.launches);
@@ -97,9 +111,7 @@ int main(void) {
             t.first_status_at_last == CL_SUBMITTED,
         "the first launch ran (status %d) before the last was enqueued",
         (int)t.first_status_at_last);
-  for (int i = 0; i < REPS && i + WARM < t.launches; i++)
-    first_ms[i] = event_ms(t.first[i + WARM]);
-  const double chained_first = median(first_ms, REPS);
+  const double chained_first = first_commands_ms(&t);
   /* 0.9: a runtime may stamp a command's START before the previous one's
    * END (Intel's CPU runtime does, by a few per cent). */
   CHECK(chained >= 0.9 * chained_first, "back to back %g ms < the fill's %g ms",
@@ -107,12 +119,7 @@ int main(void) {
   printf("two commands back to back: %.3f ms, first command %.3f ms\n", chained,
          chained_first);
   release_events(&t);
-  t.fail_at = WARM + 1; /* the held queue is released: no hang, and -1 */
-  CHECK(time_launches(ctx, REPS, 1, TIME_BACK_TO_BACK, launch_two, &t) == -1,
-        "a failed launch was timed back to back");
-  CHECK(t.launches == WARM + 1, "%d launches after the failure", t.launches);
-  release_events(&t);
-  t.fail_at = -1;
+  check_failed_launch(ctx, &t, TIME_BACK_TO_BACK);
 
   /* The launch floor: an empty kernel takes longer than nothing and less
    * than writing 64 MiB. */
