@@ -128,37 +128,72 @@ inline void store_pair(__global out_t *restrict y, const int n, const int N,
 
 // Rows [r0, r0 + R) of a (rows, K) matrix, k in [k0, k0 + TK), into a
 // staged tile (R rows of PITCH values), zeros outside the matrix and from
-// k_end on (the end of this launch's part of K); `k8`: K is a multiple of
-// 8 (16-byte copies).
+// k_end on (the end of this launch's part of K), value by value: K is not
+// a multiple of 8, so rows are not 16-byte aligned.
 inline void stage_rows(__local ushort *tile, __global const ushort *src,
                        const idx_t r0, const idx_t rows, const int R,
                        const int k0, const int k_end, const int K,
-                       const bool k8, const int lid) {
+                       const int lid) {
   const int units = R * PIECES;
   for (int u = lid; u < units; u += LOCAL) {
     const int r = u / PIECES, c = u % PIECES;
     const idx_t row = r0 + (idx_t)r;
     const int k = k0 + c * 8;
-    __local uint4 *dst =
-        (__local uint4 *)((__local uchar *)tile + PIECE_AT(r, c));
     const bool in = row < rows;
-    if (k8) {
-      const bool ok = in && k < k_end;
-      copy16_async(dst, (__global const uint4 *)(src + (ok ? row * K + k : 0)),
-                   ok);
-    } else {
-      // Addresses clamped into the matrix, the values zeroed outside.
-      const idx_t base = (in ? row : rows - 1) * K;
-      uint w[4];
-      for (int e = 0; e < 4; e++) {
-        const int k_lo = k + 2 * e, k_hi = k_lo + 1;
-        const uint lo = src[base + min(k_lo, K - 1)];
-        const uint hi = src[base + min(k_hi, K - 1)];
-        w[e] = (in && k_lo < k_end ? lo : 0u) | (in && k_hi < k_end ? hi : 0u)
-                                                    << 16;
-      }
-      *dst = (uint4)(w[0], w[1], w[2], w[3]);
+    // Addresses clamped into the matrix, the values zeroed outside.
+    const idx_t base = (in ? row : rows - 1) * K;
+    uint w[4];
+    for (int e = 0; e < 4; e++) {
+      const int k_lo = k + 2 * e, k_hi = k_lo + 1;
+      const uint lo = src[base + min(k_lo, K - 1)];
+      const uint hi = src[base + min(k_hi, K - 1)];
+      w[e] = (in && k_lo < k_end ? lo : 0u) | (in && k_hi < k_end ? hi : 0u)
+                                                  << 16;
     }
+    *(__local uint4 *)((__local uchar *)tile + PIECE_AT(r, c)) =
+        (uint4)(w[0], w[1], w[2], w[3]);
+  }
+}
+
+// Where K % 8 == 0 every piece is one 16-byte copy: piece u (row u /
+// PIECES, column u % PIECES) of an R-row tile; the branch on K is taken
+// once for the whole launch, at the caller.
+inline void stage_piece(__local ushort *tile, __global const ushort *src,
+                        const idx_t r0, const idx_t rows, const int k0,
+                        const int k_end, const int K, const int u) {
+  const int r = u / PIECES, c = u % PIECES;
+  const idx_t row = r0 + (idx_t)r;
+  const int k = k0 + c * 8;
+  const bool ok = row < rows && k < k_end;
+  copy16_async((__local uint4 *)((__local uchar *)tile + PIECE_AT(r, c)),
+               (__global const uint4 *)(src + (ok ? row * K + k : 0)), ok);
+}
+inline void stage_pieces(__local ushort *tile, __global const ushort *src,
+                         const idx_t r0, const idx_t rows, const int R,
+                         const int k0, const int k_end, const int K,
+                         const int lid) {
+  // A run of copies, each under a bound (true for every piece where LOCAL
+  // divides R * PIECES), unrolled: the loop of stage_rows costs a bound
+  // check and a branch per piece (perf-notes §41).
+#pragma unroll
+  for (int i = 0; i < (R * PIECES + LOCAL - 1) / LOCAL; i++)
+    if (lid + i * LOCAL < R * PIECES)
+      stage_piece(tile, src, r0, rows, k0, k_end, K, lid + i * LOCAL);
+}
+
+// Chunk k0 of X's rows from m0 and W's rows from n0 into ring buffer t:
+// 16-byte copies where K % 8 == 0 (k8, the same for the whole launch),
+// value by value otherwise.
+inline void stage_chunk(__local ushort *t, __global const ushort *X,
+                        __global const ushort *W, const idx_t m0, const idx_t M,
+                        const int n0, const int N, const int K, const int k0,
+                        const int k_end, const bool k8, const int lid) {
+  if (k8) {
+    stage_pieces(t, X, m0, M, TM, k0, k_end, K, lid);
+    stage_pieces(t + TM * PITCH, W, (idx_t)n0, (idx_t)N, TN, k0, k_end, K, lid);
+  } else {
+    stage_rows(t, X, m0, M, TM, k0, k_end, K, lid);
+    stage_rows(t + TM * PITCH, W, (idx_t)n0, (idx_t)N, TN, k0, k_end, K, lid);
   }
 }
 
@@ -287,12 +322,9 @@ linear_mma(__global const ushort *restrict X, __global const ushort *restrict W,
   // The ring's first STAGES-1 chunks (a commit per stage, even empty, so
   // that copy_wait counts chunks).
   for (int s = 0; s < STAGES - 1; s++) {
-    if (s < chunks) {
-      __local ushort *t = (__local ushort *)tiles + s * STAGE_VALUES;
-      stage_rows(t, X, m0, M, TM, k_begin + s * TK, k_end, K, k8, lid);
-      stage_rows(t + TM * PITCH, W, (idx_t)n0, (idx_t)N, TN, k_begin + s * TK,
-                 k_end, K, k8, lid);
-    }
+    if (s < chunks)
+      stage_chunk((__local ushort *)tiles + s * STAGE_VALUES, X, W, m0, M, n0,
+                  N, K, k_begin + s * TK, k_end, k8, lid);
     copy_commit();
   }
 
@@ -312,13 +344,9 @@ linear_mma(__global const ushort *restrict X, __global const ushort *restrict W,
     // free: its products are done.
     barrier(CLK_LOCAL_MEM_FENCE);
     const int next = c + STAGES - 1;
-    if (next < chunks) {
-      __local ushort *t =
-          (__local ushort *)tiles + (next % STAGES) * STAGE_VALUES;
-      stage_rows(t, X, m0, M, TM, k_begin + next * TK, k_end, K, k8, lid);
-      stage_rows(t + TM * PITCH, W, (idx_t)n0, (idx_t)N, TN,
-                 k_begin + next * TK, k_end, K, k8, lid);
-    }
+    if (next < chunks)
+      stage_chunk((__local ushort *)tiles + (next % STAGES) * STAGE_VALUES, X,
+                  W, m0, M, n0, N, K, k_begin + next * TK, k_end, k8, lid);
     copy_commit();
 
     __local const uchar *stage =
