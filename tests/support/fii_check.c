@@ -225,7 +225,7 @@ dcnv4_status fii_case_run(const fii_case *c, dcnv4_context *ctx) {
 
 double fii_case_error(const fii_case *c, dcnv4_context *ctx) {
   double *got = download_values(ctx, c->out, c->out_count, out_dtype(c));
-  double e = rel_l2(got, c->ref, c->out_count);
+  double e = rel_l2_stored(got, c->ref, c->out_count, out_dtype(c));
   free(got);
   return e;
 }

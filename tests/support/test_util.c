@@ -1,6 +1,7 @@
 #include "test_util.h"
 
 #include <dirent.h>
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,6 +123,19 @@ double rel_l2(const double *got, const double *ref, size_t n) {
     den += ref[i] * ref[i];
   }
   return den > 0 ? sqrt(num / den) : sqrt(num);
+}
+
+double rel_l2_stored(const double *got, const double *ref, size_t n,
+                     dcnv4_dtype dtype) {
+  double den = 0;
+  for (size_t i = 0; i < n; i++)
+    den += ref[i] * ref[i];
+  /* fp16's smallest normal; bf16 has fp32's range */
+  const double floor_norm = dtype == DCNV4_FLOAT16 ? 6.103515625e-05 : FLT_MIN;
+  if (sqrt(den) >= floor_norm)
+    return rel_l2(got, ref, n);
+  const double e = rel_l2(got, ref, n);
+  return den > 0 ? e * sqrt(den) / floor_norm : e / floor_norm;
 }
 
 double *to_doubles(const float *v, size_t n) {

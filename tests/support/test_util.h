@@ -71,6 +71,12 @@ double linear_product_error(dcnv4_context *ctx, rng *r, int m, int n, int k,
 /* ||got - ref|| / ||ref|| (||got - ref|| if ref is all zero); NaN anywhere in
  * got gives +inf. */
 double rel_l2(const double *got, const double *ref, size_t n);
+/* rel_l2 of values stored in dtype, relative to at least the type's
+ * smallest normal: a reference below it (an output of one value 4e-12,
+ * which fp16 stores as 0) is compared absolutely at that scale, where its
+ * own rounding to the type is no error. */
+double rel_l2_stored(const double *got, const double *ref, size_t n,
+                     dcnv4_dtype dtype);
 double *to_doubles(const float *v, size_t n);
 
 /* Temporary folder (mkdtemp) and recursive removal. */
