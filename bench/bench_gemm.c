@@ -86,9 +86,17 @@ static void bench_one(dcnv4_context *ctx, const options *o, const gemm_shape *s,
   char shape_text[40];
   snprintf(shape_text, sizeof shape_text, "%llux%llux%llu",
            (unsigned long long)m, (unsigned long long)n, (unsigned long long)k);
-  measurement x = {"gemm", s->set, shape_text, s->what, dtype,  ms,
-                   bytes,  0,      err,        nsets,   o->reps};
-  x.flops = 2.0 * (double)m * (double)n * (double)k;
+  const measurement x = {.op = "gemm",
+                         .set = s->set,
+                         .shape = shape_text,
+                         .config = s->what,
+                         .dtype = dtype,
+                         .ms = ms,
+                         .bytes = bytes,
+                         .verify_error = err,
+                         .sets = nsets,
+                         .reps = o->reps,
+                         .flops = 2.0 * (double)m * (double)n * (double)k};
   record_row(res, &x);
 }
 

@@ -509,6 +509,13 @@ def test_bench_gemm(tmp, torch_ok):
     check([(r["op"], r["set"], r["shape"], r["groups_x_channels"])
            for r in rows] == [("gemm", "custom", "33x20x17", "gemm")],
           f"dcnv4-bench --gemm: its one row: {rows}")
+    # Its check against float64: DESIGN's fp32 bound, an error below it
+    # (a correct GEMM's is about 1e-7, not exactly 0), the launches asked.
+    r = rows[0]
+    check(float(r["tolerance"]) == 1e-5
+          and 0 < float(r["verify_error"]) < 1e-5
+          and r["launches"] == "2",
+          f"dcnv4-bench --gemm: verified against float64: {r}")
     for bad in ("33x20", "33x0x17"):
         rc, out, err = run([BENCH, "--ops", "gemm", "--gemm", bad])
         check(rc != 0 and "--gemm wants MxNxK" in err,
