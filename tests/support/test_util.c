@@ -130,12 +130,13 @@ double rel_l2_stored(const double *got, const double *ref, size_t n,
   double den = 0;
   for (size_t i = 0; i < n; i++)
     den += ref[i] * ref[i];
+  const double norm = sqrt(den), e = rel_l2(got, ref, n);
   /* fp16's smallest normal; bf16 has fp32's range */
   const double floor_norm = dtype == DCNV4_FLOAT16 ? 6.103515625e-05 : FLT_MIN;
-  if (sqrt(den) >= floor_norm)
-    return rel_l2(got, ref, n);
-  const double e = rel_l2(got, ref, n);
-  return den > 0 ? e * sqrt(den) / floor_norm : e / floor_norm;
+  if (norm >= floor_norm)
+    return e;
+  /* rel_l2 is absolute where ref is all zero */
+  return (norm > 0 ? e * norm : e) / floor_norm;
 }
 
 double *to_doubles(const float *v, size_t n) {
